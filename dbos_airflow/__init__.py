@@ -1,0 +1,33 @@
+"""dbos-airflow: the Apache Airflow provider for DBOS durable workflows.
+
+Public names are imported lazily so that ``import dbos_airflow`` (done by Airflow's
+provider discovery) stays cheap and never touches a database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "DBOSClient": "dbos_airflow.client",
+    "EnqueueOptions": "dbos_airflow.client",
+    "DBOSHook": "dbos_airflow.hooks.dbos",
+    "DBOSEnqueueOperator": "dbos_airflow.operators.dbos",
+    "DBOSSendOperator": "dbos_airflow.operators.dbos",
+    "DBOSWorkflowSensor": "dbos_airflow.sensors.dbos",
+    "DBOSEventSensor": "dbos_airflow.sensors.dbos",
+    "DBOSWorkflowTrigger": "dbos_airflow.triggers.dbos",
+    "DBOSEventTrigger": "dbos_airflow.triggers.dbos",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        import importlib
+
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'dbos_airflow' has no attribute {name!r}")

@@ -1,0 +1,75 @@
+"""Provider metadata read by Airflow's provider discovery (``apache_airflow_provider`` entry point)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get_provider_info() -> dict[str, Any]:
+    from dbos_airflow import __version__
+
+    return {
+        "package-name": "dbos-airflow",
+        "name": "DBOS",
+        "description": "Enqueue, message and wait on `DBOS <https://dbos.dev>`__ durable workflows.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "DBOS",
+                "external-doc-url": "https://docs.dbos.dev/python/reference/client",
+                "tags": ["software"],
+            }
+        ],
+        "hooks": [{"integration-name": "DBOS", "python-modules": ["dbos_airflow.hooks.dbos"]}],
+        "operators": [{"integration-name": "DBOS", "python-modules": ["dbos_airflow.operators.dbos"]}],
+        "sensors": [{"integration-name": "DBOS", "python-modules": ["dbos_airflow.sensors.dbos"]}],
+        "triggers": [{"integration-name": "DBOS", "python-modules": ["dbos_airflow.triggers.dbos"]}],
+        "connection-types": [
+            {
+                "connection-type": "dbos",
+                "hook-class-name": "dbos_airflow.hooks.dbos.DBOSHook",
+                "hook-name": "DBOS",
+                "conn-fields": {
+                    "system_database_url": {
+                        "label": "System database URL",
+                        "description": "Overrides host/port/login/password/database, e.g. sqlite:////path/app.sqlite",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "dbos_system_schema": {
+                        "label": "DBOS system schema",
+                        "description": "Schema of the DBOS system tables (the application's dbos_system_schema)",
+                        "schema": {"type": ["string", "null"], "default": "dbos"},
+                    },
+                    "application_name": {
+                        "label": "DBOS application name",
+                        "description": "Owner stamped on workflows this connection enqueues",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "connect_timeout": {
+                        "label": "Connect timeout (seconds)",
+                        "schema": {"type": ["integer", "null"], "default": 10},
+                    },
+                    "serialization": {
+                        "label": "Serialization",
+                        "description": "portable (JSON, any DBOS language) or pickle",
+                        "schema": {"type": ["string", "null"], "enum": ["portable", "pickle", None], "default": "portable"},
+                    },
+                    "use_listen_notify": {
+                        "label": "Use LISTEN/NOTIFY",
+                        "description": "Only if the DBOS application runs with use_listen_notify=True (its default)",
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["extra"],
+                    "relabeling": {"schema": "Database (DBOS system database)"},
+                    "placeholders": {
+                        "host": "localhost",
+                        "port": "5432",
+                        "schema": "myapp_dbos_sys",
+                        "login": "postgres",
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,357 @@
+"""DBOSHook: an Airflow Connection of type ``dbos`` turned into a :class:`DBOSClient`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from airflow.sdk import BaseHook
+
+from dbos_airflow.exceptions import DBOSAirflowError, DBOSOptionsError, DBOSWorkflowNotFoundError
+from dbos_airflow.status import status_to_dict
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+    from dbos import WorkflowHandle, WorkflowHandleAsync
+
+    from dbos_airflow.client import DBOSClient, EnqueueOptions
+
+SERIALIZATIONS = ("portable", "pickle")
+EXTRA_FIELDS = (
+    "system_database_url",
+    "dbos_system_schema",
+    "application_name",
+    "connect_timeout",
+    "serialization",
+    "use_listen_notify",
+)
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise DBOSOptionsError(f"connection extra {name}={value!r} is not a boolean (true/false)")
+
+
+@dataclass(frozen=True)
+class DBOSConnectionSettings:
+    """What a ``dbos`` connection says, validated. ``repr`` never shows the password."""
+
+    system_database_url: str
+    dbos_system_schema: str = "dbos"
+    application_name: str | None = None
+    connect_timeout: float = 10
+    serialization: str = "portable"
+    use_listen_notify: bool = False
+
+    def __repr__(self) -> str:
+        shown = sa.make_url(self.system_database_url).render_as_string(hide_password=True)
+        return f"DBOSConnectionSettings({shown}, schema={self.dbos_system_schema!r})"
+
+    @classmethod
+    def from_connection(cls, conn: Connection) -> DBOSConnectionSettings:
+        extra = {k: v for k, v in (conn.extra_dejson or {}).items() if v not in (None, "")}
+        unknown = sorted(set(extra) - set(EXTRA_FIELDS))
+        if unknown:
+            raise DBOSOptionsError(
+                f"connection {conn.conn_id!r}: unknown extra field(s) {', '.join(unknown)}; "
+                f"valid extras are: {', '.join(EXTRA_FIELDS)}"
+            )
+        serialization = str(extra.get("serialization", "portable")).lower()
+        if serialization not in SERIALIZATIONS:
+            raise DBOSOptionsError(
+                f"connection {conn.conn_id!r}: serialization={serialization!r}; use one of {SERIALIZATIONS}"
+            )
+        try:
+            timeout = float(extra.get("connect_timeout", 10))
+        except (TypeError, ValueError):
+            timeout = -1
+        if timeout <= 0:
+            raise DBOSOptionsError(
+                f"connection {conn.conn_id!r}: connect_timeout={extra.get('connect_timeout')!r} "
+                "must be a positive number of seconds"
+            )
+        url = extra.get("system_database_url")
+        if url is None:
+            if not conn.schema:
+                raise DBOSOptionsError(
+                    f"connection {conn.conn_id!r} names no database: set its Database field "
+                    "(the DBOS system database, e.g. myapp_dbos_sys) or the system_database_url extra"
+                )
+            url = sa.URL.create(
+                "postgresql",
+                username=conn.login or None,
+                password=conn.password or None,
+                host=conn.host or "localhost",
+                port=conn.port or 5432,
+                database=conn.schema,
+            ).render_as_string(hide_password=False)
+        parsed = sa.make_url(url)
+        if parsed.get_backend_name() != "sqlite" and "connect_timeout" not in parsed.query:
+            url = parsed.update_query_dict({"connect_timeout": str(int(timeout))}).render_as_string(
+                hide_password=False
+            )
+        return cls(
+            system_database_url=url,
+            dbos_system_schema=str(extra.get("dbos_system_schema", "dbos")),
+            application_name=extra.get("application_name"),
+            connect_timeout=timeout,
+            serialization=serialization,
+            use_listen_notify=_as_bool("use_listen_notify", extra.get("use_listen_notify", False)),
+        )
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`DBOSClient` for these settings (Airflow owns retries)."""
+        return {
+            "system_database_url": self.system_database_url,
+            "dbos_system_schema": self.dbos_system_schema,
+            "application_name": self.application_name,
+            "use_listen_notify": self.use_listen_notify,
+            "retry_connection_errors": False,
+        }
+
+    @property
+    def serialization_type(self) -> Any:
+        from dbos import WorkflowSerializationFormat
+
+        if self.serialization == "pickle":
+            return WorkflowSerializationFormat.NATIVE
+        return WorkflowSerializationFormat.PORTABLE
+
+
+def _serialization_type(name: str) -> Any:
+    if name not in SERIALIZATIONS:
+        raise DBOSOptionsError(f"serialization={name!r}; use one of {SERIALIZATIONS}")
+    return DBOSConnectionSettings("x", serialization=name).serialization_type
+
+
+class DBOSHook(BaseHook):
+    """
+    Interact with a DBOS application through its system database.
+
+    The client is created on first use (never at import or DAG-parse time) and closed by
+    :meth:`close` or by leaving the hook's ``with`` block. Every method of the seed API is
+    here, plus the workflow-management calls operators and sensors need.
+
+    :param dbos_conn_id: Airflow connection of type ``dbos`` (default ``dbos_default``).
+    """
+
+    conn_name_attr = "dbos_conn_id"
+    default_conn_name = "dbos_default"
+    conn_type = "dbos"
+    hook_name = "DBOS"
+
+    def __init__(self, dbos_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dbos_conn_id = dbos_conn_id
+        self._client: DBOSClient | None = None
+        self._settings: DBOSConnectionSettings | None = None
+
+    # -- connection and client lifecycle -------------------------------------------------
+
+    @property
+    def settings(self) -> DBOSConnectionSettings:
+        if self._settings is None:
+            self._settings = DBOSConnectionSettings.from_connection(self.get_connection(self.dbos_conn_id))
+        return self._settings
+
+    async def asettings(self) -> DBOSConnectionSettings:
+        if self._settings is None:
+            conn = await BaseHook.aget_connection(self.dbos_conn_id)
+            self._settings = DBOSConnectionSettings.from_connection(conn)
+        return self._settings
+
+    def get_client(self) -> DBOSClient:
+        """The hook's :class:`DBOSClient`, connected on the first call."""
+        if self._client is None:
+            from dbos_airflow.client import DBOSClient
+
+            self._client = DBOSClient(**self.settings.client_kwargs())
+        return self._client
+
+    async def aget_client(self) -> DBOSClient:
+        """Like :meth:`get_client`, without blocking the event loop."""
+        if self._client is None:
+            from dbos_airflow.client import DBOSClient
+
+            kwargs = (await self.asettings()).client_kwargs()
+            self._client = await asyncio.to_thread(lambda: DBOSClient(**kwargs))
+        return self._client
+
+    def close(self) -> None:
+        """Release the client's connections. The hook can be used again afterwards."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.destroy()
+
+    def __enter__(self) -> DBOSHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> DBOSHook:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await asyncio.to_thread(client.destroy)
+
+    # -- the seed API --------------------------------------------------------------------
+
+    def _options(self, options: EnqueueOptions, serialization: str | None) -> EnqueueOptions:
+        if "serialization_type" in options:
+            return options
+        fmt = _serialization_type(serialization) if serialization else self.settings.serialization_type
+        return {**options, "serialization_type": fmt}
+
+    def enqueue(
+        self, options: EnqueueOptions, *args: Any, serialization: str | None = None, **kwargs: Any
+    ) -> WorkflowHandle[Any]:
+        """Enqueue a workflow (seed ``enqueue``); encodes with the connection's serialization."""
+        return self.get_client().enqueue(self._options(options, serialization), *args, **kwargs)
+
+    async def enqueue_async(
+        self, options: EnqueueOptions, *args: Any, serialization: str | None = None, **kwargs: Any
+    ) -> WorkflowHandleAsync[Any]:
+        await self.asettings()
+        client = await self.aget_client()
+        return await client.enqueue_async(self._options(options, serialization), *args, **kwargs)
+
+    def send(
+        self,
+        destination_id: str,
+        message: Any,
+        topic: str | None = None,
+        idempotency_key: str | None = None,
+        *,
+        serialization: str | None = None,
+    ) -> None:
+        """Send ``message`` to a workflow; a repeated ``idempotency_key`` is delivered once."""
+        fmt = _serialization_type(serialization) if serialization else self.settings.serialization_type
+        self.get_client().send(destination_id, message, topic, idempotency_key, serialization_type=fmt)
+
+    async def send_async(
+        self,
+        destination_id: str,
+        message: Any,
+        topic: str | None = None,
+        idempotency_key: str | None = None,
+        *,
+        serialization: str | None = None,
+    ) -> None:
+        settings = await self.asettings()
+        fmt = _serialization_type(serialization) if serialization else settings.serialization_type
+        client = await self.aget_client()
+        await client.send_async(destination_id, message, topic, idempotency_key, serialization_type=fmt)
+
+    def get_event(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
+        """The latest value of event ``key`` of a workflow, or None after ``timeout_seconds``."""
+        return self.get_client().get_event(workflow_id, key, timeout_seconds)
+
+    async def get_event_async(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
+        return await (await self.aget_client()).get_event_async(workflow_id, key, timeout_seconds)
+
+    def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
+        return self.get_client().retrieve_workflow(workflow_id)
+
+    async def retrieve_workflow_async(self, workflow_id: str) -> WorkflowHandleAsync[Any]:
+        return await (await self.aget_client()).retrieve_workflow_async(workflow_id)
+
+    # -- workflow management -------------------------------------------------------------
+
+    def get_workflow_status(self, workflow_id: str, *, load_output: bool = False) -> dict[str, Any] | None:
+        """The workflow's status as a JSON-safe dict, or None when no such workflow exists.
+
+        Inputs are never loaded; outputs and errors only with ``load_output=True``.
+        """
+        rows = self.get_client().list_workflows(
+            workflow_ids=[workflow_id], load_input=False, load_output=load_output
+        )
+        return status_to_dict(rows[0], with_output=load_output) if rows else None
+
+    async def get_workflow_statuses_async(
+        self, workflow_ids: list[str], *, load_output: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        """Statuses of many workflows in one query: ``{workflow_id: status dict}``."""
+        client = await self.aget_client()
+        rows = await client.list_workflows_async(
+            workflow_ids=list(workflow_ids), load_input=False, load_output=load_output
+        )
+        return {r.workflow_id: status_to_dict(r, with_output=load_output) for r in rows}
+
+    def cancel_workflow(self, workflow_id: str) -> None:
+        """Cancel a workflow (idempotent; a finished or unknown workflow is left as it is)."""
+        self.get_client().cancel_workflow(workflow_id)
+
+    async def cancel_workflow_async(self, workflow_id: str) -> None:
+        await (await self.aget_client()).cancel_workflow_async(workflow_id)
+
+    def resume_workflow(self, workflow_id: str, *, queue_name: str | None = None) -> None:
+        """Continue a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow where it stopped."""
+        self.get_client().resume_workflow(workflow_id, queue_name=queue_name)
+
+    def rerun_workflow(self, workflow_id: str, *, from_failed_step: bool, queue_name: str | None = None) -> None:
+        """Run an ended workflow again under the same id.
+
+        With ``from_failed_step`` the steps that completed are kept (rewind to the first step
+        that failed or never finished); otherwise it starts again from its first step.
+        """
+        client = self.get_client()
+        start = 1
+        if from_failed_step:
+            steps = client.list_workflow_steps(workflow_id)
+            failed = [s["function_id"] for s in steps if s.get("error") is not None]
+            start = min(failed) if failed else max((s["function_id"] for s in steps), default=0) + 1
+        self.log.info("Re-running DBOS workflow %s from step %s", workflow_id, start)
+        client.rewind_workflow(workflow_id, start_step=start, queue_name=queue_name)
+
+    def require_workflow(self, workflow_id: str) -> dict[str, Any]:
+        """The workflow's status dict; :class:`DBOSWorkflowNotFoundError` names a missing id."""
+        status = self.get_workflow_status(workflow_id)
+        if status is None:
+            raise DBOSWorkflowNotFoundError(
+                f"no DBOS workflow with id {workflow_id!r} in {self.get_client().target}"
+            )
+        return status
+
+    def wait_for_status(self, workflow_id: str, *, timeout: float | None, poll_interval: float) -> dict[str, Any]:
+        """Poll until the workflow leaves PENDING/ENQUEUED/DELAYED or ``timeout`` passes.
+
+        Returns the last status dict seen (still active if the timeout passed).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last_log = time.monotonic()
+        while True:
+            status = self.require_workflow(workflow_id)
+            if status["status"] not in ("PENDING", "ENQUEUED", "DELAYED"):
+                return status
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return status
+            if now - last_log >= 60:
+                self.log.info("DBOS workflow %s is still %s", workflow_id, status["status"])
+                last_log = now
+            time.sleep(poll_interval if deadline is None else max(0.0, min(poll_interval, deadline - now)))
+
+    # -- Airflow UI ----------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Reach the system database and check that it holds DBOS system tables."""
+        try:
+            client = self.get_client()
+            client.list_workflows(limit=1, load_input=False, load_output=False)
+        except DBOSAirflowError as exc:
+            return False, str(exc)
+        finally:
+            self.close()
+        return True, f"Connected to {client.target}: DBOS system tables found in schema {self.settings.dbos_system_schema!r}"

@@ -1,0 +1,203 @@
+"""Test harness: real Postgres, a real DBOS worker process, a real Airflow metadata DB.
+
+Postgres is chosen as DESIGN.md says: ``$DBOS_TEST_DATABASE_URL``, else a testcontainers
+Postgres when a Docker engine answers, else ``postgresql://postgres@127.0.0.1:5432/postgres``.
+If none answers, the session fails with a message saying what to start (never skips).
+
+Each session gets its own system database ``dbos_airflow_<random>_dbos_sys`` (dropped at the
+end), one DBOS worker subprocess (tests/dbos_app.py) and a temp AIRFLOW_HOME with a SQLite
+metadata DB migrated once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+# Airflow reads its configuration at import time: point it at a private home first.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dbos-airflow-test-home-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+
+
+def _answers(url: str) -> str | None:
+    """None if Postgres at ``url`` answers, else the driver's reason."""
+    engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"),
+                              connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return None
+    except Exception as exc:  # noqa: BLE001 - reported to the user below
+        return str(getattr(exc, "orig", exc)).strip()
+    finally:
+        engine.dispose()
+
+
+def _docker_postgres() -> tuple[str, object] | None:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=3).ping()
+    except Exception:  # noqa: BLE001 - no engine: fall through to the local server
+        return None
+    from testcontainers.postgres import PostgresContainer
+
+    container = PostgresContainer("postgres:16", driver=None).start()
+    return container.get_connection_url(), container
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """URL of a Postgres server's maintenance database (``.../postgres``)."""
+    tried: list[str] = []
+    url = os.environ.get("DBOS_TEST_DATABASE_URL")
+    if url:
+        reason = _answers(url)
+        if reason is None:
+            yield url
+            return
+        tried.append(f"DBOS_TEST_DATABASE_URL={sa.make_url(url).render_as_string(hide_password=True)}: {reason}")
+    started = _docker_postgres()
+    if started is not None:
+        url, container = started
+        try:
+            yield url
+        finally:
+            container.stop()  # type: ignore[attr-defined]
+        return
+    tried.append("testcontainers: no Docker engine answers")
+    reason = _answers(LOCAL_POSTGRES)
+    if reason is None:
+        yield LOCAL_POSTGRES
+        return
+    tried.append(f"{LOCAL_POSTGRES}: {reason}")
+    pytest.fail(
+        "No PostgreSQL for the tests. Tried:\n  " + "\n  ".join(tried) + "\nStart one, e.g. "
+        "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or set "
+        "DBOS_TEST_DATABASE_URL=postgresql://user:pw@host:5432/postgres",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def app_database_url(postgres_server_url: str) -> Iterator[str]:
+    """URL of this session's (notional) application database; its system DB is ``<name>_dbos_sys``.
+
+    The system database is dropped at the end of the session.
+    """
+    name = f"dbos_airflow_{secrets.token_hex(4)}"
+    server = sa.make_url(postgres_server_url)
+    yield server.set(database=name).render_as_string(hide_password=False)
+    engine = sa.create_engine(server.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for db in (name, f"{name}_dbos_sys"):
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def system_database_url(app_database_url: str) -> str:
+    url = sa.make_url(app_database_url)
+    return url.set(database=f"{url.database}_dbos_sys").render_as_string(hide_password=False)
+
+
+class Worker:
+    """A DBOS application process (tests/dbos_app.py by default) with its output captured."""
+
+    def __init__(self, system_database_url: str, script: Path, executor_id: str = "test-worker") -> None:
+        env = {**os.environ, "DBOS_SYSTEM_DATABASE_URL": system_database_url, "DBOS_EXECUTOR_ID": executor_id,
+               "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+            if "WORKER READY" in line:
+                self._ready.set()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.2):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("DBOS worker did not start:\n" + "\n".join(self.lines[-40:]))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def dbos_worker(system_database_url: str) -> Iterator[Worker]:
+    """The tests' DBOS application, launched against this session's system database."""
+    worker = Worker(system_database_url, ROOT / "tests" / "dbos_app.py")
+    worker.wait_ready()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="session")
+def dbos_conn(system_database_url: str, dbos_worker: Worker) -> Iterator[str]:
+    """``AIRFLOW_CONN_DBOS_DEFAULT`` (JSON form) pointing at the worker's system database."""
+    url = sa.make_url(system_database_url)
+    conn = {"conn_type": "dbos", "host": url.host, "port": url.port or 5432, "login": url.username,
+            "password": url.password, "schema": url.database}
+    os.environ["AIRFLOW_CONN_DBOS_DEFAULT"] = json.dumps(conn)
+    yield "dbos_default"
+    os.environ.pop("AIRFLOW_CONN_DBOS_DEFAULT", None)
+
+
+@pytest.fixture
+def client(system_database_url: str, dbos_worker: Worker) -> Iterator[object]:
+    """A dbos_airflow.client.DBOSClient on the worker's system database."""
+    from dbos_airflow.client import DBOSClient
+
+    c = DBOSClient(system_database_url=system_database_url, retry_connection_errors=False)
+    yield c
+    c.destroy()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite Airflow metadata DB in this session's AIRFLOW_HOME, for ``dag.test()``."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        env=os.environ.copy(), capture_output=True, text=True, timeout=600,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return _AIRFLOW_HOME
+
+
+def unique(prefix: str = "wf") -> str:
+    return f"{prefix}-{secrets.token_hex(6)}"

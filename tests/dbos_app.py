@@ -1,0 +1,141 @@
+"""The tests' own DBOS application, run as a worker subprocess by tests/conftest.py.
+
+    DBOS_SYSTEM_DATABASE_URL=postgresql://.../x_dbos_sys python tests/dbos_app.py
+
+It prints ``WORKER READY`` once launched and its queues are registered. Never imported by
+Airflow or the tests themselves (it would construct the DBOS singleton in their process).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import threading
+import time
+
+from dbos import DBOS, DBOSConfig
+
+QUEUES = ("q", "q_other")
+APP_VERSION = "test"
+
+# Per-workflow run counters live in this process: they count real executions of steps.
+STEP_RUNS: collections.Counter[str] = collections.Counter()
+
+
+class AppError(Exception):
+    pass
+
+
+@DBOS.workflow()
+def wf_double(x: int) -> int:
+    return x * 2
+
+
+@DBOS.workflow()
+def wf_echo(*args: object, **kwargs: object) -> dict[str, object]:
+    return {"args": list(args), "kwargs": kwargs}
+
+
+@DBOS.workflow()
+def wf_noop() -> None:
+    return None
+
+
+@DBOS.workflow()
+def wf_fail(msg: str) -> None:
+    raise AppError(msg)
+
+
+@DBOS.workflow()
+def wf_event_recv(topic: str) -> str:
+    DBOS.set_event("status", "waiting")
+    msg = DBOS.recv(topic, timeout_seconds=600)
+    DBOS.set_event("status", "done")
+    return f"got:{msg}"
+
+
+@DBOS.workflow()
+def wf_set_event_later(key: str, value: object, delay: float) -> str:
+    DBOS.sleep(delay)
+    DBOS.set_event(key, value)
+    return "set"
+
+
+@DBOS.workflow()
+def wf_sleep(seconds: float) -> str:
+    DBOS.sleep(seconds)
+    return "slept"
+
+
+@DBOS.workflow()
+def wf_recv_all(topic: str, count: int, timeout: float) -> list[object]:
+    """Collect up to ``count`` messages; returns what arrived within ``timeout`` each."""
+    got = []
+    for _ in range(count):
+        msg = DBOS.recv(topic, timeout_seconds=timeout)
+        if msg is None:
+            break
+        got.append(msg)
+    return got
+
+
+@DBOS.step()
+def step_a() -> int:
+    STEP_RUNS[f"{DBOS.workflow_id}:a"] += 1
+    return STEP_RUNS[f"{DBOS.workflow_id}:a"]
+
+
+@DBOS.step(retries_allowed=False)
+def step_b() -> int:
+    STEP_RUNS[f"{DBOS.workflow_id}:b"] += 1
+    if STEP_RUNS[f"{DBOS.workflow_id}:b"] == 1:
+        raise AppError("step_b fails on its first run")
+    return STEP_RUNS[f"{DBOS.workflow_id}:b"]
+
+
+@DBOS.workflow()
+def wf_flaky() -> dict[str, int]:
+    """Step A counts its runs; step B fails the first time it runs for this workflow id."""
+    step_a()
+    step_b()
+    wid = DBOS.workflow_id
+    return {"a_runs": STEP_RUNS[f"{wid}:a"], "b_runs": STEP_RUNS[f"{wid}:b"]}
+
+
+@DBOS.dbos_class()
+class Calculator:
+    """Reached only with ``workflow_class_name="Calculator"``."""
+
+    factor = 10
+
+    @classmethod
+    @DBOS.workflow()
+    def scale(cls, x: int) -> int:
+        return cls.factor * x
+
+
+def main() -> None:
+    config: DBOSConfig = {
+        "name": "dbos-airflow-tests",
+        "system_database_url": os.environ["DBOS_SYSTEM_DATABASE_URL"],
+        "application_version": APP_VERSION,
+        "executor_id": os.environ.get("DBOS_EXECUTOR_ID", "test-worker"),
+    }
+    DBOS(config=config)
+    DBOS.launch()
+    for name in QUEUES:
+        DBOS.register_queue(name, polling_interval_sec=0.2)
+    print("WORKER READY", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(1):
+        pass
+    DBOS.destroy(destroy_registry=False)
+    time.sleep(0.1)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
