@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,7 +40,7 @@ def _as_bool(name: str, value: Any) -> bool:
         return True
     if text in ("false", "0", "no", "off", ""):
         return False
-    raise DBOSOptionsError(f"connection extra {name}={value!r} is not a boolean (true/false)")
+    raise DBOSOptionsError(f"{name}={value!r} is not a boolean (true/false)")
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,22 @@ class DBOSConnectionSettings:
                 port=conn.port or 5432,
                 database=conn.schema,
             ).render_as_string(hide_password=False)
-        parsed = sa.make_url(url)
+        try:
+            parsed = sa.make_url(url)
+        except sa.exc.ArgumentError:
+            raise DBOSOptionsError(
+                f"connection {conn.conn_id!r}: extra system_database_url is not a database URL; "
+                "use postgresql://user:password@host:5432/myapp_dbos_sys or sqlite:////path/app.sqlite"
+            ) from None
+        if parsed.get_backend_name() not in ("postgresql", "sqlite"):
+            raise DBOSOptionsError(
+                f"connection {conn.conn_id!r}: system_database_url "
+                f"{parsed.render_as_string(hide_password=True)} must be a postgresql:// or sqlite:/// URL "
+                "(the system databases DBOS supports)"
+            )
         if parsed.get_backend_name() != "sqlite" and "connect_timeout" not in parsed.query:
-            url = parsed.update_query_dict({"connect_timeout": str(int(timeout))}).render_as_string(
+            # libpq wants whole seconds and reads 0 as "wait forever": round up, never down.
+            url = parsed.update_query_dict({"connect_timeout": str(math.ceil(timeout))}).render_as_string(
                 hide_password=False
             )
         return cls(
@@ -105,7 +120,9 @@ class DBOSConnectionSettings:
             application_name=extra.get("application_name"),
             connect_timeout=timeout,
             serialization=serialization,
-            use_listen_notify=_as_bool("use_listen_notify", extra.get("use_listen_notify", False)),
+            use_listen_notify=_as_bool(
+                f"connection {conn.conn_id!r}: extra use_listen_notify", extra.get("use_listen_notify", False)
+            ),
         )
 
     def client_kwargs(self) -> dict[str, Any]:
@@ -169,22 +186,30 @@ class DBOSHook(BaseHook):
             self._settings = DBOSConnectionSettings.from_connection(conn)
         return self._settings
 
+    # Held while a hook creates its client, so that many threads or coroutines asking one hook
+    # at once share one client (and one connection pool) instead of each making and leaking one.
+    # Class-level so that hooks stay deep-copyable; creation is rare and short.
+    _client_lock = threading.Lock()
+
+    def _client_for(self, settings: DBOSConnectionSettings) -> DBOSClient:
+        with self._client_lock:
+            if self._client is None:
+                from dbos_airflow.client import DBOSClient
+
+                self._client = DBOSClient(**settings.client_kwargs())
+            return self._client
+
     def get_client(self) -> DBOSClient:
         """The hook's :class:`DBOSClient`, connected on the first call."""
-        if self._client is None:
-            from dbos_airflow.client import DBOSClient
-
-            self._client = DBOSClient(**self.settings.client_kwargs())
-        return self._client
+        client = self._client
+        return client if client is not None else self._client_for(self.settings)
 
     async def aget_client(self) -> DBOSClient:
         """Like :meth:`get_client`, without blocking the event loop."""
-        if self._client is None:
-            from dbos_airflow.client import DBOSClient
-
-            kwargs = (await self.asettings()).client_kwargs()
-            self._client = await asyncio.to_thread(lambda: DBOSClient(**kwargs))
-        return self._client
+        client = self._client
+        if client is None:
+            client = await asyncio.to_thread(self._client_for, await self.asettings())
+        return client
 
     def close(self) -> None:
         """Release the client's connections. The hook can be used again afterwards."""
@@ -226,6 +251,19 @@ class DBOSHook(BaseHook):
         await self.asettings()
         client = await self.aget_client()
         return await client.enqueue_async(self._options(options, serialization), *args, **kwargs)
+
+    def enqueue_many(
+        self, options: EnqueueOptions, items: Iterable[Any], *, serialization: str | None = None
+    ) -> list[str]:
+        """Enqueue one workflow per item in one transaction (all or nothing); return the ids.
+
+        Each item is ``{"args": [...], "kwargs": {...}, "workflow_id": "..."}`` (all optional)
+        or a list of positional args. Ids that already exist are left alone, so a retry with
+        the same ids enqueues nothing new. See :mod:`dbos_airflow.hooks.bulk`.
+        """
+        from dbos_airflow.hooks.bulk import enqueue_many
+
+        return enqueue_many(self.get_client(), self._options(options, serialization), items)
 
     def send(
         self,
@@ -348,10 +386,19 @@ class DBOSHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Reach the system database and check that it holds DBOS system tables."""
         try:
+            settings = self.settings
             client = self.get_client()
             client.list_workflows(limit=1, load_input=False, load_output=False)
         except DBOSAirflowError as exc:
             return False, str(exc)
+        except Exception as exc:  # noqa: BLE001 - the UI shows the reason instead of a traceback
+            message = f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc}".strip()
+            password = self._settings and sa.make_url(self._settings.system_database_url).password
+            return False, message.replace(str(password), "***") if password else message
         finally:
             self.close()
-        return True, f"Connected to {client.target}: DBOS system tables found in schema {self.settings.dbos_system_schema!r}"
+        if client.schema is None:  # SQLite has no schemas
+            return True, f"Connected to {client.target}: DBOS system tables found"
+        return True, (
+            f"Connected to {client.target}: DBOS system tables found in schema {settings.dbos_system_schema!r}"
+        )
