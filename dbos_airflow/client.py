@@ -165,7 +165,7 @@ class DBOSClient(dbos.DBOSClient):
         self._describer = _ErrorDescriber(url, self.schema)
         try:
             super().__init__(system_database_url=self.system_database_url, **dbos_kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - re-raised, described when we can
             raise self._describer.describe(exc) or exc from None
         sa.event.listen(self._sys_db.engine, "handle_error", self._describer.on_error, retval=True)
 
@@ -173,6 +173,11 @@ class DBOSClient(dbos.DBOSClient):
     def target(self) -> str:
         """``host:port/database`` (or the SQLite path) of the system database, without password."""
         return self._describer.target
+
+    @property
+    def system_database_engine(self) -> sa.Engine:
+        """The client's SQLAlchemy engine (schema already mapped), for read-only probes."""
+        return self._sys_db.engine
 
     # -- the seed's methods: options mapped, arguments checked ------------------------------
 

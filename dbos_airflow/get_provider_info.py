@@ -52,7 +52,11 @@ def get_provider_info() -> dict[str, Any]:
                     "serialization": {
                         "label": "Serialization",
                         "description": "portable (JSON, any DBOS language) or pickle",
-                        "schema": {"type": ["string", "null"], "enum": ["portable", "pickle", None], "default": "portable"},
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["portable", "pickle", None],
+                            "default": "portable",
+                        },
                     },
                     "use_listen_notify": {
                         "label": "Use LISTEN/NOTIFY",

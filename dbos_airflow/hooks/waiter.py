@@ -1,0 +1,239 @@
+"""One polling loop per connection per process for every pending DBOS wait.
+
+A triggerer may hold thousands of deferred DBOS tasks. Instead of one poll (and one pooled
+connection) per task, all waits of a connection share a :class:`DBOSWaiter`:
+
+* one thread holds one autocommit connection and, every ``tick`` seconds while anything is
+  pending, runs **one** statement that reads the status of every watched workflow and which
+  watched event keys exist; nothing runs while nothing is pending;
+* on Postgres the same connection LISTENs on DBOS' ``dbos_workflow_events_channel``, so an
+  event published by an application using LISTEN/NOTIFY wakes its waiters at once;
+* values (workflow outputs, event values) are then read through the DBOS client (a pool of
+  one more connection), so decoding stays DBOS' own.
+
+The probe reads DBOS' tables through ``dbos``' own table definitions; it never writes.
+Transient database errors are logged and retried: a wait survives a database restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from dbos_airflow.exceptions import DBOSWaitTimeoutError
+
+if TYPE_CHECKING:
+    from dbos_airflow.client import DBOSClient
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.1
+IDLE_SHUTDOWN_SECONDS = 30.0
+EVENTS_CHANNEL = "dbos_workflow_events_channel"
+ACTIVE = frozenset({"ENQUEUED", "DELAYED", "PENDING"})
+NOT_FOUND = "NOT_FOUND"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the probe saw: the workflow's status (or ``NOT_FOUND``) and whether the event exists."""
+
+    status: str
+    event_present: bool = False
+
+
+class _Wait:
+    __slots__ = ("loop", "future", "workflow_id", "key")
+
+    def __init__(self, workflow_id: str, key: str | None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.future: asyncio.Future[Observation] = self.loop.create_future()
+        self.workflow_id = workflow_id
+        self.key = key
+
+    def resolve(self, obs: Observation) -> None:
+        def _set() -> None:
+            if not self.future.done():
+                self.future.set_result(obs)
+
+        try:
+            self.loop.call_soon_threadsafe(_set)
+        except RuntimeError:  # the waiting loop is gone
+            pass
+
+
+class DBOSWaiter:
+    """Shared waits on one DBOS system database. Get one with :func:`get_waiter`."""
+
+    def __init__(self, conn_id: str, client: DBOSClient, *, tick: float = TICK_SECONDS) -> None:
+        self.conn_id = conn_id
+        self.client = client
+        self.tick = tick
+        self._waits: set[_Wait] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = False
+        self.probes = 0  # statements run; read by tests and benchmarks
+        self._thread = threading.Thread(target=self._run, name=f"dbos-waiter-{conn_id}", daemon=True)
+        self._thread.start()
+
+    # -- async side ----------------------------------------------------------------------
+
+    async def observe(self, workflow_id: str, key: str | None = None, *, deadline: float | None = None) -> Observation:
+        """Wait until the workflow is terminal or missing (or, with ``key``, the event exists).
+
+        :param deadline: wall-clock time (``time.time()``) after which
+            :class:`DBOSWaitTimeoutError` is raised.
+        """
+        wait = _Wait(workflow_id, key)
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("DBOSWaiter is stopped")
+            self._waits.add(wait)
+        self._wake.set()
+        try:
+            timeout = None if deadline is None else max(0.0, deadline - time.time())
+            return await asyncio.wait_for(asyncio.shield(wait.future), timeout)
+        except asyncio.TimeoutError:
+            raise DBOSWaitTimeoutError(f"timed out waiting for DBOS workflow {workflow_id}") from None
+        finally:
+            with self._lock:
+                self._waits.discard(wait)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._waits)
+
+    # -- polling thread ------------------------------------------------------------------
+
+    def _probe_statement(self, waits: list[_Wait]) -> sa.Executable:
+        from dbos._schemas.system_database import SystemSchema
+
+        status, events = SystemSchema.workflow_status, SystemSchema.workflow_events
+        ids = sorted({w.workflow_id for w in waits})
+        pairs = sorted({(w.workflow_id, w.key) for w in waits if w.key is not None})
+        statuses = sa.select(status.c.workflow_uuid, status.c.status, sa.literal(None, sa.Text).label("key")).where(
+            status.c.workflow_uuid.in_(ids)
+        )
+        if not pairs:
+            return statuses
+        present = sa.select(events.c.workflow_uuid, sa.literal(None, sa.Text), events.c.key).where(
+            sa.tuple_(events.c.workflow_uuid, events.c.key).in_(pairs)
+        )
+        return sa.union_all(statuses, present)
+
+    def _probe(self, conn: sa.Connection) -> None:
+        with self._lock:
+            waits = list(self._waits)
+        if not waits:
+            return
+        rows = conn.execute(self._probe_statement(waits)).all()
+        self.probes += 1
+        statuses: dict[str, str] = {}
+        present: set[tuple[str, str]] = set()
+        for wid, status, key in rows:
+            if key is None:
+                statuses[wid] = status
+            else:
+                present.add((wid, key))
+        for w in waits:
+            status = statuses.get(w.workflow_id, NOT_FOUND)
+            if w.key is not None and (w.workflow_id, w.key) in present:
+                w.resolve(Observation(status, event_present=True))
+            elif status not in ACTIVE:
+                w.resolve(Observation(status))
+
+    def _wait_for_news(self, conn: sa.Connection, listening: bool) -> None:
+        """Sleep one tick, or less when a DBOS event notification or a new wait arrives."""
+        if listening:
+            driver = conn.connection.driver_connection
+            for _ in driver.notifies(timeout=self.tick, stop_after=1):  # type: ignore[union-attr]
+                break
+        else:
+            self._wake.wait(self.tick)
+        self._wake.clear()
+
+    def _run(self) -> None:
+        backoff = 1.0
+        idle_since = time.monotonic()
+        while not self._stopped:
+            try:
+                with self.client.system_database_engine.connect() as conn:
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                    listening = conn.dialect.name == "postgresql"
+                    if listening:
+                        conn.exec_driver_sql(f"LISTEN {EVENTS_CHANNEL}")
+                    backoff = 1.0
+                    while not self._stopped:
+                        if self.pending:
+                            idle_since = time.monotonic()
+                            self._probe(conn)
+                            self._wait_for_news(conn, listening)
+                        elif time.monotonic() - idle_since > IDLE_SHUTDOWN_SECONDS:
+                            self._shutdown_if_idle()
+                        else:
+                            self._wake.wait(1.0)
+                            self._wake.clear()
+            except Exception as exc:  # noqa: BLE001 - a wait must survive a database restart
+                log.warning("DBOS waiter for %s: %s; retrying in %.0fs", self.conn_id, exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+        try:
+            self.client.destroy()
+        except Exception:  # noqa: BLE001 - best effort on shutdown
+            log.debug("DBOS waiter for %s: client destroy failed", self.conn_id, exc_info=True)
+
+    def _shutdown_if_idle(self) -> None:
+        with _REGISTRY_LOCK, self._lock:
+            if not self._waits:
+                self._stopped = True
+                if _REGISTRY.get(self.conn_id) is self:
+                    del _REGISTRY[self.conn_id]
+
+    def stop(self) -> None:
+        """Stop the loop and release its connections (waits still pending will time out)."""
+        with _REGISTRY_LOCK, self._lock:
+            self._stopped = True
+            if _REGISTRY.get(self.conn_id) is self:
+                del _REGISTRY[self.conn_id]
+        self._wake.set()
+        self._thread.join(timeout=5)
+
+
+_REGISTRY: dict[str, DBOSWaiter] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+async def get_waiter(conn_id: str) -> DBOSWaiter:
+    """The process-wide waiter of a ``dbos`` connection, created on first use."""
+    with _REGISTRY_LOCK:
+        waiter = _REGISTRY.get(conn_id)
+    if waiter is not None and not waiter._stopped:
+        return waiter
+    from dbos_airflow.hooks.dbos import DBOSHook
+
+    settings = await DBOSHook(conn_id).asettings()
+    kwargs: dict[str, Any] = {
+        **settings.client_kwargs(),
+        "use_listen_notify": False,  # the waiter listens itself, on its polling connection
+        "system_database_pool_size": 2,  # one held by the polling thread, one for reads and cancels
+    }
+    from dbos_airflow.client import DBOSClient
+
+    client = await asyncio.to_thread(lambda: DBOSClient(**kwargs))
+    with _REGISTRY_LOCK:
+        existing = _REGISTRY.get(conn_id)
+        if existing is not None and not existing._stopped:
+            created = None
+        else:
+            created = existing = _REGISTRY[conn_id] = DBOSWaiter(conn_id, client)
+    if created is None:
+        await asyncio.to_thread(client.destroy)
+    return existing

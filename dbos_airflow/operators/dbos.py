@@ -1,0 +1,301 @@
+"""Operators that enqueue DBOS workflows and send them messages."""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.configuration import conf
+from airflow.sdk.exceptions import AirflowException
+
+from dbos_airflow.hooks.dbos import SERIALIZATIONS, DBOSHook
+from dbos_airflow.outcome import (
+    TIMEOUT,
+    WORKFLOW_ENDED,
+    DBOSTriggerEventError,
+    raise_for_event,
+    still_waiting_message,
+    validate_trigger_event,
+    workflow_result,
+)
+from dbos_airflow.status import DBOSWorkflowStatus
+from dbos_airflow.triggers.dbos import DBOSWorkflowTrigger
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+    from dbos_airflow.client import EnqueueOptions
+
+RETRY_MODES = ("resume", "restart", "fail")
+
+
+def derived_id(context: Context) -> str:
+    """``dag_id:run_id:task_id:map_index``: the same for every try of one task instance."""
+    ti = context["ti"]
+    return f"{ti.dag_id}:{ti.run_id}:{ti.task_id}:{ti.map_index}"
+
+
+def _as_json(name: str, value: Any, kind: type) -> Any:
+    """Accept a templated JSON string where a list/dict is expected (Params forms render strings)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else kind()
+        except json.JSONDecodeError as exc:
+            raise AirflowException(f"{name} is not valid JSON: {exc}") from None
+    if kind is list and isinstance(value, tuple):
+        value = list(value)
+    if not isinstance(value, kind):
+        raise AirflowException(f"{name} must be a {'list' if kind is list else 'dict'}, got {type(value).__name__}")
+    return value
+
+
+class DBOSEnqueueOperator(BaseOperator):
+    """
+    Enqueue a DBOS workflow and, optionally, wait for it.
+
+    The workflow id defaults to ``dag_id:run_id:task_id:map_index``, so a retry, a clear or a
+    second worker running the same try attaches to the workflow already enqueued instead of
+    starting another. The id is pushed to XCom (key ``workflow_id``) before any waiting and is
+    the return value; when the task waits and the workflow succeeds, its output is pushed as
+    key ``result``.
+
+    :param workflow_name: registered name of the workflow (``Class.method`` for class workflows).
+    :param queue_name: DBOS queue the application's workers poll.
+    :param workflow_args: positional arguments (a JSON list).
+    :param workflow_kwargs: keyword arguments (a JSON object).
+    :param workflow_class_name: class of a class-based workflow (``@DBOS.dbos_class``).
+    :param app_version: only workers of this application version run it.
+    :param workflow_id: explicit workflow id (templated); overrides the derived one.
+    :param priority: queue priority, 1 (first) .. 2**31-1.
+    :param deduplication_id: at most one active workflow per queue with this id.
+    :param workflow_timeout: seconds after dequeue before DBOS cancels the workflow.
+    :param delay_seconds: seconds before the workflow becomes eligible to run.
+    :param queue_partition_key: partition of a partitioned queue.
+    :param serialization: ``portable`` (JSON, default) or ``pickle``.
+    :param wait_for_completion: wait until the workflow ends and fail the task if it fails.
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param poll_interval: seconds between status checks when waiting in a worker.
+    :param timeout: seconds to wait before failing the task (None: wait as long as it takes).
+    :param cancel_on_kill: cancel the workflow when the task is killed or its wait times out.
+    :param retry_mode: when a later try finds the workflow ended in ERROR, CANCELLED or
+        MAX_RECOVERY_ATTEMPTS_EXCEEDED: ``resume`` re-runs it keeping the steps that completed,
+        ``restart`` re-runs it from the first step, ``fail`` fails without re-running. A
+        workflow that succeeded is never re-run.
+    :param dbos_conn_id: the ``dbos`` connection.
+    """
+
+    template_fields: Sequence[str] = (
+        "workflow_name",
+        "queue_name",
+        "workflow_args",
+        "workflow_kwargs",
+        "workflow_class_name",
+        "workflow_id",
+        "app_version",
+        "deduplication_id",
+        "queue_partition_key",
+    )
+    template_fields_renderers = {"workflow_args": "json", "workflow_kwargs": "json"}
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        workflow_name: str,
+        queue_name: str,
+        workflow_args: Sequence[Any] | str = (),
+        workflow_kwargs: dict[str, Any] | str | None = None,
+        workflow_class_name: str | None = None,
+        app_version: str | None = None,
+        workflow_id: str | None = None,
+        priority: int | None = None,
+        deduplication_id: str | None = None,
+        workflow_timeout: float | None = None,
+        delay_seconds: float | None = None,
+        queue_partition_key: str | None = None,
+        serialization: str = "portable",
+        wait_for_completion: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 1.0,
+        timeout: float | None = None,
+        cancel_on_kill: bool = True,
+        retry_mode: str = "resume",
+        dbos_conn_id: str = DBOSHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if retry_mode not in RETRY_MODES:
+            raise ValueError(f"retry_mode={retry_mode!r}; use one of {RETRY_MODES}")
+        if serialization not in SERIALIZATIONS:
+            raise ValueError(f"serialization={serialization!r}; use one of {SERIALIZATIONS}")
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval={poll_interval!r} must be positive")
+        self.workflow_name = workflow_name
+        self.queue_name = queue_name
+        self.workflow_args = workflow_args
+        self.workflow_kwargs = workflow_kwargs
+        self.workflow_class_name = workflow_class_name
+        self.app_version = app_version
+        self.workflow_id = workflow_id
+        self.priority = priority
+        self.deduplication_id = deduplication_id
+        self.workflow_timeout = workflow_timeout
+        self.delay_seconds = delay_seconds
+        self.queue_partition_key = queue_partition_key
+        self.serialization = serialization
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.cancel_on_kill = cancel_on_kill
+        self.retry_mode = retry_mode
+        self.dbos_conn_id = dbos_conn_id
+        self._workflow_id: str | None = None
+
+    @cached_property
+    def hook(self) -> DBOSHook:
+        return DBOSHook(self.dbos_conn_id)
+
+    def _options(self, workflow_id: str) -> EnqueueOptions:
+        options: dict[str, Any] = {
+            "workflow_name": self.workflow_name,
+            "queue_name": self.queue_name,
+            "workflow_id": workflow_id,
+            "workflow_class_name": self.workflow_class_name,
+            "app_version": self.app_version,
+            "priority": self.priority,
+            "deduplication_id": self.deduplication_id,
+            "workflow_timeout": self.workflow_timeout,
+            "delay_seconds": self.delay_seconds,
+            "queue_partition_key": self.queue_partition_key,
+        }
+        return {k: v for k, v in options.items() if v is not None}  # type: ignore[return-value]
+
+    def _enqueue_or_reattach(self, workflow_id: str) -> None:
+        existing = self.hook.get_workflow_status(workflow_id)
+        if existing is None:
+            args = _as_json("workflow_args", self.workflow_args, list)
+            kwargs = _as_json("workflow_kwargs", self.workflow_kwargs or {}, dict)
+            self.hook.enqueue(self._options(workflow_id), *args, serialization=self.serialization, **kwargs)
+            self.log.info("Enqueued DBOS workflow %s (%s on %s)", workflow_id, self.workflow_name, self.queue_name)
+            return
+        status = DBOSWorkflowStatus.parse(existing["status"])
+        if status.is_active():
+            self.log.info("Re-attached to DBOS workflow %s, which is %s", workflow_id, status.value)
+        elif not status.is_failure():
+            self.log.info("DBOS workflow %s already ended %s; not running it again", workflow_id, status.value)
+        elif self.retry_mode == "fail":
+            workflow_result(self.hook, workflow_id)  # raises with the workflow's own error
+        else:
+            self.log.info("DBOS workflow %s ended %s; retry_mode=%s", workflow_id, status.value, self.retry_mode)
+            self.hook.rerun_workflow(
+                workflow_id, from_failed_step=self.retry_mode == "resume", queue_name=self.queue_name
+            )
+
+    def execute(self, context: Context) -> str:
+        workflow_id = self.workflow_id or derived_id(context)
+        self._workflow_id = workflow_id
+        self._enqueue_or_reattach(workflow_id)
+        context["ti"].xcom_push(key="workflow_id", value=workflow_id)
+        if not self.wait_for_completion:
+            return workflow_id
+        if self.deferrable:
+            end_time = None if self.timeout is None else time.time() + self.timeout
+            self.defer(
+                trigger=DBOSWorkflowTrigger(
+                    workflow_id=workflow_id,
+                    dbos_conn_id=self.dbos_conn_id,
+                    end_time=end_time,
+                    cancel_on_kill=self.cancel_on_kill,
+                ),
+                method_name="execute_complete",
+                timeout=None,
+            )
+        status = self.hook.wait_for_status(workflow_id, timeout=self.timeout, poll_interval=self.poll_interval)
+        if DBOSWorkflowStatus.parse(status["status"]).is_active():
+            self._give_up(status)
+        return self._succeed(context, workflow_id)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        event = validate_trigger_event(event)
+        workflow_id = event["workflow_id"]
+        self._workflow_id = workflow_id
+        if event["kind"] == TIMEOUT:
+            self._give_up(self.hook.require_workflow(workflow_id))
+        raise_for_event(event, self.hook)
+        if event["kind"] != WORKFLOW_ENDED:
+            raise DBOSTriggerEventError(f"Unexpected trigger event for a workflow wait: {event!r}")
+        return self._succeed(context, workflow_id)
+
+    def _succeed(self, context: Context, workflow_id: str) -> str:
+        result = workflow_result(self.hook, workflow_id)
+        context["ti"].xcom_push(key="result", value=result)
+        return workflow_id
+
+    def _give_up(self, status: dict[str, Any]) -> None:
+        if self.cancel_on_kill:
+            self.hook.cancel_workflow(status["workflow_id"])
+            self.log.info("Cancelled DBOS workflow %s", status["workflow_id"])
+        raise AirflowException(still_waiting_message(status, self.timeout))
+
+    def on_kill(self) -> None:
+        if self.cancel_on_kill and self._workflow_id:
+            self.log.info("Task killed: cancelling DBOS workflow %s", self._workflow_id)
+            self.hook.cancel_workflow(self._workflow_id)
+
+
+class DBOSSendOperator(BaseOperator):
+    """
+    Send a message to a DBOS workflow (received with ``DBOS.recv(topic)``).
+
+    The idempotency key defaults to ``dag_id:run_id:task_id:map_index`` (no try number), so a
+    retried or cleared task delivers the message exactly once. Returns the key.
+
+    :param destination_id: id of the receiving workflow.
+    :param message: the message (JSON-able with the default portable serialization).
+    :param topic: topic the workflow receives on (None: the default topic).
+    :param idempotency_key: explicit idempotency key (templated).
+    :param serialization: ``portable`` (JSON, default) or ``pickle``.
+    :param dbos_conn_id: the ``dbos`` connection.
+    """
+
+    template_fields: Sequence[str] = ("destination_id", "message", "topic", "idempotency_key")
+    template_fields_renderers = {"message": "json"}
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        destination_id: str,
+        message: Any,
+        topic: str | None = None,
+        idempotency_key: str | None = None,
+        serialization: str = "portable",
+        dbos_conn_id: str = DBOSHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if serialization not in SERIALIZATIONS:
+            raise ValueError(f"serialization={serialization!r}; use one of {SERIALIZATIONS}")
+        self.destination_id = destination_id
+        self.message = message
+        self.topic = topic
+        self.idempotency_key = idempotency_key
+        self.serialization = serialization
+        self.dbos_conn_id = dbos_conn_id
+
+    @cached_property
+    def hook(self) -> DBOSHook:
+        return DBOSHook(self.dbos_conn_id)
+
+    def execute(self, context: Context) -> str:
+        key = self.idempotency_key or derived_id(context)
+        self.hook.send(self.destination_id, self.message, self.topic, key, serialization=self.serialization)
+        self.log.info("Sent message to DBOS workflow %s (topic %s, idempotency key %s)",
+                      self.destination_id, self.topic, key)
+        return key
