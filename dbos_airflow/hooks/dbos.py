@@ -16,6 +16,8 @@ from dbos_airflow.exceptions import DBOSAirflowError, DBOSOptionsError, DBOSWork
 from dbos_airflow.status import status_to_dict
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from airflow.sdk import Connection
     from dbos import WorkflowHandle, WorkflowHandleAsync
 
