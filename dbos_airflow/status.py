@@ -58,7 +58,30 @@ def describe_error(error: Any) -> str | None:
         name = getattr(error, "name", None) or type(error).__name__
         message = getattr(error, "message", None) or str(error)
         return f"{name}: {message}"
-    return str(error)
+    return _describe_undecodable_pickle(str(error)) or str(error)
+
+
+def _describe_undecodable_pickle(text: str) -> str | None:
+    """``Name: message`` read statically from a pickled exception dbos could not unpickle.
+
+    dbos hands back the raw base64 when the exception's class is not importable here (it lives
+    in the DBOS application). The opcodes still name the class and carry its string arguments;
+    reading them executes nothing.
+    """
+    import base64
+    import binascii
+    import pickletools
+
+    try:
+        strings = [
+            arg for op, arg, _ in pickletools.genops(base64.b64decode(text, validate=True)) if isinstance(arg, str)
+        ]
+    except (binascii.Error, ValueError, EOFError):
+        return None
+    if len(strings) < 2:
+        return None
+    name, args = strings[1].split(" ")[-1], strings[2:]
+    return f"{name}: {' '.join(args)}" if args else name
 
 
 def status_to_dict(status: WorkflowStatus, *, with_output: bool = False) -> dict[str, Any]:
