@@ -1,0 +1,284 @@
+"""Bulk enqueue against a real DBOS worker and Postgres: one transaction, all or nothing, idempotent."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import sqlalchemy as sa
+from airflow.sdk.exceptions import AirflowFailException
+from conftest import ROOT, unique
+
+from dbos_airflow.exceptions import DBOSOptionsError, DBOSSerializationError
+from dbos_airflow.hooks.bulk import DBOSBulkEnqueueError
+from dbos_airflow.hooks.dbos import DBOSHook
+from dbos_airflow.operators.bulk import DBOSBulkEnqueueOperator
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+NOBODY = "q_bulk_nobody"  # a queue no worker polls: rows stay ENQUEUED for inspection
+
+
+def _rows(url: str, ids: list[str]) -> list[Any]:
+    """(workflow_uuid, status, serialization, xmin, created_at, updated_at) of the workflows among ``ids``.
+
+    ``xmin`` is the id of the transaction that wrote the workflow's input row (workers update
+    the status row, never the input row). DBOS' SQL function writes in a subtransaction of its
+    own (its EXCEPTION block), so for it ``created_at`` tells the transaction apart instead: the
+    function stamps ``now()``, the start time of the *top-level* transaction.
+    """
+    engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(
+                sa.text("SELECT s.workflow_uuid, s.status, s.serialization, i.xmin::text AS xmin, s.created_at, s.updated_at "
+                        "FROM dbos.workflow_status s JOIN dbos.workflow_input i USING (workflow_uuid) "
+                        "WHERE s.workflow_uuid = ANY(:ids) ORDER BY s.workflow_uuid"),
+                {"ids": ids},
+            ))
+    finally:
+        engine.dispose()
+
+
+def _count_prefix(url: str, prefix: str) -> int:
+    engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"))
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(
+                sa.text("SELECT count(*) FROM dbos.workflow_status WHERE workflow_uuid LIKE :p"), {"p": prefix + "%"}
+            ).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _wait_all_ended(hook: DBOSHook, ids: list[str], timeout: float = 60) -> dict[str, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = {wid: hook.get_workflow_status(wid, load_output=True) or {} for wid in ids}
+        if all(s.get("status") not in (None, "ENQUEUED", "PENDING") for s in statuses.values()):
+            return statuses
+        if time.monotonic() > deadline:
+            return statuses
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def hook(dbos_conn: str) -> Iterator[DBOSHook]:
+    h = DBOSHook(dbos_conn)
+    yield h
+    h.close()
+
+
+def _items(prefix: str, n: int) -> list[dict[str, Any]]:
+    return [{"args": [i], "workflow_id": f"{prefix}-{i}"} for i in range(n)]
+
+
+# -- the hook --------------------------------------------------------------------------------
+
+
+def test_bulk_is_one_transaction(hook: DBOSHook, system_database_url: str) -> None:
+    prefix = unique("bulk-tx")
+    ids = hook.enqueue_many({"workflow_name": "wf_double", "queue_name": NOBODY}, _items(prefix, 2000))
+    assert ids == [f"{prefix}-{i}" for i in range(2000)]
+    rows = _rows(system_database_url, ids)
+    assert len(rows) == 2000
+    # now() is constant within a transaction: 2,000 separate ones would not share one timestamp.
+    assert len({r.created_at for r in rows}) == 1, "rows were written by more than one transaction"
+    assert {(r.status, r.serialization) for r in rows} == {("ENQUEUED", "portable_json")}
+
+
+def test_the_worker_runs_every_bulk_enqueued_workflow(hook: DBOSHook) -> None:
+    prefix = unique("bulk")
+    ids = hook.enqueue_many({"workflow_name": "wf_double", "queue_name": "q"}, _items(prefix, 50))
+    statuses = _wait_all_ended(hook, ids)
+    assert {wid: (s["status"], s.get("output")) for wid, s in statuses.items()} == {
+        f"{prefix}-{i}": ("SUCCESS", 2 * i) for i in range(50)
+    }
+
+
+def test_bulk_kwargs_and_list_items_reach_the_workflow(hook: DBOSHook) -> None:
+    prefix = unique("bulk-kw")
+    items: list[Any] = [
+        {"args": [1, "a"], "kwargs": {"k": {"nested": [1.5, None]}}, "workflow_id": f"{prefix}-0"},
+        [2, 3],  # a bare list is the positional args
+    ]
+    ids = hook.enqueue_many({"workflow_name": "wf_echo", "queue_name": "q"}, items)
+    assert ids[0] == f"{prefix}-0"
+    statuses = _wait_all_ended(hook, ids)
+    assert statuses[ids[0]]["output"] == {"args": [1, "a"], "kwargs": {"k": {"nested": [1.5, None]}}}
+    assert statuses[ids[1]]["output"] == {"args": [2, 3], "kwargs": {}}
+
+
+@pytest.mark.parametrize(
+    ("bad_item", "error", "message"),
+    [
+        ({"args": [float("nan")]}, DBOSSerializationError, "item 3 (PREFIX-3): args[0] cannot be encoded"),
+        ({"args": [object()]}, DBOSSerializationError, "item 3 (PREFIX-3): args[0] cannot be encoded"),
+        ({"kwargs": {"when": {1: "x"}}}, DBOSSerializationError, "item 3 (PREFIX-3): kwargs['when'] cannot be"),
+        ({"args": "notalist"}, DBOSOptionsError, "item 3: args must be a list"),
+        ({"kwargs": [1]}, DBOSOptionsError, "item 3: kwargs must be a dict"),
+        ({"arg": [1]}, DBOSOptionsError, "item 3: unknown key(s) arg"),
+        (7, DBOSOptionsError, "item 3: expected a dict"),
+        ({"workflow_id": "PREFIX-1"}, DBOSOptionsError, "item 3: workflow_id 'PREFIX-1' is also the id of item 1"),
+    ],
+)
+def test_a_bad_item_is_named_and_nothing_is_enqueued(
+    hook: DBOSHook, system_database_url: str, bad_item: Any, error: type[Exception], message: str
+) -> None:
+    prefix = unique("bulk-bad")
+    items: list[Any] = _items(prefix, 6)
+    if isinstance(bad_item, dict) and "workflow_id" not in bad_item:
+        bad_item = {**bad_item, "workflow_id": f"{prefix}-3"}
+    elif isinstance(bad_item, dict):
+        bad_item = {"workflow_id": bad_item["workflow_id"].replace("PREFIX", prefix)}
+    items[3] = bad_item
+    with pytest.raises(error) as raised:
+        hook.enqueue_many({"workflow_name": "wf_double", "queue_name": NOBODY}, items)
+    assert message.replace("PREFIX", prefix) in str(raised.value)
+    assert _count_prefix(system_database_url, prefix) == 0
+
+
+def test_a_database_error_mid_batch_rolls_back_everything(hook: DBOSHook, system_database_url: str) -> None:
+    """The last item fails inside Postgres (after the first ones were written): none survive."""
+    prefix = unique("bulk-db")
+    items = _items(prefix, 20)
+    with pytest.raises(DBOSBulkEnqueueError, match="rolled back, nothing enqueued"):
+        # priority is validated by nothing client-side here; Postgres rejects a value beyond int4.
+        hook.enqueue_many({"workflow_name": "wf_double", "queue_name": NOBODY, "priority": 2**40}, items)
+    assert _count_prefix(system_database_url, prefix) == 0
+
+
+def test_an_id_of_another_workflow_is_refused_and_nothing_enqueued(hook: DBOSHook, system_database_url: str) -> None:
+    prefix = unique("bulk-clash")
+    hook.enqueue({"workflow_name": "wf_noop", "queue_name": NOBODY, "workflow_id": f"{prefix}-2"})
+    with pytest.raises(DBOSBulkEnqueueError, match=f"item 2: workflow id '{prefix}-2' already belongs to workflow"):
+        hook.enqueue_many({"workflow_name": "wf_double", "queue_name": NOBODY}, _items(prefix, 5))
+    assert _count_prefix(system_database_url, prefix) == 1
+
+
+def test_existing_ids_are_left_alone_and_the_rest_enqueued(hook: DBOSHook, system_database_url: str) -> None:
+    prefix = unique("bulk-again")
+    options = {"workflow_name": "wf_double", "queue_name": NOBODY}
+    first = hook.enqueue_many(options, _items(prefix, 3))  # type: ignore[arg-type]
+    before = {r.workflow_uuid: (r.xmin, r.created_at, r.updated_at) for r in _rows(system_database_url, first)}
+    again = hook.enqueue_many(options, _items(prefix, 5))  # type: ignore[arg-type]
+    assert again[:3] == first
+    rows = _rows(system_database_url, again)
+    assert len(rows) == 5
+    assert {r.workflow_uuid: (r.xmin, r.created_at, r.updated_at) for r in rows if r.workflow_uuid in before} == before
+
+
+def test_pickle_falls_back_to_enqueue_in_transaction(hook: DBOSHook, system_database_url: str) -> None:
+    prefix = unique("bulk-pickle")
+    ids = hook.enqueue_many({"workflow_name": "wf_double", "queue_name": "q"}, _items(prefix, 10),
+                            serialization="pickle")
+    rows = _rows(system_database_url, ids)
+    assert {r.serialization for r in rows} == {"py_pickle"}
+    assert len({r.xmin for r in rows}) == 1
+    statuses = _wait_all_ended(hook, ids)
+    assert [statuses[w]["output"] for w in ids] == [2 * i for i in range(10)]
+    bad = _items(unique("bulk-pickle-bad"), 4)
+    bad[2]["args"] = [lambda: None]
+    with pytest.raises(DBOSSerializationError, match=r"item 2 \(.*-2\): .*args\[0\] cannot be encoded as pickle"):
+        hook.enqueue_many({"workflow_name": "wf_double", "queue_name": NOBODY}, bad, serialization="pickle")
+    assert _count_prefix(system_database_url, bad[0]["workflow_id"][:-2]) == 0
+
+
+def test_sqlite_system_database_uses_the_client_path(tmp_path: Path) -> None:
+    from dbos import DBOS, WorkflowSerializationFormat
+
+    from dbos_airflow.client import DBOSClient
+    from dbos_airflow.hooks.bulk import enqueue_many
+
+    url = f"sqlite:///{tmp_path / 'sys.sqlite'}"
+    DBOS.migrate(url)
+    client = DBOSClient(system_database_url=url, retry_connection_errors=False)
+    try:
+        opts: Any = {"workflow_name": "wf_double", "queue_name": NOBODY,
+                     "serialization_type": WorkflowSerializationFormat.PORTABLE}
+        ids = enqueue_many(client, opts, _items("sq", 4))
+        assert enqueue_many(client, opts, _items("sq", 4)) == ids
+        bad = _items("sq-bad", 3)
+        bad[1]["args"] = [{1: "non-string key"}]
+        with pytest.raises(DBOSSerializationError, match=r"item 1 \(sq-bad-1\)"):
+            enqueue_many(client, opts, bad)
+        rows = client.list_workflows(load_input=True, load_output=False)
+        assert sorted(r.workflow_id for r in rows) == sorted(ids)
+        assert {r.workflow_id: (r.input or {}).get("args") for r in rows} == {f"sq-{i}": (i,) for i in range(4)}
+    finally:
+        client.destroy()
+
+
+def test_per_workflow_options_are_refused(hook: DBOSHook) -> None:
+    for key in ("workflow_id", "deduplication_id"):
+        with pytest.raises(DBOSOptionsError, match=f"option\\(s\\) {key} name a single workflow"):
+            hook.enqueue_many({"workflow_name": "wf_double", "queue_name": NOBODY, key: "x"}, [[1]])  # type: ignore[misc]
+
+
+# -- the operator ----------------------------------------------------------------------------
+
+
+def _context(dag_id: str, run_id: str, try_number: int = 1) -> Any:
+    ti = SimpleNamespace(dag_id=dag_id, run_id=run_id, task_id="bulk", map_index=-1, try_number=try_number)
+    return {"ti": ti}
+
+
+def test_operator_retry_with_the_same_task_instance_enqueues_nothing_new(
+    dbos_conn: str, system_database_url: str
+) -> None:
+    run_id = unique("manual")
+    op = DBOSBulkEnqueueOperator(task_id="bulk", workflow_name="wf_double", queue_name=NOBODY,
+                                 items=[[i] for i in range(30)], dbos_conn_id=dbos_conn)
+    ids = op.execute(_context("dag_b", run_id))
+    assert ids == [f"dag_b:{run_id}:bulk:-1:{i}" for i in range(30)]
+    before = {r.workflow_uuid: (r.xmin, r.created_at, r.updated_at) for r in _rows(system_database_url, ids)}
+    assert len(before) == 30
+    assert op.execute(_context("dag_b", run_id, try_number=2)) == ids
+    after = {r.workflow_uuid: (r.xmin, r.created_at, r.updated_at) for r in _rows(system_database_url, ids)}
+    assert after == before
+    assert _count_prefix(system_database_url, f"dag_b:{run_id}:") == 30
+
+
+def test_operator_fails_without_retry_on_bad_items(dbos_conn: str, system_database_url: str) -> None:
+    run_id = unique("manual")
+    op = DBOSBulkEnqueueOperator(task_id="bulk", workflow_name="wf_double", queue_name=NOBODY,
+                                 items='[[1], {"args": [2], "kwarg": {}}]', dbos_conn_id=dbos_conn)
+    with pytest.raises(AirflowFailException, match="item 1: unknown key"):
+        op.execute(_context("dag_c", run_id))
+    assert _count_prefix(system_database_url, f"dag_c:{run_id}:") == 0
+
+
+def _load_dag(dag_id: str) -> Any:
+    path = ROOT / "tests" / "dags" / "dbos_bulk_dags.py"
+    spec = importlib.util.spec_from_file_location("dbos_bulk_dags", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return next(d for d in vars(module).values() if getattr(d, "dag_id", None) == dag_id)
+
+
+def test_dag_crash_after_bulk_enqueue_retries_into_the_same_workflows(
+    airflow_db: Path, hook: DBOSHook, system_database_url: str
+) -> None:
+    dag = _load_dag("dbos_t_bulk_retry")
+    run = dag.test(run_conf={"batch": [[i] for i in range(8)]})
+    assert run.state == "success"
+    prefix = f"dbos_t_bulk_retry:{run.run_id}:bulk:-1:"
+    ids = [f"{prefix}{i}" for i in range(8)]
+    rows = _rows(system_database_url, ids)
+    assert len(rows) == 8 and len({r.created_at for r in rows}) == 1  # written once, by the first try
+    assert _count_prefix(system_database_url, prefix) == 8
+    statuses = _wait_all_ended(hook, ids)
+    assert [statuses[w]["output"] for w in ids] == [2 * i for i in range(8)]
+
+
+def test_dag_with_a_bad_item_fails_and_enqueues_nothing(airflow_db: Path, system_database_url: str) -> None:
+    dag = _load_dag("dbos_t_bulk_bad")
+    run = dag.test(run_conf={"batch": [[1], [2], "three"]})
+    assert run.state == "failed"
+    assert _count_prefix(system_database_url, f"dbos_t_bulk_bad:{run.run_id}:") == 0
