@@ -209,7 +209,7 @@ def test_sqlite_system_database_uses_the_client_path(tmp_path: Path) -> None:
             enqueue_many(client, opts, bad)
         rows = client.list_workflows(load_input=True, load_output=False)
         assert sorted(r.workflow_id for r in rows) == sorted(ids)
-        assert {r.workflow_id: (r.input or {}).get("args") for r in rows} == {f"sq-{i}": (i,) for i in range(4)}
+        assert {r.workflow_id: r.input["args"] if r.input else None for r in rows} == {f"sq-{i}": (i,) for i in range(4)}
     finally:
         client.destroy()
 
