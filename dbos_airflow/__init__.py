@@ -16,6 +16,7 @@ _PUBLIC = {
     "DBOSHook": "dbos_airflow.hooks.dbos",
     "DBOSEnqueueOperator": "dbos_airflow.operators.dbos",
     "DBOSSendOperator": "dbos_airflow.operators.dbos",
+    "DBOSBulkEnqueueOperator": "dbos_airflow.operators.bulk",
     "DBOSWorkflowSensor": "dbos_airflow.sensors.dbos",
     "DBOSEventSensor": "dbos_airflow.sensors.dbos",
     "DBOSWorkflowTrigger": "dbos_airflow.triggers.dbos",

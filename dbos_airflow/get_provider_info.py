@@ -21,7 +21,12 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": "DBOS", "python-modules": ["dbos_airflow.hooks.dbos"]}],
-        "operators": [{"integration-name": "DBOS", "python-modules": ["dbos_airflow.operators.dbos"]}],
+        "operators": [
+            {
+                "integration-name": "DBOS",
+                "python-modules": ["dbos_airflow.operators.dbos", "dbos_airflow.operators.bulk"],
+            }
+        ],
         "sensors": [{"integration-name": "DBOS", "python-modules": ["dbos_airflow.sensors.dbos"]}],
         "triggers": [{"integration-name": "DBOS", "python-modules": ["dbos_airflow.triggers.dbos"]}],
         "connection-types": [
