@@ -68,11 +68,14 @@ class EnqueueOptions(_RequiredEnqueueOptions, total=False):
     application_name: str | None
 
 
+# Seed-style or dbos-style options: both are accepted wherever dbos takes its own.
+AnyEnqueueOptions = EnqueueOptions | dbos.EnqueueOptions
+
 _DBOS_KEYS = frozenset(dbos.EnqueueOptions.__required_keys__ | dbos.EnqueueOptions.__optional_keys__)
 VALID_ENQUEUE_KEYS = frozenset(_DBOS_KEYS | {"workflow_class_name"})
 
 
-def to_dbos_options(options: EnqueueOptions | dict[str, Any]) -> dbos.EnqueueOptions:
+def to_dbos_options(options: AnyEnqueueOptions | dict[str, Any]) -> dbos.EnqueueOptions:
     """Validate seed-style options and map them onto dbos' ``EnqueueOptions``."""
     if not isinstance(options, dict):
         raise DBOSOptionsError(f"EnqueueOptions must be a dict, got {type(options).__name__}")
@@ -181,21 +184,23 @@ class DBOSClient(dbos.DBOSClient):
 
     # -- the seed's methods: options mapped, arguments checked ------------------------------
 
-    def enqueue(self, options: EnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
+    def enqueue(self, options: AnyEnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
         mapped = to_dbos_options(options)
         try:
             return super().enqueue(mapped, *args, **kwargs)
         except (TypeError, ValueError, AttributeError, pickle.PicklingError) as exc:
             raise _explain_encoding(exc, mapped, args, kwargs) from exc
 
-    async def enqueue_async(self, options: EnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandleAsync[Any]:
+    async def enqueue_async(self, options: AnyEnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandleAsync[Any]:
         mapped = to_dbos_options(options)
         try:
             return await super().enqueue_async(mapped, *args, **kwargs)
         except (TypeError, ValueError, AttributeError, pickle.PicklingError) as exc:
             raise _explain_encoding(exc, mapped, args, kwargs) from exc
 
-    def enqueue_in_transaction(self, conn_or_session: Any, options: EnqueueOptions, *args: Any, **kwargs: Any) -> str:
+    def enqueue_in_transaction(
+        self, conn_or_session: Any, options: AnyEnqueueOptions, *args: Any, **kwargs: Any
+    ) -> WorkflowHandle[Any]:
         mapped = to_dbos_options(options)
         try:
             return super().enqueue_in_transaction(conn_or_session, mapped, *args, **kwargs)
@@ -248,20 +253,22 @@ class _ErrorDescriber:
             text = text.replace(str(self._password), "***")
         return text
 
-    def describe(self, exc: BaseException) -> Exception | None:
+    def describe(self, exc: BaseException, *, connecting: bool = True) -> Exception | None:
+        """A clear error for ``exc``, or None to let it through.
+
+        :param connecting: the error happened while reaching the database (any driver
+            ``OperationalError`` then means "cannot connect": refused, unresolvable host, bad
+            password, missing database).
+        """
         orig = getattr(exc, "orig", None) or exc
         text = str(orig)
-        missing_table = ("does not exist" in text and "relation" in text) or "no such table" in text
-        if missing_table:
+        if ("does not exist" in text and "relation" in text) or "no such table" in text:
+            where = self._tables if self._tables == self.target else f"{self._tables} (at {self.target})"
             return DBOSSchemaMissingError(
-                f"no DBOS system tables in {self._tables} (at {self.target}): launch the DBOS "
-                "application against it once, or check the database/schema name "
-                f"[{self._clean(text.splitlines()[0])}]"
+                f"no DBOS system tables in {where}: launch the DBOS application against it once, "
+                f"or check the database/schema name [{self._clean(text.splitlines()[0])}]"
             )
-        is_connect = isinstance(exc, sa.exc.OperationalError) and (
-            "connection" in text or "unable to open database" in text or "authentication" in text
-        )
-        if is_connect:
+        if isinstance(exc, sa.exc.OperationalError) and (connecting or "connection" in text):
             return DBOSConnectionError(
                 f"cannot connect to the DBOS system database at {self.target}: {self._clean(text)}"
             )
@@ -270,4 +277,5 @@ class _ErrorDescriber:
     def on_error(self, ctx: sa.engine.ExceptionContext) -> Exception | None:
         if ctx.is_pre_ping:  # let the pool recover stale connections by itself
             return None
-        return self.describe(ctx.sqlalchemy_exception or ctx.original_exception)
+        exc = ctx.sqlalchemy_exception or ctx.original_exception
+        return self.describe(exc, connecting=ctx.connection is None or ctx.is_disconnect)

@@ -225,15 +225,18 @@ async def get_waiter(conn_id: str) -> DBOSWaiter:
         "use_listen_notify": False,  # the waiter listens itself, on its polling connection
         "system_database_pool_size": 2,  # one held by the polling thread, one for reads and cancels
     }
+    return await asyncio.to_thread(_create_waiter, conn_id, kwargs)
+
+
+def _create_waiter(conn_id: str, client_kwargs: dict[str, Any]) -> DBOSWaiter:
+    """Connect and start the polling thread, off the event loop; first caller wins a race."""
     from dbos_airflow.client import DBOSClient
 
-    client = await asyncio.to_thread(lambda: DBOSClient(**kwargs))
+    client = DBOSClient(**client_kwargs)
     with _REGISTRY_LOCK:
         existing = _REGISTRY.get(conn_id)
-        if existing is not None and not existing._stopped:
-            created = None
-        else:
-            created = existing = _REGISTRY[conn_id] = DBOSWaiter(conn_id, client)
-    if created is None:
-        await asyncio.to_thread(client.destroy)
+        if existing is None or existing._stopped:
+            existing = _REGISTRY[conn_id] = DBOSWaiter(conn_id, client)
+            return existing
+    client.destroy()
     return existing

@@ -1,0 +1,119 @@
+"""Trigger contract: serialization, one event then return, timeouts, and a loop that never blocks.
+
+Runs against the real worker and Postgres; the event loop runs in asyncio debug mode with a
+50 ms slow-callback threshold, and any "Executing ... took" warning fails the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import pytest
+
+from dbos_airflow.triggers.dbos import DBOSEventTrigger, DBOSWorkflowTrigger
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+async def strict_loop() -> Any:
+    """Debug mode, 50 ms slow-callback threshold; fails the test if any callback blocked longer."""
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.05
+    handler, asyncio_log = _Collect(), logging.getLogger("asyncio")
+    asyncio_log.addHandler(handler)
+    try:
+        yield loop
+    finally:
+        asyncio_log.removeHandler(handler)
+    slow = [m for m in handler.messages if " took " in m]
+    assert not slow, f"blocking calls on the event loop: {slow}"
+
+
+def test_serialize_round_trips() -> None:
+    for trigger in (
+        DBOSWorkflowTrigger(workflow_id="w", dbos_conn_id="c", end_time=123.5, cancel_on_kill=True),
+        DBOSEventTrigger(workflow_id="w", key="k", expected_value={"a": [1]}, poll_interval=2.0, end_time=None),
+    ):
+        classpath, kwargs = trigger.serialize()
+        module, name = classpath.rsplit(".", 1)
+        cls = getattr(__import__(module, fromlist=[name]), name)
+        assert cls is type(trigger)
+        assert cls(**kwargs).serialize() == (classpath, kwargs)
+        import json
+
+        assert json.loads(json.dumps(kwargs)) == kwargs  # plain JSON: survives any serde
+
+
+async def collect(trigger: Any, limit: float = 30) -> list[Any]:
+    async def run() -> list[Any]:
+        return [e async for e in trigger.run()]
+
+    return await asyncio.wait_for(run(), limit)
+
+
+async def test_keeps_waiting_while_active_then_one_event(strict_loop: Any, dbos_conn: str, client: Any) -> None:
+    wid = (await client.enqueue_async({"queue_name": "q", "workflow_name": "wf_sleep"}, 2)).workflow_id
+    trigger = DBOSWorkflowTrigger(workflow_id=wid, end_time=time.time() + 60)
+    gen = trigger.run()
+    first = asyncio.create_task(gen.__anext__())
+    await asyncio.sleep(1.0)
+    assert not first.done()  # still PENDING: no event yet
+    event = await asyncio.wait_for(first, 20)
+    assert event.payload == {"kind": "workflow_ended", "workflow_id": wid, "status": "SUCCESS"}
+    with pytest.raises(StopAsyncIteration):  # exactly one event, then return
+        await gen.__anext__()
+
+
+async def test_timeout_event_is_the_triggers_own(strict_loop: Any, dbos_conn: str, client: Any) -> None:
+    wid = (await client.enqueue_async({"queue_name": "q", "workflow_name": "wf_sleep"}, 30)).workflow_id
+    started = time.time()
+    events = await collect(DBOSWorkflowTrigger(workflow_id=wid, end_time=started + 1.0))
+    assert [e.payload for e in events] == [{"kind": "timeout", "workflow_id": wid}]
+    assert time.time() - started < 10
+    await client.cancel_workflow_async(wid)
+
+
+async def test_event_trigger_outcomes(strict_loop: Any, dbos_conn: str, client: Any) -> None:
+    from dbos_airflow.hooks.dbos import DBOSHook
+
+    hook = DBOSHook()
+    late = (await hook.enqueue_async({"queue_name": "q", "workflow_name": "wf_set_event_later"}, "k", [1, 2], 1)).workflow_id
+    done = (await hook.enqueue_async({"queue_name": "q", "workflow_name": "wf_double"}, 1)).workflow_id
+    events = await asyncio.gather(
+        collect(DBOSEventTrigger(workflow_id=late, key="k", end_time=time.time() + 30)),
+        collect(DBOSEventTrigger(workflow_id=late, key="k", expected_value="other", end_time=time.time() + 30)),
+        collect(DBOSEventTrigger(workflow_id=done, key="absent", end_time=time.time() + 30)),
+        collect(DBOSEventTrigger(workflow_id="no-such-workflow", key="k", end_time=time.time() + 30)),
+    )
+    await hook.__aexit__()
+    assert [e.payload for e in events[0]] == [
+        {"kind": "event_published", "workflow_id": late, "key": "k", "value": [1, 2]}
+    ]
+    assert [e.payload["kind"] for e in events[1]] == ["ended_without_event"] and events[1][0].payload["value"] == [1, 2]
+    assert [e.payload for e in events[2]] == [
+        {"kind": "ended_without_event", "workflow_id": done, "key": "absent", "status": "SUCCESS"}
+    ]
+    assert [e.payload for e in events[3]] == [{"kind": "not_found", "workflow_id": "no-such-workflow", "key": "k"}]
+
+
+async def test_many_triggers_share_one_waiter(strict_loop: Any, dbos_conn: str, client: Any) -> None:
+    from dbos_airflow.hooks import waiter
+
+    handles = await asyncio.gather(
+        *(client.enqueue_async({"queue_name": "q", "workflow_name": "wf_double"}, i) for i in range(50))
+    )
+    events = await asyncio.gather(*(collect(DBOSWorkflowTrigger(workflow_id=h.workflow_id)) for h in handles))
+    assert all(e[0].payload["status"] == "SUCCESS" for e in events)
+    assert list(waiter._REGISTRY) == ["dbos_default"]  # one waiter (one polling loop) for all 50
