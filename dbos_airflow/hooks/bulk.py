@@ -23,8 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 from dbos import DBOSPortableJSONSerializer, WorkflowSerializationFormat
@@ -41,6 +40,7 @@ __all__ = ["BulkItem", "DBOSBulkEnqueueError", "enqueue_many", "normalize_items"
 log = logging.getLogger(__name__)
 
 ITEM_KEYS = ("args", "kwargs", "workflow_id")
+_ITEM_KEY_SET = frozenset(ITEM_KEYS)
 # Options that name one workflow, not a batch: each item carries its own id.
 PER_ITEM_OPTIONS = ("workflow_id", "deduplication_id", "duplication_policy")
 # Options DBOS' enqueue_workflow SQL function takes; any other option means the client path.
@@ -68,13 +68,12 @@ class DBOSBulkEnqueueError(DBOSAirflowError):
     """A bulk enqueue was rolled back: nothing of the batch was enqueued."""
 
 
-@dataclass(frozen=True)
-class BulkItem:
-    """One workflow of a batch: its arguments and its workflow id."""
+class BulkItem(NamedTuple):
+    """One workflow of a batch: its workflow id and its arguments."""
 
     workflow_id: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
 
 
 def normalize_items(
@@ -91,34 +90,32 @@ def normalize_items(
     out: list[BulkItem] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
-        where = f"item {index}"
         if isinstance(item, (list, tuple)):
             item = {"args": item}
-        if not isinstance(item, Mapping):
+        elif not isinstance(item, Mapping):
             raise DBOSOptionsError(
-                f"{where}: expected a dict with keys {ITEM_KEYS} or a list of arguments, "
+                f"item {index}: expected a dict with keys {ITEM_KEYS} or a list of arguments, "
                 f"got {type(item).__name__}"
             )
-        unknown = sorted(str(k) for k in item if k not in ITEM_KEYS)
-        if unknown:
-            raise DBOSOptionsError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys are {ITEM_KEYS}")
+        elif not item.keys() <= _ITEM_KEY_SET:
+            unknown = sorted(str(k) for k in item if k not in _ITEM_KEY_SET)
+            raise DBOSOptionsError(f"item {index}: unknown key(s) {', '.join(unknown)}; valid keys are {ITEM_KEYS}")
         args = item.get("args") or ()
         kwargs = item.get("kwargs") or {}
-        if isinstance(args, (str, bytes, Mapping)) or not isinstance(args, Sequence):
-            raise DBOSOptionsError(f"{where}: args must be a list, got {type(args).__name__}")
+        if type(args) not in (list, tuple) and (
+            isinstance(args, (str, bytes, Mapping)) or not isinstance(args, Sequence)
+        ):
+            raise DBOSOptionsError(f"item {index}: args must be a list, got {type(args).__name__}")
         if not isinstance(kwargs, Mapping):
-            raise DBOSOptionsError(f"{where}: kwargs must be a dict, got {type(kwargs).__name__}")
-        bad_keys = [k for k in kwargs if not isinstance(k, str)]
-        if bad_keys:
-            raise DBOSOptionsError(f"{where}: kwargs key {bad_keys[0]!r} is not a string")
+            raise DBOSOptionsError(f"item {index}: kwargs must be a dict, got {type(kwargs).__name__}")
         workflow_id = item.get("workflow_id")
         if workflow_id is None:
             workflow_id = default_id(index) if default_id else str(uuid.uuid4())
-        if not isinstance(workflow_id, str) or not workflow_id:
-            raise DBOSOptionsError(f"{where}: workflow_id must be a non-empty string, got {workflow_id!r}")
-        if workflow_id in seen:
-            raise DBOSOptionsError(f"{where}: workflow_id {workflow_id!r} is also the id of item {seen[workflow_id]}")
-        seen[workflow_id] = index
+        elif type(workflow_id) is not str or not workflow_id:
+            raise DBOSOptionsError(f"item {index}: workflow_id must be a non-empty string, got {workflow_id!r}")
+        previous = seen.setdefault(workflow_id, index)
+        if previous != index:
+            raise DBOSOptionsError(f"item {index}: workflow_id {workflow_id!r} is also the id of item {previous}")
         out.append(BulkItem(workflow_id, tuple(args), dict(kwargs)))
     return out
 
@@ -230,34 +227,40 @@ def _enqueue_sql(
     import psycopg
     from psycopg import sql
 
-    statement = sql.SQL(
-        "SELECT {}.enqueue_workflow(workflow_name => %s, queue_name => %s, positional_args => %s::json[], "
-        "named_args => %s::json, class_name => %s, config_name => %s, workflow_id => %s, app_version => %s, "
-        "timeout_ms => %s::bigint, priority => %s::int4, queue_partition_key => %s, authenticated_user => %s, "
-        "authenticated_roles => %s, delay_until_epoch_ms => %s::bigint, application_name => %s)"
-    ).format(sql.Identifier(client.schema or "dbos"))
     timeout, delay = mapped.get("workflow_timeout"), mapped.get("delay_seconds")
     roles = mapped.get("authenticated_roles")
-    head = (mapped["workflow_name"], mapped["queue_name"])
-    middle = (mapped.get("class_name"), mapped.get("instance_name"))
-    tail = (
-        mapped.get("app_version"),
-        None if timeout is None else int(timeout * 1000),
-        mapped.get("priority"),
-        mapped.get("queue_partition_key"),
-        mapped.get("authenticated_user"),
-        json.dumps(roles) if roles else None,
-        None if delay is None else int((time.time() + delay) * 1000),
+    shared: dict[str, tuple[Any, str]] = {  # argument name -> (value, SQL type)
+        "workflow_name": (mapped["workflow_name"], "text"),
+        "queue_name": (mapped["queue_name"], "text"),
+        "class_name": (mapped.get("class_name"), "text"),
+        "config_name": (mapped.get("instance_name"), "text"),
+        "app_version": (mapped.get("app_version"), "text"),
+        "timeout_ms": (None if timeout is None else int(timeout * 1000), "bigint"),
+        "priority": (mapped.get("priority"), "int4"),
+        "queue_partition_key": (mapped.get("queue_partition_key"), "text"),
+        "authenticated_user": (mapped.get("authenticated_user"), "text"),
+        "authenticated_roles": (json.dumps(roles) if roles else None, "text"),
+        "delay_until_epoch_ms": (None if delay is None else int((time.time() + delay) * 1000), "bigint"),
         # As DBOSClient.enqueue: an unset application_name falls back to the client's own.
-        mapped.get("application_name") or client._sys_db.app_name,
-    )
+        "application_name": (mapped.get("application_name") or client._sys_db.app_name, "text"),
+    }
+    # Options shared by the batch go into the statement as quoted literals (psycopg quotes them);
+    # only the three per-item values are parameters, which keeps the per-row cost down.
+    constants = [
+        sql.SQL("{} => {}::{}").format(sql.Identifier(name), sql.Literal(value), sql.SQL(sql_type))
+        for name, (value, sql_type) in shared.items()
+        if value is not None
+    ]
+    statement = sql.SQL(
+        "SELECT {}.enqueue_workflow({}, positional_args => %s::json[], named_args => %s::json, workflow_id => %s)"
+    ).format(sql.Identifier(client.schema or "dbos"), sql.SQL(", ").join(constants))
 
     def params() -> Iterator[tuple[Any, ...]]:
         # A generator: psycopg pipelines executemany, so items are encoded while the server
         # runs the ones already sent. An encoding error stops the batch; the rollback undoes it.
         for i in todo:
             args, kwargs = _encode_portable(i, batch[i])
-            yield (*head, args, kwargs, *middle, batch[i].workflow_id, *tail)
+            yield args, kwargs, batch[i].workflow_id
 
     driver = conn.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
