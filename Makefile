@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint bench install clean
+.PHONY: test demo airflow lint bench install clean
 
 install: $(STAMP)
 
@@ -17,8 +17,16 @@ $(STAMP): pyproject.toml constraints.txt
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# Example worker on .demo/dbos.sqlite (or $DBOS_SYSTEM_DATABASE_URL), every example DAG via `airflow dags test`.
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+# The same worker plus `airflow standalone` on 127.0.0.1:$AIRFLOW_PORT (default 8080); prints the URL and login.
+airflow: $(STAMP)
+	$(PY) scripts/local_stack.py
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check dbos_airflow tests dags examples bench
+	$(VENV)/bin/ruff check dbos_airflow tests dags examples scripts bench
 	$(VENV)/bin/mypy
 
 clean:

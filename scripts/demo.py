@@ -1,0 +1,185 @@
+"""`make demo`: run every example DAG against the example DBOS worker and print one row per DAG run.
+
+    python scripts/demo.py [--demo-dir .demo] [--only DAG_ID ...]
+
+1. Picks the DBOS system database: ``$DBOS_SYSTEM_DATABASE_URL``, else ``.demo/dbos.sqlite``.
+2. Migrates a SQLite Airflow metadata DB in ``.demo/airflow`` (first run only does real work).
+3. Starts examples/order_worker.py on that system database and waits for its ready line.
+4. Runs each example DAG with ``airflow dags test`` (a new logical date, so a new run id, each time).
+5. Prints DAG, state, DBOS workflow ids, result and seconds per run; stops the worker.
+
+Exits 1 if any run failed (its log is under ``.demo/logs``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import local_stack  # noqa: E402  (a sibling script, not a package)
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    dag_id: str
+    conf: dict[str, Any] = field(default_factory=dict)
+    result_task: str = ""
+    result_key: str = "return_value"
+
+
+DEMO_RUNS = (
+    DemoRun("dbos_run_workflow", {}, "run_workflow", "result"),
+    DemoRun(
+        "dbos_run_workflow",
+        {"workflow_name": "Warehouse.pack", "workflow_class_name": "Warehouse",
+         "args": [{"order_id": "D-7", "items": [{"sku": "widget", "qty": 25}]}]},
+        "run_workflow",
+        "result",
+    ),
+    DemoRun("dbos_order_approval", {}, "notify_customer"),
+    DemoRun("dbos_fan_out", {}, "total_parcels"),
+)
+
+
+@dataclass
+class RunRow:
+    dag_id: str
+    state: str
+    workflow_ids: list[str]
+    result: Any
+    seconds: float
+    log: Path
+
+
+def run_dag(run: DemoRun, env: dict[str, str], airflow_home: Path, log_dir: Path) -> RunRow:
+    logical_date = datetime.now(timezone.utc).isoformat()
+    argv = ["dags", "test", run.dag_id, logical_date]
+    if run.conf:
+        argv += ["--conf", json.dumps(run.conf)]
+    started = time.monotonic()
+    done = local_stack.airflow(*argv, env=env, timeout=900)
+    seconds = time.monotonic() - started
+    log = log_dir / f"{run.dag_id}-{logical_date.replace(':', '')}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(done.stdout + done.stderr)
+    state, ids, result = read_run(airflow_home / "airflow.db", run)
+    if done.returncode != 0 and state == "success":
+        state = f"exit {done.returncode}"
+    return RunRow(run.dag_id, state, ids, result, seconds, log)
+
+
+def read_run(metadata_db: Path, run: DemoRun) -> tuple[str, list[str], Any]:
+    """The latest run of ``run.dag_id``: its state, the workflow ids its tasks enqueued, its result."""
+    with sqlite3.connect(metadata_db) as db:
+        row = db.execute(
+            "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (run.dag_id,)
+        ).fetchone()
+        if row is None:
+            return "not run", [], None
+        run_id, state = row
+        xcoms = db.execute(
+            "SELECT task_id, map_index, key, value FROM xcom WHERE dag_id = ? AND run_id = ? "
+            "ORDER BY task_id, map_index",
+            (run.dag_id, run_id),
+        ).fetchall()
+    ids = [_json(value) for _, _, key, value in xcoms if key == "workflow_id"]
+    results = [_json(value) for task, _, key, value in xcoms if task == run.result_task and key == run.result_key]
+    return str(state), [str(i) for i in ids], results[0] if len(results) == 1 else (results or None)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _short_id(workflow_id: str) -> str:
+    """``dag:run:task:map`` ids are long; show ``task[:map]`` plus the run's timestamp suffix."""
+    parts = workflow_id.split(":")
+    if len(parts) < 4:
+        return workflow_id
+    task, index = parts[-2], parts[-1]
+    return f"{task}[{index}]" if index != "-1" else task
+
+
+def print_table(rows: list[RunRow], out: Any = sys.stdout) -> None:
+    header = ("DAG", "state", "DBOS workflow ids", "result", "seconds")
+    cells = [
+        (
+            r.dag_id,
+            r.state,
+            _short(", ".join(_short_id(i) for i in r.workflow_ids) or "-", 48),
+            _short(json.dumps(r.result) if not isinstance(r.result, str) else r.result, 70),
+            f"{r.seconds:.1f}",
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(c[i])) for c in [header, *cells]) for i in range(len(header))]
+    line = "+-" + "-+-".join("-" * w for w in widths) + "-+"
+    print(line, file=out)
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |", file=out)
+    print(line, file=out)
+    for c in cells:
+        print("| " + " | ".join(str(v).ljust(w) for v, w in zip(c, widths, strict=True)) + " |", file=out)
+    print(line, file=out)
+    for r in rows:
+        if r.workflow_ids:
+            print(f"{r.dag_id}: workflow ids {', '.join(r.workflow_ids)}", file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--demo-dir", type=Path, default=local_stack.DEMO_DIR)
+    parser.add_argument("--only", nargs="*", default=None, help="run only these DAG ids")
+    opts = parser.parse_args(argv)
+    demo_dir: Path = opts.demo_dir.resolve()
+    url = local_stack.system_database_url(demo_dir)
+    airflow_home = demo_dir / "airflow"
+    env = local_stack.airflow_env(airflow_home, url, AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING")
+    runs = [r for r in DEMO_RUNS if opts.only is None or r.dag_id in opts.only]
+
+    print(f"DBOS system database: {local_stack._shown(url)}", flush=True)
+    print(f"Airflow metadata DB:  {airflow_home / 'airflow.db'} (migrating)", flush=True)
+    local_stack.migrate(env)
+    print("Starting the example DBOS worker (examples/order_worker.py)", flush=True)
+    worker = local_stack.start_worker(url, demo_dir / "worker.log")
+    rows: list[RunRow] = []
+    try:
+        for run in runs:
+            print(f"airflow dags test {run.dag_id} ...", flush=True)
+            rows.append(run_dag(run, env, airflow_home, demo_dir / "logs"))
+            print(f"  -> {rows[-1].state} in {rows[-1].seconds:.1f}s", flush=True)
+    finally:
+        code = worker.stop()
+        if code not in (0, None):
+            print(f"warning: the worker exited with {code}; see {worker.log_path}", file=sys.stderr)
+    print()
+    print_table(rows)
+    failed = [r for r in rows if r.state != "success"]
+    for r in failed:
+        print(f"\nFAILED: {r.dag_id} ({r.state}); log: {r.log}\n{_tail(r.log)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
