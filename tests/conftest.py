@@ -131,9 +131,11 @@ def system_database_url(app_database_url: str) -> str:
 class Worker:
     """A DBOS application process (tests/dbos_app.py by default) with its output captured."""
 
-    def __init__(self, system_database_url: str, script: Path, executor_id: str = "test-worker") -> None:
+    def __init__(
+        self, system_database_url: str, script: Path, executor_id: str = "test-worker", **env_vars: str
+    ) -> None:
         env = {**os.environ, "DBOS_SYSTEM_DATABASE_URL": system_database_url, "DBOS_EXECUTOR_ID": executor_id,
-               "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1", **env_vars}
         self.proc = subprocess.Popen(
             [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

@@ -103,6 +103,19 @@ def wf_flaky() -> dict[str, int]:
     return {"a_runs": STEP_RUNS[f"{wid}:a"], "b_runs": STEP_RUNS[f"{wid}:b"]}
 
 
+@DBOS.step()
+def crash_here() -> None:
+    if os.environ.get("DBOS_TEST_CRASH"):
+        os._exit(3)  # the process dies mid-workflow, as on a machine failure
+
+
+@DBOS.workflow(max_recovery_attempts=1)
+def wf_crash() -> str:
+    """Kills its worker every time it runs: recovery gives up and dead-letters it."""
+    crash_here()
+    return "survived"
+
+
 @DBOS.dbos_class()
 class Calculator:
     """Reached only with ``workflow_class_name="Calculator"``."""
@@ -123,9 +136,13 @@ def main() -> None:
         "executor_id": os.environ.get("DBOS_EXECUTOR_ID", "test-worker"),
     }
     DBOS(config=config)
+    crasher = bool(os.environ.get("DBOS_TEST_CRASH"))
+    DBOS.listen_queues(["q_crash"] if crasher else list(QUEUES))  # queues are shared DB rows
     DBOS.launch()
     for name in QUEUES:
         DBOS.register_queue(name, polling_interval_sec=0.2)
+    if crasher:
+        DBOS.register_queue("q_crash", polling_interval_sec=0.2)
     print("WORKER READY", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -282,6 +282,33 @@ def test_error_and_cancelled_fail_with_their_message(dbos_conn: str, client: DBO
     assert lenient.poke({}).is_done  # type: ignore[arg-type,union-attr]
 
 
+def test_max_recovery_attempts_exceeded_fails_with_its_status(
+    dbos_conn: str, client: DBOSClient, system_database_url: str
+) -> None:
+    """A workflow that kills its worker on every run is dead-lettered by DBOS recovery."""
+    from conftest import Worker
+
+    from dbos_airflow.sensors.dbos import DBOSWorkflowSensor
+
+    wid = client.enqueue({"queue_name": "q_crash", "workflow_name": "wf_crash"}).workflow_id
+    status = "ENQUEUED"
+    for _ in range(8):  # each start recovers the workflow, which kills the worker again
+        crasher = Worker(system_database_url, ROOT / "tests" / "dbos_app.py", executor_id="crasher",
+                         DBOS_TEST_CRASH="1")
+        deadline = time.monotonic() + 20
+        while crasher.proc.poll() is None and time.monotonic() < deadline:
+            status = client.list_workflows(workflow_ids=[wid], load_input=False)[0].status
+            if status == "MAX_RECOVERY_ATTEMPTS_EXCEEDED":
+                break
+            time.sleep(0.2)
+        crasher.stop()
+        if status == "MAX_RECOVERY_ATTEMPTS_EXCEEDED":
+            break
+    assert status == "MAX_RECOVERY_ATTEMPTS_EXCEEDED"
+    with pytest.raises(AirflowException, match=f"{wid} ended MAX_RECOVERY_ATTEMPTS_EXCEEDED"):
+        DBOSWorkflowSensor(task_id="s", workflow_id=wid).poke({})  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("dag_id", ["dbos_t_run", "dbos_t_run_deferrable"])
 def test_failed_workflow_fails_the_dag(dagbag: Any, client: DBOSClient, dag_id: str) -> None:
     dr = run_dag(dagbag, dag_id, {"workflow_name": "wf_fail", "args": ["nope"]})
