@@ -1,0 +1,114 @@
+"""The shared waiter, structurally: one connection and one statement per tick, however many waits.
+
+Real worker and Postgres. Counts come from Postgres (``pg_stat_activity``: which backends this
+process holds) and from the waiter's own engine (statements sent), never from timings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psutil
+import pytest
+import sqlalchemy as sa
+from conftest import unique
+
+from dbos_airflow.hooks.dbos import DBOSHook
+from dbos_airflow.hooks.waiter import NOT_FOUND, get_waiter
+
+UNPOLLED = "q_waiter_nobody"  # no worker polls it: its workflows stay ENQUEUED until cancelled
+WAITS = 200
+
+
+def _backend_pids(system_database_url: str) -> set[int]:
+    """Postgres backends (pids) connected to the test system database from this process."""
+    url = sa.make_url(system_database_url)
+    ports = [c.laddr.port for c in psutil.Process().net_connections("tcp") if c.raddr and c.raddr.port == (url.port or 5432)]
+    engine = sa.create_engine(url.set(drivername="postgresql+psycopg"))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :db AND client_port = ANY(:ports) "
+                        "AND pid <> pg_backend_pid()"),
+                {"db": url.database, "ports": ports},
+            )
+            return {int(r[0]) for r in rows}
+    finally:
+        engine.dispose()
+
+
+class _Statements:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine, self.count = engine, 0
+        sa.event.listen(engine, "before_cursor_execute", self._on)
+
+    def _on(self, *_: Any) -> None:
+        self.count += 1
+
+    def close(self) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._on)
+
+
+@pytest.fixture
+def hook(dbos_conn: str) -> Any:
+    h = DBOSHook(dbos_conn)
+    yield h
+    h.close()
+
+
+async def _until(predicate: Any, what: str, limit: float = 30) -> None:
+    for _ in range(int(limit / 0.05)):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_200_waits_share_one_connection_and_one_statement_per_tick(
+    dbos_conn: str, hook: DBOSHook, system_database_url: str
+) -> None:
+    prefix = unique("waits")
+    ids = await asyncio.to_thread(
+        hook.enqueue_many, {"workflow_name": "wf_double", "queue_name": UNPOLLED}, [[i] for i in range(WAITS)]
+    )
+    waiter = await get_waiter(dbos_conn)
+    statements = _Statements(waiter.client.system_database_engine)
+    before = await asyncio.to_thread(_backend_pids, system_database_url)
+    try:
+        tasks = [asyncio.create_task(waiter.observe(wid)) for wid in ids]
+        tasks.append(asyncio.create_task(waiter.observe(f"{prefix}-missing")))
+        await _until(lambda: tasks[-1].done(), "the wait for a missing workflow returned")
+        assert tasks[-1].result().status == NOT_FOUND
+        await _until(lambda: waiter.pending == WAITS, f"{WAITS} waits registered")
+
+        probes0, statements0 = waiter.probes, statements.count
+        await _until(lambda: waiter.probes >= probes0 + 10, "10 more probes")
+        during = await asyncio.to_thread(_backend_pids, system_database_url)
+        probes, sent = waiter.probes - probes0, statements.count - statements0
+        # One statement per probe for all 200 waits (not one per wait), all on one backend.
+        assert sent == probes, f"{sent} statements for {probes} probes of {WAITS} waits"
+        assert len(during - before) <= 1, f"the waiter opened backends {during - before} for {WAITS} waits"
+        assert not any(t.done() for t in tasks[:-1]), "a wait on an ENQUEUED workflow returned"
+
+        await asyncio.to_thread(hook.get_client().cancel_workflows, ids)
+        observations = await asyncio.wait_for(asyncio.gather(*tasks[:-1]), 30)
+        assert {o.status for o in observations} == {"CANCELLED"}
+        assert len(await asyncio.to_thread(_backend_pids, system_database_url) - before) <= 2
+    finally:
+        statements.close()
+
+
+async def test_event_waits_of_one_workflow_resolve_together(dbos_conn: str, client: Any) -> None:
+    """Waits on 200 keys and on the completion of one workflow; it publishes one of the keys."""
+    waiter = await get_waiter(dbos_conn)
+    handle = await client.enqueue_async({"queue_name": "q", "workflow_name": "wf_set_event_later"}, "k7", "v", 1.0)
+    wid = handle.workflow_id
+    keyed = [asyncio.create_task(waiter.observe(wid, f"k{i}")) for i in range(WAITS)]
+    ended = asyncio.create_task(waiter.observe(wid))
+    done = await asyncio.wait_for(asyncio.gather(*keyed, ended), 60)
+    published = [i for i, obs in enumerate(done[:-1]) if obs.event_present]
+    assert published == [7]
+    assert {obs.status for obs in done[:-1] if not obs.event_present} == {"SUCCESS"}  # ended without the key
+    assert done[-1].status == "SUCCESS" and not done[-1].event_present
+    assert await client.get_event_async(wid, "k7", 0) == "v"
