@@ -25,6 +25,11 @@ demo: $(STAMP)
 airflow: $(STAMP)
 	$(PY) scripts/local_stack.py
 
+# Every figure runs the plain dbos.DBOSClient and dbos-airflow side by side against a real DBOS
+# worker on a fresh Postgres database (DBOS_BENCH_DATABASE_URL, default local); writes bench/results.md.
+bench: $(STAMP)
+	$(PY) -m bench all
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dbos_airflow tests dags examples scripts bench
 	$(VENV)/bin/mypy

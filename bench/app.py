@@ -1,0 +1,75 @@
+"""The benchmarks' own DBOS application, run as a worker subprocess by bench/harness.py.
+
+    DBOS_SYSTEM_DATABASE_URL=postgresql://.../x_dbos_sys python bench/app.py
+
+Every workflow records ``time.time()`` right before the moment the benchmark measures from
+(its return, or its ``set_event``), so "worker finished -> wait returned" is measured on one
+machine clock. Never imported by the benchmark process itself (it constructs the DBOS singleton).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+from dbos import DBOS, DBOSConfig
+
+QUEUE = "bench"  # polled by this worker
+UNPOLLED_QUEUE = "bench_nobody"  # polled by nobody: enqueue benchmarks leave their rows here
+APP_VERSION = "bench"
+
+
+@DBOS.workflow()
+def noop() -> None:
+    return None
+
+
+@DBOS.workflow()
+def finish_stamp(delay: float) -> float:
+    """Sleep ``delay`` seconds, then return the wall-clock time just before returning."""
+    DBOS.sleep(delay)
+    return time.time()
+
+
+@DBOS.workflow()
+def event_stamp(key: str, delay: float, linger: float) -> None:
+    """After ``delay`` s publish ``key`` = the wall-clock time just before ``set_event``; stay PENDING ``linger`` s."""
+    DBOS.sleep(delay)
+    DBOS.set_event(key, time.time())
+    DBOS.sleep(linger)
+
+
+@DBOS.workflow()
+def many_events(count: int, delay: float, linger: float) -> None:
+    """After ``delay`` s publish keys k0..k{count-1}, each with the time just before its ``set_event``."""
+    DBOS.sleep(delay)
+    for i in range(count):
+        DBOS.set_event(f"k{i}", time.time())
+    DBOS.sleep(linger)
+
+
+def main() -> None:
+    config: DBOSConfig = {
+        "name": "dbos-airflow-bench",
+        "system_database_url": os.environ["DBOS_SYSTEM_DATABASE_URL"],
+        "application_version": APP_VERSION,
+        "executor_id": "bench-worker",
+    }
+    DBOS(config=config)
+    DBOS.launch()
+    DBOS.register_queue(QUEUE, polling_interval_sec=0.1)
+    print("BENCH WORKER READY", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(1):
+        pass
+    DBOS.destroy(destroy_registry=False)
+    time.sleep(0.1)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

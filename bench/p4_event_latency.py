@@ -1,0 +1,76 @@
+"""P4: ``DBOS.set_event`` -> wait returns with the value.
+
+Each workflow sleeps 1-3 s (random), publishes ``ready`` = ``time.time()`` taken right before
+``set_event``, and stays PENDING 3 s more; the latency is the time the wait returned minus that
+stamp. The bench app runs with DBOS' default ``use_listen_notify=True``.
+Plain: ``dbos.DBOSClient.get_event_async`` (client defaults). Ours: ``DBOSEventTrigger.run()``.
+Goal: ours p99 <= 0.1 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+from bench.harness import Row, bench_env, fmt_s, percentile, report
+
+N = 40
+QUEUE = "bench"
+KEY = "ready"
+
+
+def _enqueue(client: Any, n: int) -> list[str]:
+    from dbos import WorkflowSerializationFormat
+
+    options = {"workflow_name": "event_stamp", "queue_name": QUEUE,
+               "serialization_type": WorkflowSerializationFormat.PORTABLE}
+    return [client.enqueue(options, KEY, random.uniform(1.0, 3.0), 3.0).workflow_id for _ in range(n)]
+
+
+async def plain_phase(client: Any) -> list[float]:
+    async def one(workflow_id: str) -> float:
+        stamp = await client.get_event_async(workflow_id, KEY, 30)
+        return time.time() - float(stamp)
+
+    return list(await asyncio.gather(*(one(w) for w in _enqueue(client, N))))
+
+
+async def ours_phase(client: Any, conn_id: str) -> list[float]:
+    from dbos_airflow.hooks.waiter import get_waiter
+    from dbos_airflow.triggers.dbos import DBOSEventTrigger
+
+    await get_waiter(conn_id)
+
+    async def one(workflow_id: str) -> float:
+        async for event in DBOSEventTrigger(workflow_id=workflow_id, key=KEY, dbos_conn_id=conn_id).run():
+            assert event.payload["kind"] == "event_published", event.payload
+            return time.time() - float(event.payload["value"])
+        raise AssertionError("no trigger event")
+
+    return list(await asyncio.gather(*(one(w) for w in _enqueue(client, N))))
+
+
+def main() -> None:
+    import dbos
+
+    with bench_env() as env:
+        client = dbos.DBOSClient(system_database_url=env.system_database_url)
+        try:
+            plain = asyncio.run(plain_phase(client))
+            ours = asyncio.run(ours_phase(client, env.conn_id))
+        finally:
+            client.destroy()
+    rows = []
+    for q in (50, 99):
+        p, o = percentile(plain, q), percentile(ours, q)
+        goal = "<= 100 ms" if q == 99 else ""
+        rows.append(Row(f"P4 event latency p{q} (set_event -> wait returns)", f"{fmt_s(p)} (get_event)",
+                        f"{fmt_s(o)} (DBOSEventTrigger)", f"{o / p:.2f}", str(N), goal,
+                        ("met" if o <= 0.1 else "MISSED") if goal else ""))
+    report("p4", rows, {"plain_s": plain, "ours_s": ours})
+
+
+if __name__ == "__main__":
+    main()
