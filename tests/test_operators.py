@@ -206,7 +206,7 @@ async def test_deferred_kill_cancels_and_cleanup_does_not(dbos_conn: str, client
     run = asyncio.create_task(trigger.run().__anext__())
     await asyncio.sleep(0.5)
     run.cancel()  # the triggerer stops (restart, redistribution): no cancel
-    trigger.cleanup()
+    await trigger.cleanup()
     await asyncio.sleep(0.3)
     assert (await client.retrieve_workflow_async(wid)).workflow_id == wid
     assert client.list_workflows(workflow_ids=[wid])[0].status in ("PENDING", "ENQUEUED")
