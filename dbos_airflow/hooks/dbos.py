@@ -3,154 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from airflow.sdk import BaseHook
 
-from dbos_airflow.exceptions import DBOSAirflowError, DBOSOptionsError, DBOSWorkflowNotFoundError
+from dbos_airflow.exceptions import DBOSAirflowError, DBOSWorkflowNotFoundError
+from dbos_airflow.hooks.connection import (
+    EXTRA_FIELDS,
+    SERIALIZATIONS,
+    DBOSConnectionSettings,
+    check_serialization,
+    serialization_type,
+)
 from dbos_airflow.status import status_to_dict
+
+__all__ = ["DBOSHook", "DBOSConnectionSettings", "EXTRA_FIELDS", "SERIALIZATIONS", "check_serialization"]
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from airflow.sdk import Connection
     from dbos import WorkflowHandle, WorkflowHandleAsync
 
     from dbos_airflow.client import DBOSClient, EnqueueOptions
-
-SERIALIZATIONS = ("portable", "pickle")
-EXTRA_FIELDS = (
-    "system_database_url",
-    "dbos_system_schema",
-    "application_name",
-    "connect_timeout",
-    "serialization",
-    "use_listen_notify",
-)
-
-
-def _as_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off", ""):
-        return False
-    raise DBOSOptionsError(f"{name}={value!r} is not a boolean (true/false)")
-
-
-@dataclass(frozen=True)
-class DBOSConnectionSettings:
-    """What a ``dbos`` connection says, validated. ``repr`` never shows the password."""
-
-    system_database_url: str
-    dbos_system_schema: str = "dbos"
-    application_name: str | None = None
-    connect_timeout: float = 10
-    serialization: str = "portable"
-    use_listen_notify: bool = False
-
-    def __repr__(self) -> str:
-        shown = sa.make_url(self.system_database_url).render_as_string(hide_password=True)
-        return f"DBOSConnectionSettings({shown}, schema={self.dbos_system_schema!r})"
-
-    @classmethod
-    def from_connection(cls, conn: Connection) -> DBOSConnectionSettings:
-        extra = {k: v for k, v in (conn.extra_dejson or {}).items() if v not in (None, "")}
-        unknown = sorted(set(extra) - set(EXTRA_FIELDS))
-        if unknown:
-            raise DBOSOptionsError(
-                f"connection {conn.conn_id!r}: unknown extra field(s) {', '.join(unknown)}; "
-                f"valid extras are: {', '.join(EXTRA_FIELDS)}"
-            )
-        serialization = str(extra.get("serialization", "portable")).lower()
-        if serialization not in SERIALIZATIONS:
-            raise DBOSOptionsError(
-                f"connection {conn.conn_id!r}: serialization={serialization!r}; use one of {SERIALIZATIONS}"
-            )
-        try:
-            timeout = float(extra.get("connect_timeout", 10))
-        except (TypeError, ValueError):
-            timeout = -1
-        if timeout <= 0:
-            raise DBOSOptionsError(
-                f"connection {conn.conn_id!r}: connect_timeout={extra.get('connect_timeout')!r} "
-                "must be a positive number of seconds"
-            )
-        url = extra.get("system_database_url")
-        if url is None:
-            if not conn.schema:
-                raise DBOSOptionsError(
-                    f"connection {conn.conn_id!r} names no database: set its Database field "
-                    "(the DBOS system database, e.g. myapp_dbos_sys) or the system_database_url extra"
-                )
-            url = sa.URL.create(
-                "postgresql",
-                username=conn.login or None,
-                password=conn.password or None,
-                host=conn.host or "localhost",
-                port=conn.port or 5432,
-                database=conn.schema,
-            ).render_as_string(hide_password=False)
-        try:
-            parsed = sa.make_url(url)
-        except sa.exc.ArgumentError:
-            raise DBOSOptionsError(
-                f"connection {conn.conn_id!r}: extra system_database_url is not a database URL; "
-                "use postgresql://user:password@host:5432/myapp_dbos_sys or sqlite:////path/app.sqlite"
-            ) from None
-        if parsed.get_backend_name() not in ("postgresql", "sqlite"):
-            raise DBOSOptionsError(
-                f"connection {conn.conn_id!r}: system_database_url "
-                f"{parsed.render_as_string(hide_password=True)} must be a postgresql:// or sqlite:/// URL "
-                "(the system databases DBOS supports)"
-            )
-        if parsed.get_backend_name() != "sqlite" and "connect_timeout" not in parsed.query:
-            # libpq wants whole seconds and reads 0 as "wait forever": round up, never down.
-            url = parsed.update_query_dict({"connect_timeout": str(math.ceil(timeout))}).render_as_string(
-                hide_password=False
-            )
-        return cls(
-            system_database_url=url,
-            dbos_system_schema=str(extra.get("dbos_system_schema", "dbos")),
-            application_name=extra.get("application_name"),
-            connect_timeout=timeout,
-            serialization=serialization,
-            use_listen_notify=_as_bool(
-                f"connection {conn.conn_id!r}: extra use_listen_notify", extra.get("use_listen_notify", False)
-            ),
-        )
-
-    def client_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :class:`DBOSClient` for these settings (Airflow owns retries)."""
-        return {
-            "system_database_url": self.system_database_url,
-            "dbos_system_schema": self.dbos_system_schema,
-            "application_name": self.application_name,
-            "use_listen_notify": self.use_listen_notify,
-            "retry_connection_errors": False,
-        }
-
-    @property
-    def serialization_type(self) -> Any:
-        from dbos import WorkflowSerializationFormat
-
-        if self.serialization == "pickle":
-            return WorkflowSerializationFormat.NATIVE
-        return WorkflowSerializationFormat.PORTABLE
-
-
-def _serialization_type(name: str) -> Any:
-    if name not in SERIALIZATIONS:
-        raise DBOSOptionsError(f"serialization={name!r}; use one of {SERIALIZATIONS}")
-    return DBOSConnectionSettings("x", serialization=name).serialization_type
-
 
 class DBOSHook(BaseHook):
     """
@@ -238,7 +115,7 @@ class DBOSHook(BaseHook):
     def _options(self, options: EnqueueOptions, serialization: str | None) -> EnqueueOptions:
         if "serialization_type" in options:
             return options
-        fmt = _serialization_type(serialization) if serialization else self.settings.serialization_type
+        fmt = serialization_type(serialization) if serialization else self.settings.serialization_type
         return {**options, "serialization_type": fmt}
 
     def enqueue(
@@ -277,7 +154,7 @@ class DBOSHook(BaseHook):
         serialization: str | None = None,
     ) -> None:
         """Send ``message`` to a workflow; a repeated ``idempotency_key`` is delivered once."""
-        fmt = _serialization_type(serialization) if serialization else self.settings.serialization_type
+        fmt = serialization_type(serialization) if serialization else self.settings.serialization_type
         self.get_client().send(destination_id, message, topic, idempotency_key, serialization_type=fmt)
 
     async def send_async(
@@ -290,7 +167,7 @@ class DBOSHook(BaseHook):
         serialization: str | None = None,
     ) -> None:
         settings = await self.asettings()
-        fmt = _serialization_type(serialization) if serialization else settings.serialization_type
+        fmt = serialization_type(serialization) if serialization else settings.serialization_type
         client = await self.aget_client()
         await client.send_async(destination_id, message, topic, idempotency_key, serialization_type=fmt)
 

@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException
 
-from dbos_airflow.hooks.dbos import SERIALIZATIONS, DBOSHook
+from dbos_airflow.hooks.dbos import DBOSHook, check_serialization
 from dbos_airflow.outcome import (
     TIMEOUT,
     WORKFLOW_ENDED,
@@ -131,8 +131,6 @@ class DBOSEnqueueOperator(BaseOperator):
         super().__init__(**kwargs)
         if retry_mode not in RETRY_MODES:
             raise ValueError(f"retry_mode={retry_mode!r}; use one of {RETRY_MODES}")
-        if serialization not in SERIALIZATIONS:
-            raise ValueError(f"serialization={serialization!r}; use one of {SERIALIZATIONS}")
         if poll_interval <= 0:
             raise ValueError(f"poll_interval={poll_interval!r} must be positive")
         self.workflow_name = workflow_name
@@ -147,7 +145,7 @@ class DBOSEnqueueOperator(BaseOperator):
         self.workflow_timeout = workflow_timeout
         self.delay_seconds = delay_seconds
         self.queue_partition_key = queue_partition_key
-        self.serialization = serialization
+        self.serialization = check_serialization(serialization)
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = poll_interval
@@ -280,13 +278,11 @@ class DBOSSendOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if serialization not in SERIALIZATIONS:
-            raise ValueError(f"serialization={serialization!r}; use one of {SERIALIZATIONS}")
         self.destination_id = destination_id
         self.message = message
         self.topic = topic
         self.idempotency_key = idempotency_key
-        self.serialization = serialization
+        self.serialization = check_serialization(serialization)
         self.dbos_conn_id = dbos_conn_id
 
     @cached_property

@@ -1,0 +1,152 @@
+"""The settings of an Airflow connection of type ``dbos``, validated.
+
+Host, port, login, password and schema (the DBOS system database's name) plus the extras
+below. Every bad value raises :class:`DBOSOptionsError` naming the connection and the field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from dbos_airflow.exceptions import DBOSOptionsError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+SERIALIZATIONS = ("portable", "pickle")
+EXTRA_FIELDS = (
+    "system_database_url",
+    "dbos_system_schema",
+    "application_name",
+    "connect_timeout",
+    "serialization",
+    "use_listen_notify",
+)
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise DBOSOptionsError(f"{name}={value!r} is not a boolean (true/false)")
+
+
+@dataclass(frozen=True)
+class DBOSConnectionSettings:
+    """What a ``dbos`` connection says, validated. ``repr`` never shows the password."""
+
+    system_database_url: str
+    dbos_system_schema: str = "dbos"
+    application_name: str | None = None
+    connect_timeout: float = 10
+    serialization: str = "portable"
+    use_listen_notify: bool = False
+
+    def __repr__(self) -> str:
+        shown = sa.make_url(self.system_database_url).render_as_string(hide_password=True)
+        return f"DBOSConnectionSettings({shown}, schema={self.dbos_system_schema!r})"
+
+    @classmethod
+    def from_connection(cls, conn: Connection) -> DBOSConnectionSettings:
+        extra = {k: v for k, v in (conn.extra_dejson or {}).items() if v not in (None, "")}
+        unknown = sorted(set(extra) - set(EXTRA_FIELDS))
+        if unknown:
+            raise DBOSOptionsError(
+                f"connection {conn.conn_id!r}: unknown extra field(s) {', '.join(unknown)}; "
+                f"valid extras are: {', '.join(EXTRA_FIELDS)}"
+            )
+        serialization = str(extra.get("serialization", "portable")).lower()
+        if serialization not in SERIALIZATIONS:
+            raise DBOSOptionsError(
+                f"connection {conn.conn_id!r}: serialization={serialization!r}; use one of {SERIALIZATIONS}"
+            )
+        try:
+            timeout = float(extra.get("connect_timeout", 10))
+        except (TypeError, ValueError):
+            timeout = -1
+        if timeout <= 0:
+            raise DBOSOptionsError(
+                f"connection {conn.conn_id!r}: connect_timeout={extra.get('connect_timeout')!r} "
+                "must be a positive number of seconds"
+            )
+        url = extra.get("system_database_url")
+        if url is None:
+            if not conn.schema:
+                raise DBOSOptionsError(
+                    f"connection {conn.conn_id!r} names no database: set its Database field "
+                    "(the DBOS system database, e.g. myapp_dbos_sys) or the system_database_url extra"
+                )
+            url = sa.URL.create(
+                "postgresql",
+                username=conn.login or None,
+                password=conn.password or None,
+                host=conn.host or "localhost",
+                port=conn.port or 5432,
+                database=conn.schema,
+            ).render_as_string(hide_password=False)
+        try:
+            parsed = sa.make_url(url)
+        except sa.exc.ArgumentError:
+            raise DBOSOptionsError(
+                f"connection {conn.conn_id!r}: extra system_database_url is not a database URL; "
+                "use postgresql://user:password@host:5432/myapp_dbos_sys or sqlite:////path/app.sqlite"
+            ) from None
+        if parsed.get_backend_name() not in ("postgresql", "sqlite"):
+            raise DBOSOptionsError(
+                f"connection {conn.conn_id!r}: system_database_url "
+                f"{parsed.render_as_string(hide_password=True)} must be a postgresql:// or sqlite:/// URL "
+                "(the system databases DBOS supports)"
+            )
+        if parsed.get_backend_name() != "sqlite" and "connect_timeout" not in parsed.query:
+            # libpq wants whole seconds and reads 0 as "wait forever": round up, never down.
+            url = parsed.update_query_dict({"connect_timeout": str(math.ceil(timeout))}).render_as_string(
+                hide_password=False
+            )
+        return cls(
+            system_database_url=url,
+            dbos_system_schema=str(extra.get("dbos_system_schema", "dbos")),
+            application_name=extra.get("application_name"),
+            connect_timeout=timeout,
+            serialization=serialization,
+            use_listen_notify=_as_bool(
+                f"connection {conn.conn_id!r}: extra use_listen_notify", extra.get("use_listen_notify", False)
+            ),
+        )
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`DBOSClient` for these settings (Airflow owns retries)."""
+        return {
+            "system_database_url": self.system_database_url,
+            "dbos_system_schema": self.dbos_system_schema,
+            "application_name": self.application_name,
+            "use_listen_notify": self.use_listen_notify,
+            "retry_connection_errors": False,
+        }
+
+    @property
+    def serialization_type(self) -> Any:
+        from dbos import WorkflowSerializationFormat
+
+        if self.serialization == "pickle":
+            return WorkflowSerializationFormat.NATIVE
+        return WorkflowSerializationFormat.PORTABLE
+
+
+def check_serialization(name: str) -> str:
+    """``name`` if it is a serialization dbos-airflow supports, else a clear error."""
+    if name not in SERIALIZATIONS:
+        raise DBOSOptionsError(f"serialization={name!r}; use one of {SERIALIZATIONS}")
+    return name
+
+
+def serialization_type(name: str) -> Any:
+    """The ``dbos.WorkflowSerializationFormat`` for ``portable`` or ``pickle``."""
+    return DBOSConnectionSettings("x", serialization=check_serialization(name)).serialization_type
