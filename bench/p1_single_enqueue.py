@@ -12,8 +12,8 @@ import time
 from bench.common_enqueue import clean, plain_client, portable_options
 from bench.harness import Row, bench_env, median, report
 
-PER_ROUND = 300
-ROUNDS = 7
+PER_ROUND = 100
+ROUNDS = 21
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.harness import Row, bench_env, fmt_s, percentile, report
 
-N = 40
+N = 100
 QUEUE = "bench"
 KEY = "ready"
 
