@@ -1,0 +1,208 @@
+"""The UI path, in a real browser: `airflow standalone` + the example worker, driven by headless Chromium.
+
+A person opens the ``dbos_run_workflow`` DAG, fills its trigger form, submits it, and the DBOS
+workflow runs with exactly those arguments; the ``dbos`` connection form shows the DBOS fields.
+Screenshots land in each test's tmp dir. Needs /usr/bin/chromium (``apt-get install -y chromium``;
+``.ci/run`` installs it) and the ``playwright`` Python package (test extra).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import local_stack  # noqa: E402
+
+from dbos_airflow.client import DBOSClient  # noqa: E402
+from dbos_airflow.get_provider_info import get_provider_info  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+DAG_ID = "dbos_run_workflow"
+
+
+@dataclass
+class Stack:
+    base_url: str
+    password: str
+    airflow_home: Path
+    system_database_url: str
+    logs: tuple[Path, ...]
+
+    def log_tails(self, lines: int = 40) -> str:
+        out = []
+        for log in self.logs:
+            text = log.read_text(errors="replace").splitlines() if log.exists() else []
+            out.append(f"--- {log} (last {lines} lines)\n" + "\n".join(text[-lines:]))
+        return "\n".join(out)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Example worker on a SQLite system DB + `airflow standalone` on a free loopback port."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`, "
+                    "as .ci/run does) to run the browser tests", pytrace=False)
+    root = tmp_path_factory.mktemp("ui-stack")
+    url = f"sqlite:///{root / 'dbos.sqlite'}"
+    port = local_stack.free_port()
+    home = root / "airflow"
+    worker = local_stack.start_worker(url, root / "worker.log")
+    web = local_stack.Process("airflow", [str(local_stack.BIN / "airflow"), "standalone"],
+                              local_stack.standalone_env(home, url, port), root / "standalone.log")
+    stack = Stack(f"http://127.0.0.1:{port}", "", home, url, (root / "standalone.log", root / "worker.log"))
+    try:
+        local_stack.wait_http(f"{stack.base_url}/api/v2/monitor/health", timeout=240)
+        stack.password = local_stack.admin_password(home)
+    except RuntimeError as exc:
+        web.stop(grace=20)
+        worker.stop()
+        pytest.fail(f"the local stack did not start: {exc}\n{stack.log_tails()}", pytrace=False)
+    try:
+        yield stack
+    finally:
+        web.stop(grace=20)
+        worker.stop()
+
+
+@pytest.fixture
+def page(stack: Stack, tmp_path: Path) -> Iterator[Any]:
+    """A logged-in Chromium page; a screenshot of the final state is kept as tmp_path/final.png."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.base_url)
+        context.set_default_timeout(30_000)
+        page = context.new_page()
+        page.goto(f"{stack.base_url}/")
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(stack.password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{stack.base_url}/", timeout=60_000)
+        try:
+            yield page
+        finally:
+            page.screenshot(path=str(tmp_path / "final.png"), full_page=True)
+            browser.close()
+
+
+def _paste_json(page: Any, editor_selector: str, value: Any) -> None:
+    """Replace a JSON editor's text the way a person pastes it (typing would auto-close brackets)."""
+    page.evaluate("text => navigator.clipboard.writeText(text)", json.dumps(value))
+    page.locator(editor_selector).click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Control+V")
+
+
+def _dag_run(stack: Stack, run_id: str) -> tuple[str, dict[str, Any]] | None:
+    with sqlite3.connect(stack.airflow_home / "airflow.db", timeout=30) as db:
+        row = db.execute("SELECT state, conf FROM dag_run WHERE dag_id = ? AND run_id = ?", (DAG_ID, run_id)).fetchone()
+    return None if row is None else (str(row[0]), json.loads(row[1] or "{}"))
+
+
+def _wait_for_run(stack: Stack, run_id: str, timeout: float = 180) -> tuple[str, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = _dag_run(stack, run_id)
+        if run is not None and run[0] in ("success", "failed"):
+            return run
+        if time.monotonic() > deadline:
+            pytest.fail(f"DAG run {run_id} still {run and run[0]} after {timeout:.0f}s\n{stack.log_tails()}")
+        time.sleep(1)
+
+
+def _submit_form(page: Any, stack: Stack, tmp_path: Path, fields: dict[str, str], args: list[Any]) -> str:
+    """Open the DAG's trigger form, fill it, submit it; return the new run id (from the page it opens)."""
+    page.goto(f"{stack.base_url}/dags/{DAG_ID}")
+    page.get_by_test_id("trigger-dag-button").click(timeout=90_000)  # the DAG may still be being parsed
+    for name, value in fields.items():
+        page.locator(f"#element_{name}, input[name='element_{name}']").first.fill(value)
+    _paste_json(page, "#element_args", args)
+    page.screenshot(path=str(tmp_path / "trigger-form.png"), full_page=True)
+    page.get_by_test_id("trigger-dag-submit").click()
+    page.wait_for_url(f"**/dags/{DAG_ID}/runs/**", timeout=30_000)
+    run_id = page.url.split("/runs/", 1)[1].split("?", 1)[0]
+    from urllib.parse import unquote
+
+    return unquote(run_id)
+
+
+def test_trigger_form_runs_the_workflow_with_the_typed_arguments(stack: Stack, page: Any, tmp_path: Path) -> None:
+    workflow_id = f"ui-{secrets.token_hex(4)}"
+    order = {"order_id": f"UI-{secrets.token_hex(2)}", "items": [{"sku": "gizmo", "qty": 3}, {"sku": "widget", "qty": 2}]}
+    fields = {"workflow_name": "quote_order", "queue_name": "orders", "workflow_id": workflow_id, "timeout": "120"}
+
+    run_id = _submit_form(page, stack, tmp_path, fields, [order])
+
+    state, conf = _wait_for_run(stack, run_id)
+    page.reload()
+    page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
+    assert state == "success", f"DAG run {run_id} ended {state}\n{stack.log_tails()}"
+    assert page.get_by_text("Success").first.is_visible()
+    # What the form sent is what the run got.
+    assert conf["workflow_id"] == workflow_id and conf["args"] == [order] and conf["timeout"] == 120
+    # And DBOS ran that workflow with exactly those arguments.
+    client = DBOSClient(system_database_url=stack.system_database_url, retry_connection_errors=False)
+    try:
+        [status] = client.list_workflows(workflow_ids=[workflow_id])
+    finally:
+        client.destroy()
+    assert (status.status, status.name, status.queue_name) == ("SUCCESS", "quote_order", "orders")
+    assert status.input is not None and list(status.input["args"]) == [order]
+    assert status.output["order_id"] == order["order_id"]
+    assert status.output["subtotal"] == 3 * 40.0 + 2 * 2.5
+
+
+def test_trigger_form_run_fails_when_the_workflow_fails(stack: Stack, page: Any, tmp_path: Path) -> None:
+    workflow_id = f"ui-fail-{secrets.token_hex(4)}"
+    fields = {"workflow_name": "refund_order", "queue_name": "orders", "workflow_id": workflow_id, "timeout": "120"}
+
+    run_id = _submit_form(page, stack, tmp_path, fields, ["R-9", 250])
+
+    state, _ = _wait_for_run(stack, run_id)
+    page.reload()
+    page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
+    assert state == "failed"
+    assert page.get_by_text("Failed").first.is_visible()
+    client = DBOSClient(system_database_url=stack.system_database_url, retry_connection_errors=False)
+    try:
+        [status] = client.list_workflows(workflow_ids=[workflow_id])
+    finally:
+        client.destroy()
+    assert status.status == "ERROR"
+    assert "exceeds the 100.00 limit" in str(status.error)
+
+
+def test_connection_form_shows_the_dbos_fields(stack: Stack, page: Any, tmp_path: Path) -> None:
+    [conn_type] = get_provider_info()["connection-types"]
+    page.goto(f"{stack.base_url}/connections")
+    page.get_by_role("button", name="Add Connection").click()
+    page.get_by_role("combobox").click()
+    page.keyboard.type(conn_type["hook-name"])
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    behaviour = conn_type["ui-field-behaviour"]
+    standard = dialog.get_by_text(behaviour["relabeling"]["schema"])
+    standard.wait_for()
+    assert dialog.get_by_placeholder(behaviour["placeholders"]["schema"]).is_visible()
+    page.screenshot(path=str(tmp_path / "connection-form-standard.png"), full_page=True)
+    dialog.get_by_text("Extra Fields", exact=True).click()
+    page.screenshot(path=str(tmp_path / "connection-form-extra.png"), full_page=True)
+    text = dialog.inner_text()
+    for name, spec in conn_type["conn-fields"].items():
+        assert spec["label"] in text, f"connection form lacks the {name!r} field ({spec['label']!r}):\n{text}"
