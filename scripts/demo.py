@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sqlite3
 import sys
 import time
@@ -118,7 +119,8 @@ def _short_id(workflow_id: str) -> str:
     return f"{task}[{index}]" if index != "-1" else task
 
 
-def print_table(rows: list[RunRow], out: Any = sys.stdout) -> None:
+def print_table(rows: list[RunRow], out: Any = None) -> None:
+    out = out or sys.stdout
     header = ("DAG", "state", "DBOS workflow ids", "result", "seconds")
     cells = [
         (
@@ -143,7 +145,7 @@ def print_table(rows: list[RunRow], out: Any = sys.stdout) -> None:
             print(f"{r.dag_id}: workflow ids {', '.join(r.workflow_ids)}", file=out)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, runs: tuple[DemoRun, ...] = DEMO_RUNS) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demo-dir", type=Path, default=local_stack.DEMO_DIR)
     parser.add_argument("--only", nargs="*", default=None, help="run only these DAG ids")
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     url = local_stack.system_database_url(demo_dir)
     airflow_home = demo_dir / "airflow"
     env = local_stack.airflow_env(airflow_home, url, AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING")
-    runs = [r for r in DEMO_RUNS if opts.only is None or r.dag_id in opts.only]
+    runs = tuple(r for r in runs if opts.only is None or r.dag_id in opts.only)
 
     print(f"DBOS system database: {local_stack._shown(url)}", flush=True)
     print(f"Airflow metadata DB:  {airflow_home / 'airflow.db'} (migrating)", flush=True)
@@ -173,12 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     failed = [r for r in rows if r.state != "success"]
     for r in failed:
-        print(f"\nFAILED: {r.dag_id} ({r.state}); log: {r.log}\n{_tail(r.log)}", file=sys.stderr)
+        print(f"\nFAILED: {r.dag_id} ({r.state}); full log: {r.log}\n{_errors(r.log)}", file=sys.stderr)
     return 1 if failed else 0
 
 
-def _tail(path: Path, lines: int = 25) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+def _errors(path: Path, lines: int = 25) -> str:
+    """The log's exception lines (``...Error: message``), else its last lines."""
+    text = path.read_text(errors="replace").splitlines()
+    found = [line for line in text if re.search(r"^\S*(Exception|Error|Timeout)\w*: ", line.strip())]
+    return "\n".join(dict.fromkeys(found)) if found else "\n".join(text[-lines:])
 
 
 if __name__ == "__main__":

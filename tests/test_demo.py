@@ -1,0 +1,74 @@
+"""`make demo`, end to end: the example worker on this session's Postgres, every example DAG via
+`airflow dags test`, one table row per run; and a failing workflow makes the demo exit non-zero."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import demo  # noqa: E402
+
+from dbos_airflow.client import DBOSClient  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def example_system_db(postgres_server_url: str) -> Iterator[str]:
+    """A system database of its own for the example app (the tests' app has another version)."""
+    name = f"dbos_airflow_example_{__import__('secrets').token_hex(3)}_dbos_sys"
+    server = sa.make_url(postgres_server_url)
+    yield server.set(database=name).render_as_string(hide_password=False)
+    engine = sa.create_engine(server.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("demo")
+
+
+def test_demo_runs_every_example_dag(example_system_db: str, demo_dir: Path) -> None:
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("AIRFLOW")}
+    env["DBOS_SYSTEM_DATABASE_URL"] = example_system_db
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--demo-dir", str(demo_dir)],
+                          env=env, capture_output=True, text=True, timeout=480)
+    assert done.returncode == 0, f"demo failed:\n{done.stdout}\n{done.stderr}"
+    rows = [line for line in done.stdout.splitlines() if re.match(r"\| dbos_", line)]
+    assert [r.split("|")[1].strip() for r in rows] == [r.dag_id for r in demo.DEMO_RUNS]
+    assert all(r.split("|")[2].strip() == "success" for r in rows), done.stdout
+    assert "shipped" in done.stdout and '"parcels": 6' in done.stdout
+    ids = re.findall(r"^dbos_\w+: workflow ids (.+)$", done.stdout, re.MULTILINE)
+    workflow_ids = [i for line in ids for i in line.split(", ")]
+    assert len(workflow_ids) == 6  # 2 x run_workflow, start_order, 3 x pack_order
+    client = DBOSClient(system_database_url=example_system_db, retry_connection_errors=False)
+    try:
+        statuses = client.list_workflows(workflow_ids=workflow_ids, load_input=False)
+    finally:
+        client.destroy()
+    assert sorted((s.workflow_id, s.status) for s in statuses) == sorted((i, "SUCCESS") for i in workflow_ids)
+    assert {s.name for s in statuses} == {"quote_order", "Warehouse.pack", "process_order"}
+
+
+def test_demo_exits_non_zero_with_the_workflow_error_when_a_run_fails(
+    example_system_db: str, demo_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DBOS_SYSTEM_DATABASE_URL", example_system_db)
+    failing = demo.DemoRun("dbos_run_workflow", {"workflow_name": "refund_order", "args": ["R-1", 500], "timeout": None},
+                           "run_workflow", "result")
+    no_wait = demo.DemoRun("dbos_run_workflow", {"wait": False}, "run_workflow")
+    assert demo.main(["--demo-dir", str(demo_dir)], runs=(no_wait, failing)) == 1
+    out, err = capsys.readouterr()
+    rows = [line.split("|") for line in out.splitlines() if line.startswith("| dbos_")]
+    assert [r[2].strip() for r in rows] == ["success", "failed"], out
+    # Without waiting the task returns the workflow id at once.
+    assert rows[0][4].strip().startswith("dbos_run_workflow:manual__")
+    assert "OrderError: refund of 500.00 for order R-1 exceeds the 100.00 limit" in err
