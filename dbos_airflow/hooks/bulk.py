@@ -18,6 +18,8 @@ that passes the same ids enqueues nothing new: ids that already exist are looked
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import time
@@ -90,9 +92,12 @@ def normalize_items(
     out: list[BulkItem] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
-        if isinstance(item, (list, tuple)):
+        # Exact-type checks first: isinstance() against the abstract Mapping/Sequence is slow,
+        # and this loop runs once per workflow of batches of tens of thousands.
+        kind = type(item)
+        if kind is list or kind is tuple:
             item = {"args": item}
-        elif not isinstance(item, Mapping):
+        elif kind is not dict and not isinstance(item, Mapping):
             raise DBOSOptionsError(
                 f"item {index}: expected a dict with keys {ITEM_KEYS} or a list of arguments, "
                 f"got {type(item).__name__}"
@@ -106,7 +111,7 @@ def normalize_items(
             isinstance(args, (str, bytes, Mapping)) or not isinstance(args, Sequence)
         ):
             raise DBOSOptionsError(f"item {index}: args must be a list, got {type(args).__name__}")
-        if not isinstance(kwargs, Mapping):
+        if type(kwargs) is not dict and not isinstance(kwargs, Mapping):
             raise DBOSOptionsError(f"item {index}: kwargs must be a dict, got {type(kwargs).__name__}")
         workflow_id = item.get("workflow_id")
         if workflow_id is None:
@@ -120,8 +125,18 @@ def normalize_items(
     return out
 
 
+# What DBOSPortableJSONSerializer.serialize does to a str/int/bool/None (it leaves them as they
+# are), with one encoder built once: json.dumps builds a new one per call when given options.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_SCALARS = (str, int, type(None))  # bool is an int
+
+
 def _portable(value: Any, where: str) -> str:
     """``value`` as DBOS portable JSON text, or an error naming ``where``."""
+    if isinstance(value, _SCALARS):
+        return _ENCODE(value)
+    if isinstance(value, dict) and not value:
+        return "{}"
     try:
         text = _PORTABLE.serialize(value)
         if "NaN" in text or "Infinity" in text:  # json.dumps writes them; Postgres' json rejects them
@@ -146,6 +161,20 @@ def _check_options(options: Mapping[str, Any]) -> None:
         )
 
 
+@contextlib.contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """Hold the cyclic GC while a batch is built: it allocates tens of thousands of acyclic
+    objects, and in an Airflow process every full collection walks a very large heap (a
+    measured ~50 ms per 10,000 items). Reference counting still frees everything."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def enqueue_many(client: DBOSClient, options: EnqueueOptions, items: Iterable[Any]) -> list[str]:
     """Enqueue one workflow per item, all in one transaction; return their ids in item order.
 
@@ -153,6 +182,12 @@ def enqueue_many(client: DBOSClient, options: EnqueueOptions, items: Iterable[An
     ``workflow_id``/``deduplication_id``: those are per item). Items that already exist
     (a retried batch) are left as they are. Any error rolls the whole batch back.
     """
+    with _no_gc_pauses():
+        return _enqueue_many(client, options, items)
+
+
+def _enqueue_many(client: DBOSClient, options: EnqueueOptions, items: Iterable[Any]) -> list[str]:
+    """See :func:`enqueue_many`."""
     _check_options(options)
     mapped: dict[str, Any] = dict(to_dbos_options(options))
     if isinstance(items, list) and all(isinstance(i, BulkItem) for i in items):
