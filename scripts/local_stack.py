@@ -203,7 +203,8 @@ def main() -> int:
     home = opts.demo_dir / "airflow-ui"
     worker = start_worker(url, opts.demo_dir / "worker-ui.log", echo=sys.stdout)
     env = standalone_env(home, url, opts.port)
-    web = Process("airflow", [str(BIN / "airflow"), "standalone"], env, opts.demo_dir / "airflow-ui.log", sys.stdout)
+    web = Process("airflow", [str(BIN / "airflow"), "standalone"], env, opts.demo_dir / "airflow-ui.log")
+    print(f"Starting airflow standalone (log: {web.log_path}) ...", flush=True)
     try:
         wait_http(f"http://127.0.0.1:{opts.port}/api/v2/monitor/health", timeout=300)
         password = admin_password(home)
