@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from dbos_airflow.hooks.dbos import DBOSHook, check_serialization
 from dbos_airflow.outcome import (
@@ -40,21 +40,97 @@ def derived_id(context: Context) -> str:
     return f"{ti.dag_id}:{ti.run_id}:{ti.task_id}:{ti.map_index}"
 
 
-def _as_json(name: str, value: Any, kind: type) -> Any:
-    """Accept a templated JSON string where a list/dict is expected (Params forms render strings)."""
+def as_json(name: str, value: Any, kind: type) -> Any:
+    """Accept a templated JSON string where a list/dict is expected (Params forms render strings).
+
+    A bad value fails the task without retries: it would be just as bad on the next try.
+    """
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else kind()
         except json.JSONDecodeError as exc:
-            raise AirflowException(f"{name} is not valid JSON: {exc}") from None
+            raise AirflowFailException(f"{name} is not valid JSON: {exc}") from None
     if kind is list and isinstance(value, tuple):
         value = list(value)
     if not isinstance(value, kind):
-        raise AirflowException(f"{name} must be a {'list' if kind is list else 'dict'}, got {type(value).__name__}")
+        raise AirflowFailException(
+            f"{name} must be a {'list' if kind is list else 'dict'}, got {type(value).__name__}"
+        )
     return value
 
 
-class DBOSEnqueueOperator(BaseOperator):
+class DBOSBaseEnqueueOperator(BaseOperator):
+    """
+    What every enqueue operator shares: the workflow, its queue, the enqueue options and the hook.
+
+    :param workflow_name: registered name of the workflow (``Class.method`` for class workflows).
+    :param queue_name: DBOS queue the application's workers poll.
+    :param workflow_class_name: class of a class-based workflow (``@DBOS.dbos_class``).
+    :param app_version: only workers of this application version run it.
+    :param priority: queue priority, 1 (first) .. 2**31-1.
+    :param workflow_timeout: seconds after dequeue before DBOS cancels the workflow.
+    :param delay_seconds: seconds before the workflow becomes eligible to run.
+    :param queue_partition_key: partition of a partitioned queue.
+    :param serialization: ``portable`` (JSON, default) or ``pickle``.
+    :param dbos_conn_id: the ``dbos`` connection.
+    """
+
+    template_fields: Sequence[str] = (
+        "workflow_name",
+        "queue_name",
+        "workflow_class_name",
+        "app_version",
+        "queue_partition_key",
+    )
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        workflow_name: str,
+        queue_name: str,
+        workflow_class_name: str | None = None,
+        app_version: str | None = None,
+        priority: int | None = None,
+        workflow_timeout: float | None = None,
+        delay_seconds: float | None = None,
+        queue_partition_key: str | None = None,
+        serialization: str = "portable",
+        dbos_conn_id: str = DBOSHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.workflow_name = workflow_name
+        self.queue_name = queue_name
+        self.workflow_class_name = workflow_class_name
+        self.app_version = app_version
+        self.priority = priority
+        self.workflow_timeout = workflow_timeout
+        self.delay_seconds = delay_seconds
+        self.queue_partition_key = queue_partition_key
+        self.serialization = check_serialization(serialization)
+        self.dbos_conn_id = dbos_conn_id
+
+    @cached_property
+    def hook(self) -> DBOSHook:
+        return DBOSHook(self.dbos_conn_id)
+
+    def _options(self, **per_workflow: Any) -> EnqueueOptions:
+        options: dict[str, Any] = {
+            "workflow_name": self.workflow_name,
+            "queue_name": self.queue_name,
+            "workflow_class_name": self.workflow_class_name,
+            "app_version": self.app_version,
+            "priority": self.priority,
+            "workflow_timeout": self.workflow_timeout,
+            "delay_seconds": self.delay_seconds,
+            "queue_partition_key": self.queue_partition_key,
+            **per_workflow,
+        }
+        return {k: v for k, v in options.items() if v is not None}  # type: ignore[return-value]
+
+
+class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
     """
     Enqueue a DBOS workflow and, optionally, wait for it.
 
@@ -64,19 +140,10 @@ class DBOSEnqueueOperator(BaseOperator):
     the return value; when the task waits and the workflow succeeds, its output is pushed as
     key ``result``.
 
-    :param workflow_name: registered name of the workflow (``Class.method`` for class workflows).
-    :param queue_name: DBOS queue the application's workers poll.
     :param workflow_args: positional arguments (a JSON list).
     :param workflow_kwargs: keyword arguments (a JSON object).
-    :param workflow_class_name: class of a class-based workflow (``@DBOS.dbos_class``).
-    :param app_version: only workers of this application version run it.
     :param workflow_id: explicit workflow id (templated); overrides the derived one.
-    :param priority: queue priority, 1 (first) .. 2**31-1.
     :param deduplication_id: at most one active workflow per queue with this id.
-    :param workflow_timeout: seconds after dequeue before DBOS cancels the workflow.
-    :param delay_seconds: seconds before the workflow becomes eligible to run.
-    :param queue_partition_key: partition of a partitioned queue.
-    :param serialization: ``portable`` (JSON, default) or ``pickle``.
     :param wait_for_completion: wait until the workflow ends and fail the task if it fails.
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param poll_interval: seconds between status checks when waiting in a worker.
@@ -86,46 +153,34 @@ class DBOSEnqueueOperator(BaseOperator):
         MAX_RECOVERY_ATTEMPTS_EXCEEDED: ``resume`` re-runs it keeping the steps that completed,
         ``restart`` re-runs it from the first step, ``fail`` fails without re-running. A
         workflow that succeeded is never re-run.
-    :param dbos_conn_id: the ``dbos`` connection.
+
+    The workflow, queue, class, app_version, priority, workflow_timeout, delay_seconds,
+    queue_partition_key, serialization and dbos_conn_id parameters are those of
+    :class:`DBOSBaseEnqueueOperator`.
     """
 
     template_fields: Sequence[str] = (
-        "workflow_name",
-        "queue_name",
+        *DBOSBaseEnqueueOperator.template_fields,
         "workflow_args",
         "workflow_kwargs",
-        "workflow_class_name",
         "workflow_id",
-        "app_version",
         "deduplication_id",
-        "queue_partition_key",
     )
     template_fields_renderers = {"workflow_args": "json", "workflow_kwargs": "json"}
-    ui_color = "#e8f0fe"
 
     def __init__(
         self,
         *,
-        workflow_name: str,
-        queue_name: str,
         workflow_args: Sequence[Any] | str = (),
         workflow_kwargs: dict[str, Any] | str | None = None,
-        workflow_class_name: str | None = None,
-        app_version: str | None = None,
         workflow_id: str | None = None,
-        priority: int | None = None,
         deduplication_id: str | None = None,
-        workflow_timeout: float | None = None,
-        delay_seconds: float | None = None,
-        queue_partition_key: str | None = None,
-        serialization: str = "portable",
         wait_for_completion: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 1.0,
         timeout: float | None = None,
         cancel_on_kill: bool = True,
         retry_mode: str = "resume",
-        dbos_conn_id: str = DBOSHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -133,53 +188,25 @@ class DBOSEnqueueOperator(BaseOperator):
             raise ValueError(f"retry_mode={retry_mode!r}; use one of {RETRY_MODES}")
         if poll_interval <= 0:
             raise ValueError(f"poll_interval={poll_interval!r} must be positive")
-        self.workflow_name = workflow_name
-        self.queue_name = queue_name
         self.workflow_args = workflow_args
         self.workflow_kwargs = workflow_kwargs
-        self.workflow_class_name = workflow_class_name
-        self.app_version = app_version
         self.workflow_id = workflow_id
-        self.priority = priority
         self.deduplication_id = deduplication_id
-        self.workflow_timeout = workflow_timeout
-        self.delay_seconds = delay_seconds
-        self.queue_partition_key = queue_partition_key
-        self.serialization = check_serialization(serialization)
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.cancel_on_kill = cancel_on_kill
         self.retry_mode = retry_mode
-        self.dbos_conn_id = dbos_conn_id
         self._workflow_id: str | None = None
-
-    @cached_property
-    def hook(self) -> DBOSHook:
-        return DBOSHook(self.dbos_conn_id)
-
-    def _options(self, workflow_id: str) -> EnqueueOptions:
-        options: dict[str, Any] = {
-            "workflow_name": self.workflow_name,
-            "queue_name": self.queue_name,
-            "workflow_id": workflow_id,
-            "workflow_class_name": self.workflow_class_name,
-            "app_version": self.app_version,
-            "priority": self.priority,
-            "deduplication_id": self.deduplication_id,
-            "workflow_timeout": self.workflow_timeout,
-            "delay_seconds": self.delay_seconds,
-            "queue_partition_key": self.queue_partition_key,
-        }
-        return {k: v for k, v in options.items() if v is not None}  # type: ignore[return-value]
 
     def _enqueue_or_reattach(self, workflow_id: str) -> None:
         existing = self.hook.get_workflow_status(workflow_id)
         if existing is None:
-            args = _as_json("workflow_args", self.workflow_args, list)
-            kwargs = _as_json("workflow_kwargs", self.workflow_kwargs or {}, dict)
-            self.hook.enqueue(self._options(workflow_id), *args, serialization=self.serialization, **kwargs)
+            args = as_json("workflow_args", self.workflow_args, list)
+            kwargs = as_json("workflow_kwargs", self.workflow_kwargs or {}, dict)
+            options = self._options(workflow_id=workflow_id, deduplication_id=self.deduplication_id)
+            self.hook.enqueue(options, *args, serialization=self.serialization, **kwargs)
             self.log.info("Enqueued DBOS workflow %s (%s on %s)", workflow_id, self.workflow_name, self.queue_name)
             return
         status = DBOSWorkflowStatus.parse(existing["status"])
@@ -196,6 +223,12 @@ class DBOSEnqueueOperator(BaseOperator):
             )
 
     def execute(self, context: Context) -> str:
+        try:
+            return self._execute(context)
+        finally:
+            self.hook.close()  # also when deferring: the triggerer has its own client
+
+    def _execute(self, context: Context) -> str:
         workflow_id = self.workflow_id or derived_id(context)
         self._workflow_id = workflow_id
         self._enqueue_or_reattach(workflow_id)
@@ -291,7 +324,8 @@ class DBOSSendOperator(BaseOperator):
 
     def execute(self, context: Context) -> str:
         key = self.idempotency_key or derived_id(context)
-        self.hook.send(self.destination_id, self.message, self.topic, key, serialization=self.serialization)
+        with self.hook as hook:
+            hook.send(self.destination_id, self.message, self.topic, key, serialization=self.serialization)
         self.log.info("Sent message to DBOS workflow %s (topic %s, idempotency key %s)",
                       self.destination_id, self.topic, key)
         return key

@@ -56,6 +56,12 @@ class _DBOSSensor(BaseSensorOperator):
         raise NotImplementedError
 
     def execute(self, context: Context) -> Any:
+        try:
+            return self._execute(context)
+        finally:
+            self.hook.close()  # between pokes in reschedule mode, and before deferring
+
+    def _execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         first = self.poke(context)  # already done: no need to occupy the triggerer
