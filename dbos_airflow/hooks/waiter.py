@@ -154,14 +154,27 @@ class DBOSWaiter:
                 w.resolve(Observation(status))
 
     def _wait_for_news(self, conn: sa.Connection, listening: bool) -> None:
-        """Sleep one tick, or less when a DBOS event notification or a new wait arrives."""
-        if listening:
-            driver = conn.connection.driver_connection
-            for _ in driver.notifies(timeout=self.tick, stop_after=1):  # type: ignore[union-attr]
-                break
-        else:
+        """Sleep one tick, or less when an event someone waits for is published.
+
+        DBOS notifies ``<workflow_id>::<key>`` on every ``set_event`` of an application that
+        uses LISTEN/NOTIFY; notifications for events nobody here waits for do not cut the
+        tick short, so a busy application cannot make the probe run more often.
+        """
+        if not listening:
             self._wake.wait(self.tick)
-        self._wake.clear()
+            self._wake.clear()
+            return
+        driver = conn.connection.driver_connection
+        with self._lock:
+            watched = {f"{w.workflow_id}::{w.key}" for w in self._waits if w.key is not None}
+        deadline = time.monotonic() + self.tick
+        while (left := deadline - time.monotonic()) > 0:
+            notified = None
+            for notify in driver.notifies(timeout=left, stop_after=1):  # type: ignore[union-attr]
+                notified = notify.payload
+                break
+            if notified is None or notified in watched:
+                return
 
     def _run(self) -> None:
         backoff = 1.0
