@@ -15,12 +15,6 @@ EXAMPLE_ORDER = {"order_id": "A-100", "items": [{"sku": "widget", "qty": 4}, {"s
 ANY_JSON = ["object", "array", "string", "number", "integer", "boolean", "null"]
 
 
-class FormEnqueueOperator(DBOSEnqueueOperator):
-    """DBOSEnqueueOperator whose wait and timeout also come from the trigger form."""
-
-    template_fields = (*DBOSEnqueueOperator.template_fields, "wait_for_completion", "timeout")
-
-
 with DAG(
     dag_id="dbos_run_workflow",
     description="Enqueue a DBOS workflow with the arguments typed into the trigger form",
@@ -66,7 +60,7 @@ with DAG(
         ),
     },
 ) as dag:
-    FormEnqueueOperator(
+    DBOSEnqueueOperator(
         task_id="run_workflow",
         workflow_name="{{ params.workflow_name }}",
         queue_name="{{ params.queue_name }}",

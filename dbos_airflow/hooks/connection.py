@@ -28,7 +28,8 @@ EXTRA_FIELDS = (
 )
 
 
-def _as_bool(name: str, value: Any) -> bool:
+def as_bool(name: str, value: Any) -> bool:
+    """A boolean from a bool or its text (true/false, 1/0, yes/no, on/off); else an error naming ``name``."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -116,7 +117,7 @@ class DBOSConnectionSettings:
             application_name=extra.get("application_name"),
             connect_timeout=timeout,
             serialization=serialization,
-            use_listen_notify=_as_bool(
+            use_listen_notify=as_bool(
                 f"connection {conn.conn_id!r}: extra use_listen_notify", extra.get("use_listen_notify", False)
             ),
         )

@@ -11,7 +11,9 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from dbos_airflow.hooks.dbos import DBOSHook, check_serialization
+from dbos_airflow.exceptions import DBOSOptionsError
+from dbos_airflow.hooks.connection import as_bool, check_serialization
+from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.outcome import (
     TIMEOUT,
     WORKFLOW_ENDED,
@@ -147,7 +149,8 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
     :param wait_for_completion: wait until the workflow ends and fail the task if it fails.
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param poll_interval: seconds between status checks when waiting in a worker.
-    :param timeout: seconds to wait before failing the task (None: wait as long as it takes).
+    :param timeout: seconds to wait before failing the task (None: wait as long as it takes);
+        templated, like ``wait_for_completion``, so a trigger form can set both.
     :param cancel_on_kill: cancel the workflow when the task is killed or its wait times out.
     :param retry_mode: when a later try finds the workflow ended in ERROR, CANCELLED or
         MAX_RECOVERY_ATTEMPTS_EXCEEDED: ``resume`` re-runs it keeping the steps that completed,
@@ -165,6 +168,8 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
         "workflow_kwargs",
         "workflow_id",
         "deduplication_id",
+        "wait_for_completion",
+        "timeout",
     )
     template_fields_renderers = {"workflow_args": "json", "workflow_kwargs": "json"}
 
@@ -228,7 +233,19 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
         finally:
             self.hook.close()  # also when deferring: the triggerer has its own client
 
+    def _render_wait_settings(self) -> None:
+        """``wait_for_completion`` and ``timeout`` may come from templates (a UI form) as text."""
+        try:
+            self.wait_for_completion = as_bool("wait_for_completion", self.wait_for_completion)
+            if isinstance(self.timeout, str):
+                self.timeout = float(self.timeout) if self.timeout.strip() not in ("", "None") else None
+        except (DBOSOptionsError, ValueError) as exc:
+            raise AirflowFailException(f"{exc} (timeout={self.timeout!r})") from None
+        if self.timeout is not None and self.timeout <= 0:
+            raise AirflowFailException(f"timeout={self.timeout!r} must be a positive number of seconds")
+
     def _execute(self, context: Context) -> str:
+        self._render_wait_settings()
         workflow_id = self.workflow_id or derived_id(context)
         self._workflow_id = workflow_id
         self._enqueue_or_reattach(workflow_id)
@@ -253,6 +270,7 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
         return self._succeed(context, workflow_id)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        self._render_wait_settings()
         event = validate_trigger_event(event)
         workflow_id = event["workflow_id"]
         self._workflow_id = workflow_id
