@@ -244,10 +244,13 @@ class DBOSHook(BaseHook):
     def wait_for_status(self, workflow_id: str, *, timeout: float | None, poll_interval: float) -> dict[str, Any]:
         """Poll until the workflow leaves PENDING/ENQUEUED/DELAYED or ``timeout`` passes.
 
-        Returns the last status dict seen (still active if the timeout passed).
+        Polls start 0.1 s apart and double up to ``poll_interval``, so a short workflow is
+        noticed quickly and a long one costs one query per ``poll_interval``. Returns the last
+        status dict seen (still active if the timeout passed).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         last_log = time.monotonic()
+        delay = min(0.1, poll_interval)
         while True:
             status = self.require_workflow(workflow_id)
             if status["status"] not in ("PENDING", "ENQUEUED", "DELAYED"):
@@ -258,7 +261,8 @@ class DBOSHook(BaseHook):
             if now - last_log >= 60:
                 self.log.info("DBOS workflow %s is still %s", workflow_id, status["status"])
                 last_log = now
-            time.sleep(poll_interval if deadline is None else max(0.0, min(poll_interval, deadline - now)))
+            time.sleep(delay if deadline is None else max(0.0, min(delay, deadline - now)))
+            delay = min(delay * 2, poll_interval)
 
     # -- Airflow UI ----------------------------------------------------------------------
 
