@@ -15,11 +15,8 @@ import math
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -30,6 +27,9 @@ import sqlalchemy as sa
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from child_process import ChildProcess  # noqa: E402 - scripts/ holds the shared process helper
+
 RESULTS = BENCH / ".results"
 CONN_ID = "dbos_bench"
 SERVER = os.environ.get("DBOS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -62,39 +62,19 @@ class Env:
             engine.dispose()
 
 
-class Worker:
+class Worker(ChildProcess):
     """bench/app.py as a subprocess; its output is kept for the error message if it dies."""
 
     def __init__(self, system_database_url: str) -> None:
         env = {**os.environ, "DBOS_SYSTEM_DATABASE_URL": system_database_url, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, str(BENCH / "app.py")], env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        self._ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-            if "BENCH WORKER READY" in line:
-                self._ready.set()
+        super().__init__("bench DBOS worker", [sys.executable, str(BENCH / "app.py")], env)
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not self._ready.wait(0.2):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("bench DBOS worker did not start:\n" + "\n".join(self.lines[-40:]))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        try:
+            self.wait_for("BENCH WORKER READY", timeout)
+        except RuntimeError:
+            self.stop()
+            raise
 
 
 @contextmanager

@@ -16,10 +16,11 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import IO
+
+from child_process import ChildProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = ROOT / ".demo"
@@ -80,64 +81,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Process:
-    """A child process whose output goes to a log file; ``wait_for(text)`` waits for a line."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path,
-                 echo: IO[str] | None = None) -> None:
-        self.name = name
-        self.log_path = log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = log_path.open("a", encoding="utf-8")
-        self._echo = echo
-        self.lines: list[str] = []
-        self._seen = threading.Condition()
-        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._log.write(line)
-            self._log.flush()
-            if self._echo is not None:
-                self._echo.write(f"{self.name:>8} | {line}")
-                self._echo.flush()
-            with self._seen:
-                self.lines.append(line.rstrip())
-                self._seen.notify_all()
-
-    def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        with self._seen:
-            while not any(text in line for line in self.lines):
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    why = "exited" if self.proc.poll() is not None else f"did not print {text!r} in {timeout:.0f}s"
-                    tail = "\n".join(self.lines[-30:])
-                    raise RuntimeError(f"{self.name} {why}; see {self.log_path}. Last lines:\n{tail}")
-                self._seen.wait(0.5)
-
-    def stop(self, grace: float = 10) -> int | None:
-        """SIGTERM the process group, then SIGKILL after ``grace`` seconds."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, 15)
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait(5)
-            except ProcessLookupError:
-                pass
-        self._log.close()
-        return self.proc.returncode
-
-
 def start_worker(system_database_url: str, log_path: Path, echo: IO[str] | None = None,
-                 timeout: float = 120) -> Process:
+                 timeout: float = 120) -> ChildProcess:
     """Start examples/order_worker.py on ``system_database_url``; return once it printed its ready line."""
     env = {**os.environ, "DBOS_SYSTEM_DATABASE_URL": system_database_url, "PYTHONUNBUFFERED": "1"}
-    worker = Process("worker", [sys.executable, str(WORKER_SCRIPT)], env, log_path, echo)
+    worker = ChildProcess("worker", [sys.executable, str(WORKER_SCRIPT)], env, log_path, echo)
     try:
         worker.wait_for(READY_LINE, timeout)
     except RuntimeError:
@@ -203,7 +151,7 @@ def main() -> int:
     home = opts.demo_dir / "airflow-ui"
     worker = start_worker(url, opts.demo_dir / "worker-ui.log", echo=sys.stdout)
     env = standalone_env(home, url, opts.port)
-    web = Process("airflow", [str(BIN / "airflow"), "standalone"], env, opts.demo_dir / "airflow-ui.log")
+    web = ChildProcess("airflow", [str(BIN / "airflow"), "standalone"], env, opts.demo_dir / "airflow-ui.log")
     print(f"Starting airflow standalone (log: {web.log_path}) ...", flush=True)
     try:
         wait_http(f"http://127.0.0.1:{opts.port}/api/v2/monitor/health", timeout=300)

@@ -17,13 +17,12 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
+from child_process import ChildProcess  # scripts/ (pytest pythonpath)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -128,43 +127,22 @@ def system_database_url(app_database_url: str) -> str:
     return url.set(database=f"{url.database}_dbos_sys").render_as_string(hide_password=False)
 
 
-class Worker:
-    """A DBOS application process (tests/dbos_app.py by default) with its output captured."""
+class Worker(ChildProcess):
+    """A DBOS application process (tests/dbos_app.py by default), started at once."""
 
     def __init__(
         self, system_database_url: str, script: Path, executor_id: str = "test-worker", **env_vars: str
     ) -> None:
         env = {**os.environ, "DBOS_SYSTEM_DATABASE_URL": system_database_url, "DBOS_EXECUTOR_ID": executor_id,
                "PYTHONUNBUFFERED": "1", **env_vars}
-        self.proc = subprocess.Popen(
-            [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.lines: list[str] = []
-        self._ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-            if "WORKER READY" in line:
-                self._ready.set()
+        super().__init__(f"DBOS worker {executor_id}", [sys.executable, str(script)], env)
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not self._ready.wait(0.2):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("DBOS worker did not start:\n" + "\n".join(self.lines[-40:]))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        try:
+            self.wait_for("WORKER READY", timeout)
+        except RuntimeError:
+            self.stop()
+            raise
 
 
 @pytest.fixture(scope="session")

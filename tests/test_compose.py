@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import local_stack
 import pytest
 import sqlalchemy as sa
 import yaml
 from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import local_stack  # noqa: E402
 
 from dbos_airflow.hooks.dbos import DBOSConnectionSettings  # noqa: E402
 

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+import local_stack
 import pytest
 from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import local_stack  # noqa: E402
 
 EXAMPLE_DAGS = {"dbos_run_workflow", "dbos_order_approval", "dbos_fan_out"}
 

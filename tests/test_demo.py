@@ -9,14 +9,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import demo
 import pytest
 import sqlalchemy as sa
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import demo  # noqa: E402
-
-from dbos_airflow.client import DBOSClient  # noqa: E402
+from dbos_airflow.client import DBOSClient
 
 
 @pytest.fixture(scope="module")

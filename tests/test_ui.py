@@ -11,20 +11,16 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import local_stack
 import pytest
-from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import local_stack  # noqa: E402
-
-from dbos_airflow.client import DBOSClient  # noqa: E402
+from dbos_airflow.client import DBOSClient
 from dbos_airflow.get_provider_info import get_provider_info  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -61,7 +57,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     port = local_stack.free_port()
     home = root / "airflow"
     worker = local_stack.start_worker(url, root / "worker.log")
-    web = local_stack.Process("airflow", [str(local_stack.BIN / "airflow"), "standalone"],
+    web = local_stack.ChildProcess("airflow", [str(local_stack.BIN / "airflow"), "standalone"],
                               local_stack.standalone_env(home, url, port), root / "standalone.log")
     stack = Stack(f"http://127.0.0.1:{port}", "", home, url, (root / "standalone.log", root / "worker.log"))
     try:
