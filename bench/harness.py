@@ -176,3 +176,34 @@ def report(name: str, rows: list[Row], details: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps({"rows": [asdict(r) for r in rows], "details": details},
                                                      indent=2, default=str))
+
+
+def latency_figure(
+    name: str, label: str, plain_phase: Any, ours_phase: Any, *, detail: str, plain_what: str, ours_what: str,
+    goal_q: int,
+) -> None:
+    """Run a plain-client phase and a dbos-airflow phase on one bench env; report p50/p99 rows.
+
+    ``plain_phase(client)`` and ``ours_phase(client, conn_id)`` are coroutines returning latencies
+    in seconds; the goal (<= 100 ms) applies to percentile ``goal_q``.
+    """
+    import asyncio
+
+    import dbos
+
+    with bench_env() as env:
+        client = dbos.DBOSClient(system_database_url=env.system_database_url)
+        try:
+            plain = asyncio.run(plain_phase(client))
+            ours = asyncio.run(ours_phase(client, env.conn_id))
+        finally:
+            client.destroy()
+    rows = []
+    for q in (50, 99):
+        p, o = percentile(plain, q), percentile(ours, q)
+        goal = "<= 100 ms" if q == goal_q else ""
+        met = ("met" if o <= 0.1 else "MISSED") if goal else ""
+        rows.append(Row(f"{name.upper()} {label} p{q} {detail}", f"{fmt_s(p)} ({plain_what})",
+                        f"{fmt_s(o)} ({ours_what})", f"{o / p:.2f}", str(len(ours)), goal, met))
+    report(name, rows, {"plain_s": plain, "ours_s": ours})
+

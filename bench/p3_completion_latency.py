@@ -14,7 +14,7 @@ import random
 import time
 from typing import Any
 
-from bench.harness import Row, bench_env, fmt_s, percentile, report
+from bench.harness import latency_figure
 
 N = 100
 QUEUE = "bench"
@@ -57,23 +57,9 @@ async def ours_phase(client: Any, conn_id: str) -> list[float]:
 
 
 def main() -> None:
-    import dbos
-
-    with bench_env() as env:
-        client = dbos.DBOSClient(system_database_url=env.system_database_url)
-        try:
-            plain = asyncio.run(plain_phase(client))
-            ours = asyncio.run(ours_phase(client, env.conn_id))
-        finally:
-            client.destroy()
-    rows = []
-    for q in (50, 99):
-        p, o = percentile(plain, q), percentile(ours, q)
-        goal = "<= 100 ms" if q == 50 else ""
-        rows.append(Row(f"P3 completion latency p{q} (workflow returns -> wait returns)",
-                        f"{fmt_s(p)} (get_result)", f"{fmt_s(o)} (DBOSWorkflowTrigger)", f"{o / p:.2f}", str(N), goal,
-                        ("met" if o <= 0.1 else "MISSED") if goal else ""))
-    report("p3", rows, {"plain_s": plain, "ours_s": ours})
+    latency_figure("p3", "completion latency", plain_phase, ours_phase, detail="(workflow returns -> wait returns)",
+                   plain_what="get_result",
+                   ours_what="DBOSWorkflowTrigger", goal_q=50)
 
 
 if __name__ == "__main__":

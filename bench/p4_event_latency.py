@@ -14,7 +14,7 @@ import random
 import time
 from typing import Any
 
-from bench.harness import Row, bench_env, fmt_s, percentile, report
+from bench.harness import latency_figure
 
 N = 100
 QUEUE = "bench"
@@ -53,23 +53,9 @@ async def ours_phase(client: Any, conn_id: str) -> list[float]:
 
 
 def main() -> None:
-    import dbos
-
-    with bench_env() as env:
-        client = dbos.DBOSClient(system_database_url=env.system_database_url)
-        try:
-            plain = asyncio.run(plain_phase(client))
-            ours = asyncio.run(ours_phase(client, env.conn_id))
-        finally:
-            client.destroy()
-    rows = []
-    for q in (50, 99):
-        p, o = percentile(plain, q), percentile(ours, q)
-        goal = "<= 100 ms" if q == 99 else ""
-        rows.append(Row(f"P4 event latency p{q} (set_event -> wait returns)", f"{fmt_s(p)} (get_event)",
-                        f"{fmt_s(o)} (DBOSEventTrigger)", f"{o / p:.2f}", str(N), goal,
-                        ("met" if o <= 0.1 else "MISSED") if goal else ""))
-    report("p4", rows, {"plain_s": plain, "ours_s": ours})
+    latency_figure("p4", "event latency", plain_phase, ours_phase, detail="(set_event -> wait returns)",
+                   plain_what="get_event",
+                   ours_what="DBOSEventTrigger", goal_q=99)
 
 
 if __name__ == "__main__":
