@@ -37,3 +37,7 @@ class DBOSWorkflowNotFoundError(DBOSAirflowError):
 
 class DBOSWaitTimeoutError(DBOSAirflowError):
     """A wait for a workflow or an event ran out of time."""
+
+
+class DBOSUnsafeValueError(DBOSAirflowError):
+    """A stored value is pickled (or in an unknown format) and the connection does not allow loading it."""

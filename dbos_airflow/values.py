@@ -1,0 +1,192 @@
+"""Stored DBOS values -> Python values, safely: the one place where dbos-airflow decodes.
+
+DBOS applications pickle their workflows' inputs, outputs, errors, events and messages by
+default (rows tagged ``py_pickle``), and ``dbos.DBOSClient`` unpickles every such row. Loading a
+pickle runs code chosen by whoever wrote the row, and Airflow processes hold the secrets of
+every Airflow connection. So inside Airflow every stored value goes through this module:
+
+* ``portable_json`` rows are decoded with DBOS' own portable serializer;
+* ``py_pickle`` rows (and rows with no tag, which dbos reads as pickle) and unknown tags are
+  **refused** with :class:`~dbos_airflow.exceptions.DBOSUnsafeValueError`, naming the workflow,
+  what was read and the tag, unless the connection opts in (``allow_pickle``);
+* pickled **errors** are still described without loading them (their opcodes are read
+  statically), so a failed workflow fails its task with its own message.
+
+Rows are read through dbos' own table definitions (``dbos._schemas.system_database``) on the
+client's engine; nothing here writes. No Airflow import: a second front end can reuse it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import pickle
+import pickletools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from dbos import DBOSPortableJSONSerializer
+
+from dbos_airflow.exceptions import DBOSUnsafeValueError
+
+if TYPE_CHECKING:
+    from dbos_airflow.client import DBOSClient
+
+__all__ = [
+    "PICKLE",
+    "PORTABLE",
+    "Undecoded",
+    "ValueReader",
+    "decode_value",
+    "describe_stored_error",
+]
+
+PORTABLE = "portable_json"
+PICKLE = "py_pickle"
+OPT_IN_HINT = "set the extra allow_pickle=true on the dbos connection to decode pickled values (runs their code)"
+
+_PORTABLE = DBOSPortableJSONSerializer()
+
+
+@dataclass(frozen=True)
+class Undecoded:
+    """Shown instead of a value that was not decoded (e.g. ``pickled, not decoded``)."""
+
+    serialization: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def _tag(serialization: str | None) -> str:
+    return serialization or PICKLE  # dbos reads an untagged row with its default serializer: pickle
+
+
+def decode_value(
+    text: str | None, serialization: str | None, *, allow_pickle: bool, workflow_id: str, what: str
+) -> Any:
+    """The Python value of one stored DBOS value, or :class:`DBOSUnsafeValueError`.
+
+    :param text: the stored text (None stays None).
+    :param serialization: the row's ``serialization`` tag.
+    :param allow_pickle: the connection's opt-in to loading ``py_pickle`` rows.
+    :param workflow_id: named in the error.
+    :param what: what is being read, named in the error (``output``, ``event 'k'``, ``input``).
+    """
+    if text is None:
+        return None
+    tag = _tag(serialization)
+    if tag == PORTABLE:
+        return _PORTABLE.deserialize(text)
+    if tag == PICKLE and allow_pickle:
+        return pickle.loads(base64.b64decode(text))  # noqa: S301 - the connection opted in
+    raise DBOSUnsafeValueError(
+        f"refusing to decode the {what} of DBOS workflow {workflow_id}: it is stored as {tag!r}, "
+        + (f"and only {PORTABLE!r} is decoded inside Airflow by default; {OPT_IN_HINT}" if tag == PICKLE else
+           f"which dbos-airflow cannot decode (only {PORTABLE!r} and, when allowed, {PICKLE!r})")
+    )
+
+
+def display_value(
+    text: str | None, serialization: str | None, *, allow_pickle: bool, workflow_id: str, what: str
+) -> Any:
+    """Like :func:`decode_value`, but a refused value becomes an :class:`Undecoded` marker."""
+    try:
+        return decode_value(text, serialization, allow_pickle=allow_pickle, workflow_id=workflow_id, what=what)
+    except DBOSUnsafeValueError:
+        tag = _tag(serialization)
+        return Undecoded(tag, "pickled, not decoded" if tag == PICKLE else f"stored as {tag!r}, not decoded")
+    except (ValueError, TypeError, pickle.UnpicklingError, AttributeError, ImportError) as exc:
+        return Undecoded(serialization, f"could not be decoded: {type(exc).__name__}: {exc}")
+
+
+def describe_stored_error(
+    text: str | None, serialization: str | None, *, allow_pickle: bool, workflow_id: str
+) -> str | None:
+    """``Name: message`` of a workflow's or step's stored error, never loading a refused pickle."""
+    if text is None:
+        return None
+    tag = _tag(serialization)
+    if tag == PORTABLE:
+        data = _PORTABLE.deserialize(text)
+        if isinstance(data, dict):
+            name, message = data.get("name") or "Error", data.get("message") or ""
+            return f"{name}: {message}" if message else str(name)
+        return str(data)
+    if tag == PICKLE and allow_pickle:
+        try:
+            error = pickle.loads(base64.b64decode(text))  # noqa: S301 - the connection opted in
+        except Exception:  # noqa: BLE001 - e.g. the class lives only in the DBOS application
+            return describe_pickled_error_statically(text) or "an error that could not be decoded"
+        return f"{type(error).__name__}: {error}"
+    return describe_pickled_error_statically(text) if tag == PICKLE else f"an error stored as {tag!r}"
+
+
+def describe_pickled_error_statically(text: str) -> str | None:
+    """``Name: message`` read from a pickled exception's opcodes; executes nothing.
+
+    The opcodes name the exception's class and carry its string arguments.
+    """
+    try:
+        strings = [
+            arg for _, arg, _ in pickletools.genops(base64.b64decode(text, validate=True)) if isinstance(arg, str)
+        ]
+    except (binascii.Error, ValueError, EOFError):
+        return None
+    if len(strings) < 2:
+        return None
+    name, args = strings[1].split(" ")[-1], strings[2:]
+    return f"{name}: {' '.join(args)}" if args else name
+
+
+class ValueReader:
+    """Reads stored values of one DBOS system database through dbos' table definitions.
+
+    :param client: the client whose engine (and schema mapping) to read with.
+    :param allow_pickle: the connection's opt-in to loading ``py_pickle`` rows.
+    """
+
+    def __init__(self, client: DBOSClient, *, allow_pickle: bool = False) -> None:
+        self.client = client
+        self.allow_pickle = allow_pickle
+
+    def _rows(self, statement: sa.Executable) -> list[sa.Row[Any]]:
+        with self.client.system_database_engine.connect() as conn:
+            return list(conn.execute(statement).all())
+
+    def output_and_error(self, workflow_id: str) -> tuple[Any, str | None]:
+        """The workflow's decoded output and its error message (``Name: message``)."""
+        from dbos._schemas.system_database import SystemSchema
+
+        ws, wo = SystemSchema.workflow_status, SystemSchema.workflow_output
+        rows = self._rows(
+            sa.select(
+                sa.func.coalesce(wo.c.output, ws.c.output),
+                sa.func.coalesce(wo.c.error, ws.c.error),
+                ws.c.serialization,
+            )
+            .select_from(ws.outerjoin(wo, wo.c.workflow_uuid == ws.c.workflow_uuid))
+            .where(ws.c.workflow_uuid == workflow_id)
+        )
+        if not rows:
+            return None, None
+        output, error, tag = rows[0]
+        kw = {"allow_pickle": self.allow_pickle, "workflow_id": workflow_id}
+        return decode_value(output, tag, what="output", **kw), describe_stored_error(error, tag, **kw)
+
+    def event(self, workflow_id: str, key: str) -> tuple[bool, Any]:
+        """``(published, value)`` of event ``key``; the value is decoded (or refused)."""
+        from dbos._schemas.system_database import SystemSchema
+
+        ev = SystemSchema.workflow_events
+        rows = self._rows(
+            sa.select(ev.c.value, ev.c.serialization).where(ev.c.workflow_uuid == workflow_id, ev.c.key == key)
+        )
+        if not rows:
+            return False, None
+        value, tag = rows[0]
+        return True, decode_value(
+            value, tag, allow_pickle=self.allow_pickle, workflow_id=workflow_id, what=f"event {key!r}"
+        )
