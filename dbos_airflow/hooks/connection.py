@@ -25,6 +25,7 @@ EXTRA_FIELDS = (
     "connect_timeout",
     "serialization",
     "use_listen_notify",
+    "allow_pickle",
 )
 
 
@@ -50,6 +51,7 @@ class DBOSConnectionSettings:
     connect_timeout: float = 10
     serialization: str = "portable"
     use_listen_notify: bool = False
+    allow_pickle: bool = False
 
     def __repr__(self) -> str:
         shown = sa.make_url(self.system_database_url).render_as_string(hide_password=True)
@@ -120,6 +122,7 @@ class DBOSConnectionSettings:
             use_listen_notify=as_bool(
                 f"connection {conn.conn_id!r}: extra use_listen_notify", extra.get("use_listen_notify", False)
             ),
+            allow_pickle=as_bool(f"connection {conn.conn_id!r}: extra allow_pickle", extra.get("allow_pickle", False)),
         )
 
     def client_kwargs(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from dbos import WorkflowHandle, WorkflowHandleAsync
 
     from dbos_airflow.client import DBOSClient, EnqueueOptions
+    from dbos_airflow.values import ValueReader
 
 class DBOSHook(BaseHook):
     """
@@ -183,6 +184,12 @@ class DBOSHook(BaseHook):
 
     async def retrieve_workflow_async(self, workflow_id: str) -> WorkflowHandleAsync[Any]:
         return await (await self.aget_client()).retrieve_workflow_async(workflow_id)
+
+    def value_reader(self) -> ValueReader:
+        """Reads stored values safely: pickled rows are refused unless the connection has ``allow_pickle``."""
+        from dbos_airflow.values import ValueReader
+
+        return ValueReader(self.get_client(), allow_pickle=self.settings.allow_pickle)
 
     # -- workflow management -------------------------------------------------------------
 
