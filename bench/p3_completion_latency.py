@@ -39,10 +39,10 @@ async def plain_phase(client: Any) -> list[float]:
 
 
 async def ours_phase(client: Any, conn_id: str) -> list[float]:
-    from dbos_airflow.hooks.waiter import get_waiter
+    from dbos_airflow.hooks.dbos import DBOSHook
     from dbos_airflow.triggers.dbos import DBOSWorkflowTrigger
 
-    await get_waiter(conn_id)  # created once per triggerer process, not per wait
+    await DBOSHook(conn_id).get_waiter_async()  # created once per triggerer process, not per wait
     ids = _enqueue(client, N)
 
     async def one(workflow_id: str) -> float:

@@ -38,10 +38,10 @@ async def plain_phase(client: Any) -> list[float]:
 
 
 async def ours_phase(client: Any, conn_id: str) -> list[float]:
-    from dbos_airflow.hooks.waiter import get_waiter
+    from dbos_airflow.hooks.dbos import DBOSHook
     from dbos_airflow.triggers.dbos import DBOSEventTrigger
 
-    await get_waiter(conn_id)
+    await DBOSHook(conn_id).get_waiter_async()
 
     async def one(workflow_id: str) -> float:
         async for event in DBOSEventTrigger(workflow_id=workflow_id, key=KEY, dbos_conn_id=conn_id).run():

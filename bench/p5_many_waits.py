@@ -82,10 +82,10 @@ async def plain_phase(env: Env, client: Any) -> dict[str, Any]:
 
 
 async def ours_phase(env: Env, publisher: str) -> dict[str, Any]:
-    from dbos_airflow.hooks.waiter import get_waiter
+    from dbos_airflow.hooks.dbos import DBOSHook
     from dbos_airflow.triggers.dbos import DBOSEventTrigger
 
-    waiter = await get_waiter(env.conn_id)
+    waiter = await DBOSHook(env.conn_id).get_waiter_async()
     counter = StatementCounter(waiter.client.system_database_engine)
 
     async def one(workflow_id: str, key: str) -> float:

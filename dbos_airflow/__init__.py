@@ -21,6 +21,7 @@ _PUBLIC = {
     "DBOSEventSensor": "dbos_airflow.sensors.dbos",
     "DBOSWorkflowTrigger": "dbos_airflow.triggers.dbos",
     "DBOSEventTrigger": "dbos_airflow.triggers.dbos",
+    "DBOSWorkflowStatus": "dbos_airflow.status",
 }
 
 __all__ = ["__version__", *_PUBLIC]

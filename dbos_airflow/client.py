@@ -14,6 +14,7 @@ turns driver errors into :mod:`dbos_airflow.exceptions` that name what is wrong.
 
 from __future__ import annotations
 
+import math
 import pickle
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -31,7 +32,7 @@ from dbos_airflow.exceptions import (
 if TYPE_CHECKING:
     from dbos import WorkflowHandle, WorkflowHandleAsync
 
-__all__ = ["DBOSClient", "EnqueueOptions", "system_database_url_for"]
+__all__ = ["DBOSClient", "EnqueueOptions", "hide_password", "system_database_url_for", "with_connect_timeout"]
 
 SYSTEM_DATABASE_SUFFIX = "_dbos_sys"
 DEFAULT_CONNECT_TIMEOUT = 10
@@ -97,7 +98,21 @@ def to_dbos_options(options: AnyEnqueueOptions | dict[str, Any]) -> dbos.Enqueue
                 f"class_name={mapped['class_name']!r}; give one of them"
             )
         mapped["class_name"] = class_name
+    if mapped.get("class_name"):
+        mapped["workflow_name"] = qualified_workflow_name(mapped["workflow_name"], mapped["class_name"])
     return mapped  # type: ignore[return-value]
+
+
+def qualified_workflow_name(workflow_name: str, class_name: str) -> str:
+    """The name dbos registers a class's workflow method under: ``Class.method``.
+
+    The documented form gives the method's name and its class separately
+    (``workflow_name="monthly", workflow_class_name="Reports"``); dbos registers and looks up
+    ``Reports.monthly``. A name already qualified by the class is kept. Not covered: a method
+    registered under an explicit ``@DBOS.workflow(name=...)``: give that name and no class.
+    """
+    prefix = f"{class_name}."
+    return workflow_name if workflow_name.startswith(prefix) else prefix + workflow_name
 
 
 def system_database_url_for(database_url: str, system_database: str | None = None) -> str:
@@ -123,12 +138,21 @@ def system_database_url_for(database_url: str, system_database: str | None = Non
     return url.set(database=name).render_as_string(hide_password=False)
 
 
-def _with_connect_timeout(system_database_url: str) -> str:
+def with_connect_timeout(system_database_url: str, seconds: float = DEFAULT_CONNECT_TIMEOUT) -> str:
+    """The URL with libpq's ``connect_timeout`` set, unless it has one (SQLite URLs unchanged).
+
+    libpq wants whole seconds and reads 0 as "wait forever": round up, never down.
+    """
     url = sa.make_url(system_database_url)
     if url.get_backend_name() == "sqlite" or "connect_timeout" in url.query:
         return system_database_url
-    url = url.update_query_dict({"connect_timeout": str(DEFAULT_CONNECT_TIMEOUT)})
+    url = url.update_query_dict({"connect_timeout": str(math.ceil(seconds))})
     return url.render_as_string(hide_password=False)
+
+
+def hide_password(text: str, password: str | None) -> str:
+    """``text`` with every occurrence of ``password`` replaced by ``***``."""
+    return text.replace(password, "***") if password else text
 
 
 class DBOSClient(dbos.DBOSClient):
@@ -162,7 +186,7 @@ class DBOSClient(dbos.DBOSClient):
             system_database_url = system_database_url_for(database_url, system_database)
         elif system_database:
             raise DBOSOptionsError("system_database goes with database_url, not system_database_url")
-        self.system_database_url = _with_connect_timeout(system_database_url)
+        self.system_database_url = with_connect_timeout(system_database_url)
         url = sa.make_url(self.system_database_url)
         self.schema = None if url.get_backend_name() == "sqlite" else dbos_kwargs.get("dbos_system_schema") or "dbos"
         self._describer = _ErrorDescriber(url, self.schema)
@@ -248,10 +272,7 @@ class _ErrorDescriber:
         self._tables = f"{url.database}.{schema}" if schema else str(url.database)
 
     def _clean(self, text: str) -> str:
-        text = text.strip()
-        if self._password:
-            text = text.replace(str(self._password), "***")
-        return text
+        return hide_password(text.strip(), self._password)
 
     def describe(self, exc: BaseException, *, connecting: bool = True) -> Exception | None:
         """A clear error for ``exc``, or None to let it through.

@@ -63,6 +63,15 @@ def get_provider_info() -> dict[str, Any]:
                             "default": "portable",
                         },
                     },
+                    "allow_pickle": {
+                        "label": "Allow pickle (unsafe)",
+                        "description": (
+                            "Decode pickled workflow outputs, events and inputs inside Airflow. WARNING: loading a "
+                            "pickle runs code: anyone who can write the DBOS system database could then run code "
+                            "in Airflow. Leave off unless you trust every writer of that database."
+                        ),
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                    },
                     "use_listen_notify": {
                         "label": "Use LISTEN/NOTIFY",
                         "description": "Only if the DBOS application runs with use_listen_notify=True (its default)",

@@ -1,4 +1,8 @@
-"""DBOS workflow statuses, as Airflow code needs to reason about them."""
+"""DBOS workflow statuses: the only place that spells them.
+
+Everything that reasons about a status (the waiter, triggers, sensors, operators, the UI)
+goes through :class:`DBOSWorkflowStatus`. No Airflow import: a second front end reuses it.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from dbos import WorkflowStatus
 
 
 class DBOSWorkflowStatus(str, Enum):
-    """The status strings of ``dbos.WorkflowStatus.status``."""
+    """The status strings of ``dbos.WorkflowStatus.status`` (the ``workflow_status.status`` column)."""
 
     ENQUEUED = "ENQUEUED"
     DELAYED = "DELAYED"
@@ -21,26 +27,42 @@ class DBOSWorkflowStatus(str, Enum):
     MAX_RECOVERY_ATTEMPTS_EXCEEDED = "MAX_RECOVERY_ATTEMPTS_EXCEEDED"
 
     @classmethod
-    def parse(cls, value: str) -> DBOSWorkflowStatus:
+    def parse(cls, value: Any) -> DBOSWorkflowStatus:
         """The member for ``value``; an unknown status raises ``ValueError`` (fail closed)."""
+        if isinstance(value, cls):
+            return value
         try:
             return cls(value)
         except ValueError:
-            raise ValueError(f"unknown DBOS workflow status {value!r}") from None
+            raise ValueError(
+                f"unknown DBOS workflow status {value!r}; known statuses: {', '.join(m.value for m in cls)}"
+            ) from None
+
+    @classmethod
+    def parse_all(cls, values: Iterable[Any]) -> tuple[DBOSWorkflowStatus, ...]:
+        """Every value parsed (an unknown one raises ``ValueError`` naming it)."""
+        return tuple(cls.parse(v) for v in values)
 
     def is_active(self) -> bool:
+        """Not ended yet: queued, delayed or running."""
         return self in ACTIVE_STATUSES
 
     def is_terminal(self) -> bool:
+        """Ended: nothing changes it any more unless someone resumes, rewinds or forks it."""
         return not self.is_active()
+
+    def is_success(self) -> bool:
+        return self in SUCCESS_STATUSES
 
     def is_failure(self) -> bool:
         return self in FAILURE_STATUSES
 
+    def __str__(self) -> str:
+        return self.value
 
-ACTIVE_STATUSES = frozenset(
-    {DBOSWorkflowStatus.ENQUEUED, DBOSWorkflowStatus.DELAYED, DBOSWorkflowStatus.PENDING}
-)
+
+ACTIVE_STATUSES = frozenset({DBOSWorkflowStatus.ENQUEUED, DBOSWorkflowStatus.DELAYED, DBOSWorkflowStatus.PENDING})
+SUCCESS_STATUSES = frozenset({DBOSWorkflowStatus.SUCCESS})
 FAILURE_STATUSES = frozenset(
     {
         DBOSWorkflowStatus.ERROR,
@@ -48,45 +70,17 @@ FAILURE_STATUSES = frozenset(
         DBOSWorkflowStatus.MAX_RECOVERY_ATTEMPTS_EXCEEDED,
     }
 )
+TERMINAL_STATUSES = SUCCESS_STATUSES | FAILURE_STATUSES
+# Waiting for a workflow that was never picked up: the queue's side of it.
+QUEUED_STATUSES = frozenset({DBOSWorkflowStatus.ENQUEUED, DBOSWorkflowStatus.DELAYED})
 
 
-def describe_error(error: Any) -> str | None:
-    """The workflow's own error message: ``Name: message`` (portable errors keep their name)."""
-    if error is None:
-        return None
-    if isinstance(error, BaseException):
-        name = getattr(error, "name", None) or type(error).__name__
-        message = getattr(error, "message", None) or str(error)
-        return f"{name}: {message}"
-    return _describe_undecodable_pickle(str(error)) or str(error)
+def status_to_dict(status: WorkflowStatus) -> dict[str, Any]:
+    """A JSON-safe dict of a ``dbos.WorkflowStatus``'s metadata (no inputs, outputs or errors).
 
-
-def _describe_undecodable_pickle(text: str) -> str | None:
-    """``Name: message`` read statically from a pickled exception dbos could not unpickle.
-
-    dbos hands back the raw base64 when the exception's class is not importable here (it lives
-    in the DBOS application). The opcodes still name the class and carry its string arguments;
-    reading them executes nothing.
+    Values are read separately, through :mod:`dbos_airflow.values` (never unpickled by default).
     """
-    import base64
-    import binascii
-    import pickletools
-
-    try:
-        strings = [
-            arg for op, arg, _ in pickletools.genops(base64.b64decode(text, validate=True)) if isinstance(arg, str)
-        ]
-    except (binascii.Error, ValueError, EOFError):
-        return None
-    if len(strings) < 2:
-        return None
-    name, args = strings[1].split(" ")[-1], strings[2:]
-    return f"{name}: {' '.join(args)}" if args else name
-
-
-def status_to_dict(status: WorkflowStatus, *, with_output: bool = False) -> dict[str, Any]:
-    """A JSON-safe dict of a ``dbos.WorkflowStatus`` (which is a plain class, not a dataclass)."""
-    out: dict[str, Any] = {
+    return {
         "workflow_id": status.workflow_id,
         "status": status.status,
         "name": status.name,
@@ -98,7 +92,3 @@ def status_to_dict(status: WorkflowStatus, *, with_output: bool = False) -> dict
         "updated_at": status.updated_at,
         "recovery_attempts": status.recovery_attempts,
     }
-    if with_output:
-        out["output"] = status.output
-        out["error"] = describe_error(status.error)
-    return out

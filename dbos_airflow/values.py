@@ -152,9 +152,9 @@ class ValueReader:
         self.client = client
         self.allow_pickle = allow_pickle
 
-    def _rows(self, statement: sa.Executable) -> list[sa.Row[Any]]:
+    def _rows(self, statement: sa.Executable) -> list[tuple[Any, ...]]:
         with self.client.system_database_engine.connect() as conn:
-            return list(conn.execute(statement).all())
+            return [tuple(row) for row in conn.execute(statement)]
 
     def output_and_error(self, workflow_id: str) -> tuple[Any, str | None]:
         """The workflow's decoded output and its error message (``Name: message``)."""
@@ -173,8 +173,11 @@ class ValueReader:
         if not rows:
             return None, None
         output, error, tag = rows[0]
-        kw = {"allow_pickle": self.allow_pickle, "workflow_id": workflow_id}
-        return decode_value(output, tag, what="output", **kw), describe_stored_error(error, tag, **kw)
+        allow = self.allow_pickle
+        return (
+            decode_value(output, tag, allow_pickle=allow, workflow_id=workflow_id, what="output"),
+            describe_stored_error(error, tag, allow_pickle=allow, workflow_id=workflow_id),
+        )
 
     def event(self, workflow_id: str, key: str) -> tuple[bool, Any]:
         """``(published, value)`` of event ``key``; the value is decoded (or refused)."""
@@ -190,3 +193,15 @@ class ValueReader:
         return True, decode_value(
             value, tag, allow_pickle=self.allow_pickle, workflow_id=workflow_id, what=f"event {key!r}"
         )
+
+    def step_outcomes(self, workflow_id: str) -> list[tuple[int, bool]]:
+        """``(step number, succeeded)`` of every recorded step, in order; no value is decoded."""
+        from dbos._schemas.system_database import SystemSchema
+
+        steps = SystemSchema.operation_outputs
+        rows = self._rows(
+            sa.select(steps.c.function_id, steps.c.error.is_(None))
+            .where(steps.c.workflow_uuid == workflow_id)
+            .order_by(steps.c.function_id)
+        )
+        return [(int(step), bool(ok)) for step, ok in rows]

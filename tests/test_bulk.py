@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import time
 from pathlib import Path
@@ -13,8 +14,7 @@ import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowFailException
 from conftest import ROOT, unique
 
-from dbos_airflow.exceptions import DBOSOptionsError, DBOSSerializationError
-from dbos_airflow.hooks.bulk import DBOSBulkEnqueueError
+from dbos_airflow.exceptions import DBOSBulkEnqueueError, DBOSOptionsError, DBOSSerializationError
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.operators.bulk import DBOSBulkEnqueueOperator
 
@@ -180,6 +180,7 @@ def test_pickle_falls_back_to_enqueue_in_transaction(hook: DBOSHook, system_data
     rows = _rows(system_database_url, ids)
     assert {r.serialization for r in rows} == {"py_pickle"}
     assert len({r.xmin for r in rows}) == 1
+    hook._settings = dataclasses.replace(hook.settings, allow_pickle=True)  # reading pickled outputs is opt-in
     statuses = _wait_all_ended(hook, ids)
     assert [statuses[w]["output"] for w in ids] == [2 * i for i in range(10)]
     bad = _items(unique("bulk-pickle-bad"), 4)
@@ -193,7 +194,7 @@ def test_sqlite_system_database_uses_the_client_path(tmp_path: Path) -> None:
     from dbos import DBOS, WorkflowSerializationFormat
 
     from dbos_airflow.client import DBOSClient
-    from dbos_airflow.hooks.bulk import enqueue_many
+    from dbos_airflow.utils.bulk import enqueue_many
 
     url = f"sqlite:///{tmp_path / 'sys.sqlite'}"
     DBOS.migrate(url)

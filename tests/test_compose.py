@@ -15,7 +15,7 @@ import sqlalchemy as sa
 import yaml
 from conftest import ROOT
 
-from dbos_airflow.hooks.dbos import DBOSConnectionSettings  # noqa: E402
+from dbos_airflow.hooks.connection import DBOSConnectionSettings  # noqa: E402
 
 
 @pytest.fixture(scope="module")

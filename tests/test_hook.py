@@ -15,7 +15,8 @@ from airflow.exceptions import AirflowNotFoundException
 from conftest import ROOT, Worker, unique
 
 from dbos_airflow.exceptions import DBOSOptionsError
-from dbos_airflow.hooks.dbos import DBOSConnectionSettings, DBOSHook
+from dbos_airflow.hooks.connection import DBOSConnectionSettings
+from dbos_airflow.hooks.dbos import DBOSHook
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

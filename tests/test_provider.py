@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 import dbos_airflow
 from dbos_airflow.get_provider_info import get_provider_info
-from dbos_airflow.hooks.dbos import EXTRA_FIELDS, DBOSConnectionSettings, DBOSHook
+from dbos_airflow.hooks.connection import EXTRA_FIELDS, DBOSConnectionSettings
+from dbos_airflow.hooks.dbos import DBOSHook
 
 if TYPE_CHECKING:
     from conftest import Worker

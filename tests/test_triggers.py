@@ -109,11 +109,11 @@ async def test_event_trigger_outcomes(strict_loop: Any, dbos_conn: str, client: 
 
 
 async def test_many_triggers_share_one_waiter(strict_loop: Any, dbos_conn: str, client: Any) -> None:
-    from dbos_airflow.hooks import waiter
+    from dbos_airflow.waiting.waiter import running_waiters
 
     handles = await asyncio.gather(
         *(client.enqueue_async({"queue_name": "q", "workflow_name": "wf_double"}, i) for i in range(50))
     )
     events = await asyncio.gather(*(collect(DBOSWorkflowTrigger(workflow_id=h.workflow_id)) for h in handles))
     assert all(e[0].payload["status"] == "SUCCESS" for e in events)
-    assert list(waiter._REGISTRY) == ["dbos_default"]  # one waiter (one polling loop) for all 50
+    assert list(running_waiters()) == ["dbos_default"]  # one waiter (one polling loop) for all 50

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from conftest import unique
 
 from dbos_airflow.hooks.dbos import DBOSHook
-from dbos_airflow.hooks.waiter import NOT_FOUND, get_waiter
+from dbos_airflow.status import DBOSWorkflowStatus
 
 UNPOLLED = "q_waiter_nobody"  # no worker polls it: its workflows stay ENQUEUED until cancelled
 WAITS = 200
@@ -72,14 +72,14 @@ async def test_200_waits_share_one_connection_and_one_statement_per_tick(
     ids = await asyncio.to_thread(
         hook.enqueue_many, {"workflow_name": "wf_double", "queue_name": UNPOLLED}, [[i] for i in range(WAITS)]
     )
-    waiter = await get_waiter(dbos_conn)
+    waiter = await DBOSHook(dbos_conn).get_waiter_async()
     statements = _Statements(waiter.client.system_database_engine)
     before = await asyncio.to_thread(_backend_pids, system_database_url)
     try:
         tasks = [asyncio.create_task(waiter.observe(wid)) for wid in ids]
         tasks.append(asyncio.create_task(waiter.observe(f"{prefix}-missing")))
         await _until(lambda: tasks[-1].done(), "the wait for a missing workflow returned")
-        assert tasks[-1].result().status == NOT_FOUND
+        assert tasks[-1].result().status is None  # not found
         await _until(lambda: waiter.pending == WAITS, f"{WAITS} waits registered")
 
         probes0, statements0 = waiter.probes, statements.count
@@ -101,7 +101,7 @@ async def test_200_waits_share_one_connection_and_one_statement_per_tick(
 
 async def test_event_waits_of_one_workflow_resolve_together(dbos_conn: str, client: Any) -> None:
     """Waits on 200 keys and on the completion of one workflow; it publishes one of the keys."""
-    waiter = await get_waiter(dbos_conn)
+    waiter = await DBOSHook(dbos_conn).get_waiter_async()
     handle = await client.enqueue_async({"queue_name": "q", "workflow_name": "wf_set_event_later"}, "k7", "v", 1.0)
     wid = handle.workflow_id
     keyed = [asyncio.create_task(waiter.observe(wid, f"k{i}")) for i in range(WAITS)]
@@ -110,5 +110,5 @@ async def test_event_waits_of_one_workflow_resolve_together(dbos_conn: str, clie
     published = [i for i, obs in enumerate(done[:-1]) if obs.event_present]
     assert published == [7]
     assert {obs.status for obs in done[:-1] if not obs.event_present} == {"SUCCESS"}  # ended without the key
-    assert done[-1].status == "SUCCESS" and not done[-1].event_present
+    assert done[-1].status is DBOSWorkflowStatus.SUCCESS and not done[-1].event_present
     assert await client.get_event_async(wid, "k7", 0) == "v"

@@ -6,16 +6,18 @@ below. Every bad value raises :class:`DBOSOptionsError` naming the connection an
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from dbos_airflow.client import with_connect_timeout
 from dbos_airflow.exceptions import DBOSOptionsError
+from dbos_airflow.utils.templating import as_bool
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
+    from dbos import WorkflowSerializationFormat
 
 SERIALIZATIONS = ("portable", "pickle")
 EXTRA_FIELDS = (
@@ -24,21 +26,9 @@ EXTRA_FIELDS = (
     "application_name",
     "connect_timeout",
     "serialization",
-    "use_listen_notify",
     "allow_pickle",
+    "use_listen_notify",
 )
-
-
-def as_bool(name: str, value: Any) -> bool:
-    """A boolean from a bool or its text (true/false, 1/0, yes/no, on/off); else an error naming ``name``."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off", ""):
-        return False
-    raise DBOSOptionsError(f"{name}={value!r} is not a boolean (true/false)")
 
 
 @dataclass(frozen=True)
@@ -108,11 +98,7 @@ class DBOSConnectionSettings:
                 f"{parsed.render_as_string(hide_password=True)} must be a postgresql:// or sqlite:/// URL "
                 "(the system databases DBOS supports)"
             )
-        if parsed.get_backend_name() != "sqlite" and "connect_timeout" not in parsed.query:
-            # libpq wants whole seconds and reads 0 as "wait forever": round up, never down.
-            url = parsed.update_query_dict({"connect_timeout": str(math.ceil(timeout))}).render_as_string(
-                hide_password=False
-            )
+        url = with_connect_timeout(url, timeout)
         return cls(
             system_database_url=url,
             dbos_system_schema=str(extra.get("dbos_system_schema", "dbos")),
@@ -136,12 +122,9 @@ class DBOSConnectionSettings:
         }
 
     @property
-    def serialization_type(self) -> Any:
-        from dbos import WorkflowSerializationFormat
-
-        if self.serialization == "pickle":
-            return WorkflowSerializationFormat.NATIVE
-        return WorkflowSerializationFormat.PORTABLE
+    def serialization_type(self) -> WorkflowSerializationFormat:
+        """The ``dbos.WorkflowSerializationFormat`` of the connection's ``serialization``."""
+        return serialization_format(self.serialization)
 
 
 def check_serialization(name: str) -> str:
@@ -151,6 +134,10 @@ def check_serialization(name: str) -> str:
     return name
 
 
-def serialization_type(name: str) -> Any:
-    """The ``dbos.WorkflowSerializationFormat`` for ``portable`` or ``pickle``."""
-    return DBOSConnectionSettings("x", serialization=check_serialization(name)).serialization_type
+def serialization_format(name: str) -> WorkflowSerializationFormat:
+    """``portable`` -> ``WorkflowSerializationFormat.PORTABLE``, ``pickle`` -> ``NATIVE``."""
+    from dbos import WorkflowSerializationFormat
+
+    if check_serialization(name) == "pickle":
+        return WorkflowSerializationFormat.NATIVE
+    return WorkflowSerializationFormat.PORTABLE

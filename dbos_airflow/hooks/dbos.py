@@ -10,33 +10,32 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from airflow.sdk import BaseHook
 
-from dbos_airflow.exceptions import DBOSAirflowError, DBOSWorkflowNotFoundError
-from dbos_airflow.hooks.connection import (
-    EXTRA_FIELDS,
-    SERIALIZATIONS,
-    DBOSConnectionSettings,
-    check_serialization,
-    serialization_type,
-)
-from dbos_airflow.status import status_to_dict
+from dbos_airflow.client import hide_password
+from dbos_airflow.exceptions import DBOSAirflowError, DBOSWorkflowNotFoundError, workflow_not_found_message
+from dbos_airflow.hooks.connection import DBOSConnectionSettings, serialization_format
+from dbos_airflow.status import DBOSWorkflowStatus, status_to_dict
 
-__all__ = ["DBOSHook", "DBOSConnectionSettings", "EXTRA_FIELDS", "SERIALIZATIONS", "check_serialization"]
+__all__ = ["DBOSHook", "DBOSConnectionSettings"]
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from dbos import WorkflowHandle, WorkflowHandleAsync
+    from dbos import WorkflowHandle, WorkflowHandleAsync, WorkflowSerializationFormat
 
     from dbos_airflow.client import DBOSClient, EnqueueOptions
     from dbos_airflow.values import ValueReader
+    from dbos_airflow.waiting.waiter import DBOSWaiter
+
 
 class DBOSHook(BaseHook):
     """
     Interact with a DBOS application through its system database.
 
     The client is created on first use (never at import or DAG-parse time) and closed by
-    :meth:`close` or by leaving the hook's ``with`` block. Every method of the seed API is
-    here, plus the workflow-management calls operators and sensors need.
+    :meth:`close` or by leaving the hook's ``with`` block. Every method of the documented
+    ``DBOSClient`` API is here (async twins end in ``_async``), plus the workflow-management
+    calls operators and sensors need. Stored values (outputs, events) are read through
+    :mod:`dbos_airflow.values`: pickled rows are refused unless the connection has ``allow_pickle``.
 
     :param dbos_conn_id: Airflow connection of type ``dbos`` (default ``dbos_default``).
     """
@@ -56,11 +55,13 @@ class DBOSHook(BaseHook):
 
     @property
     def settings(self) -> DBOSConnectionSettings:
+        """The connection's validated settings (read once per hook)."""
         if self._settings is None:
             self._settings = DBOSConnectionSettings.from_connection(self.get_connection(self.dbos_conn_id))
         return self._settings
 
-    async def asettings(self) -> DBOSConnectionSettings:
+    async def get_settings_async(self) -> DBOSConnectionSettings:
+        """Like :attr:`settings`, without blocking the event loop."""
         if self._settings is None:
             conn = await BaseHook.aget_connection(self.dbos_conn_id)
             self._settings = DBOSConnectionSettings.from_connection(conn)
@@ -84,12 +85,21 @@ class DBOSHook(BaseHook):
         client = self._client
         return client if client is not None else self._client_for(self.settings)
 
-    async def aget_client(self) -> DBOSClient:
+    async def get_client_async(self) -> DBOSClient:
         """Like :meth:`get_client`, without blocking the event loop."""
         client = self._client
         if client is None:
-            client = await asyncio.to_thread(self._client_for, await self.asettings())
+            client = await asyncio.to_thread(self._client_for, await self.get_settings_async())
         return client
+
+    async def get_waiter_async(self) -> DBOSWaiter:
+        """This process's shared waiter for the connection (see :mod:`dbos_airflow.waiting.waiter`)."""
+        from dbos_airflow.waiting.waiter import get_waiter
+
+        async def client_kwargs() -> dict[str, Any]:
+            return (await self.get_settings_async()).client_kwargs()
+
+        return await get_waiter(self.dbos_conn_id, client_kwargs)
 
     def close(self) -> None:
         """Release the client's connections. The hook can be used again afterwards."""
@@ -107,30 +117,38 @@ class DBOSHook(BaseHook):
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await asyncio.to_thread(client.destroy)
+        await asyncio.to_thread(self.close)
 
-    # -- the seed API --------------------------------------------------------------------
+    # -- the documented DBOSClient API ---------------------------------------------------
 
-    def _options(self, options: EnqueueOptions, serialization: str | None) -> EnqueueOptions:
+    def _options(
+        self, options: EnqueueOptions, serialization: str | None, settings: DBOSConnectionSettings
+    ) -> EnqueueOptions:
         if "serialization_type" in options:
             return options
-        fmt = serialization_type(serialization) if serialization else self.settings.serialization_type
-        return {**options, "serialization_type": fmt}
+        return {**options, "serialization_type": self._format(serialization, settings)}
+
+    @staticmethod
+    def _format(serialization: str | None, settings: DBOSConnectionSettings) -> WorkflowSerializationFormat:
+        """The per-call ``serialization`` (``portable``/``pickle``) or else the connection's."""
+        return serialization_format(serialization) if serialization else settings.serialization_type
 
     def enqueue(
         self, options: EnqueueOptions, *args: Any, serialization: str | None = None, **kwargs: Any
     ) -> WorkflowHandle[Any]:
-        """Enqueue a workflow (seed ``enqueue``); encodes with the connection's serialization."""
-        return self.get_client().enqueue(self._options(options, serialization), *args, **kwargs)
+        """Enqueue a workflow (``DBOSClient.enqueue``); encodes with the connection's serialization.
+
+        The returned handle is dbos' own: its ``get_result()``/``get_status()`` decode like dbos
+        (pickled rows are unpickled). Read results safely with :meth:`get_workflow_status`.
+        """
+        return self.get_client().enqueue(self._options(options, serialization, self.settings), *args, **kwargs)
 
     async def enqueue_async(
         self, options: EnqueueOptions, *args: Any, serialization: str | None = None, **kwargs: Any
     ) -> WorkflowHandleAsync[Any]:
-        await self.asettings()
-        client = await self.aget_client()
-        return await client.enqueue_async(self._options(options, serialization), *args, **kwargs)
+        settings = await self.get_settings_async()
+        client = await self.get_client_async()
+        return await client.enqueue_async(self._options(options, serialization, settings), *args, **kwargs)
 
     def enqueue_many(
         self, options: EnqueueOptions, items: Iterable[Any], *, serialization: str | None = None
@@ -139,11 +157,11 @@ class DBOSHook(BaseHook):
 
         Each item is ``{"args": [...], "kwargs": {...}, "workflow_id": "..."}`` (all optional)
         or a list of positional args. Ids that already exist are left alone, so a retry with
-        the same ids enqueues nothing new. See :mod:`dbos_airflow.hooks.bulk`.
+        the same ids enqueues nothing new. See :mod:`dbos_airflow.utils.bulk`.
         """
-        from dbos_airflow.hooks.bulk import enqueue_many
+        from dbos_airflow.utils.bulk import enqueue_many
 
-        return enqueue_many(self.get_client(), self._options(options, serialization), items)
+        return enqueue_many(self.get_client(), self._options(options, serialization, self.settings), items)
 
     def send(
         self,
@@ -155,7 +173,7 @@ class DBOSHook(BaseHook):
         serialization: str | None = None,
     ) -> None:
         """Send ``message`` to a workflow; a repeated ``idempotency_key`` is delivered once."""
-        fmt = serialization_type(serialization) if serialization else self.settings.serialization_type
+        fmt = self._format(serialization, self.settings)
         self.get_client().send(destination_id, message, topic, idempotency_key, serialization_type=fmt)
 
     async def send_async(
@@ -167,23 +185,38 @@ class DBOSHook(BaseHook):
         *,
         serialization: str | None = None,
     ) -> None:
-        settings = await self.asettings()
-        fmt = serialization_type(serialization) if serialization else settings.serialization_type
-        client = await self.aget_client()
+        fmt = self._format(serialization, await self.get_settings_async())
+        client = await self.get_client_async()
         await client.send_async(destination_id, message, topic, idempotency_key, serialization_type=fmt)
 
     def get_event(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
-        """The latest value of event ``key`` of a workflow, or None after ``timeout_seconds``."""
-        return self.get_client().get_event(workflow_id, key, timeout_seconds)
+        """The latest value of event ``key`` of a workflow, or None after ``timeout_seconds``.
+
+        Read through :meth:`value_reader`: a pickled value is refused
+        (:class:`~dbos_airflow.exceptions.DBOSUnsafeValueError`) unless the connection allows it.
+        """
+        reader = self.value_reader()
+        deadline = time.monotonic() + max(0.0, timeout_seconds)
+        delay = 0.05
+        while True:
+            published, value = reader.event(workflow_id, key)
+            left = deadline - time.monotonic()
+            if published or left <= 0:
+                return value
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 1.0)
 
     async def get_event_async(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
-        return await (await self.aget_client()).get_event_async(workflow_id, key, timeout_seconds)
+        await self.get_settings_async()
+        await self.get_client_async()
+        return await asyncio.to_thread(self.get_event, workflow_id, key, timeout_seconds)
 
     def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
+        """dbos' handle of a workflow (its ``get_result()`` decodes like dbos: see :meth:`enqueue`)."""
         return self.get_client().retrieve_workflow(workflow_id)
 
     async def retrieve_workflow_async(self, workflow_id: str) -> WorkflowHandleAsync[Any]:
-        return await (await self.aget_client()).retrieve_workflow_async(workflow_id)
+        return await (await self.get_client_async()).retrieve_workflow_async(workflow_id)
 
     def value_reader(self) -> ValueReader:
         """Reads stored values safely: pickled rows are refused unless the connection has ``allow_pickle``."""
@@ -196,29 +229,31 @@ class DBOSHook(BaseHook):
     def get_workflow_status(self, workflow_id: str, *, load_output: bool = False) -> dict[str, Any] | None:
         """The workflow's status as a JSON-safe dict, or None when no such workflow exists.
 
-        Inputs are never loaded; outputs and errors only with ``load_output=True``.
+        Inputs are never loaded. With ``load_output=True`` the dict also has ``output`` and
+        ``error`` (``Name: message``), read through :meth:`value_reader`.
         """
-        rows = self.get_client().list_workflows(
-            workflow_ids=[workflow_id], load_input=False, load_output=load_output
-        )
-        return status_to_dict(rows[0], with_output=load_output) if rows else None
+        rows = self.get_client().list_workflows(workflow_ids=[workflow_id], load_input=False, load_output=False)
+        if not rows:
+            return None
+        status = status_to_dict(rows[0])
+        if load_output:
+            status["output"], status["error"] = self.value_reader().output_and_error(workflow_id)
+        return status
 
-    async def get_workflow_statuses_async(
-        self, workflow_ids: list[str], *, load_output: bool = False
-    ) -> dict[str, dict[str, Any]]:
-        """Statuses of many workflows in one query: ``{workflow_id: status dict}``."""
-        client = await self.aget_client()
+    async def get_workflow_statuses_async(self, workflow_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Statuses of many workflows in one query: ``{workflow_id: status dict}`` (no values)."""
+        client = await self.get_client_async()
         rows = await client.list_workflows_async(
-            workflow_ids=list(workflow_ids), load_input=False, load_output=load_output
+            workflow_ids=list(workflow_ids), load_input=False, load_output=False
         )
-        return {r.workflow_id: status_to_dict(r, with_output=load_output) for r in rows}
+        return {r.workflow_id: status_to_dict(r) for r in rows}
 
     def cancel_workflow(self, workflow_id: str) -> None:
         """Cancel a workflow (idempotent; a finished or unknown workflow is left as it is)."""
         self.get_client().cancel_workflow(workflow_id)
 
     async def cancel_workflow_async(self, workflow_id: str) -> None:
-        await (await self.aget_client()).cancel_workflow_async(workflow_id)
+        await (await self.get_client_async()).cancel_workflow_async(workflow_id)
 
     def resume_workflow(self, workflow_id: str, *, queue_name: str | None = None) -> None:
         """Continue a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow where it stopped."""
@@ -228,28 +263,26 @@ class DBOSHook(BaseHook):
         """Run an ended workflow again under the same id.
 
         With ``from_failed_step`` the steps that completed are kept (rewind to the first step
-        that failed or never finished); otherwise it starts again from its first step.
+        that failed or never finished); otherwise it starts again from its first step. Step
+        outcomes are read without decoding any value.
         """
-        client = self.get_client()
         start = 1
         if from_failed_step:
-            steps = client.list_workflow_steps(workflow_id)
-            failed = [s["function_id"] for s in steps if s.get("error") is not None]
-            start = min(failed) if failed else max((s["function_id"] for s in steps), default=0) + 1
+            steps = self.value_reader().step_outcomes(workflow_id)
+            failed = [step for step, ok in steps if not ok]
+            start = min(failed) if failed else max((step for step, _ in steps), default=0) + 1
         self.log.info("Re-running DBOS workflow %s from step %s", workflow_id, start)
-        client.rewind_workflow(workflow_id, start_step=start, queue_name=queue_name)
+        self.get_client().rewind_workflow(workflow_id, start_step=start, queue_name=queue_name)
 
     def require_workflow(self, workflow_id: str) -> dict[str, Any]:
         """The workflow's status dict; :class:`DBOSWorkflowNotFoundError` names a missing id."""
         status = self.get_workflow_status(workflow_id)
         if status is None:
-            raise DBOSWorkflowNotFoundError(
-                f"no DBOS workflow with id {workflow_id!r} in {self.get_client().target}"
-            )
+            raise DBOSWorkflowNotFoundError(workflow_not_found_message(workflow_id, self.get_client().target))
         return status
 
     def wait_for_status(self, workflow_id: str, *, timeout: float | None, poll_interval: float) -> dict[str, Any]:
-        """Poll until the workflow leaves PENDING/ENQUEUED/DELAYED or ``timeout`` passes.
+        """Poll until the workflow ends (leaves the active statuses) or ``timeout`` passes.
 
         Polls start 0.1 s apart and double up to ``poll_interval``, so a short workflow is
         noticed quickly and a long one costs one query per ``poll_interval``. Returns the last
@@ -260,7 +293,7 @@ class DBOSHook(BaseHook):
         delay = min(0.1, poll_interval)
         while True:
             status = self.require_workflow(workflow_id)
-            if status["status"] not in ("PENDING", "ENQUEUED", "DELAYED"):
+            if DBOSWorkflowStatus.parse(status["status"]).is_terminal():
                 return status
             now = time.monotonic()
             if deadline is not None and now >= deadline:
@@ -283,8 +316,8 @@ class DBOSHook(BaseHook):
             return False, str(exc)
         except Exception as exc:  # noqa: BLE001 - the UI shows the reason instead of a traceback
             message = f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc}".strip()
-            password = self._settings and sa.make_url(self._settings.system_database_url).password
-            return False, message.replace(str(password), "***") if password else message
+            url = self._settings and sa.make_url(self._settings.system_database_url)
+            return False, hide_password(message, url.password if url else None)
         finally:
             self.close()
         if client.schema is None:  # SQLite has no schemas

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
-from dbos_airflow.exceptions import DBOSOptionsError, DBOSSerializationError
-from dbos_airflow.operators.dbos import DBOSBaseEnqueueOperator, as_json, derived_id
+from dbos_airflow.operators.dbos import DBOSBaseEnqueueOperator
+from dbos_airflow.utils.ids import bulk_item_id, derived_id
+from dbos_airflow.utils.templating import as_json
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -42,17 +41,12 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator):
         super().__init__(**kwargs)
         self.items = items
 
-    def execute(self, context: Context) -> list[str]:
-        from dbos_airflow.hooks.bulk import normalize_items
+    def execute_dbos(self, context: Context) -> list[str]:
+        from dbos_airflow.utils.bulk import normalize_items
 
         base = derived_id(context)
-        try:
-            items = as_json("items", self.items, list)
-            batch = normalize_items(items, default_id=lambda index: f"{base}:{index}")
-            with self.hook as hook:
-                ids = hook.enqueue_many(self._options(), batch, serialization=self.serialization)
-        except (DBOSOptionsError, DBOSSerializationError) as exc:
-            # The same items would fail the same way on every retry: fail the task now.
-            raise AirflowFailException(str(exc)) from exc
+        items = as_json("items", self.items, list)
+        batch = normalize_items(items, default_id=lambda index: bulk_item_id(base, index))
+        ids = self.hook.enqueue_many(self._options(), batch, serialization=self.serialization)
         self.log.info("%d DBOS workflow(s) %s enqueued on %s", len(ids), self.workflow_name, self.queue_name)
         return ids

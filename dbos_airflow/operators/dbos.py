@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import time
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException
 
 from dbos_airflow.exceptions import DBOSOptionsError
-from dbos_airflow.hooks.connection import as_bool, check_serialization
-from dbos_airflow.hooks.dbos import DBOSHook
-from dbos_airflow.outcome import (
-    TIMEOUT,
-    WORKFLOW_ENDED,
-    DBOSTriggerEventError,
-    raise_for_event,
-    still_waiting_message,
-    validate_trigger_event,
-    workflow_result,
-)
+from dbos_airflow.outcome import still_waiting_message, workflow_result
 from dbos_airflow.status import DBOSWorkflowStatus
 from dbos_airflow.triggers.dbos import DBOSWorkflowTrigger
+from dbos_airflow.utils.ids import derived_id
+from dbos_airflow.utils.mixins import DBOSOperatorMixin, dbos_template_fields
+from dbos_airflow.utils.templating import as_bool, as_json, as_timeout
+from dbos_airflow.waiting.events import TriggerEventKind
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -36,36 +28,12 @@ if TYPE_CHECKING:
 RETRY_MODES = ("resume", "restart", "fail")
 
 
-def derived_id(context: Context) -> str:
-    """``dag_id:run_id:task_id:map_index``: the same for every try of one task instance."""
-    ti = context["ti"]
-    return f"{ti.dag_id}:{ti.run_id}:{ti.task_id}:{ti.map_index}"
-
-
-def as_json(name: str, value: Any, kind: type) -> Any:
-    """Accept a templated JSON string where a list/dict is expected (Params forms render strings).
-
-    A bad value fails the task without retries: it would be just as bad on the next try.
+class DBOSBaseEnqueueOperator(DBOSOperatorMixin, BaseOperator):
     """
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else kind()
-        except json.JSONDecodeError as exc:
-            raise AirflowFailException(f"{name} is not valid JSON: {exc}") from None
-    if kind is list and isinstance(value, tuple):
-        value = list(value)
-    if not isinstance(value, kind):
-        raise AirflowFailException(
-            f"{name} must be a {'list' if kind is list else 'dict'}, got {type(value).__name__}"
-        )
-    return value
+    What every enqueue operator shares: the workflow, its queue and the enqueue options.
 
-
-class DBOSBaseEnqueueOperator(BaseOperator):
-    """
-    What every enqueue operator shares: the workflow, its queue, the enqueue options and the hook.
-
-    :param workflow_name: registered name of the workflow (``Class.method`` for class workflows).
+    :param workflow_name: registered name of the workflow: the function's name, or for a class
+        workflow the method's name (with ``workflow_class_name``) or ``Class.method``.
     :param queue_name: DBOS queue the application's workers poll.
     :param workflow_class_name: class of a class-based workflow (``@DBOS.dbos_class``).
     :param app_version: only workers of this application version run it.
@@ -73,18 +41,17 @@ class DBOSBaseEnqueueOperator(BaseOperator):
     :param workflow_timeout: seconds after dequeue before DBOS cancels the workflow.
     :param delay_seconds: seconds before the workflow becomes eligible to run.
     :param queue_partition_key: partition of a partitioned queue.
-    :param serialization: ``portable`` (JSON, default) or ``pickle``.
+    :param serialization: ``portable`` (JSON, default) or ``pickle``, for the arguments.
     :param dbos_conn_id: the ``dbos`` connection.
     """
 
-    template_fields: Sequence[str] = (
+    template_fields: Sequence[str] = dbos_template_fields(
         "workflow_name",
         "queue_name",
         "workflow_class_name",
         "app_version",
         "queue_partition_key",
     )
-    ui_color = "#e8f0fe"
 
     def __init__(
         self,
@@ -97,8 +64,6 @@ class DBOSBaseEnqueueOperator(BaseOperator):
         workflow_timeout: float | None = None,
         delay_seconds: float | None = None,
         queue_partition_key: str | None = None,
-        serialization: str = "portable",
-        dbos_conn_id: str = DBOSHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -110,12 +75,6 @@ class DBOSBaseEnqueueOperator(BaseOperator):
         self.workflow_timeout = workflow_timeout
         self.delay_seconds = delay_seconds
         self.queue_partition_key = queue_partition_key
-        self.serialization = check_serialization(serialization)
-        self.dbos_conn_id = dbos_conn_id
-
-    @cached_property
-    def hook(self) -> DBOSHook:
-        return DBOSHook(self.dbos_conn_id)
 
     def _options(self, **per_workflow: Any) -> EnqueueOptions:
         options: dict[str, Any] = {
@@ -151,7 +110,11 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
     :param poll_interval: seconds between status checks when waiting in a worker.
     :param timeout: seconds to wait before failing the task (None: wait as long as it takes);
         templated, like ``wait_for_completion``, so a trigger form can set both.
-    :param cancel_on_kill: cancel the workflow when the task is killed or its wait times out.
+    :param cancel_on_kill: cancel the workflow (best effort, idempotent) when a person kills the
+        task (mark failed or success, clear, including while deferred) or when the task's own
+        wait times out (``timeout``). Airflow replacing a try (a restarted scheduler, a lost
+        heartbeat, a trigger moved to another triggerer) is not a kill: the next try or
+        triggerer re-attaches. ``False`` leaves the workflow running in every case.
     :param retry_mode: when a later try finds the workflow ended in ERROR, CANCELLED or
         MAX_RECOVERY_ATTEMPTS_EXCEEDED: ``resume`` re-runs it keeping the steps that completed,
         ``restart`` re-runs it from the first step, ``fail`` fails without re-running. A
@@ -172,6 +135,7 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
         "timeout",
     )
     template_fields_renderers = {"workflow_args": "json", "workflow_kwargs": "json"}
+    accepted_event_kinds: ClassVar[frozenset[TriggerEventKind]] = frozenset({TriggerEventKind.WORKFLOW_ENDED})
 
     def __init__(
         self,
@@ -190,9 +154,9 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
     ) -> None:
         super().__init__(**kwargs)
         if retry_mode not in RETRY_MODES:
-            raise ValueError(f"retry_mode={retry_mode!r}; use one of {RETRY_MODES}")
+            raise DBOSOptionsError(f"retry_mode={retry_mode!r}; use one of {', '.join(RETRY_MODES)}")
         if poll_interval <= 0:
-            raise ValueError(f"poll_interval={poll_interval!r} must be positive")
+            raise DBOSOptionsError(f"poll_interval={poll_interval!r} must be a positive number of seconds")
         self.workflow_args = workflow_args
         self.workflow_kwargs = workflow_kwargs
         self.workflow_id = workflow_id
@@ -227,26 +191,14 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
                 workflow_id, from_failed_step=self.retry_mode == "resume", queue_name=self.queue_name
             )
 
-    def execute(self, context: Context) -> str:
-        try:
-            return self._execute(context)
-        finally:
-            self.hook.close()  # also when deferring: the triggerer has its own client
-
     def _render_wait_settings(self) -> None:
         """``wait_for_completion`` and ``timeout`` may come from templates (a UI form) as text."""
-        try:
-            self.wait_for_completion = as_bool("wait_for_completion", self.wait_for_completion)
-            if isinstance(self.timeout, str):
-                self.timeout = float(self.timeout) if self.timeout.strip() not in ("", "None") else None
-        except (DBOSOptionsError, ValueError) as exc:
-            raise AirflowFailException(f"{exc} (timeout={self.timeout!r})") from None
-        if self.timeout is not None and self.timeout <= 0:
-            raise AirflowFailException(f"timeout={self.timeout!r} must be a positive number of seconds")
+        self.wait_for_completion = as_bool("wait_for_completion", self.wait_for_completion)
+        self.timeout = as_timeout("timeout", self.timeout)
 
-    def _execute(self, context: Context) -> str:
+    def execute_dbos(self, context: Context) -> str:
         self._render_wait_settings()
-        workflow_id = self.workflow_id or derived_id(context)
+        workflow_id = self.awaited_workflow_id(context)
         self._workflow_id = workflow_id
         self._enqueue_or_reattach(workflow_id)
         context["ti"].xcom_push(key="workflow_id", value=workflow_id)
@@ -269,24 +221,23 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
             self._give_up(status)
         return self._succeed(context, workflow_id)
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+    def awaited_workflow_id(self, context: Context) -> str:
+        return self.workflow_id or derived_id(context)
+
+    def complete(self, context: Context, event: dict[str, Any]) -> str:
+        self._workflow_id = event["workflow_id"]
+        return self._succeed(context, event["workflow_id"])
+
+    def on_wait_timeout(self, event: dict[str, Any]) -> NoReturn:
         self._render_wait_settings()
-        event = validate_trigger_event(event)
-        workflow_id = event["workflow_id"]
-        self._workflow_id = workflow_id
-        if event["kind"] == TIMEOUT:
-            self._give_up(self.hook.require_workflow(workflow_id))
-        raise_for_event(event, self.hook)
-        if event["kind"] != WORKFLOW_ENDED:
-            raise DBOSTriggerEventError(f"Unexpected trigger event for a workflow wait: {event!r}")
-        return self._succeed(context, workflow_id)
+        self._give_up(self.hook.require_workflow(event["workflow_id"]))
 
     def _succeed(self, context: Context, workflow_id: str) -> str:
         result = workflow_result(self.hook, workflow_id)
         context["ti"].xcom_push(key="result", value=result)
         return workflow_id
 
-    def _give_up(self, status: dict[str, Any]) -> None:
+    def _give_up(self, status: dict[str, Any]) -> NoReturn:
         if self.cancel_on_kill:
             self.hook.cancel_workflow(status["workflow_id"])
             self.log.info("Cancelled DBOS workflow %s", status["workflow_id"])
@@ -298,7 +249,7 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
             self.hook.cancel_workflow(self._workflow_id)
 
 
-class DBOSSendOperator(BaseOperator):
+class DBOSSendOperator(DBOSOperatorMixin, BaseOperator):
     """
     Send a message to a DBOS workflow (received with ``DBOS.recv(topic)``).
 
@@ -309,13 +260,12 @@ class DBOSSendOperator(BaseOperator):
     :param message: the message (JSON-able with the default portable serialization).
     :param topic: topic the workflow receives on (None: the default topic).
     :param idempotency_key: explicit idempotency key (templated).
-    :param serialization: ``portable`` (JSON, default) or ``pickle``.
+    :param serialization: ``portable`` (JSON, default) or ``pickle``, for the message.
     :param dbos_conn_id: the ``dbos`` connection.
     """
 
-    template_fields: Sequence[str] = ("destination_id", "message", "topic", "idempotency_key")
+    template_fields: Sequence[str] = dbos_template_fields("destination_id", "message", "topic", "idempotency_key")
     template_fields_renderers = {"message": "json"}
-    ui_color = "#e8f0fe"
 
     def __init__(
         self,
@@ -324,8 +274,6 @@ class DBOSSendOperator(BaseOperator):
         message: Any,
         topic: str | None = None,
         idempotency_key: str | None = None,
-        serialization: str = "portable",
-        dbos_conn_id: str = DBOSHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -333,17 +281,11 @@ class DBOSSendOperator(BaseOperator):
         self.message = message
         self.topic = topic
         self.idempotency_key = idempotency_key
-        self.serialization = check_serialization(serialization)
-        self.dbos_conn_id = dbos_conn_id
 
-    @cached_property
-    def hook(self) -> DBOSHook:
-        return DBOSHook(self.dbos_conn_id)
-
-    def execute(self, context: Context) -> str:
+    def execute_dbos(self, context: Context) -> str:
         key = self.idempotency_key or derived_id(context)
-        with self.hook as hook:
-            hook.send(self.destination_id, self.message, self.topic, key, serialization=self.serialization)
-        self.log.info("Sent message to DBOS workflow %s (topic %s, idempotency key %s)",
-                      self.destination_id, self.topic, key)
+        self.hook.send(self.destination_id, self.message, self.topic, key, serialization=self.serialization)
+        self.log.info(
+            "Sent message to DBOS workflow %s (topic %s, idempotency key %s)", self.destination_id, self.topic, key
+        )
         return key

@@ -1,34 +1,31 @@
 """Deferrable waits on DBOS workflows: completion and published events.
 
-Both triggers share the per-process :mod:`dbos_airflow.hooks.waiter` (one polling loop and
-two connections per DBOS connection, however many tasks are deferred). They carry wall-clock
-deadlines in their kwargs, yield exactly one event and return, and never cancel anything in
-``cleanup()`` (which also runs when a triggerer restarts). A user's kill (mark failed/success,
-clear; Airflow >= 3.3) reaches :meth:`on_kill`, which cancels the workflow when asked to.
+Both triggers share the per-process waiter (:mod:`dbos_airflow.waiting.waiter`: one polling
+loop and two connections per DBOS connection, however many tasks are deferred). They carry
+wall-clock deadlines in their kwargs, yield exactly one event of the contract in
+:mod:`dbos_airflow.waiting.events` and return, and never cancel anything in ``cleanup()``
+(which also runs when a triggerer restarts). A user's kill (mark failed/success, clear;
+Airflow >= 3.3) reaches :meth:`on_kill`, which cancels the workflow when asked to.
 """
 
 from __future__ import annotations
 
 import time
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from dbos_airflow.exceptions import DBOSWaitTimeoutError
-from dbos_airflow.hooks.waiter import NOT_FOUND, get_waiter
+from dbos_airflow.hooks.dbos import DBOSHook
+from dbos_airflow.waiting.events import TriggerEventKind, trigger_event_payload
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-PROGRESS_LOG_SECONDS = 300.0
+    from dbos_airflow.waiting.waiter import DBOSWaiter, Observation
 
-# Kinds of event payloads; execute_complete accepts nothing else (fail closed).
-WORKFLOW_ENDED = "workflow_ended"
-EVENT_PUBLISHED = "event_published"
-ENDED_WITHOUT_EVENT = "ended_without_event"
-NOT_FOUND_EVENT = "not_found"
-TIMEOUT = "timeout"
-ERROR = "error"
+PROGRESS_LOG_SECONDS = 300.0
 
 
 class _DBOSTrigger(BaseTrigger):
@@ -59,12 +56,19 @@ class _DBOSTrigger(BaseTrigger):
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", self._kwargs()
 
-    def _event(self, kind: str, **payload: Any) -> TriggerEvent:
-        return TriggerEvent({"kind": kind, "workflow_id": self.workflow_id, **payload})
+    def _event(self, kind: TriggerEventKind, **payload: Any) -> TriggerEvent:
+        return TriggerEvent(trigger_event_payload(kind, self.workflow_id, **payload))
 
-    async def _observe(self, key: str | None = None) -> Any:
+    @cached_property
+    def hook(self) -> DBOSHook:
+        return DBOSHook(self.dbos_conn_id)
+
+    async def _waiter(self) -> DBOSWaiter:
+        return await self.hook.get_waiter_async()
+
+    async def _observe(self, key: str | None = None) -> Observation | None:
         """The waiter's observation, logging progress every few minutes; None on timeout."""
-        waiter = await get_waiter(self.dbos_conn_id)
+        waiter = await self._waiter()
         while True:
             step_end = time.time() + PROGRESS_LOG_SECONDS
             deadline = step_end if self.end_time is None else min(self.end_time, step_end)
@@ -79,8 +83,6 @@ class _DBOSTrigger(BaseTrigger):
         """Cancel the workflow when a user kills the deferred task (best effort, idempotent)."""
         if not self.cancel_on_kill:
             return
-        from dbos_airflow.hooks.dbos import DBOSHook
-
         try:
             async with DBOSHook(self.dbos_conn_id) as hook:
                 await hook.cancel_workflow_async(self.workflow_id)
@@ -91,7 +93,7 @@ class _DBOSTrigger(BaseTrigger):
 
 class DBOSWorkflowTrigger(_DBOSTrigger):
     """
-    Fires when a DBOS workflow leaves ENQUEUED/DELAYED/PENDING, or at ``end_time``.
+    Fires when a DBOS workflow ends (leaves the active statuses), or at ``end_time``.
 
     :param workflow_id: the workflow to wait for.
     :param dbos_conn_id: the ``dbos`` connection.
@@ -103,14 +105,14 @@ class DBOSWorkflowTrigger(_DBOSTrigger):
         try:
             obs = await self._observe()
         except Exception as exc:  # noqa: BLE001 - reported to execute_complete, which fails
-            yield self._event(ERROR, message=f"{type(exc).__name__}: {exc}")
+            yield self._event(TriggerEventKind.ERROR, message=f"{type(exc).__name__}: {exc}")
             return
         if obs is None:
-            yield self._event(TIMEOUT)
-        elif obs.status == NOT_FOUND:
-            yield self._event(NOT_FOUND_EVENT)
+            yield self._event(TriggerEventKind.TIMEOUT)
+        elif obs.status is None:
+            yield self._event(TriggerEventKind.NOT_FOUND)
         else:
-            yield self._event(WORKFLOW_ENDED, status=obs.status)
+            yield self._event(TriggerEventKind.WORKFLOW_ENDED, status=obs.status)
 
 
 class DBOSEventTrigger(_DBOSTrigger):
@@ -148,26 +150,38 @@ class DBOSEventTrigger(_DBOSTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         import asyncio
 
+        kinds = TriggerEventKind
         try:
             while True:
                 obs = await self._observe(self.key)
                 if obs is None:
-                    yield self._event(TIMEOUT, key=self.key)
+                    yield self._event(kinds.TIMEOUT, key=self.key)
                     return
-                if obs.status == NOT_FOUND:
-                    yield self._event(NOT_FOUND_EVENT, key=self.key)
+                if obs.status is None:
+                    yield self._event(kinds.NOT_FOUND, key=self.key)
                     return
                 if not obs.event_present:
-                    yield self._event(ENDED_WITHOUT_EVENT, key=self.key, status=obs.status)
+                    yield self._event(kinds.ENDED_WITHOUT_EVENT, key=self.key, status=obs.status)
                     return
-                waiter = await get_waiter(self.dbos_conn_id)
-                value = await waiter.client.get_event_async(self.workflow_id, self.key, 0)
+                value = await self._read_value()
                 if self.expected_value is None or value == self.expected_value:
-                    yield self._event(EVENT_PUBLISHED, key=self.key, value=value)
+                    yield self._event(kinds.EVENT_PUBLISHED, key=self.key, value=value)
                     return
-                if obs.status not in ("ENQUEUED", "DELAYED", "PENDING"):
-                    yield self._event(ENDED_WITHOUT_EVENT, key=self.key, status=obs.status, value=value)
+                if obs.status.is_terminal():
+                    yield self._event(kinds.ENDED_WITHOUT_EVENT, key=self.key, status=obs.status, value=value)
                     return
                 await asyncio.sleep(self.poll_interval)
         except Exception as exc:  # noqa: BLE001 - reported to execute_complete, which fails
-            yield self._event(ERROR, key=self.key, message=f"{type(exc).__name__}: {exc}")
+            yield self._event(kinds.ERROR, key=self.key, message=f"{type(exc).__name__}: {exc}")
+
+    async def _read_value(self) -> Any:
+        """The event's value, through the safe reader on the waiter's client."""
+        import asyncio
+
+        from dbos_airflow.values import ValueReader
+
+        waiter = await self._waiter()
+        settings = await self.hook.get_settings_async()
+        reader = ValueReader(waiter.client, allow_pickle=settings.allow_pickle)
+        _, value = await asyncio.to_thread(reader.event, self.workflow_id, self.key)
+        return value

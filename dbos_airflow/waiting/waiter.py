@@ -8,11 +8,13 @@ connection) per task, all waits of a connection share a :class:`DBOSWaiter`:
   watched event keys exist; nothing runs while nothing is pending;
 * on Postgres the same connection LISTENs on DBOS' ``dbos_workflow_events_channel``, so an
   event published by an application using LISTEN/NOTIFY wakes its waiters at once;
-* values (workflow outputs, event values) are then read through the DBOS client (a pool of
-  one more connection), so decoding stays DBOS' own.
+* values (workflow outputs, event values) are then read by the caller through
+  :mod:`dbos_airflow.values` on the waiter's client (a pool of one more connection).
 
-The probe reads DBOS' tables through ``dbos``' own table definitions; it never writes.
-Transient database errors are logged and retried: a wait survives a database restart.
+The probe reads DBOS' tables through ``dbos``' own table definitions; it never writes and
+decodes nothing. Transient database errors are logged and retried: a wait survives a
+database restart. No Airflow import: the caller supplies the client's settings.
+See docs/architecture.md, "How waiting works".
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from dbos_airflow.exceptions import DBOSWaitTimeoutError
+from dbos_airflow.status import DBOSWorkflowStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from dbos_airflow.client import DBOSClient
 
 log = logging.getLogger(__name__)
@@ -37,16 +42,18 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 0.1
 IDLE_SHUTDOWN_SECONDS = 30.0
 EVENTS_CHANNEL = "dbos_workflow_events_channel"
-ACTIVE = frozenset({"ENQUEUED", "DELAYED", "PENDING"})
-NOT_FOUND = "NOT_FOUND"
 
 
 @dataclass(frozen=True)
 class Observation:
-    """What the probe saw: the workflow's status (or ``NOT_FOUND``) and whether the event exists."""
+    """What the probe saw: the workflow's status (None: no such workflow) and whether the event exists."""
 
-    status: str
+    status: DBOSWorkflowStatus | None
     event_present: bool = False
+
+    @property
+    def found(self) -> bool:
+        return self.status is not None
 
 
 class _Wait:
@@ -147,10 +154,11 @@ class DBOSWaiter:
             else:
                 present.add((wid, key))
         for w in waits:
-            status = statuses.get(w.workflow_id, NOT_FOUND)
+            text = statuses.get(w.workflow_id)
+            status = None if text is None else DBOSWorkflowStatus.parse(text)
             if w.key is not None and (w.workflow_id, w.key) in present:
                 w.resolve(Observation(status, event_present=True))
-            elif status not in ACTIVE:
+            elif status is None or status.is_terminal():
                 w.resolve(Observation(status))
 
     def _wait_for_news(self, conn: sa.Connection, listening: bool) -> None:
@@ -254,21 +262,29 @@ _REGISTRY: dict[str, DBOSWaiter] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-async def get_waiter(conn_id: str) -> DBOSWaiter:
-    """The process-wide waiter of a ``dbos`` connection, created on first use."""
+async def get_waiter(conn_id: str, client_kwargs: Callable[[], Awaitable[dict[str, Any]]]) -> DBOSWaiter:
+    """The process-wide waiter of a ``dbos`` connection, created on first use.
+
+    :param conn_id: the key of the waiter (one per connection per process).
+    :param client_kwargs: returns the :class:`DBOSClient` keyword arguments of the connection;
+        called only when the waiter has to be created.
+    """
     with _REGISTRY_LOCK:
         waiter = _REGISTRY.get(conn_id)
     if waiter is not None and not waiter._stopped:
         return waiter
-    from dbos_airflow.hooks.dbos import DBOSHook
-
-    settings = await DBOSHook(conn_id).asettings()
     kwargs: dict[str, Any] = {
-        **settings.client_kwargs(),
+        **(await client_kwargs()),
         "use_listen_notify": False,  # the waiter listens itself, on its polling connection
         "system_database_pool_size": 2,  # one held by the polling thread, one for reads and cancels
     }
     return await asyncio.to_thread(_create_waiter, conn_id, kwargs)
+
+
+def running_waiters() -> dict[str, DBOSWaiter]:
+    """The waiters of this process by connection id (for tests, benchmarks and diagnostics)."""
+    with _REGISTRY_LOCK:
+        return {conn_id: w for conn_id, w in _REGISTRY.items() if not w._stopped}
 
 
 def _create_waiter(conn_id: str, client_kwargs: dict[str, Any]) -> DBOSWaiter:

@@ -32,12 +32,12 @@ from dbos import DBOSPortableJSONSerializer, WorkflowSerializationFormat
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from dbos_airflow.client import to_dbos_options
-from dbos_airflow.exceptions import DBOSAirflowError, DBOSOptionsError, DBOSSerializationError
+from dbos_airflow.exceptions import DBOSAirflowError, DBOSBulkEnqueueError, DBOSOptionsError, DBOSSerializationError
 
 if TYPE_CHECKING:
     from dbos_airflow.client import DBOSClient, EnqueueOptions
 
-__all__ = ["BulkItem", "DBOSBulkEnqueueError", "enqueue_many", "normalize_items"]
+__all__ = ["BulkItem", "enqueue_many", "normalize_items"]
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,6 @@ SQL_FUNCTION_OPTIONS = frozenset(
     }
 )
 _PORTABLE = DBOSPortableJSONSerializer()
-
-
-class DBOSBulkEnqueueError(DBOSAirflowError):
-    """A bulk enqueue was rolled back: nothing of the batch was enqueued."""
 
 
 class BulkItem(NamedTuple):

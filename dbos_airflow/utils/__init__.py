@@ -1,0 +1,1 @@
+"""Small building blocks shared by the operators, sensors and hook (not hooks themselves)."""
