@@ -1,4 +1,4 @@
-"""The seed's ``DBOSClient`` API, restored on top of the maintained ``dbos.DBOSClient``.
+"""The documented ``DBOSClient`` API, restored on top of the maintained ``dbos.DBOSClient``.
 
 dbos 3.x made the constructor keyword-only (``system_database_url=``) and renamed the
 ``workflow_class_name`` enqueue option to ``class_name``. This module keeps the documented
@@ -9,7 +9,10 @@ API working as written::
     handle.get_result()
 
 Everything else is ``dbos.DBOSClient`` unchanged: this class only translates arguments and
-turns driver errors into :mod:`dbos_airflow.exceptions` that name what is wrong.
+turns driver errors into :mod:`dbos_airflow.exceptions` that name what is wrong. Used on its
+own it also decodes like dbos: rows tagged ``py_pickle`` are unpickled. Inside Airflow, the
+hook and everything built on it read stored values through :mod:`dbos_airflow.values`
+instead, which refuses pickles unless the connection opts in. No Airflow import here.
 """
 
 from __future__ import annotations
@@ -44,9 +47,9 @@ class _RequiredEnqueueOptions(TypedDict):
 
 
 class EnqueueOptions(_RequiredEnqueueOptions, total=False):
-    """The seed's enqueue options plus every optional key of dbos' own ``EnqueueOptions``.
+    """The documented enqueue options plus every optional key of dbos' own ``EnqueueOptions``.
 
-    ``workflow_class_name`` is the seed's name for dbos' ``class_name``. Keys not listed
+    ``workflow_class_name`` is the documented name for dbos' ``class_name``. Keys not listed
     here (or in the installed dbos version) are rejected instead of silently ignored.
     """
 
@@ -69,7 +72,7 @@ class EnqueueOptions(_RequiredEnqueueOptions, total=False):
     application_name: str | None
 
 
-# Seed-style or dbos-style options: both are accepted wherever dbos takes its own.
+# Documented-style or dbos-style options: both are accepted wherever dbos takes its own.
 AnyEnqueueOptions = EnqueueOptions | dbos.EnqueueOptions
 
 _DBOS_KEYS = frozenset(dbos.EnqueueOptions.__required_keys__ | dbos.EnqueueOptions.__optional_keys__)
@@ -77,7 +80,7 @@ VALID_ENQUEUE_KEYS = frozenset(_DBOS_KEYS | {"workflow_class_name"})
 
 
 def to_dbos_options(options: AnyEnqueueOptions | dict[str, Any]) -> dbos.EnqueueOptions:
-    """Validate seed-style options and map them onto dbos' ``EnqueueOptions``."""
+    """Validate documented-style options and map them onto dbos' ``EnqueueOptions``."""
     if not isinstance(options, dict):
         raise DBOSOptionsError(f"EnqueueOptions must be a dict, got {type(options).__name__}")
     unknown = sorted(set(options) - VALID_ENQUEUE_KEYS)
@@ -116,7 +119,7 @@ def qualified_workflow_name(workflow_name: str, class_name: str) -> str:
 
 
 def system_database_url_for(database_url: str, system_database: str | None = None) -> str:
-    """The seed's rule: the system database lives beside the application database.
+    """The documented rule: the system database lives beside the application database.
 
     ``postgresql://u:p@h:5432/app`` gives ``postgresql://u:p@h:5432/app_dbos_sys`` (or the
     database named by ``system_database``). A SQLite URL is already the system database.
@@ -206,7 +209,7 @@ class DBOSClient(dbos.DBOSClient):
         """The client's SQLAlchemy engine (schema already mapped), for read-only probes."""
         return self._sys_db.engine
 
-    # -- the seed's methods: options mapped, arguments checked ------------------------------
+    # -- the documented methods: options mapped, arguments checked ------------------------
 
     def enqueue(self, options: AnyEnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
         mapped = to_dbos_options(options)

@@ -174,7 +174,7 @@ def _no_gc_pauses() -> Iterator[None]:
 def enqueue_many(client: DBOSClient, options: EnqueueOptions, items: Iterable[Any]) -> list[str]:
     """Enqueue one workflow per item, all in one transaction; return their ids in item order.
 
-    ``options`` are the seed's :class:`EnqueueOptions` shared by every item (no
+    ``options`` are the documented :class:`EnqueueOptions` shared by every item (no
     ``workflow_id``/``deduplication_id``: those are per item). Items that already exist
     (a retried batch) are left as they are. Any error rolls the whole batch back.
     """
