@@ -1,6 +1,6 @@
 """Test harness: real Postgres, a real DBOS worker process, a real Airflow metadata DB.
 
-Postgres is chosen as DESIGN.md says: ``$DBOS_TEST_DATABASE_URL``, else a testcontainers
+Postgres is chosen as docs/architecture.md ("Tests") says: ``$DBOS_TEST_DATABASE_URL``, else a testcontainers
 Postgres when a Docker engine answers, else ``postgresql://postgres@127.0.0.1:5432/postgres``.
 If none answers, the session fails with a message saying what to start (never skips).
 

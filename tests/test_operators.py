@@ -1,4 +1,4 @@
-"""The "two engines, one contract" table of DESIGN.md, row by row.
+"""The two-engine contract table of docs/architecture.md, row by row.
 
 End to end: real Airflow (``dag.test()`` on the DAGs in tests/dags), a real DBOS worker
 process and real Postgres. Where Airflow cannot be made to do the thing on cue (kill a task
