@@ -8,11 +8,11 @@ files move together.
 from __future__ import annotations
 
 import sys
-import tomllib
 from importlib.metadata import version
 from typing import Any
 
 import pytest
+import tomllib
 from conftest import ROOT
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -53,12 +53,15 @@ def _floor(spec: SpecifierSet) -> Version:
     return floors[0]
 
 
-def test_every_requirement_is_pinned_and_the_pin_satisfies_it(project: dict[str, Any],
-                                                             pins: dict[str, Version]) -> None:
+def test_every_requirement_is_pinned_and_the_pin_satisfies_it(
+    project: dict[str, Any], pins: dict[str, Version]
+) -> None:
     for req in _requirements(project):
         name = canonicalize_name(req.name)
         assert name in pins, f"{req} is not pinned in constraints.txt"
-        assert req.specifier.contains(pins[name], prereleases=True), f"constraints.txt pins {name}=={pins[name]}, outside {req}"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"constraints.txt pins {name}=={pins[name]}, outside {req}"
+        )
 
 
 @pytest.mark.parametrize("name", FLOOR_IS_THE_PIN)
