@@ -14,10 +14,38 @@ from dbos_airflow.operators.dbos import DBOSEnqueueOperator
 EXAMPLE_ORDER = {"order_id": "A-100", "items": [{"sku": "widget", "qty": 4}, {"sku": "gadget", "qty": 1}]}
 ANY_JSON = ["object", "array", "string", "number", "integer", "boolean", "null"]
 
+DOC_MD = """
+### Run a DBOS workflow
+
+**Trigger** (the ▶ button) opens a form; its values become one DBOS workflow, enqueued on a queue of
+your DBOS application through its system database (the `dbos_default` connection). The workflow itself
+runs in your application's DBOS workers, not in Airflow: one of them must be running and listening to the
+queue, or the run waits until its timeout.
+
+| Field | Meaning |
+|---|---|
+| Workflow name | The registered name: the function's name, or `Class.method` for a class-based workflow |
+| Queue | A DBOS queue your application registers |
+| Workflow class (optional) | Only for class-based workflows (`@DBOS.dbos_class`) |
+| Positional arguments | A JSON array, passed as `*args` (DBOS portable JSON) |
+| Keyword arguments | A JSON object, passed as `**kwargs` |
+| Workflow id (optional) | Empty: derived from this run and task, so a retry re-attaches to the same workflow |
+| Wait for the result | Wait in the triggerer until the workflow ends; the task fails if the workflow fails |
+| Timeout (seconds) | How long to wait; then the task fails and the workflow is cancelled. Empty: no limit |
+
+The result is in the `run_workflow` task's XCom under `result` (its return value is the workflow id).
+Marking the waiting task failed or clearing it cancels the workflow; a retry after the workflow failed
+resumes it from its last completed step.
+
+The defaults run the example application's `quote_order` (examples/order_worker.py, started by
+`make airflow` and by docker-compose.yml).
+"""
+
 
 with DAG(
     dag_id="dbos_run_workflow",
     description="Enqueue a DBOS workflow with the arguments typed into the trigger form",
+    doc_md=DOC_MD,
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,

@@ -37,7 +37,8 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "system_database_url": {
                         "label": "System database URL",
-                        "description": "Overrides host/port/login/password/database, e.g. sqlite:////path/app.sqlite",
+                        "description": "Overrides host/port/login/password/database, e.g. sqlite:////path/app.sqlite "
+                        "(still fill in Port: the Test button needs one)",
                         "schema": {"type": ["string", "null"]},
                     },
                     "dbos_system_schema": {
@@ -80,10 +81,15 @@ def get_provider_info() -> dict[str, Any]:
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["extra"],
-                    "relabeling": {"schema": "Database (DBOS system database)"},
+                    # Airflow 3.3.2's Test button posts a stored empty port as 0 and then refuses the test
+                    # (fixed by apache/airflow#73298): no placeholder that looks like a value, and a label
+                    # that asks for it, also when system_database_url replaces the other fields.
+                    "relabeling": {
+                        "schema": "Database (DBOS system database)",
+                        "port": "Port (fill in, e.g. 5432: Test needs it, also with a System database URL)",
+                    },
                     "placeholders": {
                         "host": "localhost",
-                        "port": "5432",
                         "schema": "myapp_dbos_sys",
                         "login": "postgres",
                     },

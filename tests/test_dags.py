@@ -53,3 +53,15 @@ def test_run_workflow_form_defaults_run_the_example_app() -> None:
         param = dag.params.get_param(name)
         assert param.schema.get("title") and param.schema.get("type") and param.description, name
     assert dag.render_template_as_native_obj
+
+
+def test_run_workflow_dag_documents_its_form() -> None:
+    """The DAG page's Docs explain every field of the trigger form, by the title the form shows."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(ROOT / "dags").get_dag("dbos_run_workflow")
+    assert dag.doc_md
+    for name in dag.params:
+        title = dag.params.get_param(name).schema["title"]
+        assert f"| {title} |" in dag.doc_md, f"doc_md does not explain the form field {title!r}"
+    assert "dbos_default" in dag.doc_md and "DBOS workers" in dag.doc_md
