@@ -27,6 +27,7 @@ from dbos_airflow.exceptions import (
 )
 from dbos_airflow.hooks.connection import check_serialization
 from dbos_airflow.hooks.dbos import DBOSHook
+from dbos_airflow.links import DBOSConsoleLink, DBOSWorkflowLink
 from dbos_airflow.waiting.events import TriggerEventKind, validate_trigger_event
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class DBOSOperatorMixin:
     """
 
     ui_color = UI_COLOR
+    operator_extra_links = (DBOSWorkflowLink(), DBOSConsoleLink())  # dbos_airflow.links
     accepted_event_kinds: ClassVar[frozenset[TriggerEventKind]] = frozenset()
 
     def __init__(
