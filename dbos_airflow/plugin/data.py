@@ -101,7 +101,12 @@ class TaskWorkflows:
 
 
 def derived_id(dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
-    return f"{dag_id}:{run_id}:{task_id}:{map_index}"
+    """The id an enqueue task derives for itself (:func:`dbos_airflow.utils.ids.task_instance_key`)."""
+    from types import SimpleNamespace
+
+    from dbos_airflow.utils.ids import task_instance_key
+
+    return task_instance_key(SimpleNamespace(dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index))
 
 
 def task_workflows(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> TaskWorkflows:

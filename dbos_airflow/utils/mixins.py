@@ -31,9 +31,9 @@ from dbos_airflow.links import DBOSConsoleLink, DBOSWorkflowLink
 from dbos_airflow.waiting.events import TriggerEventKind, validate_trigger_event
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Collection, Iterator
 
-    from airflow.sdk import Context
+    from airflow.sdk import BaseOperatorLink, Context
 
 UI_COLOR = "#e8f0fe"
 
@@ -58,7 +58,7 @@ class DBOSOperatorMixin:
     """
 
     ui_color = UI_COLOR
-    operator_extra_links = (DBOSWorkflowLink(), DBOSConsoleLink())  # dbos_airflow.links
+    operator_extra_links: Collection[BaseOperatorLink] = (DBOSWorkflowLink(), DBOSConsoleLink())
     accepted_event_kinds: ClassVar[frozenset[TriggerEventKind]] = frozenset()
 
     def __init__(
