@@ -35,6 +35,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 ARTIFACTS = ROOT / "test-artifacts"
 TEAM, OTHER_TEAM = "dbos_ui", "others"
 BIN = Path(sys.executable).parent
+CONSOLE = "https://console.example/workflows/{workflow_id}"
 
 
 class Server:
@@ -89,6 +90,8 @@ def server(dbos_conn: str, airflow_db: Path, system_database_url: str, postgres_
         "extra": {"connect_timeout": 2},
     }
     empty = {"conn_type": "dbos", "extra": {"system_database_url": postgres_server_url}}
+    console = {**json.loads(os.environ["AIRFLOW_CONN_DBOS_DEFAULT"]), "extra": {"console_url": CONSOLE}}
+    os.environ["AIRFLOW_CONN_DBOS_CONSOLE"] = json.dumps(console)  # for dag.test() and the server
     env = {
         **os.environ,
         "AIRFLOW__API__HOST": "127.0.0.1",
@@ -278,6 +281,17 @@ def test_nav_page_lists_filters_and_links_to_the_task(server: Server, steps_run:
     row.locator("a").first.click()
     assert page.locator("#dbos-status").inner_text() == "SUCCESS"
 
+    # Inside Airflow's shell (the "DBOS" menu entry), the task link leaves the iframe for the task page.
+    page.goto(f"{server.base}/plugin/dbos")
+    frame = page.frame_locator("iframe[title='DBOS']")
+    frame.locator("#dbos-workflows").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "dbos-nav-page.png"), full_page=True)
+    frame.locator("input[name=id_prefix]").fill("dbos_ui_steps:")
+    frame.get_by_role("button", name="Filter").click()
+    frame.locator("tr.wf", has_text=wid).locator("a", has_text="task instance").click()
+    page.wait_for_url("**/dags/dbos_ui_steps/runs/**/tasks/steps", wait_until="commit", timeout=15_000)
+    page.get_by_text("DBOS workflow", exact=True).wait_for()  # Airflow's task page, not the iframe
+
 
 def test_permissions(server: Server, steps_run: Any) -> None:
     from airflow.models.dagbundle import DagBundleModel
@@ -320,3 +334,46 @@ def test_permissions(server: Server, steps_run: Any) -> None:
     assert denied.status_code == 403 and "DBOS" not in denied.text
     assert requests.post(private, json=body, headers={**outsider, **csrf}, timeout=30).status_code == 403
     assert requests.get(private, headers=admin, timeout=30).status_code == 200  # the same URL, for someone allowed
+
+
+@pytest.fixture(scope="module")
+def shapes_run(dagbag: Any, server: Server) -> Any:
+    dr = dagbag.get_dag("dbos_ui_shapes").test()
+    assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
+    return dr
+
+
+def test_each_task_shape_maps_to_its_own_workflows(server: Server, shapes_run: Any) -> None:
+    run_id = shapes_run.run_id
+    admin = {"Authorization": f"Bearer {server.token('admin')}"}
+
+    def view(task_id: str, map_index: int = -1, **params: str) -> str:
+        r = requests.get(ti_view(server, "dbos_ui_shapes", task_id, run_id, map_index), params=params,
+                         headers=admin, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.text
+
+    explicit = f"ui-explicit-{run_id}"
+    assert explicit in view("explicit") and "42" in view("explicit")
+    assert explicit in view("sensor")  # the sensor's rendered workflow_id
+    for index, output in ((0, "2"), (1, "4")):  # each mapped instance shows its own workflow
+        page = view("mapped", index)
+        assert f"dbos_ui_shapes:{run_id}:mapped:{index}" in page and f"<pre>{output}</pre>" in page
+    bulk_ids = [f"dbos_ui_shapes:{run_id}:bulk:-1:{i}" for i in range(3)]
+    listing = view("bulk")
+    assert "3 DBOS workflows" in listing and all(w in listing for w in bulk_ids)
+    assert bulk_ids[1] in view("bulk", workflow_id=bulk_ids[1])
+    pickled = view("pickled")
+    assert "pickled, not decoded" in pickled and "secret" not in pickled  # never unpickled
+    assert "was not started by this task instance" in view("explicit", workflow_id=bulk_ids[0])
+
+    links = requests.get(
+        f"{server.base}/api/v2/dags/dbos_ui_shapes/dagRuns/{quote(run_id, safe='')}/taskInstances/explicit/links",
+        headers=admin, timeout=30,
+    ).json()["extra_links"]
+    assert links["DBOS console"] == CONSOLE.replace("{workflow_id}", quote(explicit, safe=""))
+
+    # The DBOS page links bulk ids (derived) and explicit ids (found in XCom) to their task instance.
+    page = requests.get(f"{server.base}/dbos/workflows", params={"name": "wf_double"}, headers=admin, timeout=30).text
+    runs = f"/dags/dbos_ui_shapes/runs/{quote(run_id, safe='')}/tasks"
+    assert f'href="{runs}/bulk"' in page and f'href="{runs}/explicit"' in page and f'href="{runs}/mapped/mapped/1"' in page

@@ -10,6 +10,7 @@ derived id ``dag_id:run_id:task_id:map_index``.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -191,8 +192,12 @@ def find_task_instances(session: Session, workflow_ids: list[str]) -> dict[str, 
     missing = [w for w in workflow_ids if w not in found]
     if missing:
         try:
+            # Compared as stored JSON text: a JSON column's IN () does not compare values on every backend.
+            as_text = sa.cast(XComModel.value, sa.Text)
             rows = session.scalars(
-                sa.select(XComModel).where(XComModel.key == WORKFLOW_ID_KEY, XComModel.value.in_(missing))
+                sa.select(XComModel).where(
+                    XComModel.key == WORKFLOW_ID_KEY, as_text.in_([json.dumps(w) for w in missing])
+                )
             ).all()
         except Exception:  # noqa: BLE001 - a JSON comparison the metadata DB refuses: no links, no error
             rows = []

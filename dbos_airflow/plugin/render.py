@@ -51,6 +51,7 @@ SCRIPT = """
         if(n){body.innerHTML=n.innerHTML;body.dataset.active=n.dataset.active;}}}).catch(()=>{});}
   setInterval(refresh, 2000);
   const box=document.getElementById('confirm'), text=document.getElementById('confirm-text');
+  if(!box) return;  // read-only: no actions
   document.addEventListener('click',ev=>{
     const b=ev.target.closest('button[data-action]'); if(!b) return;
     pending={action:b.dataset.action,workflow_id:b.dataset.workflow,step:b.dataset.step?Number(b.dataset.step):null};
@@ -70,6 +71,17 @@ SCRIPT = """
 """
 
 
+# Airflow shows the view in a sandboxed iframe that may not navigate the top window; it may script
+# it (same origin), so a link to an Airflow page pushes the route into the UI's own router.
+TOP_SCRIPT = """
+document.addEventListener('click',ev=>{
+  const a=ev.target.closest('a[target=_top]'); if(!a||window.top===window) return;
+  try{const top=window.top; ev.preventDefault(); top.history.pushState({},'',a.href);
+      top.dispatchEvent(new PopStateEvent('popstate',{state:{}}));}catch(e){location.href=a.href;}
+});
+"""
+
+
 def page(title: str, inner: str, *, active: bool = False, actions: bool = False) -> str:
     """A whole HTML page; ``inner`` is already-escaped HTML."""
     confirm = (
@@ -81,7 +93,7 @@ def page(title: str, inner: str, *, active: bool = False, actions: bool = False)
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(title)}</title>'
         f'<style>{STYLE}</style></head><body>{confirm}<div id="dbos-msg"></div>'
-        f"{body(inner, active)}{'<script>' + SCRIPT + '</script>' if actions or active else ''}</body></html>"
+        f"{body(inner, active)}<script>{TOP_SCRIPT}{SCRIPT if actions or active else ''}</script></body></html>"
     )
 
 
