@@ -140,6 +140,7 @@ def wf_steps(tag: str) -> dict[str, int]:
     """Three recorded steps (tests/test_ui_workflow_view.py); returns how often each one ran."""
     for number in (1, 2, 3):
         ui_step(tag, number)
+    DBOS.set_event("done", {"steps": 3})
     return {f"step{n}_runs": STEP_RUNS[f"{tag}:{n}"] for n in (1, 2, 3)}
 
 

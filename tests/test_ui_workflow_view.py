@@ -100,6 +100,7 @@ def server(dbos_conn: str, airflow_db: Path, system_database_url: str, postgres_
         "AIRFLOW__CORE__MULTI_TEAM": "True",
         "AIRFLOW_CONN_DBOS_DOWN": json.dumps(down),
         "AIRFLOW_CONN_DBOS_EMPTY": json.dumps(empty),
+        "AIRFLOW_CONN_PLAIN_POSTGRES": postgres_server_url,
         "PYTHONUNBUFFERED": "1",
     }
     assert url.database
@@ -185,7 +186,12 @@ def test_tab_shows_the_steps_and_the_extra_link_resolves(server: Server, steps_r
     assert wid in text and "wf_steps" in text and "test-worker" in text
     assert [frame.locator("#dbos-steps tr.step td").nth(i * 8 + 1).inner_text() for i in range(3)] == ["ui_step"] * 3
     assert '"step3_runs": 1' in text  # the output, decoded from portable JSON
-    page.screenshot(path=str(ARTIFACTS / "dbos-workflow-tab.png"), full_page=True)
+    event = frame.locator("table.kv", has_text="done").inner_text()  # the event, decoded
+    assert event.split() == ["done", "{", '"steps":', "3", "}"], event
+    assert frame.locator("#dbos-steps tr.step td:nth-child(6)").first.inner_text() == "pickled, not decoded"
+    page.set_viewport_size({"width": 1400, "height": 1500})  # the iframe grows: steps and timeline in view
+    frame.locator("#dbos-steps").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "dbos-workflow-tab.png"))
 
     # The extra links were computed at task finalize and are served from XCom.
     headers = {"Authorization": f"Bearer {server.token('admin')}"}
@@ -266,6 +272,12 @@ def test_errors_are_one_line_messages_naming_the_connection(server: Server, page
     assert "no DBOS system tables" in page.locator("#dbos-error").inner_text()
     page.goto(f"{server.base}/dbos/workflow?conn_id=dbos_default&id=no-such-workflow")
     assert "no DBOS workflow with id 'no-such-workflow'" in page.locator("#dbos-error").inner_text()
+    page.goto(f"{server.base}/dbos/workflows?conn_id=plain_postgres")  # never used with another type's credentials
+    assert page.locator("#dbos-error").inner_text() == (
+        "connection 'plain_postgres' is of type 'postgres', not 'dbos'"
+    )
+    page.goto(f"{server.base}/dbos/workflows?conn_id=nobody_defined_this")
+    assert "'nobody_defined_this'" in page.locator("#dbos-error").inner_text()
     assert "Traceback" not in page.content()
 
 

@@ -114,9 +114,9 @@ def perform(conn_id: str, body: ActionBody) -> dict[str, Any]:
 
     if body.action not in ACTIONS:
         raise HTTPException(400, f"unknown action {body.action!r}; use one of {ACTIONS}")
-    hook = data.hook_for(conn_id)
     wid = body.workflow_id
     try:
+        hook = data.hook_for(conn_id)
         status = data.status_of(hook, wid)
         if status is None:
             raise HTTPException(404, f"connection {conn_id!r}: no DBOS workflow with id {wid!r}")
@@ -141,6 +141,8 @@ def perform(conn_id: str, body: ActionBody) -> dict[str, Any]:
         return {"message": f"Forked DBOS workflow {wid} from step {step} as {new_id}", "workflow_id": new_id}
     except HTTPException:
         raise
+    except data.ViewError as exc:
+        raise HTTPException(400, str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - one line naming the connection
         raise HTTPException(502, str(data.explain(conn_id, exc))) from None
 

@@ -60,6 +60,9 @@ def hook_for(conn_id: str) -> DBOSHook:
         if entry is not None:
             entry[1].close()
         hook = DBOSHook(conn_id)
+        conn_type = hook.get_connection(conn_id).conn_type
+        if conn_type != DBOSHook.conn_type:  # never point the view at another kind of connection's credentials
+            raise ViewError(f"connection {conn_id!r} is of type {conn_type!r}, not {DBOSHook.conn_type!r}")
         _hooks[conn_id] = (time.monotonic(), hook)
         return hook
 
@@ -76,6 +79,8 @@ def explain(conn_id: str, exc: BaseException) -> ViewError:
     """A one-line :class:`ViewError` naming the connection, for any error reaching DBOS."""
     from dbos_airflow.exceptions import DBOSAirflowError
 
+    if isinstance(exc, ViewError):
+        return exc
     forget_hook(conn_id)
     if isinstance(exc, DBOSAirflowError):
         text = str(exc)  # ours: already names host/database and never the password
@@ -239,8 +244,8 @@ def status_of(hook: DBOSHook, workflow_id: str) -> WorkflowStatus | None:
 
 def workflow_detail(conn_id: str, workflow_id: str) -> WorkflowDetail:
     """Everything the view shows of one workflow; :class:`ViewError` when it cannot be read."""
-    hook = hook_for(conn_id)
     try:
+        hook = hook_for(conn_id)
         status = status_of(hook, workflow_id)
         if status is None:
             raise ViewError(
@@ -322,6 +327,8 @@ def list_page(conn_id: str, filters: WorkflowFilters) -> tuple[list[WorkflowStat
                 **kwargs,
             )
         )
+    except ViewError:
+        raise
     except Exception as exc:  # noqa: BLE001 - shown as one line naming the connection
         raise explain(conn_id, exc) from None
     return rows[: filters.page_size], len(rows) > filters.page_size
