@@ -273,9 +273,7 @@ def test_errors_are_one_line_messages_naming_the_connection(server: Server, page
     page.goto(f"{server.base}/dbos/workflow?conn_id=dbos_default&id=no-such-workflow")
     assert "no DBOS workflow with id 'no-such-workflow'" in page.locator("#dbos-error").inner_text()
     page.goto(f"{server.base}/dbos/workflows?conn_id=plain_postgres")  # never used with another type's credentials
-    assert page.locator("#dbos-error").inner_text() == (
-        "connection 'plain_postgres' is of type 'postgres', not 'dbos'"
-    )
+    assert page.locator("#dbos-error").inner_text() == ("connection 'plain_postgres' is of type 'postgres', not 'dbos'")
     page.goto(f"{server.base}/dbos/workflows?conn_id=nobody_defined_this")
     assert "'nobody_defined_this'" in page.locator("#dbos-error").inner_text()
     assert "Traceback" not in page.content()
@@ -360,8 +358,9 @@ def test_each_task_shape_maps_to_its_own_workflows(server: Server, shapes_run: A
     admin = {"Authorization": f"Bearer {server.token('admin')}"}
 
     def view(task_id: str, map_index: int = -1, **params: str) -> str:
-        r = requests.get(ti_view(server, "dbos_ui_shapes", task_id, run_id, map_index), params=params,
-                         headers=admin, timeout=30)
+        r = requests.get(
+            ti_view(server, "dbos_ui_shapes", task_id, run_id, map_index), params=params, headers=admin, timeout=30
+        )
         assert r.status_code == 200, r.text
         return r.text
 
@@ -381,11 +380,14 @@ def test_each_task_shape_maps_to_its_own_workflows(server: Server, shapes_run: A
 
     links = requests.get(
         f"{server.base}/api/v2/dags/dbos_ui_shapes/dagRuns/{quote(run_id, safe='')}/taskInstances/explicit/links",
-        headers=admin, timeout=30,
+        headers=admin,
+        timeout=30,
     ).json()["extra_links"]
     assert links["DBOS console"] == CONSOLE.replace("{workflow_id}", quote(explicit, safe=""))
 
     # The DBOS page links bulk ids (derived) and explicit ids (found in XCom) to their task instance.
     page = requests.get(f"{server.base}/dbos/workflows", params={"name": "wf_double"}, headers=admin, timeout=30).text
     runs = f"/dags/dbos_ui_shapes/runs/{quote(run_id, safe='')}/tasks"
-    assert f'href="{runs}/bulk"' in page and f'href="{runs}/explicit"' in page and f'href="{runs}/mapped/mapped/1"' in page
+    assert (
+        f'href="{runs}/bulk"' in page and f'href="{runs}/explicit"' in page and f'href="{runs}/mapped/mapped/1"' in page
+    )

@@ -57,5 +57,9 @@ with DAG("dbos_ui_shapes", schedule=None, start_date=pendulum.datetime(2026, 1, 
     ).expand(workflow_args=[[1], [2]])
     DBOSBulkEnqueueOperator(task_id="bulk", workflow_name="wf_double", queue_name="q", items=[[3], [4], [5]])
     DBOSEnqueueOperator(
-        task_id="pickled", workflow_name="wf_echo", queue_name="q", workflow_args=[{"secret": 7}], serialization="pickle"
+        task_id="pickled",
+        workflow_name="wf_echo",
+        queue_name="q",
+        workflow_args=[{"secret": 7}],
+        serialization="pickle",
     )
