@@ -75,18 +75,19 @@ class DBOSConsoleLink(BaseOperatorLink):
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         from airflow.sdk.execution_time.xcom import XCom
 
-        conn_id = XCom.get_value(ti_key=ti_key, key=CONN_ID_KEY) or getattr(operator, "dbos_conn_id", None)
+        conn_id = getattr(operator, "dbos_conn_id", None)
+        template = console_template(str(conn_id)) if conn_id else None
+        if not template:
+            return ""  # the connection has no console: no XCom read at all
         workflow_id: Any = XCom.get_value(ti_key=ti_key, key=WORKFLOW_ID_KEY)
-        if not conn_id or not isinstance(workflow_id, str):
+        if not isinstance(workflow_id, str):
             return ""  # no workflow (yet), or many (bulk): the DBOS workflow view lists them
-        return console_url(str(conn_id), workflow_id)
+        return template.replace("{workflow_id}", quote(workflow_id, safe=""))
 
 
-def console_url(conn_id: str, workflow_id: str) -> str:
-    """The connection's ``console_url`` with ``{workflow_id}`` filled in, or "" without one."""
+def console_template(conn_id: str) -> str | None:
+    """The connection's ``console_url`` extra (a template with ``{workflow_id}``), if any."""
     from airflow.sdk import BaseHook
 
     template = (BaseHook.get_connection(conn_id).extra_dejson or {}).get("console_url")
-    if not template:
-        return ""
-    return str(template).replace("{workflow_id}", quote(workflow_id, safe=""))
+    return str(template) if template else None
