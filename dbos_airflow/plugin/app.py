@@ -82,7 +82,10 @@ def _may(user: BaseUser, *, dag_id: str | None = None, conn_id: str | None = Non
     manager = get_auth_manager()
     if conn_id is not None:
         return manager.is_authorized_connection(method="PUT", details=ConnectionDetails(conn_id=conn_id), user=user)
-    return manager.is_authorized_dag(method="PUT", details=DagDetails(id=dag_id), user=user)
+    from airflow.models.dag import DagModel
+
+    team = DagModel.get_team_name(dag_id) if dag_id else None  # as requires_access_dag does
+    return manager.is_authorized_dag(method="PUT", details=DagDetails(id=dag_id, team_name=team), user=user)
 
 
 def requires_connection_edit(request: Request, user: BaseUser = Depends(get_user)) -> None:
