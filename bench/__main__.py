@@ -17,6 +17,7 @@ FIGURES = {
     "p4": "bench.p4_event_latency",
     "p5": "bench.p5_many_waits",
     "p6": "bench.p6_dag",
+    "p7": "bench.p7_workflow_view",
 }
 COLUMNS = ("figure", "plain", "ours", "ratio", "n", "goal", "met", "date")
 HEADER = ("Figure", "Plain dbos.DBOSClient", "dbos-airflow", "Ratio", "N", "Goal", "Met", "Date")

@@ -50,6 +50,19 @@ def many_events(count: int, delay: float, linger: float) -> None:
     DBOS.sleep(linger)
 
 
+@DBOS.step()
+def view_step(i: int) -> dict[str, int]:
+    return {"i": i, "square": i * i}
+
+
+@DBOS.workflow()
+def many_steps(count: int) -> int:
+    """``count`` recorded steps, for the workflow view's benchmark (P7)."""
+    for i in range(count):
+        view_step(i)
+    return count
+
+
 def main() -> None:
     config: DBOSConfig = {
         "name": "dbos-airflow-bench",

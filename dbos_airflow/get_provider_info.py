@@ -29,6 +29,7 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "sensors": [{"integration-name": "DBOS", "python-modules": ["dbos_airflow.sensors.dbos"]}],
         "triggers": [{"integration-name": "DBOS", "python-modules": ["dbos_airflow.triggers.dbos"]}],
+        "extra-links": ["dbos_airflow.links.DBOSWorkflowLink", "dbos_airflow.links.DBOSConsoleLink"],
         "connection-types": [
             {
                 "connection-type": "dbos",
@@ -77,6 +78,12 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Use LISTEN/NOTIFY",
                         "description": "Only if the DBOS application runs with use_listen_notify=True (its default)",
                         "schema": {"type": ["boolean", "null"], "default": False},
+                    },
+                    "console_url": {
+                        "label": "DBOS console URL",
+                        "description": "Link template for a workflow in a DBOS console, e.g. "
+                        "https://console.dbos.dev/workflows/{workflow_id}",
+                        "schema": {"type": ["string", "null"]},
                     },
                 },
                 "ui-field-behaviour": {

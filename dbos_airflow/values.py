@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PICKLE",
     "PORTABLE",
+    "StoredStep",
     "Undecoded",
     "ValueReader",
     "decode_value",
@@ -205,3 +206,119 @@ class ValueReader:
             .order_by(steps.c.function_id)
         )
         return [(int(step), bool(ok)) for step, ok in rows]
+
+    # -- what the workflow view shows (read-only; values through display_value) ----------
+
+    def inputs(self, workflow_id: str) -> Any:
+        """The workflow's decoded inputs (``{"args": [...], "kwargs": {...}}`` when decodable).
+
+        A refused or undecodable value comes back as :class:`Undecoded`; a missing one as None.
+        """
+        from dbos._schemas.system_database import SystemSchema
+
+        ws, wi = SystemSchema.workflow_status, SystemSchema.workflow_input
+        rows = self._rows(
+            sa.select(sa.func.coalesce(wi.c.inputs, ws.c.inputs), ws.c.serialization)
+            .select_from(ws.outerjoin(wi, wi.c.workflow_uuid == ws.c.workflow_uuid))
+            .where(ws.c.workflow_uuid == workflow_id)
+        )
+        if not rows:
+            return None
+        text, tag = tuple(rows[0])
+        value = display_value(text, tag, allow_pickle=self.allow_pickle, workflow_id=workflow_id, what="input")
+        if isinstance(value, dict) and ("positionalArgs" in value or "namedArgs" in value):
+            return {"args": value.get("positionalArgs") or [], "kwargs": value.get("namedArgs") or {}}
+        if isinstance(value, dict) and "args" in value:  # a pickled {"args": tuple, "kwargs": dict}
+            return {"args": list(value.get("args") or ()), "kwargs": value.get("kwargs") or {}}
+        return value
+
+    def output_and_error_for_display(self, workflow_id: str) -> tuple[Any, str | None]:
+        """Like :meth:`output_and_error`, but a refused output is an :class:`Undecoded` marker."""
+        from dbos._schemas.system_database import SystemSchema
+
+        ws, wo = SystemSchema.workflow_status, SystemSchema.workflow_output
+        rows = self._rows(
+            sa.select(
+                sa.func.coalesce(wo.c.output, ws.c.output),
+                sa.func.coalesce(wo.c.error, ws.c.error),
+                ws.c.serialization,
+            )
+            .select_from(ws.outerjoin(wo, wo.c.workflow_uuid == ws.c.workflow_uuid))
+            .where(ws.c.workflow_uuid == workflow_id)
+        )
+        if not rows:
+            return None, None
+        output, error, tag = tuple(rows[0])
+        kw: dict[str, Any] = {"allow_pickle": self.allow_pickle, "workflow_id": workflow_id}
+        return display_value(output, tag, what="output", **kw), describe_stored_error(error, tag, **kw)
+
+    def events(self, workflow_id: str) -> dict[str, Any]:
+        """Every event the workflow published: ``{key: decoded value or Undecoded}``, by key."""
+        from dbos._schemas.system_database import SystemSchema
+
+        ev = SystemSchema.workflow_events
+        rows = self._rows(
+            sa.select(ev.c.key, ev.c.value, ev.c.serialization)
+            .where(ev.c.workflow_uuid == workflow_id)
+            .order_by(ev.c.key)
+        )
+        return {
+            key: display_value(
+                value, tag, allow_pickle=self.allow_pickle, workflow_id=workflow_id, what=f"event {key!r}"
+            )
+            for key, value, tag in (tuple(r) for r in rows)
+        }
+
+    def steps(self, workflow_id: str, *, limit: int | None = None) -> list[StoredStep]:
+        """The workflow's recorded steps in order (``operation_outputs``), values for display."""
+        from dbos._schemas.system_database import SystemSchema
+
+        oo = SystemSchema.operation_outputs
+        query = (
+            sa.select(
+                oo.c.function_id,
+                oo.c.function_name,
+                oo.c.output,
+                oo.c.error,
+                oo.c.child_workflow_id,
+                oo.c.started_at_epoch_ms,
+                oo.c.completed_at_epoch_ms,
+                oo.c.serialization,
+            )
+            .where(oo.c.workflow_uuid == workflow_id)
+            .order_by(oo.c.function_id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        kw: dict[str, Any] = {"allow_pickle": self.allow_pickle, "workflow_id": workflow_id}
+        return [
+            StoredStep(
+                number=fid,
+                name=name,
+                output=display_value(out, tag, what=f"output of step {fid}", **kw),
+                error=describe_stored_error(err, tag, **kw),
+                child_workflow_id=child,
+                started_at_ms=started,
+                completed_at_ms=completed,
+            )
+            for fid, name, out, err, child, started, completed, tag in (tuple(r) for r in self._rows(query))
+        ]
+
+
+@dataclass(frozen=True)
+class StoredStep:
+    """One recorded step of a workflow, as :meth:`ValueReader.steps` returns it."""
+
+    number: int
+    name: str
+    output: Any
+    error: str | None
+    child_workflow_id: str | None
+    started_at_ms: int | None
+    completed_at_ms: int | None
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at_ms is None or self.completed_at_ms is None:
+            return None
+        return self.completed_at_ms - self.started_at_ms

@@ -92,7 +92,8 @@ def read_run(metadata_db: Path, run: DemoRun) -> tuple[str, list[str], Any]:
             "ORDER BY task_id, map_index",
             (run.dag_id, run_id),
         ).fetchall()
-    ids = [_json(value) for _, _, key, value in xcoms if key == "workflow_id"]
+    # Sensors and send tasks also record the workflow they act on: list each workflow once.
+    ids = list(dict.fromkeys(_json(value) for _, _, key, value in xcoms if key == "workflow_id"))
     results = [_json(value) for task, _, key, value in xcoms if task == run.result_task and key == run.result_key]
     return str(state), [str(i) for i in ids], results[0] if len(results) == 1 else (results or None)
 

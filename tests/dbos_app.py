@@ -128,6 +128,22 @@ class Calculator:
         return cls.factor * x
 
 
+@DBOS.step()
+def ui_step(tag: str, number: int) -> int:
+    """Counts its real runs per (tag, number): a fork that reuses a step's checkpoint does not run it."""
+    STEP_RUNS[f"{tag}:{number}"] += 1
+    return STEP_RUNS[f"{tag}:{number}"]
+
+
+@DBOS.workflow()
+def wf_steps(tag: str) -> dict[str, int]:
+    """Three recorded steps (tests/test_ui_workflow_view.py); returns how often each one ran."""
+    for number in (1, 2, 3):
+        ui_step(tag, number)
+    DBOS.set_event("done", {"steps": 3})
+    return {f"step{n}_runs": STEP_RUNS[f"{tag}:{n}"] for n in (1, 2, 3)}
+
+
 def main() -> None:
     config: DBOSConfig = {
         "name": "dbos-airflow-tests",

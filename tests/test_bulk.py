@@ -225,7 +225,8 @@ def test_per_workflow_options_are_refused(hook: DBOSHook) -> None:
 
 
 def _context(dag_id: str, run_id: str, try_number: int = 1) -> Any:
-    ti = SimpleNamespace(dag_id=dag_id, run_id=run_id, task_id="bulk", map_index=-1, try_number=try_number)
+    ti = SimpleNamespace(dag_id=dag_id, run_id=run_id, task_id="bulk", map_index=-1, try_number=try_number,
+                         xcom_push=lambda key, value: None)  # the operator records its connection for the UI
     return {"ti": ti}
 
 

@@ -28,6 +28,7 @@ EXTRA_FIELDS = (
     "serialization",
     "allow_pickle",
     "use_listen_notify",
+    "console_url",
 )
 
 

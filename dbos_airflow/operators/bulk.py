@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.dbos import DBOSBaseEnqueueOperator
 from dbos_airflow.utils.ids import bulk_item_id, derived_id
 from dbos_airflow.utils.templating import as_json
@@ -49,4 +50,5 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator):
         batch = normalize_items(items, default_id=lambda index: bulk_item_id(base, index))
         ids = self.hook.enqueue_many(self._options(), batch, serialization=self.serialization)
         self.log.info("%d DBOS workflow(s) %s enqueued on %s", len(ids), self.workflow_name, self.queue_name)
+        remember_workflow(context, self.dbos_conn_id)  # the ids are the return value
         return ids

@@ -10,6 +10,7 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException
 
 from dbos_airflow.exceptions import DBOSOptionsError
+from dbos_airflow.links import remember_workflow
 from dbos_airflow.outcome import still_waiting_message, workflow_result
 from dbos_airflow.status import DBOSWorkflowStatus
 from dbos_airflow.triggers.dbos import DBOSWorkflowTrigger
@@ -201,7 +202,7 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
         workflow_id = self.awaited_workflow_id(context)
         self._workflow_id = workflow_id
         self._enqueue_or_reattach(workflow_id)
-        context["ti"].xcom_push(key="workflow_id", value=workflow_id)
+        remember_workflow(context, self.dbos_conn_id, workflow_id)
         if not self.wait_for_completion:
             return workflow_id
         if self.deferrable:
@@ -284,6 +285,7 @@ class DBOSSendOperator(DBOSOperatorMixin, BaseOperator):
 
     def execute_dbos(self, context: Context) -> str:
         key = self.idempotency_key or derived_id(context)
+        remember_workflow(context, self.dbos_conn_id, self.destination_id)
         self.hook.send(self.destination_id, self.message, self.topic, key, serialization=self.serialization)
         self.log.info(
             "Sent message to DBOS workflow %s (topic %s, idempotency key %s)", self.destination_id, self.topic, key

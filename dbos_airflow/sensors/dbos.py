@@ -10,6 +10,7 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from dbos_airflow.exceptions import DBOSWorkflowFailedError
+from dbos_airflow.links import remember_workflow
 from dbos_airflow.outcome import event_missing_message, workflow_result
 from dbos_airflow.status import FAILURE_STATUSES, SUCCESS_STATUSES, DBOSWorkflowStatus
 from dbos_airflow.triggers.dbos import DBOSEventTrigger, DBOSWorkflowTrigger
@@ -41,6 +42,7 @@ class _DBOSSensor(DBOSOperatorMixin, BaseSensorOperator):
         raise NotImplementedError
 
     def execute_dbos(self, context: Context) -> Any:
+        remember_workflow(context, self.dbos_conn_id, self.workflow_id)
         if not self.deferrable:
             return BaseSensorOperator.execute(self, context)
         first = self.poke(context)  # already done: no need to occupy the triggerer

@@ -27,12 +27,13 @@ from dbos_airflow.exceptions import (
 )
 from dbos_airflow.hooks.connection import check_serialization
 from dbos_airflow.hooks.dbos import DBOSHook
+from dbos_airflow.links import DBOSConsoleLink, DBOSWorkflowLink
 from dbos_airflow.waiting.events import TriggerEventKind, validate_trigger_event
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Collection, Iterator
 
-    from airflow.sdk import Context
+    from airflow.sdk import BaseOperatorLink, Context
 
 UI_COLOR = "#e8f0fe"
 
@@ -57,6 +58,7 @@ class DBOSOperatorMixin:
     """
 
     ui_color = UI_COLOR
+    operator_extra_links: Collection[BaseOperatorLink] = (DBOSWorkflowLink(), DBOSConsoleLink())
     accepted_event_kinds: ClassVar[frozenset[TriggerEventKind]] = frozenset()
 
     def __init__(
