@@ -286,3 +286,38 @@ async def test_50_watchers_one_statement_per_feed_tick(dbos_conn: str, hook: DBO
     finally:
         for r in runs:
             await r.stop()
+
+
+class FlakyStateStore(MemoryStateStore):
+    """Airflow's API server unreachable for a while: the first ``failures`` writes after the start fail."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def aset(self, key: str, value: Any) -> None:
+        if self.writes >= 1 and self.failures > 0:  # the starting point is stored; later writes fail
+            self.failures -= 1
+            raise ConnectionError("api-server unreachable")
+        await super().aset(key, value)
+
+
+async def test_a_failed_watermark_write_is_retried_and_delivery_goes_on(dbos_conn: str, hook: DBOSHook) -> None:
+    name = unique("flaky")
+    store = FlakyStateStore(failures=2)
+    run = Run(trigger(store, workflow_name=name, ack_delay=0.2))
+    await asyncio.sleep(0.5)
+    first = await asyncio.to_thread(ended_by_cancel, hook, name, 3)
+    await run.until(3)
+    second = await asyncio.to_thread(ended_by_cancel, hook, name, 3)
+    try:
+        await run.until(6)
+        for _ in range(40):
+            state = FeedState.from_json(store.data.get(run.trigger.state_key))
+            if state is not None and set(state.recent) >= set(first + second):
+                break
+            await asyncio.sleep(0.1)
+        assert store.failures == 0 and state is not None and set(state.recent) >= set(first + second)
+        assert sorted(e["workflow_id"] for e in run.events) == sorted(first + second)
+    finally:
+        await run.stop()

@@ -113,6 +113,8 @@ def test_completions_become_asset_events_and_dag_runs_across_a_triggerer_kill(
         failing = client.enqueue({"queue_name": "q", "workflow_name": "wf_fail"}, "stack boom").workflow_id
         client.enqueue({"queue_name": "q", "workflow_name": "wf_double"}, 1)
         cancel_named(client, "not_stack_burst", 5)
+        stack.wait_until(lambda: bool(asset_events(engine, "dbos_t_failures")), 60, "the ERROR delivered", interval=0.5)
+        time.sleep(ACK_DELAY + 2)  # acknowledged before the triggerer is killed below: not delivered again
 
         # A burst of 200 cancellations, 20 every 0.2 s; the triggerer is killed (SIGKILL) after
         # the 5th batch and restarted once 100 more ended while no triggerer ran.

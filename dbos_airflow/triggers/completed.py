@@ -222,7 +222,7 @@ class DBOSWorkflowCompletedTrigger(BaseEventTrigger):
                 self.lookback_without_state_store,
             )
             return FeedState.starting_at(now_ms() - int(self.lookback_without_state_store * 1000))
-        states = [FeedState.from_json(await a.aget(self.state_key)) for a in accessors]
+        states = [FeedState.from_json(await _retrying(self, "read", a.aget, self.state_key)) for a in accessors]
         stored = [s for s in states if s is not None]
         if len(stored) == len(states):
             # Several assets on one watcher: start at the furthest-behind one (duplicates, not losses).
@@ -235,7 +235,8 @@ class DBOSWorkflowCompletedTrigger(BaseEventTrigger):
         self.log.info("No DBOS completion watermark stored under %s: starting at %s", self.state_key, start)
         state = FeedState.starting_at(start)
         # Stored before anything is delivered: a restart resumes here, not at its own "now".
-        await self.save_state(state)
+        for accessor in accessors:
+            await _retrying(self, "store", accessor.aset, self.state_key, state.to_json())
         return state
 
     async def save_state(self, state: FeedState) -> None:
@@ -268,7 +269,11 @@ class DBOSWorkflowCompletedTrigger(BaseEventTrigger):
                 while unacked and unacked[0][0] <= time.monotonic():
                     due = unacked.popleft()[1]
                 if due is not None:
-                    await self.save_state(due)
+                    try:
+                        await self.save_state(due)
+                    except Exception:  # noqa: BLE001 - a lagging watermark means duplicates, never losses
+                        self.log.warning("Could not store the DBOS completion watermark; retrying", exc_info=True)
+                        unacked.appendleft((time.monotonic() + self.ack_delay, due))
         finally:
             # Unacknowledged pages are not saved: the next start re-delivers them (no loss).
             waiter.close_feed(feed)
@@ -277,16 +282,32 @@ class DBOSWorkflowCompletedTrigger(BaseEventTrigger):
         payload = completion_payload(c)
         if reader is None:
             return payload
-        if c.status.is_success():
-            try:
+        try:
+            if c.status.is_success():
                 output, _ = await asyncio.to_thread(reader.output_and_error, c.workflow_id)
-            except DBOSUnsafeValueError as exc:
-                payload["output"], payload["output_not_decoded"] = None, str(exc)
-            else:
                 payload["output"] = _json_safe(output)
-        else:
-            payload["error"] = await asyncio.to_thread(reader.error_message, c.workflow_id)
+            else:
+                payload["error"] = await asyncio.to_thread(reader.error_message, c.workflow_id)
+        except DBOSUnsafeValueError as exc:
+            payload["output"], payload["output_not_decoded"] = None, str(exc)
+        except Exception as exc:  # noqa: BLE001 - the event is delivered; the payload says what is missing
+            self.log.warning("Could not read the outcome of DBOS workflow %s", c.workflow_id, exc_info=True)
+            payload["output_not_decoded"] = f"could not be read: {type(exc).__name__}: {exc}"
         return payload
+
+
+async def _retrying(trigger: DBOSWorkflowCompletedTrigger, what: str, call: Any, *args: Any) -> Any:
+    """``await call(*args)``, retried with backoff: a watcher waits for Airflow's API instead of dying."""
+    delay = 1.0
+    while True:
+        try:
+            return await call(*args)
+        except Exception:  # noqa: BLE001 - logged; the watcher cannot start without its watermark
+            trigger.log.warning(
+                "Could not %s the DBOS completion watermark; retrying in %.0fs", what, delay, exc_info=True
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 def _json_safe(value: Any) -> Any:
