@@ -17,10 +17,14 @@ _PUBLIC = {
     "DBOSEnqueueOperator": "dbos_airflow.operators.dbos",
     "DBOSSendOperator": "dbos_airflow.operators.dbos",
     "DBOSBulkEnqueueOperator": "dbos_airflow.operators.bulk",
+    "DBOSCancelWorkflowOperator": "dbos_airflow.operators.manage",
+    "DBOSResumeWorkflowOperator": "dbos_airflow.operators.manage",
+    "DBOSForkWorkflowOperator": "dbos_airflow.operators.manage",
     "DBOSWorkflowSensor": "dbos_airflow.sensors.dbos",
     "DBOSEventSensor": "dbos_airflow.sensors.dbos",
     "DBOSWorkflowTrigger": "dbos_airflow.triggers.dbos",
     "DBOSEventTrigger": "dbos_airflow.triggers.dbos",
+    "DBOSWorkflowCompletedTrigger": "dbos_airflow.triggers.completed",
     "DBOSWorkflowStatus": "dbos_airflow.status",
 }
 

@@ -24,11 +24,20 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "DBOS",
-                "python-modules": ["dbos_airflow.operators.dbos", "dbos_airflow.operators.bulk"],
+                "python-modules": [
+                    "dbos_airflow.operators.dbos",
+                    "dbos_airflow.operators.bulk",
+                    "dbos_airflow.operators.manage",
+                ],
             }
         ],
         "sensors": [{"integration-name": "DBOS", "python-modules": ["dbos_airflow.sensors.dbos"]}],
-        "triggers": [{"integration-name": "DBOS", "python-modules": ["dbos_airflow.triggers.dbos"]}],
+        "triggers": [
+            {
+                "integration-name": "DBOS",
+                "python-modules": ["dbos_airflow.triggers.dbos", "dbos_airflow.triggers.completed"],
+            }
+        ],
         "extra-links": ["dbos_airflow.links.DBOSWorkflowLink", "dbos_airflow.links.DBOSConsoleLink"],
         "connection-types": [
             {

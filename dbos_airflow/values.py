@@ -180,6 +180,21 @@ class ValueReader:
             describe_stored_error(error, tag, allow_pickle=allow, workflow_id=workflow_id),
         )
 
+    def error_message(self, workflow_id: str) -> str | None:
+        """The workflow's stored error as ``Name: message`` (a pickled error is never loaded unless allowed)."""
+        from dbos._schemas.system_database import SystemSchema
+
+        ws, wo = SystemSchema.workflow_status, SystemSchema.workflow_output
+        rows = self._rows(
+            sa.select(sa.func.coalesce(wo.c.error, ws.c.error), ws.c.serialization)
+            .select_from(ws.outerjoin(wo, wo.c.workflow_uuid == ws.c.workflow_uuid))
+            .where(ws.c.workflow_uuid == workflow_id)
+        )
+        if not rows:
+            return None
+        error, tag = rows[0]
+        return describe_stored_error(error, tag, allow_pickle=self.allow_pickle, workflow_id=workflow_id)
+
     def event(self, workflow_id: str, key: str) -> tuple[bool, Any]:
         """``(published, value)`` of event ``key``; the value is decoded (or refused)."""
         from dbos._schemas.system_database import SystemSchema

@@ -6,6 +6,9 @@
 2. Migrates a SQLite Airflow metadata DB in ``.demo/airflow`` (first run only does real work).
 3. Starts examples/order_worker.py on that system database and waits for its ready line.
 4. Runs each example DAG with ``airflow dags test`` (a new logical date, so a new run id, each time).
+   The asset-triggered incident DAG needs a triggerer, which ``dags test`` lacks: its DBOS
+   completion watcher is fired once by scripts/demo_watcher.py (a refund fails on the worker,
+   the trigger yields the asset event), and the DAG then runs on that event's payload.
 5. Prints DAG, state, DBOS workflow ids, result and seconds per run; stops the worker.
 
 Exits 1 if any run failed (its log is under ``.demo/logs``).
@@ -35,6 +38,7 @@ class DemoRun:
     conf: dict[str, Any] = field(default_factory=dict)
     result_task: str = ""
     result_key: str = "return_value"
+    watcher: bool = False  # conf = {"events": [the payload of the DAG's completion watcher, fired once]}
 
 
 DEMO_RUNS = (
@@ -48,6 +52,7 @@ DEMO_RUNS = (
     ),
     DemoRun("dbos_order_approval", {}, "notify_customer"),
     DemoRun("dbos_fan_out", {}, "total_parcels"),
+    DemoRun("dbos_order_incident", {}, "post_incident", watcher=True),
 )
 
 
@@ -59,6 +64,23 @@ class RunRow:
     result: Any
     seconds: float
     log: Path
+
+
+def fire_watcher(env: dict[str, str], log_dir: Path) -> dict[str, Any]:
+    """Run scripts/demo_watcher.py: a refund fails, the incident DAG's watcher yields its payload."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent / "demo_watcher.py"
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+    log = log_dir / "demo_watcher.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(done.stdout + done.stderr)
+    events = [line[len("EVENT "):] for line in done.stdout.splitlines() if line.startswith("EVENT ")]
+    if done.returncode != 0 or not events:
+        raise RuntimeError(f"the DBOS completion watcher did not fire; see {log}")
+    payload: dict[str, Any] = json.loads(events[-1])
+    print(f"  watcher fired: {payload['name']} {payload['workflow_id']} ended {payload['status']}", flush=True)
+    return payload
 
 
 def run_dag(run: DemoRun, env: dict[str, str], airflow_home: Path, log_dir: Path) -> RunRow:
@@ -165,6 +187,10 @@ def main(argv: list[str] | None = None, runs: tuple[DemoRun, ...] = DEMO_RUNS) -
     rows: list[RunRow] = []
     try:
         for run in runs:
+            if run.watcher:
+                print(f"firing the DBOS completion watcher of {run.dag_id} ...", flush=True)
+                payload = fire_watcher(env, demo_dir / "logs")
+                run = DemoRun(run.dag_id, {**run.conf, "events": [payload]}, run.result_task, run.result_key)
             print(f"airflow dags test {run.dag_id} ...", flush=True)
             rows.append(run_dag(run, env, airflow_home, demo_dir / "logs"))
             print(f"  -> {rows[-1].state} in {rows[-1].seconds:.1f}s", flush=True)

@@ -9,7 +9,7 @@ import local_stack
 import pytest
 from conftest import ROOT
 
-EXAMPLE_DAGS = {"dbos_run_workflow", "dbos_order_approval", "dbos_fan_out"}
+EXAMPLE_DAGS = {"dbos_run_workflow", "dbos_order_approval", "dbos_fan_out", "dbos_order_incident"}
 
 
 @pytest.fixture(scope="module")

@@ -38,12 +38,15 @@ def test_demo_runs_every_example_dag(example_system_db: str, demo_dir: Path) -> 
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("AIRFLOW")}
     env["DBOS_SYSTEM_DATABASE_URL"] = example_system_db
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--demo-dir", str(demo_dir)],
-                          env=env, capture_output=True, text=True, timeout=480)
+                          env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"demo failed:\n{done.stdout}\n{done.stderr}"
     rows = [line for line in done.stdout.splitlines() if re.match(r"\| dbos_", line)]
     assert [r.split("|")[1].strip() for r in rows] == [r.dag_id for r in demo.DEMO_RUNS]
     assert all(r.split("|")[2].strip() == "success" for r in rows), done.stdout
     assert "shipped" in done.stdout and '"parcels": 6' in done.stdout
+    # The incident DAG ran on the payload its DBOS completion watcher yielded for the failed refund.
+    assert re.search(r"watcher fired: refund_order \S+ ended ERROR", done.stdout), done.stdout
+    assert "INCIDENT refund_order" in done.stdout
     ids = re.findall(r"^dbos_\w+: workflow ids (.+)$", done.stdout, re.MULTILINE)
     workflow_ids = [i for line in ids for i in line.split(", ")]
     assert len(workflow_ids) == 6  # 2 x run_workflow, start_order, 3 x pack_order

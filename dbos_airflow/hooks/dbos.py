@@ -248,6 +248,64 @@ class DBOSHook(BaseHook):
         )
         return {r.workflow_id: status_to_dict(r) for r in rows}
 
+    def get_workflow_statuses(self, workflow_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Statuses of many workflows in one query: ``{workflow_id: status dict}`` (no values; missing ids absent)."""
+        rows = self.get_client().list_workflows(workflow_ids=list(workflow_ids), load_input=False, load_output=False)
+        return {r.workflow_id: {**status_to_dict(r), "forked_from": r.forked_from} for r in rows}
+
+    def cancel_workflows(self, workflow_ids: list[str]) -> None:
+        """Cancel workflows in one statement (idempotent; ended or unknown ones are left as they are)."""
+        self.get_client().cancel_workflows(workflow_ids)
+
+    def resume_workflows(self, workflow_ids: list[str], *, queue_name: str | None = None) -> None:
+        """Continue CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflows where they stopped."""
+        self.get_client().resume_workflows(workflow_ids, queue_name=queue_name)
+
+    def fork_workflow(
+        self,
+        workflow_id: str,
+        start_step: int,
+        *,
+        forked_workflow_id: str,
+        application_version: str | None = None,
+        queue_name: str | None = None,
+    ) -> bool:
+        """Fork ``workflow_id`` from ``start_step`` as ``forked_workflow_id``, at most once.
+
+        Returns True if this call made the fork, False if ``forked_workflow_id`` already is a fork
+        of ``workflow_id`` (a retry re-attaching). A workflow of that id that is not such a fork
+        raises :class:`~dbos_airflow.exceptions.DBOSOptionsError`; a missing original raises
+        :class:`~dbos_airflow.exceptions.DBOSWorkflowNotFoundError`.
+        """
+        from dbos import SetWorkflowID
+
+        from dbos_airflow.exceptions import DBOSOptionsError
+
+        def existing() -> bool:
+            found = self.get_workflow_statuses([forked_workflow_id]).get(forked_workflow_id)
+            if found is None:
+                return False
+            if found["forked_from"] != workflow_id:
+                raise DBOSOptionsError(
+                    f"DBOS workflow {forked_workflow_id!r} exists and is not a fork of {workflow_id!r} "
+                    f"(forked_from={found['forked_from']!r}); choose another fork id"
+                )
+            return True
+
+        if existing():
+            return False
+        self.require_workflow(workflow_id)
+        try:
+            with SetWorkflowID(forked_workflow_id):
+                self.get_client().fork_workflow(
+                    workflow_id, start_step, application_version=application_version, queue_name=queue_name
+                )
+        except Exception:
+            if existing():  # another try of the same task forked first
+                return False
+            raise
+        return True
+
     def cancel_workflow(self, workflow_id: str) -> None:
         """Cancel a workflow (idempotent; a finished or unknown workflow is left as it is)."""
         self.get_client().cancel_workflow(workflow_id)

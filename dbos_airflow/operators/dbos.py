@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowException
 
 from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.links import remember_workflow
-from dbos_airflow.outcome import still_waiting_message, workflow_result
-from dbos_airflow.status import DBOSWorkflowStatus
-from dbos_airflow.triggers.dbos import DBOSWorkflowTrigger
 from dbos_airflow.utils.ids import derived_id
-from dbos_airflow.utils.mixins import DBOSOperatorMixin, dbos_template_fields
-from dbos_airflow.utils.templating import as_bool, as_json, as_timeout
-from dbos_airflow.waiting.events import TriggerEventKind
+from dbos_airflow.utils.mixins import DBOSOperatorMixin, DBOSWaitMixin, dbos_template_fields
+from dbos_airflow.utils.templating import as_json
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -92,7 +85,7 @@ class DBOSBaseEnqueueOperator(DBOSOperatorMixin, BaseOperator):
         return {k: v for k, v in options.items() if v is not None}  # type: ignore[return-value]
 
 
-class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
+class DBOSEnqueueOperator(DBOSWaitMixin, DBOSBaseEnqueueOperator):
     """
     Enqueue a DBOS workflow and, optionally, wait for it.
 
@@ -136,7 +129,6 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
         "timeout",
     )
     template_fields_renderers = {"workflow_args": "json", "workflow_kwargs": "json"}
-    accepted_event_kinds: ClassVar[frozenset[TriggerEventKind]] = frozenset({TriggerEventKind.WORKFLOW_ENDED})
 
     def __init__(
         self,
@@ -145,30 +137,17 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
         workflow_kwargs: dict[str, Any] | str | None = None,
         workflow_id: str | None = None,
         deduplication_id: str | None = None,
-        wait_for_completion: bool = False,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 1.0,
-        timeout: float | None = None,
-        cancel_on_kill: bool = True,
         retry_mode: str = "resume",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if retry_mode not in RETRY_MODES:
             raise DBOSOptionsError(f"retry_mode={retry_mode!r}; use one of {', '.join(RETRY_MODES)}")
-        if poll_interval <= 0:
-            raise DBOSOptionsError(f"poll_interval={poll_interval!r} must be a positive number of seconds")
         self.workflow_args = workflow_args
         self.workflow_kwargs = workflow_kwargs
         self.workflow_id = workflow_id
         self.deduplication_id = deduplication_id
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.cancel_on_kill = cancel_on_kill
         self.retry_mode = retry_mode
-        self._workflow_id: str | None = None
 
     def _enqueue_or_reattach(self, workflow_id: str) -> None:
         existing = self.hook.get_workflow_status(workflow_id)
@@ -179,23 +158,7 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
             self.hook.enqueue(options, *args, serialization=self.serialization, **kwargs)
             self.log.info("Enqueued DBOS workflow %s (%s on %s)", workflow_id, self.workflow_name, self.queue_name)
             return
-        status = DBOSWorkflowStatus.parse(existing["status"])
-        if status.is_active():
-            self.log.info("Re-attached to DBOS workflow %s, which is %s", workflow_id, status.value)
-        elif not status.is_failure():
-            self.log.info("DBOS workflow %s already ended %s; not running it again", workflow_id, status.value)
-        elif self.retry_mode == "fail":
-            workflow_result(self.hook, workflow_id)  # raises with the workflow's own error
-        else:
-            self.log.info("DBOS workflow %s ended %s; retry_mode=%s", workflow_id, status.value, self.retry_mode)
-            self.hook.rerun_workflow(
-                workflow_id, from_failed_step=self.retry_mode == "resume", queue_name=self.queue_name
-            )
-
-    def _render_wait_settings(self) -> None:
-        """``wait_for_completion`` and ``timeout`` may come from templates (a UI form) as text."""
-        self.wait_for_completion = as_bool("wait_for_completion", self.wait_for_completion)
-        self.timeout = as_timeout("timeout", self.timeout)
+        self.reattach(existing, self.retry_mode, self.queue_name)
 
     def execute_dbos(self, context: Context) -> str:
         self._render_wait_settings()
@@ -203,51 +166,10 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
         self._workflow_id = workflow_id
         self._enqueue_or_reattach(workflow_id)
         remember_workflow(context, self.dbos_conn_id, workflow_id)
-        if not self.wait_for_completion:
-            return workflow_id
-        if self.deferrable:
-            end_time = None if self.timeout is None else time.time() + self.timeout
-            self.defer(
-                trigger=DBOSWorkflowTrigger(
-                    workflow_id=workflow_id,
-                    dbos_conn_id=self.dbos_conn_id,
-                    end_time=end_time,
-                    cancel_on_kill=self.cancel_on_kill,
-                ),
-                method_name="execute_complete",
-                timeout=None,
-            )
-        status = self.hook.wait_for_status(workflow_id, timeout=self.timeout, poll_interval=self.poll_interval)
-        if DBOSWorkflowStatus.parse(status["status"]).is_active():
-            self._give_up(status)
-        return self._succeed(context, workflow_id)
+        return self.wait_for_workflow(context, workflow_id)
 
     def awaited_workflow_id(self, context: Context) -> str:
         return self.workflow_id or derived_id(context)
-
-    def complete(self, context: Context, event: dict[str, Any]) -> str:
-        self._workflow_id = event["workflow_id"]
-        return self._succeed(context, event["workflow_id"])
-
-    def on_wait_timeout(self, event: dict[str, Any]) -> NoReturn:
-        self._render_wait_settings()
-        self._give_up(self.hook.require_workflow(event["workflow_id"]))
-
-    def _succeed(self, context: Context, workflow_id: str) -> str:
-        result = workflow_result(self.hook, workflow_id)
-        context["ti"].xcom_push(key="result", value=result)
-        return workflow_id
-
-    def _give_up(self, status: dict[str, Any]) -> NoReturn:
-        if self.cancel_on_kill:
-            self.hook.cancel_workflow(status["workflow_id"])
-            self.log.info("Cancelled DBOS workflow %s", status["workflow_id"])
-        raise AirflowException(still_waiting_message(status, self.timeout))
-
-    def on_kill(self) -> None:
-        if self.cancel_on_kill and self._workflow_id:
-            self.log.info("Task killed: cancelling DBOS workflow %s", self._workflow_id)
-            self.hook.cancel_workflow(self._workflow_id)
 
 
 class DBOSSendOperator(DBOSOperatorMixin, BaseOperator):

@@ -7,16 +7,21 @@
   argument, an unencodable value) fails the task without retries;
 * the ``execute_complete`` sequence after a deferral: validate the trigger event against the
   awaited workflow (fail closed), then timeout / not found / wait error, then the subclass's
-  :meth:`~DBOSOperatorMixin.complete`.
+  :meth:`~DBOSOperatorMixin.complete`;
+* :class:`DBOSWaitMixin`: the optional wait for a workflow the task started (enqueue, fork),
+  in a worker slot or deferred, with one failure mapping.
 """
 
 from __future__ import annotations
 
+import inspect
+import time
 from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.configuration import conf
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from dbos_airflow.exceptions import (
     DBOSOptionsError,
@@ -28,6 +33,9 @@ from dbos_airflow.exceptions import (
 from dbos_airflow.hooks.connection import check_serialization
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.links import DBOSConsoleLink, DBOSWorkflowLink
+from dbos_airflow.outcome import still_waiting_message, workflow_result
+from dbos_airflow.status import DBOSWorkflowStatus
+from dbos_airflow.utils.templating import as_bool, as_timeout
 from dbos_airflow.waiting.events import TriggerEventKind, validate_trigger_event
 
 if TYPE_CHECKING:
@@ -125,3 +133,131 @@ class DBOSOperatorMixin:
             raise AirflowFailException(str(exc)) from exc
         finally:
             self.hook.close()
+
+
+class DBOSWaitMixin(DBOSOperatorMixin):
+    """
+    Wait (optionally) for the workflow the task started, and fail the task if it fails.
+
+    Shared by the operators that start a workflow (enqueue, fork): call :meth:`wait_for_workflow`
+    with its id at the end of ``execute_dbos``. When it succeeds its output is pushed to XCom as
+    key ``result``; ERROR, CANCELLED and MAX_RECOVERY_ATTEMPTS_EXCEEDED fail the task with the
+    workflow's own error (:mod:`dbos_airflow.outcome`), in a worker slot and deferred alike.
+
+    :param wait_for_completion: wait until the workflow ends (templated).
+    :param deferrable: wait in the triggerer (:class:`~dbos_airflow.triggers.dbos.DBOSWorkflowTrigger`).
+    :param poll_interval: seconds between status checks when waiting in a worker.
+    :param timeout: seconds to wait before failing the task (None: as long as it takes; templated).
+    :param cancel_on_kill: cancel the workflow (best effort, idempotent) when a person kills the
+        task or its own wait times out; ``False`` leaves it running.
+    """
+
+    accepted_event_kinds: ClassVar[frozenset[TriggerEventKind]] = frozenset({TriggerEventKind.WORKFLOW_ENDED})
+
+    def __init__(
+        self,
+        *,
+        wait_for_completion: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 1.0,
+        timeout: float | None = None,
+        cancel_on_kill: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if poll_interval <= 0:
+            raise DBOSOptionsError(f"poll_interval={poll_interval!r} must be a positive number of seconds")
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.cancel_on_kill = cancel_on_kill
+        self._workflow_id: str | None = None
+
+    def reattach(self, status: dict[str, Any], retry_mode: str, queue_name: str | None) -> None:
+        """A later try found the workflow it started: leave it, or run it again if it failed.
+
+        :param retry_mode: ``resume`` (re-run keeping completed steps), ``restart`` (from the first
+            step) or ``fail`` (fail with the workflow's own error). A success is never re-run.
+        """
+        workflow_id, state = status["workflow_id"], DBOSWorkflowStatus.parse(status["status"])
+        log = self.log  # type: ignore[attr-defined]
+        if state.is_active():
+            log.info("Re-attached to DBOS workflow %s, which is %s", workflow_id, state.value)
+        elif not state.is_failure():
+            log.info("DBOS workflow %s already ended %s; not running it again", workflow_id, state.value)
+        elif retry_mode == "fail":
+            workflow_result(self.hook, workflow_id)  # raises with the workflow's own error
+        else:
+            log.info("DBOS workflow %s ended %s; retry_mode=%s", workflow_id, state.value, retry_mode)
+            self.hook.rerun_workflow(workflow_id, from_failed_step=retry_mode == "resume", queue_name=queue_name)
+
+    def _render_wait_settings(self) -> None:
+        """``wait_for_completion`` and ``timeout`` may come from templates (a UI form) as text."""
+        self.wait_for_completion = as_bool("wait_for_completion", self.wait_for_completion)
+        self.timeout = as_timeout("timeout", self.timeout)
+
+    def wait_for_workflow(self, context: Context, workflow_id: str) -> str:
+        """Return ``workflow_id`` at once, or once it succeeded; defer or fail as configured."""
+        self._workflow_id = workflow_id
+        if not self.wait_for_completion:
+            return workflow_id
+        if self.deferrable:
+            from dbos_airflow.triggers.dbos import DBOSWorkflowTrigger
+
+            end_time = None if self.timeout is None else time.time() + self.timeout
+            self.defer(  # type: ignore[attr-defined]
+                trigger=DBOSWorkflowTrigger(
+                    workflow_id=workflow_id,
+                    dbos_conn_id=self.dbos_conn_id,
+                    end_time=end_time,
+                    cancel_on_kill=self.cancel_on_kill,
+                ),
+                method_name="execute_complete",
+                timeout=None,
+            )
+        status = self.hook.wait_for_status(workflow_id, timeout=self.timeout, poll_interval=self.poll_interval)
+        if DBOSWorkflowStatus.parse(status["status"]).is_active():
+            self._give_up(status)
+        return self._succeed(context, workflow_id)
+
+    def complete(self, context: Context, event: dict[str, Any]) -> str:
+        self._workflow_id = event["workflow_id"]
+        return self._succeed(context, event["workflow_id"])
+
+    def on_wait_timeout(self, event: dict[str, Any]) -> NoReturn:
+        self._render_wait_settings()
+        self._give_up(self.hook.require_workflow(event["workflow_id"]))
+
+    def _succeed(self, context: Context, workflow_id: str) -> str:
+        result = workflow_result(self.hook, workflow_id)
+        context["ti"].xcom_push(key="result", value=result)
+        return workflow_id
+
+    def _give_up(self, status: dict[str, Any]) -> NoReturn:
+        if self.cancel_on_kill:
+            self.hook.cancel_workflow(status["workflow_id"])
+            self.log.info("Cancelled DBOS workflow %s", status["workflow_id"])  # type: ignore[attr-defined]
+        raise AirflowException(still_waiting_message(status, self.timeout))
+
+    def on_kill(self) -> None:
+        if self.cancel_on_kill and self._workflow_id:
+            self.log.info("Task killed: cancelling DBOS workflow %s", self._workflow_id)  # type: ignore[attr-defined]
+            self.hook.cancel_workflow(self._workflow_id)
+
+
+def _declare_mapping_params(*mixins: type) -> None:
+    """Let ``.partial()``/``.expand()`` accept the mixins' own parameters.
+
+    Airflow validates mapping keyword arguments against the parameter names its operator
+    metaclass records on each ``__init__`` of the operator's MRO; a mixin is not made by that
+    metaclass, so its names are recorded here the same way.
+    """
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    for mixin in mixins:
+        init: Any = mixin.__dict__["__init__"]
+        params = inspect.signature(init).parameters.values()
+        init._BaseOperatorMeta__param_names = {p.name for p in params if p.name != "self" and p.kind not in variadic}
+
+
+_declare_mapping_params(DBOSOperatorMixin, DBOSWaitMixin)

@@ -31,6 +31,14 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from dbos_airflow.exceptions import DBOSWaitTimeoutError
 from dbos_airflow.status import DBOSWorkflowStatus
+from dbos_airflow.waiting.feed import (
+    PAGE_SIZE,
+    CompletionFeed,
+    CompletionFilter,
+    FeedState,
+    feed_statement,
+    rows_to_completions,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -40,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.1
+FEED_TICK_SECONDS = 0.2  # completion feeds: one statement per this, for every feed of the connection
 IDLE_SHUTDOWN_SECONDS = 30.0
 EVENTS_CHANNEL = "dbos_workflow_events_channel"
 
@@ -84,10 +93,14 @@ class DBOSWaiter:
         self.client = client
         self.tick = tick
         self._waits: set[_Wait] = set()
+        self._feeds: set[CompletionFeed] = set()
+        self._last_feed_probe = 0.0
+        self._feed_page_full = False
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = False
         self.probes = 0  # statements run; read by tests and benchmarks
+        self.feed_probes = 0  # of which completion-feed statements
         self._thread = threading.Thread(target=self._run, name=f"dbos-waiter-{conn_id}", daemon=True)
         self._thread.start()
 
@@ -119,6 +132,33 @@ class DBOSWaiter:
         with self._lock:
             return len(self._waits)
 
+    def completion_feed(self, flt: CompletionFilter, state: FeedState) -> CompletionFeed:
+        """Subscribe to completions matching ``flt`` after ``state``; :meth:`close_feed` when done.
+
+        Call on the consumer's event loop: pages are handed to it there.
+        """
+        feed = CompletionFeed(flt, state)
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("DBOSWaiter is stopped")
+            self._feeds.add(feed)
+        self._wake.set()
+        return feed
+
+    def close_feed(self, feed: CompletionFeed) -> None:
+        with self._lock:
+            self._feeds.discard(feed)
+            feed.closed = True
+
+    @property
+    def feeds(self) -> int:
+        with self._lock:
+            return len(self._feeds)
+
+    def _busy(self) -> bool:
+        with self._lock:
+            return bool(self._waits or self._feeds)
+
     # -- polling thread ------------------------------------------------------------------
 
     def _probe_statement(self, waits: list[_Wait], *, postgres: bool = False) -> sa.Executable:
@@ -139,7 +179,29 @@ class DBOSWaiter:
         )
         return sa.union_all(statuses, present)
 
+    def _probe_feeds(self, conn: sa.Connection) -> None:
+        """One statement for every served feed, every feed tick (at once after a full page)."""
+        now = time.monotonic()
+        if not self._feed_page_full and now - self._last_feed_probe < FEED_TICK_SECONDS:
+            return
+        with self._lock:
+            feeds = [f for f in self._feeds if not f.closed]
+        served = [f for f in feeds if not f.paused]
+        self._feed_page_full = False
+        if not served:
+            return
+        self._last_feed_probe = now
+        rows = rows_to_completions(
+            conn.execute(feed_statement(served, postgres=conn.dialect.name == "postgresql")).all()
+        )
+        self.probes += 1
+        self.feed_probes += 1
+        self._feed_page_full = len(rows) >= PAGE_SIZE
+        for feed in served:
+            feed._offer(rows)
+
     def _probe(self, conn: sa.Connection) -> None:
+        self._probe_feeds(conn)
         with self._lock:
             waits = list(self._waits)
         if not waits:
@@ -168,6 +230,8 @@ class DBOSWaiter:
         uses LISTEN/NOTIFY; notifications for events nobody here waits for do not cut the
         tick short, so a busy application cannot make the probe run more often.
         """
+        if self._feed_page_full:
+            return
         if not listening:
             self._wake.wait(self.tick)
             self._wake.clear()
@@ -196,7 +260,7 @@ class DBOSWaiter:
                         conn.exec_driver_sql(f"LISTEN {EVENTS_CHANNEL}")
                     backoff = 1.0
                     while not self._stopped:
-                        if self.pending:
+                        if self._busy():
                             idle_since = time.monotonic()
                             self._probe(conn)
                             self._wait_for_news(conn, listening)
@@ -216,7 +280,7 @@ class DBOSWaiter:
 
     def _shutdown_if_idle(self) -> None:
         with _REGISTRY_LOCK, self._lock:
-            if not self._waits:
+            if not self._waits and not self._feeds:
                 self._stopped = True
                 if _REGISTRY.get(self.conn_id) is self:
                     del _REGISTRY[self.conn_id]

@@ -10,7 +10,9 @@ from dbos_airflow.status import DBOSWorkflowStatus
 PACKAGE = Path(__file__).resolve().parents[2] / "dbos_airflow"
 STATUSES = {s.value for s in DBOSWorkflowStatus}
 # Modules a second front end (Prefect) reuses: no Airflow import at module level.
-AIRFLOW_FREE = ["client.py", "status.py", "values.py", "waiting/events.py", "waiting/waiter.py", "utils/bulk.py"]
+AIRFLOW_FREE = [
+    "client.py", "status.py", "values.py", "waiting/events.py", "waiting/waiter.py", "waiting/feed.py", "utils/bulk.py"
+]
 
 
 def _modules() -> list[Path]:
