@@ -174,11 +174,11 @@ class AirflowStack:
 
     def airflow(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Run one ``airflow`` CLI command in the stack's environment."""
-        return subprocess.run([str(BIN / "airflow"), *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            [str(BIN / "airflow"), *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
 
-    def start_component(self, kind: str, *, name: str | None = None, env: dict[str, str] | None = None
-                        ) -> ChildProcess:
+    def start_component(self, kind: str, *, name: str | None = None, env: dict[str, str] | None = None) -> ChildProcess:
         """Start ``airflow <kind>`` under ``name`` (default: ``kind``); a second triggerer needs a new name."""
         name = name or kind
         if name in self.components and self.components[name].proc.poll() is None:
@@ -209,9 +209,20 @@ class AirflowStack:
 
     def stop(self) -> None:
         """Stop every component (SIGTERM, then SIGKILL) by pid and drop the metadata database."""
-        for name in reversed(list(self.components)):
+        procs = [c.proc for c in self.components.values() if c.proc.poll() is None]
+        for proc in procs:  # all at once: each component takes seconds to shut down
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.1, deadline - time.monotonic()))
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the group: task processes of a killed supervisor too
+        for component in self.components.values():
             with contextlib.suppress(Exception):
-                self.components[name].stop(grace=10)
+                component.stop(grace=1)
         self._http.close()
         engine = _engine(POSTGRES)
         try:
@@ -291,13 +302,13 @@ class AirflowStack:
         return dict(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{suffix}"))
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        return list(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
-                             params={"limit": 1000})["task_instances"])
+        return list(
+            self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})["task_instances"]
+        )
 
     def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> Any:
         """What a person does with "Mark as failed/success" in the UI."""
-        return self.api("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}",
-                        json={"new_state": state})
+        return self.api("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}", json={"new_state": state})
 
     def wait_run(self, dag_id: str, run_id: str, states: set[str], timeout: float) -> str:
         """Wait until the run is in one of ``states`` (or any finished state; then check); its state."""
@@ -311,8 +322,9 @@ class AirflowStack:
         self.wait_until(ready, timeout, f"run {run_id} in {sorted(states)}")
         return seen[0]
 
-    def wait_ti(self, dag_id: str, run_id: str, task_id: str, states: set[str | None], timeout: float,
-                map_index: int = -1) -> dict[str, Any]:
+    def wait_ti(
+        self, dag_id: str, run_id: str, task_id: str, states: set[str | None], timeout: float, map_index: int = -1
+    ) -> dict[str, Any]:
         seen: list[dict[str, Any]] = []
 
         def ready() -> bool:
