@@ -10,6 +10,7 @@ Airflow >= 3.3) reaches :meth:`on_kill`, which cancels the workflow when asked t
 
 from __future__ import annotations
 
+import asyncio
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from dbos_airflow.exceptions import DBOSWaitTimeoutError
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.waiting.events import TriggerEventKind, trigger_event_payload
+from dbos_airflow.waiting.waiter import is_transient_db_error
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -78,6 +80,15 @@ class _DBOSTrigger(BaseTrigger):
                 if self.end_time is not None and time.time() >= self.end_time:
                     return None
                 self.log.info("Still waiting for DBOS workflow %s", self.workflow_id)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds`` (at most until the deadline); False when the deadline has passed."""
+        if self.end_time is not None:
+            seconds = min(seconds, self.end_time - time.time())
+            if seconds <= 0:
+                return False
+        await asyncio.sleep(seconds)
+        return self.end_time is None or time.time() < self.end_time
 
     async def on_kill(self) -> None:
         """Cancel the workflow when a user kills the deferred task (best effort, idempotent)."""
@@ -148,8 +159,6 @@ class DBOSEventTrigger(_DBOSTrigger):
         }
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        import asyncio
-
         kinds = TriggerEventKind
         try:
             while True:
@@ -163,21 +172,32 @@ class DBOSEventTrigger(_DBOSTrigger):
                 if not obs.event_present:
                     yield self._event(kinds.ENDED_WITHOUT_EVENT, key=self.key, status=obs.status)
                     return
-                value = await self._read_value()
+                try:
+                    value = await self._read_value()
+                except Exception as exc:
+                    if not is_transient_db_error(exc):
+                        raise
+                    # The database went away between the probe and the read: wait again.
+                    self.log.warning("Could not read event %r of DBOS workflow %s (%s); waiting again",
+                                     self.key, self.workflow_id, exc)
+                    if not await self._pause(self.poll_interval):
+                        yield self._event(kinds.TIMEOUT, key=self.key)
+                        return
+                    continue
                 if self.expected_value is None or value == self.expected_value:
                     yield self._event(kinds.EVENT_PUBLISHED, key=self.key, value=value)
                     return
                 if obs.status.is_terminal():
                     yield self._event(kinds.ENDED_WITHOUT_EVENT, key=self.key, status=obs.status, value=value)
                     return
-                await asyncio.sleep(self.poll_interval)
+                if not await self._pause(self.poll_interval):
+                    yield self._event(kinds.TIMEOUT, key=self.key)
+                    return
         except Exception as exc:  # noqa: BLE001 - reported to execute_complete, which fails
             yield self._event(kinds.ERROR, key=self.key, message=f"{type(exc).__name__}: {exc}")
 
     async def _read_value(self) -> Any:
         """The event's value, through the safe reader on the waiter's client."""
-        import asyncio
-
         from dbos_airflow.values import ValueReader
 
         waiter = await self._waiter()
