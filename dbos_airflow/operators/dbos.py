@@ -15,6 +15,7 @@ from dbos_airflow.outcome import still_waiting_message, workflow_result
 from dbos_airflow.status import DBOSWorkflowStatus
 from dbos_airflow.triggers.dbos import DBOSWorkflowTrigger
 from dbos_airflow.utils.ids import derived_id
+from dbos_airflow.utils.kills import killed_by_person
 from dbos_airflow.utils.mixins import DBOSOperatorMixin, dbos_template_fields
 from dbos_airflow.utils.templating import as_bool, as_json, as_timeout
 from dbos_airflow.waiting.events import TriggerEventKind
@@ -111,11 +112,15 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
     :param poll_interval: seconds between status checks when waiting in a worker.
     :param timeout: seconds to wait before failing the task (None: wait as long as it takes);
         templated, like ``wait_for_completion``, so a trigger form can set both.
-    :param cancel_on_kill: cancel the workflow (best effort, idempotent) when a person kills the
-        task (mark failed or success, clear, including while deferred) or when the task's own
-        wait times out (``timeout``). Airflow replacing a try (a restarted scheduler, a lost
-        heartbeat, a trigger moved to another triggerer) is not a kill: the next try or
-        triggerer re-attaches. ``False`` leaves the workflow running in every case.
+    :param cancel_on_kill: cancel the workflow (best effort, idempotent) when a person stops the
+        task (mark failed or success, clear, delete the run; waiting in a worker or deferred),
+        when its ``execution_timeout`` passes, or when its own wait times out (``timeout``).
+        Airflow replacing a try is not a kill and cancels nothing: a scheduler restarted after a
+        crash resetting the try, a lost heartbeat, a worker shutting down, a trigger moved to
+        another triggerer; the next try or triggerer re-attaches. The task instance's state
+        when ``on_kill`` runs tells them apart; when it cannot be read, nothing is cancelled.
+        A deferred task cleared while its next try is already scheduled re-attaches instead of
+        cancelling. ``False`` leaves the workflow running in every case.
     :param retry_mode: when a later try finds the workflow ended in ERROR, CANCELLED or
         MAX_RECOVERY_ATTEMPTS_EXCEEDED: ``resume`` re-runs it keeping the steps that completed,
         ``restart`` re-runs it from the first step, ``fail`` fails without re-running. A
@@ -169,6 +174,7 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
         self.cancel_on_kill = cancel_on_kill
         self.retry_mode = retry_mode
         self._workflow_id: str | None = None
+        self._ti: Any = None
 
     def _enqueue_or_reattach(self, workflow_id: str) -> None:
         existing = self.hook.get_workflow_status(workflow_id)
@@ -201,6 +207,7 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
         self._render_wait_settings()
         workflow_id = self.awaited_workflow_id(context)
         self._workflow_id = workflow_id
+        self._ti = context["ti"]
         self._enqueue_or_reattach(workflow_id)
         remember_workflow(context, self.dbos_conn_id, workflow_id)
         if not self.wait_for_completion:
@@ -245,9 +252,23 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
         raise AirflowException(still_waiting_message(status, self.timeout))
 
     def on_kill(self) -> None:
-        if self.cancel_on_kill and self._workflow_id:
-            self.log.info("Task killed: cancelling DBOS workflow %s", self._workflow_id)
-            self.hook.cancel_workflow(self._workflow_id)
+        """Cancel the workflow if a person stopped the task or its ``execution_timeout`` passed.
+
+        Airflow also calls this when it replaces a try (a restarted scheduler resetting an
+        orphaned try, a lost heartbeat, a worker shutting down): then the workflow is left
+        running for the next try to re-attach to (see :mod:`dbos_airflow.utils.kills`).
+        """
+        if not (self.cancel_on_kill and self._workflow_id):
+            return
+        if self._own_timeout:
+            cancel, why = True, "its execution_timeout passed"
+        else:
+            cancel, why = killed_by_person(self._ti, deferred=False)
+        if not cancel:
+            self.log.info("Task stopped, DBOS workflow %s left running: %s", self._workflow_id, why)
+            return
+        self.log.info("Task killed (%s): cancelling DBOS workflow %s", why, self._workflow_id)
+        self.hook.cancel_workflow(self._workflow_id)
 
 
 class DBOSSendOperator(DBOSOperatorMixin, BaseOperator):

@@ -4,8 +4,9 @@ Both triggers share the per-process waiter (:mod:`dbos_airflow.waiting.waiter`: 
 loop and two connections per DBOS connection, however many tasks are deferred). They carry
 wall-clock deadlines in their kwargs, yield exactly one event of the contract in
 :mod:`dbos_airflow.waiting.events` and return, and never cancel anything in ``cleanup()``
-(which also runs when a triggerer restarts). A user's kill (mark failed/success, clear;
-Airflow >= 3.3) reaches :meth:`on_kill`, which cancels the workflow when asked to.
+(which also runs when a triggerer restarts). A person's kill (mark failed/success, clear;
+Airflow >= 3.3) reaches :meth:`on_kill`, which cancels the workflow when asked to; a trigger
+that Airflow merely moved to another triggerer cancels nothing.
 """
 
 from __future__ import annotations
@@ -91,9 +92,21 @@ class _DBOSTrigger(BaseTrigger):
         return self.end_time is None or time.time() < self.end_time
 
     async def on_kill(self) -> None:
-        """Cancel the workflow when a user kills the deferred task (best effort, idempotent)."""
+        """Cancel the workflow when a person killed the deferred task (best effort, idempotent).
+
+        Airflow 3.3 also calls this on a trigger moved to another triggerer (apache/airflow PR
+        #73454); then the task instance is still deferred (or already resumed) and nothing is
+        cancelled (see :mod:`dbos_airflow.utils.kills`).
+        """
         if not self.cancel_on_kill:
             return
+        from dbos_airflow.utils.kills import killed_by_person
+
+        cancel, why = await asyncio.to_thread(killed_by_person, self.task_instance, deferred=True)
+        if not cancel:
+            self.log.info("Trigger stopped, DBOS workflow %s left running: %s", self.workflow_id, why)
+            return
+        self.log.info("Deferred task killed (%s): cancelling DBOS workflow %s", why, self.workflow_id)
         try:
             async with DBOSHook(self.dbos_conn_id) as hook:
                 await hook.cancel_workflow_async(self.workflow_id)
@@ -109,7 +122,8 @@ class DBOSWorkflowTrigger(_DBOSTrigger):
     :param workflow_id: the workflow to wait for.
     :param dbos_conn_id: the ``dbos`` connection.
     :param end_time: wall-clock deadline (``time.time()``); None waits forever.
-    :param cancel_on_kill: cancel the workflow when a user kills the deferred task.
+    :param cancel_on_kill: cancel the workflow when a person kills the deferred task (not when
+        Airflow moves the trigger to another triggerer).
     """
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
 from dbos_airflow.exceptions import (
     DBOSOptionsError,
@@ -60,6 +60,7 @@ class DBOSOperatorMixin:
     ui_color = UI_COLOR
     operator_extra_links: Collection[BaseOperatorLink] = (DBOSWorkflowLink(), DBOSConsoleLink())
     accepted_event_kinds: ClassVar[frozenset[TriggerEventKind]] = frozenset()
+    _own_timeout = False  # set when execute ended by the task's execution_timeout
 
     def __init__(
         self, *, dbos_conn_id: str = DBOSHook.default_conn_name, serialization: str = "portable", **kwargs: Any
@@ -120,6 +121,9 @@ class DBOSOperatorMixin:
         """Close the hook's client afterwards; bad input fails the task without retries."""
         try:
             yield
+        except AirflowTaskTimeout:
+            self._own_timeout = True  # on_kill comes next: the task's own execution_timeout
+            raise
         except (DBOSOptionsError, DBOSSerializationError) as exc:
             # The same input fails the same way on every try.
             raise AirflowFailException(str(exc)) from exc
