@@ -305,6 +305,33 @@ class ValueReader:
         ]
 
 
+    def last_steps(self, workflow_ids: list[str]) -> dict[str, tuple[int, str]]:
+        """``{workflow_id: (step number, function name)}`` of each workflow's last recorded step.
+
+        One statement for all ids; workflows that recorded no step are absent. Nothing is decoded.
+        """
+        from dbos._schemas.system_database import SystemSchema
+
+        if not workflow_ids:
+            return {}
+        steps = SystemSchema.operation_outputs
+        last = (
+            sa.select(steps.c.workflow_uuid.label("wid"), sa.func.max(steps.c.function_id).label("fid"))
+            .where(steps.c.workflow_uuid.in_(sorted(set(workflow_ids))))
+            .group_by(steps.c.workflow_uuid)
+            .subquery()
+        )
+        rows = self._rows(
+            sa.select(steps.c.workflow_uuid, steps.c.function_id, steps.c.function_name).join(
+                last, sa.and_(steps.c.workflow_uuid == last.c.wid, steps.c.function_id == last.c.fid)
+            )
+        )
+        return {str(wid): (int(fid), str(name)) for wid, fid, name in rows}
+
+    def last_step(self, workflow_id: str) -> tuple[int, str] | None:
+        """``(step number, function name)`` of the workflow's last recorded step, or None."""
+        return self.last_steps([workflow_id]).get(workflow_id)
+
 @dataclass(frozen=True)
 class StoredStep:
     """One recorded step of a workflow, as :meth:`ValueReader.steps` returns it."""

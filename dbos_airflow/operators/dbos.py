@@ -241,7 +241,7 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
         self._give_up(self.hook.require_workflow(event["workflow_id"]))
 
     def _succeed(self, context: Context, workflow_id: str) -> str:
-        result = workflow_result(self.hook, workflow_id)
+        result = workflow_result(self.hook, workflow_id, log=self.log.info)
         context["ti"].xcom_push(key="result", value=result)
         return workflow_id
 
@@ -249,7 +249,8 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
         if self.cancel_on_kill:
             self.hook.cancel_workflow(status["workflow_id"])
             self.log.info("Cancelled DBOS workflow %s", status["workflow_id"])
-        raise AirflowException(still_waiting_message(status, self.timeout))
+        last_step = self.hook.value_reader().last_step(status["workflow_id"])
+        raise AirflowException(still_waiting_message(status, self.timeout, last_step))
 
     def on_kill(self) -> None:
         """Cancel the workflow if a person stopped the task or its ``execution_timeout`` passed.

@@ -20,6 +20,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from dbos_airflow.exceptions import DBOSWaitTimeoutError
 from dbos_airflow.hooks.dbos import DBOSHook
+from dbos_airflow.outcome import PROGRESS_LOG_SECONDS, progress_message
 from dbos_airflow.waiting.events import TriggerEventKind, trigger_event_payload
 from dbos_airflow.waiting.waiter import is_transient_db_error
 
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
     from dbos_airflow.waiting.waiter import DBOSWaiter, Observation
 
-PROGRESS_LOG_SECONDS = 300.0
 
 
 class _DBOSTrigger(BaseTrigger):
@@ -70,8 +70,9 @@ class _DBOSTrigger(BaseTrigger):
         return await self.hook.get_waiter_async()
 
     async def _observe(self, key: str | None = None) -> Observation | None:
-        """The waiter's observation, logging progress every few minutes; None on timeout."""
+        """The waiter's observation, logging progress every ~30 s; None on timeout."""
         waiter = await self._waiter()
+        started = time.time()
         while True:
             step_end = time.time() + PROGRESS_LOG_SECONDS
             deadline = step_end if self.end_time is None else min(self.end_time, step_end)
@@ -80,7 +81,8 @@ class _DBOSTrigger(BaseTrigger):
             except DBOSWaitTimeoutError:
                 if self.end_time is not None and time.time() >= self.end_time:
                     return None
-                self.log.info("Still waiting for DBOS workflow %s", self.workflow_id)
+                status, last_step = waiter.progress(self.workflow_id)
+                self.log.info(progress_message(self.workflow_id, status, last_step, time.time() - started))
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep ``seconds`` (at most until the deadline); False when the deadline has passed."""
@@ -192,8 +194,12 @@ class DBOSEventTrigger(_DBOSTrigger):
                     if not is_transient_db_error(exc):
                         raise
                     # The database went away between the probe and the read: wait again.
-                    self.log.warning("Could not read event %r of DBOS workflow %s (%s); waiting again",
-                                     self.key, self.workflow_id, exc)
+                    self.log.warning(
+                        "Could not read event %r of DBOS workflow %s (%s); waiting again",
+                        self.key,
+                        self.workflow_id,
+                        exc,
+                    )
                     if not await self._pause(self.poll_interval):
                         yield self._event(kinds.TIMEOUT, key=self.key)
                         return

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 0.1
 IDLE_SHUTDOWN_SECONDS = 30.0
 RECONNECT_MAX_SECONDS = 5.0
+PROGRESS_REFRESH_SECONDS = 10.0
 EVENTS_CHANNEL = "dbos_workflow_events_channel"
 # libpq settings of the waiter's connections (seconds unless noted): a dead peer is noticed
 # within ~25 s by keepalives, unacknowledged writes give up after 30 s, and no statement
@@ -142,6 +143,12 @@ class DBOSWaiter:
         self._wake = threading.Event()
         self._stopped = False
         self.probes = 0  # statements run; read by tests and benchmarks
+        # Progress of pending waits, for their periodic log lines: statuses come free with every
+        # probe; the last recorded steps of all of them are read in one statement every
+        # PROGRESS_REFRESH_SECONDS.
+        self._statuses: dict[str, DBOSWorkflowStatus | None] = {}
+        self._last_steps: dict[str, tuple[int, str]] = {}
+        self._last_steps_at = 0.0
         self._thread = threading.Thread(target=self._run, name=f"dbos-waiter-{conn_id}", daemon=True)
         self._thread.start()
 
@@ -167,6 +174,22 @@ class DBOSWaiter:
         finally:
             with self._lock:
                 self._waits.discard(wait)
+
+    def progress(self, workflow_id: str) -> tuple[DBOSWorkflowStatus | None, tuple[int, str] | None]:
+        """What the polling thread last saw of a pending wait: its status and last recorded step."""
+        return self._statuses.get(workflow_id), self._last_steps.get(workflow_id)
+
+    def _refresh_progress(self) -> None:
+        from dbos_airflow.values import ValueReader
+
+        with self._lock:
+            ids = sorted({w.workflow_id for w in self._waits})
+        self._last_steps_at = time.monotonic()
+        if ids:
+            self._last_steps = ValueReader(self.client).last_steps(ids)
+            self.probes += 1
+        keep = set(ids)
+        self._statuses = {k: v for k, v in self._statuses.items() if k in keep}
 
     @property
     def pending(self) -> int:
@@ -210,6 +233,7 @@ class DBOSWaiter:
         for w in waits:
             text = statuses.get(w.workflow_id)
             status = None if text is None else DBOSWorkflowStatus.parse(text)
+            self._statuses[w.workflow_id] = status
             if w.key is not None and (w.workflow_id, w.key) in present:
                 w.resolve(Observation(status, event_present=True))
             elif status is None or status.is_terminal():
@@ -253,6 +277,8 @@ class DBOSWaiter:
                         if self.pending:
                             idle_since = time.monotonic()
                             self._probe(conn)
+                            if time.monotonic() - self._last_steps_at >= PROGRESS_REFRESH_SECONDS:
+                                self._refresh_progress()
                             self._wait_for_news(conn, listening)
                         elif time.monotonic() - idle_since > IDLE_SHUTDOWN_SECONDS:
                             self._shutdown_if_idle()
@@ -347,9 +373,10 @@ def running_waiters() -> dict[str, DBOSWaiter]:
 
 def _create_waiter(conn_id: str, client_kwargs: dict[str, Any]) -> DBOSWaiter:
     """Connect and start the polling thread, off the event loop; first caller wins a race."""
-    from dbos_airflow.client import DBOSClient
+    from dbos_airflow.client import DBOSClient, quiet_initialization
 
-    client = DBOSClient(**client_kwargs)
+    with quiet_initialization():  # one waiter serves many tasks: not a line in one task's log
+        client = DBOSClient(**client_kwargs)
     with _REGISTRY_LOCK:
         existing = _REGISTRY.get(conn_id)
         if existing is None or existing._stopped:
