@@ -179,15 +179,17 @@ class DBOSWaiter:
         """What the polling thread last saw of a pending wait: its status and last recorded step."""
         return self._statuses.get(workflow_id), self._last_steps.get(workflow_id)
 
-    def _refresh_progress(self) -> None:
+    def _refresh_progress(self, conn: sa.Connection) -> None:
+        """Read the last recorded step of every pending wait, in one statement on the polling connection."""
         from dbos_airflow.values import ValueReader
 
         with self._lock:
             ids = sorted({w.workflow_id for w in self._waits})
         self._last_steps_at = time.monotonic()
         if ids:
-            self._last_steps = ValueReader(self.client).last_steps(ids)
+            rows = conn.execute(ValueReader.last_steps_statement(ids)).all()
             self.probes += 1
+            self._last_steps = {str(wid): (int(fid), str(name)) for wid, fid, name in rows}
         keep = set(ids)
         self._statuses = {k: v for k, v in self._statuses.items() if k in keep}
 
@@ -278,7 +280,7 @@ class DBOSWaiter:
                             idle_since = time.monotonic()
                             self._probe(conn)
                             if time.monotonic() - self._last_steps_at >= PROGRESS_REFRESH_SECONDS:
-                                self._refresh_progress()
+                                self._refresh_progress(conn)
                             self._wait_for_news(conn, listening)
                         elif time.monotonic() - idle_since > IDLE_SHUTDOWN_SECONDS:
                             self._shutdown_if_idle()
