@@ -98,20 +98,25 @@ class _DBOSTrigger(BaseTrigger):
 
         Airflow 3.3 also calls this on a trigger moved to another triggerer (apache/airflow PR
         #73454); then the task instance is still deferred (or already resumed) and nothing is
-        cancelled (see :mod:`dbos_airflow.utils.kills`).
+        cancelled (see :mod:`dbos_airflow.utils.kills`). The decision and the cancel run in one
+        thread that finishes even if this coroutine is cancelled: the triggerer cancels a trigger
+        it is cancelling again at its next sync, which used to abort the cancel half-way.
         """
         if not self.cancel_on_kill:
             return
+        waiter = await self._waiter()
+        await asyncio.shield(asyncio.ensure_future(asyncio.to_thread(self._cancel_if_killed, waiter.client)))
+
+    def _cancel_if_killed(self, client: Any) -> None:
         from dbos_airflow.utils.kills import killed_by_person
 
-        cancel, why = await asyncio.to_thread(killed_by_person, self.task_instance, deferred=True)
+        cancel, why = killed_by_person(self.task_instance, deferred=True)
         if not cancel:
             self.log.info("Trigger stopped, DBOS workflow %s left running: %s", self.workflow_id, why)
             return
         self.log.info("Deferred task killed (%s): cancelling DBOS workflow %s", why, self.workflow_id)
         try:
-            async with DBOSHook(self.dbos_conn_id) as hook:
-                await hook.cancel_workflow_async(self.workflow_id)
+            client.cancel_workflow(self.workflow_id)
             self.log.info("Cancelled DBOS workflow %s", self.workflow_id)
         except Exception:  # noqa: BLE001 - best effort: the task is being killed anyway
             self.log.warning("Could not cancel DBOS workflow %s", self.workflow_id, exc_info=True)

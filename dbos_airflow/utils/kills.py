@@ -33,7 +33,11 @@ PERSON_STATES_SYNC = frozenset({"failed", "success", "restarting", "skipped", "r
 # A deferred try whose row is in one of these is still waiting (maybe on another triggerer) or
 # has already resumed from its trigger's event: Airflow moved the trigger; nobody killed it.
 STILL_OURS_DEFERRED = frozenset({"deferred", "scheduled", "queued", "running", "up_for_reschedule"})
+# How long on_kill waits for the state. A task process must finish on_kill before its supervisor
+# escalates SIGTERM to SIGKILL (5 s); a trigger's on_kill may take 30 s ([triggerer] on_kill_timeout),
+# and a triggerer busy catching up (e.g. after a pause) answered only after several seconds.
 LOOKUP_SECONDS = 3.0
+TRIGGER_LOOKUP_SECONDS = 20.0
 MISSING = "<no such task instance>"
 
 
@@ -77,7 +81,7 @@ def killed_by_person(ti: Any, *, deferred: bool) -> tuple[bool, str]:
     if ti is None:
         return False, "no task instance to ask (not running under Airflow's task SDK)"
     try:
-        state = current_ti_state(ti)
+        state = current_ti_state(ti, TRIGGER_LOOKUP_SECONDS if deferred else LOOKUP_SECONDS)
     except (LookupError, ImportError) as exc:
         return False, f"{exc}; not cancelling"
     if state == MISSING:
