@@ -116,8 +116,8 @@ class DBOSEnqueueOperator(DBOSBaseEnqueueOperator):
         task (mark failed or success, clear, delete the run; waiting in a worker or deferred),
         when its ``execution_timeout`` passes, or when its own wait times out (``timeout``).
         Airflow replacing a try is not a kill and cancels nothing: a scheduler restarted after a
-        crash resetting the try, a lost heartbeat, a worker shutting down, a trigger moved to
-        another triggerer; the next try or triggerer re-attaches. The task instance's state
+        crash resetting the try, a lost heartbeat with a retry left, a worker shutting down, a
+        trigger moved to another triggerer; the next try or triggerer re-attaches. The task instance's state
         when ``on_kill`` runs tells them apart; when it cannot be read, nothing is cancelled.
         A deferred task cleared while its next try is already scheduled re-attaches instead of
         cancelling. ``False`` leaves the workflow running in every case.
