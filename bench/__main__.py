@@ -18,6 +18,7 @@ FIGURES = {
     "p5": "bench.p5_many_waits",
     "p6": "bench.p6_dag",
     "p7": "bench.p7_workflow_view",
+    "p9": "bench.p9_triggerer",
 }
 COLUMNS = ("figure", "plain", "ours", "ratio", "n", "goal", "met", "date")
 HEADER = ("Figure", "Plain dbos.DBOSClient", "dbos-airflow", "Ratio", "N", "Goal", "Met", "Date")
