@@ -143,3 +143,20 @@ def test_timeout_messages_tell_the_causes_apart() -> None:
     )
     long = ended_message({**base, "status": "SUCCESS"}, result="x" * 500)
     assert len(long) < 260 and "…" in long
+
+
+def test_resumed_deferred_task_does_not_repeat_the_initialization_line(
+    dbos_conn: str, client: DBOSClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The try's log has the line from before the deferral; execute_complete runs in a new process."""
+    from dbos_airflow.client import _InitializingOnce
+    from dbos_airflow.operators.dbos import DBOSEnqueueOperator
+
+    caplog.set_level(logging.INFO)
+    wid = client.enqueue({"queue_name": "q", "workflow_name": "wf_double"}, 2).workflow_id
+    client.retrieve_workflow(wid).get_result()
+    op = DBOSEnqueueOperator(task_id="t", workflow_name="wf_double", queue_name="q", workflow_id=wid)
+    _InitializingOnce.seen.clear()  # as in a fresh task process
+    event = {"kind": "workflow_ended", "workflow_id": wid, "status": "SUCCESS"}
+    assert op.execute_complete({"ti": FakeTI()}, event) == wid  # type: ignore[arg-type]
+    assert not any("Initializing DBOS system database" in r.getMessage() for r in caplog.records)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
+from dbos_airflow.client import quiet_initialization
 from dbos_airflow.exceptions import (
     DBOSOptionsError,
     DBOSSerializationError,
@@ -85,7 +86,8 @@ class DBOSOperatorMixin:
     # -- after a deferral ----------------------------------------------------------------
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        with self._dbos_call():
+        # The try's log already shows dbos' initialization line from before the deferral.
+        with self._dbos_call(), quiet_initialization():
             event = validate_trigger_event(event, self.awaited_workflow_id(context))
             kind, workflow_id = event["kind"], event["workflow_id"]
             if kind is TriggerEventKind.TIMEOUT:
