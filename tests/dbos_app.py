@@ -124,7 +124,7 @@ def counted_step(i: int) -> int:
 
 
 @DBOS.workflow()
-def wf_steps(n: int, delay: float) -> int:
+def wf_counted_steps(n: int, delay: float) -> int:
     """``n`` counted steps, ``delay`` seconds apart (a durable sleep)."""
     total = 0
     for i in range(n):

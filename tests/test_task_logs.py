@@ -51,7 +51,7 @@ def test_sync_wait_logs_progress_and_how_it_ended(
     caplog.set_level(logging.INFO)
     op = DBOSEnqueueOperator(
         task_id="t",
-        workflow_name="wf_steps",
+        workflow_name="wf_counted_steps",
         queue_name="q",
         workflow_args=[3, 1.0],
         wait_for_completion=True,
@@ -77,7 +77,7 @@ async def test_deferred_wait_logs_progress(
     from dbos_airflow.triggers.dbos import DBOSWorkflowTrigger
 
     caplog.set_level(logging.INFO)
-    wid = (await client.enqueue_async({"queue_name": "q", "workflow_name": "wf_steps"}, 3, 1.0)).workflow_id
+    wid = (await client.enqueue_async({"queue_name": "q", "workflow_name": "wf_counted_steps"}, 3, 1.0)).workflow_id
     trigger = DBOSWorkflowTrigger(workflow_id=wid, end_time=time.time() + 60)
     events = await asyncio.wait_for(_collect(trigger), 60)
     assert events == [{"kind": "workflow_ended", "workflow_id": wid, "status": "SUCCESS"}]

@@ -50,7 +50,7 @@ class HangAfterSend(DBOSSendOperator):
 def _enqueue(cls: type[DBOSEnqueueOperator], deferrable: bool, **kwargs: Any) -> DBOSEnqueueOperator:
     return cls(
         task_id="run",
-        workflow_name="wf_steps",
+        workflow_name="wf_counted_steps",
         queue_name="q",
         workflow_args="{{ [params.steps, params.delay] }}",
         wait_for_completion=True,
