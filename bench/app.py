@@ -63,6 +63,13 @@ def many_steps(count: int) -> int:
     return count
 
 
+@DBOS.workflow()
+def sleep_until_stamp(until: float) -> float:
+    """Sleep (durably) until wall-clock ``until``, then return the time just before returning."""
+    DBOS.sleep(max(0.0, until - time.time()))
+    return time.time()
+
+
 def main() -> None:
     config: DBOSConfig = {
         "name": "dbos-airflow-bench",

@@ -17,8 +17,11 @@ instead, which refuses pickles unless the connection opts in. No Airflow import 
 
 from __future__ import annotations
 
+import logging
 import math
 import pickle
+import threading
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import dbos
@@ -33,6 +36,8 @@ from dbos_airflow.exceptions import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from dbos import WorkflowHandle, WorkflowHandleAsync
 
 __all__ = ["DBOSClient", "EnqueueOptions", "hide_password", "system_database_url_for", "with_connect_timeout"]
@@ -156,6 +161,47 @@ def with_connect_timeout(system_database_url: str, seconds: float = DEFAULT_CONN
 def hide_password(text: str, password: str | None) -> str:
     """``text`` with every occurrence of ``password`` replaced by ``***``."""
     return text.replace(password, "***") if password else text
+
+
+class _InitializingOnce(logging.Filter):
+    """Lets dbos' "Initializing DBOS system database ..." lines through once per process.
+
+    Every client dbos-airflow creates logs it (a task makes several: enqueue, wait, result), so a
+    task log showed it three times. Clients created while :attr:`quiet` is set (the triggerer's
+    shared waiter, which serves many tasks) never log it.
+    """
+
+    PREFIXES = ("Initializing DBOS system database", "DBOS system database engine parameters")
+    seen: set[str] = set()
+    local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        prefix = next((p for p in self.PREFIXES if str(record.msg).startswith(p)), None)
+        if prefix is None:
+            return True
+        if getattr(self.local, "quiet", False) or prefix in _InitializingOnce.seen:
+            return False
+        _InitializingOnce.seen.add(prefix)
+        return True
+
+    @classmethod
+    def install(cls) -> None:
+        logger = logging.getLogger("dbos")
+        if not any(isinstance(f, cls) for f in logger.filters):
+            logger.addFilter(cls())
+
+
+_InitializingOnce.install()
+
+
+@contextmanager
+def quiet_initialization() -> Iterator[None]:
+    """Clients created inside this block (on this thread) do not log dbos' initialization line."""
+    _InitializingOnce.local.quiet = True
+    try:
+        yield
+    finally:
+        _InitializingOnce.local.quiet = False
 
 
 class DBOSClient(dbos.DBOSClient):

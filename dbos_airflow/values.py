@@ -320,6 +320,36 @@ class ValueReader:
         ]
 
 
+    @staticmethod
+    def last_steps_statement(workflow_ids: list[str]) -> sa.Select[Any]:
+        """The statement of :meth:`last_steps` (to run it on a connection of one's own)."""
+        from dbos._schemas.system_database import SystemSchema
+
+        steps = SystemSchema.operation_outputs
+        last = (
+            sa.select(steps.c.workflow_uuid.label("wid"), sa.func.max(steps.c.function_id).label("fid"))
+            .where(steps.c.workflow_uuid.in_(sorted(set(workflow_ids))))
+            .group_by(steps.c.workflow_uuid)
+            .subquery()
+        )
+        return sa.select(steps.c.workflow_uuid, steps.c.function_id, steps.c.function_name).join(
+            last, sa.and_(steps.c.workflow_uuid == last.c.wid, steps.c.function_id == last.c.fid)
+        )
+
+    def last_steps(self, workflow_ids: list[str]) -> dict[str, tuple[int, str]]:
+        """``{workflow_id: (step number, function name)}`` of each workflow's last recorded step.
+
+        One statement for all ids; workflows that recorded no step are absent. Nothing is decoded.
+        """
+        if not workflow_ids:
+            return {}
+        rows = self._rows(self.last_steps_statement(workflow_ids))
+        return {str(wid): (int(fid), str(name)) for wid, fid, name in rows}
+
+    def last_step(self, workflow_id: str) -> tuple[int, str] | None:
+        """``(step number, function name)`` of the workflow's last recorded step, or None."""
+        return self.last_steps([workflow_id]).get(workflow_id)
+
 @dataclass(frozen=True)
 class StoredStep:
     """One recorded step of a workflow, as :meth:`ValueReader.steps` returns it."""

@@ -116,6 +116,32 @@ def wf_crash() -> str:
     return "survived"
 
 
+@DBOS.step()
+def counted_step(i: int) -> int:
+    """Prints one line per real execution: the deployment tests count them in the worker's output."""
+    print(f"STEP RAN {DBOS.workflow_id} {i}", flush=True)
+    return i
+
+
+@DBOS.workflow()
+def wf_counted_steps(n: int, delay: float) -> int:
+    """``n`` counted steps, ``delay`` seconds apart (a durable sleep)."""
+    total = 0
+    for i in range(n):
+        total += counted_step(i)
+        DBOS.sleep(delay)
+    return total
+
+
+@DBOS.workflow()
+def wf_progress(key: str, values: list[object], delay: float) -> str:
+    """Publishes each of ``values`` as event ``key``, ``delay`` seconds apart."""
+    for value in values:
+        DBOS.set_event(key, value)
+        DBOS.sleep(delay)
+    return "done"
+
+
 @DBOS.dbos_class()
 class Calculator:
     """Reached only with ``workflow_class_name="Calculator"``."""

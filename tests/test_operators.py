@@ -166,8 +166,15 @@ def test_succeeded_workflow_is_never_rerun(dbos_conn: str, client: DBOSClient) -
 # -- killed / timed out: the workflow is cancelled ---------------------------------------------
 
 
-def test_sync_kill_cancels_the_workflow(dbos_conn: str, client: DBOSClient) -> None:
+def ti_state_now(monkeypatch: pytest.MonkeyPatch, state: str | None) -> None:
+    """What Airflow's API says about the task instance when ``on_kill`` asks (see utils/kills.py)."""
+    monkeypatch.setattr("dbos_airflow.utils.kills.current_ti_state", lambda ti, timeout=3.0: state)
+
+
+def test_sync_kill_cancels_the_workflow(dbos_conn: str, client: DBOSClient, monkeypatch: pytest.MonkeyPatch) -> None:
     from dbos_airflow.operators.dbos import DBOSEnqueueOperator
+
+    ti_state_now(monkeypatch, "failed")  # a person marked the running task failed
 
     ti = FakeTI("sleep")
     op = DBOSEnqueueOperator(task_id="sleep", workflow_name="wf_sleep", queue_name="q", workflow_args=[60],
@@ -199,8 +206,44 @@ def test_wait_timeout_fails_the_task_and_cancels(dagbag: Any, client: DBOSClient
     assert wait_status(client, wf.workflow_id, {"CANCELLED"}) == "CANCELLED"
 
 
-async def test_deferred_kill_cancels_and_cleanup_does_not(dbos_conn: str, client: DBOSClient) -> None:
+@pytest.mark.parametrize("state", [None, "scheduled", "queued", "running", "up_for_retry"])
+def test_sync_stop_by_airflow_cancels_nothing(
+    dbos_conn: str, client: DBOSClient, monkeypatch: pytest.MonkeyPatch, state: str | None
+) -> None:
+    """A restarted scheduler reset the try (None, then the next try), or the worker shuts down."""
+    from dbos_airflow.operators.dbos import DBOSEnqueueOperator
+
+    ti_state_now(monkeypatch, state)
+    ti = FakeTI("sleep")
+    op = DBOSEnqueueOperator(task_id="sleep", workflow_name="wf_sleep", queue_name="q", workflow_args=[30])
+    wid = op.execute({"ti": ti})  # type: ignore[arg-type]
+    op.on_kill()
+    time.sleep(0.3)
+    assert client.list_workflows(workflow_ids=[wid])[0].status in ("PENDING", "ENQUEUED")
+    client.cancel_workflow(wid)
+
+
+def test_sync_own_execution_timeout_cancels(dbos_conn: str, client: DBOSClient) -> None:
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+
+    from dbos_airflow.operators.dbos import DBOSEnqueueOperator
+
+    ti = FakeTI("sleep")
+    op = DBOSEnqueueOperator(task_id="sleep", workflow_name="wf_sleep", queue_name="q", workflow_args=[30])
+    op.hook.wait_for_status = lambda *a, **k: (_ for _ in ()).throw(AirflowTaskTimeout())  # type: ignore[method-assign]
+    op.wait_for_completion = True
+    with pytest.raises(AirflowTaskTimeout):
+        op.execute({"ti": ti})  # type: ignore[arg-type]
+    op.on_kill()  # what the task runner does after AirflowTaskTimeout; no state lookup
+    assert wait_status(client, f"unit:{ti.run_id}:sleep:-1", {"CANCELLED"}) == "CANCELLED"
+
+
+async def test_deferred_kill_cancels_and_cleanup_does_not(
+    dbos_conn: str, client: DBOSClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dbos_airflow.triggers.dbos import DBOSWorkflowTrigger
+
+    ti_state_now(monkeypatch, "failed")  # a person marked the deferred task failed
 
     wid = (await client.enqueue_async({"queue_name": "q", "workflow_name": "wf_sleep"}, 60)).workflow_id
     trigger = DBOSWorkflowTrigger(workflow_id=wid, cancel_on_kill=True, end_time=time.time() + 60)
@@ -213,12 +256,30 @@ async def test_deferred_kill_cancels_and_cleanup_does_not(dbos_conn: str, client
     assert client.list_workflows(workflow_ids=[wid])[0].status in ("PENDING", "ENQUEUED")
 
     again = DBOSWorkflowTrigger(**trigger.serialize()[1])
+    again.task_instance = FakeTI("run")  # type: ignore[assignment]
     run = asyncio.create_task(again.run().__anext__())
     await asyncio.sleep(0.3)
     await again.on_kill()  # a user marks the deferred task failed
     event = await asyncio.wait_for(run, 15)
     assert event.payload == {"kind": "workflow_ended", "workflow_id": wid, "status": "CANCELLED"}
     await again.on_kill()  # idempotent
+
+
+@pytest.mark.parametrize("state", ["deferred", "scheduled", "running"])
+async def test_trigger_moved_to_another_triggerer_cancels_nothing(
+    dbos_conn: str, client: DBOSClient, monkeypatch: pytest.MonkeyPatch, state: str
+) -> None:
+    """apache/airflow PR #73454: the old triggerer calls on_kill on a trigger it lost."""
+    from dbos_airflow.triggers.dbos import DBOSWorkflowTrigger
+
+    ti_state_now(monkeypatch, state)
+    wid = (await client.enqueue_async({"queue_name": "q", "workflow_name": "wf_sleep"}, 30)).workflow_id
+    trigger = DBOSWorkflowTrigger(workflow_id=wid, cancel_on_kill=True, end_time=time.time() + 60)
+    trigger.task_instance = FakeTI("run")  # type: ignore[assignment]
+    await trigger.on_kill()
+    await asyncio.sleep(0.3)
+    assert client.list_workflows(workflow_ids=[wid])[0].status in ("PENDING", "ENQUEUED")
+    await client.cancel_workflow_async(wid)
 
 
 # -- send retried: delivered exactly once ----------------------------------------------------

@@ -13,6 +13,7 @@ from airflow.sdk import BaseHook
 from dbos_airflow.client import hide_password
 from dbos_airflow.exceptions import DBOSAirflowError, DBOSWorkflowNotFoundError, workflow_not_found_message
 from dbos_airflow.hooks.connection import DBOSConnectionSettings, serialization_format
+from dbos_airflow.outcome import PROGRESS_LOG_SECONDS, progress_message
 from dbos_airflow.status import DBOSWorkflowStatus, status_to_dict
 
 __all__ = ["DBOSHook", "DBOSConnectionSettings"]
@@ -343,11 +344,12 @@ class DBOSHook(BaseHook):
         """Poll until the workflow ends (leaves the active statuses) or ``timeout`` passes.
 
         Polls start 0.1 s apart and double up to ``poll_interval``, so a short workflow is
-        noticed quickly and a long one costs one query per ``poll_interval``. Returns the last
+        noticed quickly and a long one costs one query per ``poll_interval``. Every
+        ``PROGRESS_LOG_SECONDS`` it logs the status and the last recorded step. Returns the last
         status dict seen (still active if the timeout passed).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        last_log = time.monotonic()
+        started = last_log = time.monotonic()
+        deadline = None if timeout is None else started + timeout
         delay = min(0.1, poll_interval)
         while True:
             status = self.require_workflow(workflow_id)
@@ -356,8 +358,9 @@ class DBOSHook(BaseHook):
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return status
-            if now - last_log >= 60:
-                self.log.info("DBOS workflow %s is still %s", workflow_id, status["status"])
+            if now - last_log >= PROGRESS_LOG_SECONDS:
+                last_step = self.value_reader().last_step(workflow_id)
+                self.log.info(progress_message(workflow_id, status["status"], last_step, now - started))
                 last_log = now
             time.sleep(delay if deadline is None else max(0.0, min(delay, deadline - now)))
             delay = min(delay * 2, poll_interval)

@@ -104,11 +104,15 @@ class DBOSEnqueueOperator(DBOSWaitMixin, DBOSBaseEnqueueOperator):
     :param poll_interval: seconds between status checks when waiting in a worker.
     :param timeout: seconds to wait before failing the task (None: wait as long as it takes);
         templated, like ``wait_for_completion``, so a trigger form can set both.
-    :param cancel_on_kill: cancel the workflow (best effort, idempotent) when a person kills the
-        task (mark failed or success, clear, including while deferred) or when the task's own
-        wait times out (``timeout``). Airflow replacing a try (a restarted scheduler, a lost
-        heartbeat, a trigger moved to another triggerer) is not a kill: the next try or
-        triggerer re-attaches. ``False`` leaves the workflow running in every case.
+    :param cancel_on_kill: cancel the workflow (best effort, idempotent) when a person stops the
+        task (mark failed or success, clear, delete the run; waiting in a worker or deferred),
+        when its ``execution_timeout`` passes, or when its own wait times out (``timeout``).
+        Airflow replacing a try is not a kill and cancels nothing: a scheduler restarted after a
+        crash resetting the try, a lost heartbeat with a retry left, a worker shutting down, a
+        trigger moved to another triggerer; the next try or triggerer re-attaches. The task instance's state
+        when ``on_kill`` runs tells them apart; when it cannot be read, nothing is cancelled.
+        A deferred task cleared while its next try is already scheduled re-attaches instead of
+        cancelling. ``False`` leaves the workflow running in every case.
     :param retry_mode: when a later try finds the workflow ended in ERROR, CANCELLED or
         MAX_RECOVERY_ATTEMPTS_EXCEEDED: ``resume`` re-runs it keeping the steps that completed,
         ``restart`` re-runs it from the first step, ``fail`` fails without re-running. A
@@ -164,6 +168,7 @@ class DBOSEnqueueOperator(DBOSWaitMixin, DBOSBaseEnqueueOperator):
         self._render_wait_settings()
         workflow_id = self.awaited_workflow_id(context)
         self._workflow_id = workflow_id
+        self._ti = context["ti"]
         self._enqueue_or_reattach(workflow_id)
         remember_workflow(context, self.dbos_conn_id, workflow_id)
         return self.wait_for_workflow(context, workflow_id)

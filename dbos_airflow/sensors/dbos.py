@@ -98,7 +98,11 @@ class DBOSWorkflowSensor(_DBOSSensor):
 
     def _result(self) -> Any:
         return workflow_result(
-            self.hook, self.workflow_id, success_statuses=self.success_statuses, failure_statuses=self.failure_statuses
+            self.hook,
+            self.workflow_id,
+            success_statuses=self.success_statuses,
+            failure_statuses=self.failure_statuses,
+            log=self.log.info,
         )
 
     def complete(self, context: Context, event: dict[str, Any]) -> Any:

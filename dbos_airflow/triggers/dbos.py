@@ -4,12 +4,14 @@ Both triggers share the per-process waiter (:mod:`dbos_airflow.waiting.waiter`: 
 loop and two connections per DBOS connection, however many tasks are deferred). They carry
 wall-clock deadlines in their kwargs, yield exactly one event of the contract in
 :mod:`dbos_airflow.waiting.events` and return, and never cancel anything in ``cleanup()``
-(which also runs when a triggerer restarts). A user's kill (mark failed/success, clear;
-Airflow >= 3.3) reaches :meth:`on_kill`, which cancels the workflow when asked to.
+(which also runs when a triggerer restarts). A person's kill (mark failed/success, clear;
+Airflow >= 3.3) reaches :meth:`on_kill`, which cancels the workflow when asked to; a trigger
+that Airflow merely moved to another triggerer cancels nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -18,14 +20,15 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from dbos_airflow.exceptions import DBOSWaitTimeoutError
 from dbos_airflow.hooks.dbos import DBOSHook
+from dbos_airflow.outcome import PROGRESS_LOG_SECONDS, progress_message
 from dbos_airflow.waiting.events import TriggerEventKind, trigger_event_payload
+from dbos_airflow.waiting.waiter import is_transient_db_error
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from dbos_airflow.waiting.waiter import DBOSWaiter, Observation
 
-PROGRESS_LOG_SECONDS = 300.0
 
 
 class _DBOSTrigger(BaseTrigger):
@@ -67,8 +70,9 @@ class _DBOSTrigger(BaseTrigger):
         return await self.hook.get_waiter_async()
 
     async def _observe(self, key: str | None = None) -> Observation | None:
-        """The waiter's observation, logging progress every few minutes; None on timeout."""
+        """The waiter's observation, logging progress every ~30 s; None on timeout."""
         waiter = await self._waiter()
+        started = time.time()
         while True:
             step_end = time.time() + PROGRESS_LOG_SECONDS
             deadline = step_end if self.end_time is None else min(self.end_time, step_end)
@@ -77,15 +81,42 @@ class _DBOSTrigger(BaseTrigger):
             except DBOSWaitTimeoutError:
                 if self.end_time is not None and time.time() >= self.end_time:
                     return None
-                self.log.info("Still waiting for DBOS workflow %s", self.workflow_id)
+                status, last_step = waiter.progress(self.workflow_id)
+                self.log.info(progress_message(self.workflow_id, status, last_step, time.time() - started))
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds`` (at most until the deadline); False when the deadline has passed."""
+        if self.end_time is not None:
+            seconds = min(seconds, self.end_time - time.time())
+            if seconds <= 0:
+                return False
+        await asyncio.sleep(seconds)
+        return self.end_time is None or time.time() < self.end_time
 
     async def on_kill(self) -> None:
-        """Cancel the workflow when a user kills the deferred task (best effort, idempotent)."""
+        """Cancel the workflow when a person killed the deferred task (best effort, idempotent).
+
+        Airflow 3.3 also calls this on a trigger moved to another triggerer (apache/airflow PR
+        #73454); then the task instance is still deferred (or already resumed) and nothing is
+        cancelled (see :mod:`dbos_airflow.utils.kills`). The decision and the cancel run in one
+        thread that finishes even if this coroutine is cancelled: the triggerer cancels a trigger
+        it is cancelling again at its next sync, which used to abort the cancel half-way.
+        """
         if not self.cancel_on_kill:
             return
+        waiter = await self._waiter()
+        await asyncio.shield(asyncio.ensure_future(asyncio.to_thread(self._cancel_if_killed, waiter.client)))
+
+    def _cancel_if_killed(self, client: Any) -> None:
+        from dbos_airflow.utils.kills import killed_by_person
+
+        cancel, why = killed_by_person(self.task_instance, deferred=True)
+        if not cancel:
+            self.log.info("Trigger stopped, DBOS workflow %s left running: %s", self.workflow_id, why)
+            return
+        self.log.info("Deferred task killed (%s): cancelling DBOS workflow %s", why, self.workflow_id)
         try:
-            async with DBOSHook(self.dbos_conn_id) as hook:
-                await hook.cancel_workflow_async(self.workflow_id)
+            client.cancel_workflow(self.workflow_id)
             self.log.info("Cancelled DBOS workflow %s", self.workflow_id)
         except Exception:  # noqa: BLE001 - best effort: the task is being killed anyway
             self.log.warning("Could not cancel DBOS workflow %s", self.workflow_id, exc_info=True)
@@ -98,7 +129,8 @@ class DBOSWorkflowTrigger(_DBOSTrigger):
     :param workflow_id: the workflow to wait for.
     :param dbos_conn_id: the ``dbos`` connection.
     :param end_time: wall-clock deadline (``time.time()``); None waits forever.
-    :param cancel_on_kill: cancel the workflow when a user kills the deferred task.
+    :param cancel_on_kill: cancel the workflow when a person kills the deferred task (not when
+        Airflow moves the trigger to another triggerer).
     """
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -148,8 +180,6 @@ class DBOSEventTrigger(_DBOSTrigger):
         }
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        import asyncio
-
         kinds = TriggerEventKind
         try:
             while True:
@@ -163,21 +193,36 @@ class DBOSEventTrigger(_DBOSTrigger):
                 if not obs.event_present:
                     yield self._event(kinds.ENDED_WITHOUT_EVENT, key=self.key, status=obs.status)
                     return
-                value = await self._read_value()
+                try:
+                    value = await self._read_value()
+                except Exception as exc:
+                    if not is_transient_db_error(exc):
+                        raise
+                    # The database went away between the probe and the read: wait again.
+                    self.log.warning(
+                        "Could not read event %r of DBOS workflow %s (%s); waiting again",
+                        self.key,
+                        self.workflow_id,
+                        exc,
+                    )
+                    if not await self._pause(self.poll_interval):
+                        yield self._event(kinds.TIMEOUT, key=self.key)
+                        return
+                    continue
                 if self.expected_value is None or value == self.expected_value:
                     yield self._event(kinds.EVENT_PUBLISHED, key=self.key, value=value)
                     return
                 if obs.status.is_terminal():
                     yield self._event(kinds.ENDED_WITHOUT_EVENT, key=self.key, status=obs.status, value=value)
                     return
-                await asyncio.sleep(self.poll_interval)
+                if not await self._pause(self.poll_interval):
+                    yield self._event(kinds.TIMEOUT, key=self.key)
+                    return
         except Exception as exc:  # noqa: BLE001 - reported to execute_complete, which fails
             yield self._event(kinds.ERROR, key=self.key, message=f"{type(exc).__name__}: {exc}")
 
     async def _read_value(self) -> Any:
         """The event's value, through the safe reader on the waiter's client."""
-        import asyncio
-
         from dbos_airflow.values import ValueReader
 
         waiter = await self._waiter()

@@ -21,8 +21,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
 
+from dbos_airflow.client import quiet_initialization
 from dbos_airflow.exceptions import (
     DBOSOptionsError,
     DBOSSerializationError,
@@ -68,6 +69,7 @@ class DBOSOperatorMixin:
     ui_color = UI_COLOR
     operator_extra_links: Collection[BaseOperatorLink] = (DBOSWorkflowLink(), DBOSConsoleLink())
     accepted_event_kinds: ClassVar[frozenset[TriggerEventKind]] = frozenset()
+    _own_timeout = False  # set when execute ended by the task's execution_timeout
 
     def __init__(
         self, *, dbos_conn_id: str = DBOSHook.default_conn_name, serialization: str = "portable", **kwargs: Any
@@ -92,7 +94,8 @@ class DBOSOperatorMixin:
     # -- after a deferral ----------------------------------------------------------------
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        with self._dbos_call():
+        # The try's log already shows dbos' initialization line from before the deferral.
+        with self._dbos_call(), quiet_initialization():
             event = validate_trigger_event(event, self.awaited_workflow_id(context))
             kind, workflow_id = event["kind"], event["workflow_id"]
             if kind is TriggerEventKind.TIMEOUT:
@@ -128,6 +131,9 @@ class DBOSOperatorMixin:
         """Close the hook's client afterwards; bad input fails the task without retries."""
         try:
             yield
+        except AirflowTaskTimeout:
+            self._own_timeout = True  # on_kill comes next: the task's own execution_timeout
+            raise
         except (DBOSOptionsError, DBOSSerializationError) as exc:
             # The same input fails the same way on every try.
             raise AirflowFailException(str(exc)) from exc
@@ -173,6 +179,7 @@ class DBOSWaitMixin(DBOSOperatorMixin):
         self.timeout = timeout
         self.cancel_on_kill = cancel_on_kill
         self._workflow_id: str | None = None
+        self._ti: Any = None  # the running task instance, asked by on_kill who stopped the task
 
     def reattach(self, status: dict[str, Any], retry_mode: str, queue_name: str | None) -> None:
         """A later try found the workflow it started: leave it, or run it again if it failed.
@@ -200,6 +207,7 @@ class DBOSWaitMixin(DBOSOperatorMixin):
     def wait_for_workflow(self, context: Context, workflow_id: str) -> str:
         """Return ``workflow_id`` at once, or once it succeeded; defer or fail as configured."""
         self._workflow_id = workflow_id
+        self._ti = context["ti"]
         if not self.wait_for_completion:
             return workflow_id
         if self.deferrable:
@@ -230,7 +238,7 @@ class DBOSWaitMixin(DBOSOperatorMixin):
         self._give_up(self.hook.require_workflow(event["workflow_id"]))
 
     def _succeed(self, context: Context, workflow_id: str) -> str:
-        result = workflow_result(self.hook, workflow_id)
+        result = workflow_result(self.hook, workflow_id, log=self.log.info)  # type: ignore[attr-defined]
         context["ti"].xcom_push(key="result", value=result)
         return workflow_id
 
@@ -238,12 +246,30 @@ class DBOSWaitMixin(DBOSOperatorMixin):
         if self.cancel_on_kill:
             self.hook.cancel_workflow(status["workflow_id"])
             self.log.info("Cancelled DBOS workflow %s", status["workflow_id"])  # type: ignore[attr-defined]
-        raise AirflowException(still_waiting_message(status, self.timeout))
+        last_step = self.hook.value_reader().last_step(status["workflow_id"])
+        raise AirflowException(still_waiting_message(status, self.timeout, last_step))
 
     def on_kill(self) -> None:
-        if self.cancel_on_kill and self._workflow_id:
-            self.log.info("Task killed: cancelling DBOS workflow %s", self._workflow_id)  # type: ignore[attr-defined]
-            self.hook.cancel_workflow(self._workflow_id)
+        """Cancel the workflow if a person stopped the task or its ``execution_timeout`` passed.
+
+        Airflow also calls this when it replaces a try (a restarted scheduler resetting an
+        orphaned try, a lost heartbeat, a worker shutting down): then the workflow is left
+        running for the next try to re-attach to (see :mod:`dbos_airflow.utils.kills`).
+        """
+        from dbos_airflow.utils.kills import killed_by_person
+
+        if not (self.cancel_on_kill and self._workflow_id):
+            return
+        log = self.log  # type: ignore[attr-defined]
+        if self._own_timeout:
+            cancel, why = True, "its execution_timeout passed"
+        else:
+            cancel, why = killed_by_person(self._ti, deferred=False)
+        if not cancel:
+            log.info("Task stopped, DBOS workflow %s left running: %s", self._workflow_id, why)
+            return
+        log.info("Task killed (%s): cancelling DBOS workflow %s", why, self._workflow_id)
+        self.hook.cancel_workflow(self._workflow_id)
 
 
 def _declare_mapping_params(*mixins: type) -> None:

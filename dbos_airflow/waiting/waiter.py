@@ -12,8 +12,13 @@ connection) per task, all waits of a connection share a :class:`DBOSWaiter`:
   :mod:`dbos_airflow.values` on the waiter's client (a pool of one more connection).
 
 The probe reads DBOS' tables through ``dbos``' own table definitions; it never writes and
-decodes nothing. Transient database errors are logged and retried: a wait survives a
-database restart. No Airflow import: the caller supplies the client's settings.
+decodes nothing. A wait outlives a database outage wherever it is in its life: the waiter's
+client is lazy (creating it while the database is down is not an error), the polling thread
+reconnects every few seconds, and callers treat :func:`is_transient_db_error` as "wait again".
+Only a wait's own deadline ends it. On Postgres the waiter's connections have TCP keepalives,
+a TCP user timeout and a statement timeout (:func:`bounded_url`), so a half-open connection
+cannot hang every wait of the process. No Airflow import: the caller supplies the client's
+settings.
 See docs/architecture.md, "How waiting works".
 """
 
@@ -50,7 +55,57 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 0.1
 FEED_TICK_SECONDS = 0.2  # completion feeds: one statement per this, for every feed of the connection
 IDLE_SHUTDOWN_SECONDS = 30.0
+RECONNECT_MAX_SECONDS = 5.0
+PROGRESS_REFRESH_SECONDS = 10.0
 EVENTS_CHANNEL = "dbos_workflow_events_channel"
+# libpq settings of the waiter's connections (seconds unless noted): a dead peer is noticed
+# within ~25 s by keepalives, unacknowledged writes give up after 30 s, and no statement
+# (the probe takes milliseconds) runs longer than 30 s.
+CONNECTION_BOUNDS = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",  # milliseconds
+}
+STATEMENT_TIMEOUT_MS = 30000
+
+
+def bounded_url(system_database_url: str) -> str:
+    """The URL with TCP keepalives, a TCP user timeout and a statement timeout (Postgres only).
+
+    Settings the URL already has are kept; SQLite URLs are returned unchanged.
+    """
+    url = sa.make_url(system_database_url)
+    if url.get_backend_name() != "postgresql":
+        return system_database_url
+    query = {k: v for k, v in CONNECTION_BOUNDS.items() if k not in url.query}
+    options = url.query.get("options", "")
+    if isinstance(options, tuple):
+        options = " ".join(options)
+    if "statement_timeout" not in options:
+        query["options"] = f"{options} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip()
+    return url.update_query_dict(query).render_as_string(hide_password=False)
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """Whether ``exc`` means "the database is unreachable right now" (wait and try again).
+
+    Covers the driver's connection errors (refused, reset, admin shutdown, timeouts), the
+    statement timeout of :func:`bounded_url` and :class:`~dbos_airflow.exceptions.DBOSConnectionError`,
+    which is what :class:`~dbos_airflow.client.DBOSClient` turns them into.
+    """
+    from dbos_airflow.exceptions import DBOSConnectionError
+
+    if isinstance(exc, (DBOSConnectionError, sa.exc.OperationalError, sa.exc.InterfaceError, ConnectionError)):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
 
 
 @dataclass(frozen=True)
@@ -101,6 +156,12 @@ class DBOSWaiter:
         self._stopped = False
         self.probes = 0  # statements run; read by tests and benchmarks
         self.feed_probes = 0  # of which completion-feed statements
+        # Progress of pending waits, for their periodic log lines: statuses come free with every
+        # probe; the last recorded steps of all of them are read in one statement every
+        # PROGRESS_REFRESH_SECONDS.
+        self._statuses: dict[str, DBOSWorkflowStatus | None] = {}
+        self._last_steps: dict[str, tuple[int, str]] = {}
+        self._last_steps_at = 0.0
         self._thread = threading.Thread(target=self._run, name=f"dbos-waiter-{conn_id}", daemon=True)
         self._thread.start()
 
@@ -126,6 +187,24 @@ class DBOSWaiter:
         finally:
             with self._lock:
                 self._waits.discard(wait)
+
+    def progress(self, workflow_id: str) -> tuple[DBOSWorkflowStatus | None, tuple[int, str] | None]:
+        """What the polling thread last saw of a pending wait: its status and last recorded step."""
+        return self._statuses.get(workflow_id), self._last_steps.get(workflow_id)
+
+    def _refresh_progress(self, conn: sa.Connection) -> None:
+        """Read the last recorded step of every pending wait, in one statement on the polling connection."""
+        from dbos_airflow.values import ValueReader
+
+        with self._lock:
+            ids = sorted({w.workflow_id for w in self._waits})
+        self._last_steps_at = time.monotonic()
+        if ids:
+            rows = conn.execute(ValueReader.last_steps_statement(ids)).all()
+            self.probes += 1
+            self._last_steps = {str(wid): (int(fid), str(name)) for wid, fid, name in rows}
+        keep = set(ids)
+        self._statuses = {k: v for k, v in self._statuses.items() if k in keep}
 
     @property
     def pending(self) -> int:
@@ -218,6 +297,7 @@ class DBOSWaiter:
         for w in waits:
             text = statuses.get(w.workflow_id)
             status = None if text is None else DBOSWorkflowStatus.parse(text)
+            self._statuses[w.workflow_id] = status
             if w.key is not None and (w.workflow_id, w.key) in present:
                 w.resolve(Observation(status, event_present=True))
             elif status is None or status.is_terminal():
@@ -263,6 +343,8 @@ class DBOSWaiter:
                         if self._busy():
                             idle_since = time.monotonic()
                             self._probe(conn)
+                            if time.monotonic() - self._last_steps_at >= PROGRESS_REFRESH_SECONDS:
+                                self._refresh_progress(conn)
                             self._wait_for_news(conn, listening)
                         elif time.monotonic() - idle_since > IDLE_SHUTDOWN_SECONDS:
                             self._shutdown_if_idle()
@@ -271,8 +353,9 @@ class DBOSWaiter:
                             self._wake.clear()
             except Exception as exc:  # noqa: BLE001 - a wait must survive a database restart
                 log.warning("DBOS waiter for %s: %s; retrying in %.0fs", self.conn_id, exc, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                self._wake.wait(backoff)  # stop() cuts the pause short
+                self._wake.clear()
+                backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
         try:
             self.client.destroy()
         except Exception:  # noqa: BLE001 - best effort on shutdown
@@ -341,7 +424,10 @@ async def get_waiter(conn_id: str, client_kwargs: Callable[[], Awaitable[dict[st
         **(await client_kwargs()),
         "use_listen_notify": False,  # the waiter listens itself, on its polling connection
         "system_database_pool_size": 2,  # one held by the polling thread, one for reads and cancels
+        "lazy": True,  # a trigger that starts during an outage waits, instead of failing at once
     }
+    if kwargs.get("system_database_url"):
+        kwargs["system_database_url"] = bounded_url(kwargs["system_database_url"])
     return await asyncio.to_thread(_create_waiter, conn_id, kwargs)
 
 
@@ -353,9 +439,10 @@ def running_waiters() -> dict[str, DBOSWaiter]:
 
 def _create_waiter(conn_id: str, client_kwargs: dict[str, Any]) -> DBOSWaiter:
     """Connect and start the polling thread, off the event loop; first caller wins a race."""
-    from dbos_airflow.client import DBOSClient
+    from dbos_airflow.client import DBOSClient, quiet_initialization
 
-    client = DBOSClient(**client_kwargs)
+    with quiet_initialization():  # one waiter serves many tasks: not a line in one task's log
+        client = DBOSClient(**client_kwargs)
     with _REGISTRY_LOCK:
         existing = _REGISTRY.get(conn_id)
         if existing is None or existing._stopped:

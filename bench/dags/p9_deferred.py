@@ -1,0 +1,45 @@
+"""P9's DAG: 1,000 tasks that start deferred on DBOSWorkflowTrigger (``start_from_trigger``).
+
+The scheduler creates their triggers directly, so no worker process runs before the wait: the
+figure measures one real triggerer holding 1,000 DBOS waits. The workflows ``p9-0`` .. ``p9-999``
+are enqueued by bench/p9_triggerer.py on a fresh system database before the run starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, BaseOperator
+from airflow.triggers.base import StartTriggerArgs
+
+WAITS = 1000
+CONN_ID = "dbos_bench"
+
+
+class DeferredDBOSWait(BaseOperator):
+    start_from_trigger = True
+
+    def __init__(self, *, workflow_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls="dbos_airflow.triggers.dbos.DBOSWorkflowTrigger",
+            trigger_kwargs={"workflow_id": workflow_id, "dbos_conn_id": CONN_ID},
+            next_method="execute_complete",
+            next_kwargs=None,
+            timeout=None,
+        )
+
+    def execute_complete(self, context: Any, event: Any = None) -> None:
+        return None
+
+
+with DAG(
+    "p9_deferred",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_tasks=WAITS,
+):
+    for i in range(WAITS):
+        DeferredDBOSWait(task_id=f"w{i}", workflow_id=f"p9-{i}")

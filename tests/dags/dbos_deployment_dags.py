@@ -1,0 +1,89 @@
+"""DAGs the deployment tests (tests/test_deployment.py) run under a real scheduler.
+
+Every enqueue task uses ``retry_mode="fail"``: if anything cancelled its workflow by mistake, the
+next try fails instead of quietly resuming it. ``dag.test()`` never runs these.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG
+
+from dbos_airflow.operators.dbos import DBOSEnqueueOperator, DBOSSendOperator
+
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+COMMON: dict[str, Any] = {
+    "schedule": None,
+    "start_date": START,
+    "catchup": False,
+    "render_template_as_native_obj": True,
+    "max_active_runs": 16,
+}
+HANG_SECONDS = 600
+
+
+class HangAfterEnqueue(DBOSEnqueueOperator):
+    """On its first try, stops right after enqueueing (before waiting or deferring) for a kill -9."""
+
+    def _enqueue_or_reattach(self, workflow_id: str) -> None:
+        super()._enqueue_or_reattach(workflow_id)
+        if self._ti.try_number == 1:
+            self.log.info("HANGING AFTER ENQUEUE")
+            time.sleep(HANG_SECONDS)
+
+
+class HangAfterSend(DBOSSendOperator):
+    """On its first try, stops right after sending for a kill -9."""
+
+    def execute_dbos(self, context: Any) -> str:
+        key = super().execute_dbos(context)
+        if context["ti"].try_number == 1:
+            self.log.info("HANGING AFTER SEND")
+            time.sleep(HANG_SECONDS)
+        return key
+
+
+def _enqueue(cls: type[DBOSEnqueueOperator], deferrable: bool, **kwargs: Any) -> DBOSEnqueueOperator:
+    return cls(
+        task_id="run",
+        workflow_name="wf_counted_steps",
+        queue_name="q",
+        workflow_args="{{ [params.steps, params.delay] }}",
+        wait_for_completion=True,
+        deferrable=deferrable,
+        poll_interval=0.5,
+        timeout=600,
+        retry_mode="fail",
+        **kwargs,
+    )
+
+
+PARAMS = {"steps": 4, "delay": 2.0}
+for deferrable in (False, True):
+    suffix = "_deferrable" if deferrable else ""
+    # A plain wait: retries=0, so a try that Airflow replaces must re-attach, never fail.
+    with DAG(f"dbos_deploy_wait{suffix}", params=PARAMS, **COMMON):
+        _enqueue(DBOSEnqueueOperator, deferrable, retries=0)
+    # Killed with -9 on its first try (sync: while it waits; deferrable: right after enqueueing,
+    # before deferring); the retry re-attaches.
+    with DAG(f"dbos_deploy_killed{suffix}", params=PARAMS, **COMMON):
+        _enqueue(
+            HangAfterEnqueue if deferrable else DBOSEnqueueOperator,
+            deferrable,
+            retries=2,
+            retry_delay=timedelta(seconds=1),
+        )
+
+with DAG("dbos_deploy_send", params={"destination": ""}, **COMMON):
+    HangAfterSend(
+        task_id="send",
+        destination_id="{{ params.destination }}",
+        message="once",
+        topic="t",
+        retries=2,
+        retry_delay=timedelta(seconds=1),
+    )

@@ -1,0 +1,43 @@
+"""on_kill's evidence (dbos_airflow/utils/kills.py): which task-instance states mean a person's kill."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from dbos_airflow.utils import kills
+
+TI = SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=-1)
+
+
+@pytest.mark.parametrize(
+    ("state", "sync_cancels", "deferred_cancels"),
+    [
+        ("failed", True, True),  # mark failed
+        ("success", True, True),  # mark success
+        ("restarting", True, True),  # cleared while running
+        (None, False, True),  # sync: reset by a restarted scheduler; deferred: cleared
+        ("scheduled", False, False),  # the next try (sync) / resumed elsewhere (deferred)
+        ("queued", False, False),
+        ("running", False, False),  # a worker shutting down / resumed elsewhere
+        ("up_for_retry", False, True),
+        ("deferred", False, False),  # the trigger moved to another triggerer
+        (kills.MISSING, True, True),  # the run was deleted
+    ],
+)
+def test_decision_table(
+    monkeypatch: pytest.MonkeyPatch, state: str | None, sync_cancels: bool, deferred_cancels: bool
+) -> None:
+    monkeypatch.setattr(kills, "current_ti_state", lambda ti, timeout=0: state)
+    assert kills.killed_by_person(TI, deferred=False)[0] is sync_cancels
+    assert kills.killed_by_person(TI, deferred=True)[0] is deferred_cancels
+
+
+def test_unknown_state_or_no_task_instance_cancels_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable(ti: object, timeout: float = 0) -> str:
+        raise LookupError("no answer in time")
+
+    monkeypatch.setattr(kills, "current_ti_state", unreadable)
+    assert kills.killed_by_person(TI, deferred=False) == (False, "no answer in time; not cancelling")
+    assert kills.killed_by_person(None, deferred=True)[0] is False
