@@ -167,7 +167,7 @@ def test_system_database_restart_under_200_deferred_waits(private_pg: PrivatePos
 
 def test_waiter_connections_are_bounded(private_pg: PrivatePostgres) -> None:
     """TCP keepalives, TCP user timeout and a statement timeout on the waiter's connections."""
-    from dbos_airflow.waiting.waiter import bounded_url
+    from dbos_airflow.waiting.probe import bounded_url
 
     url = bounded_url(private_pg.url("postgres"))
     import sqlalchemy as sa

@@ -22,7 +22,7 @@ from dbos_airflow.exceptions import DBOSWaitTimeoutError
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.outcome import PROGRESS_LOG_SECONDS, progress_message
 from dbos_airflow.waiting.events import TriggerEventKind, trigger_event_payload
-from dbos_airflow.waiting.waiter import is_transient_db_error
+from dbos_airflow.waiting.probe import is_transient_db_error
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
