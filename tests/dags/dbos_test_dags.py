@@ -109,3 +109,41 @@ with DAG("dbos_t_mapped", **COMMON):
         return sorted(ids)
 
     collect(mapped.output)
+
+# tests/test_safe_reading.py: one reading task per DAG, pointed at a given workflow (and connection).
+SAFE_PARAMS: dict[str, Any] = {"workflow_id": "x", "key": "k", "expected": None, "conn": "dbos_default"}
+for deferrable in (False, True):
+    suffix = "_deferrable" if deferrable else ""
+    with DAG(f"dbos_t_safe_workflow{suffix}", params=SAFE_PARAMS, **COMMON):
+        DBOSWorkflowSensor(
+            task_id="read",
+            workflow_id="{{ params.workflow_id }}",
+            dbos_conn_id="{{ params.conn }}",
+            deferrable=deferrable,
+            poke_interval=0.2,
+            timeout=30,
+        )
+    with DAG(f"dbos_t_safe_event{suffix}", params=SAFE_PARAMS, **COMMON):
+        DBOSEventSensor(
+            task_id="read",
+            workflow_id="{{ params.workflow_id }}",
+            key="{{ params.key }}",
+            expected_value="{{ params.expected }}",
+            dbos_conn_id="{{ params.conn }}",
+            deferrable=deferrable,
+            poke_interval=0.2,
+            timeout=30,
+        )
+    with DAG(f"dbos_t_safe_reattach{suffix}", params=SAFE_PARAMS, **COMMON):
+        DBOSEnqueueOperator(
+            task_id="read",
+            workflow_name="wf_set_event_later",
+            queue_name="q",
+            workflow_id="{{ params.workflow_id }}",
+            dbos_conn_id="{{ params.conn }}",
+            wait_for_completion=True,
+            deferrable=deferrable,
+            poll_interval=0.2,
+            timeout=30,
+            retry_mode="fail",
+        )
