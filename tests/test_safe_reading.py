@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 NATIVE = WorkflowSerializationFormat.NATIVE
 OPT_IN_CONN = "dbos_pickle_ok"
+RUN_DEFAULTS: dict[str, Any] = {"key": "k", "expected": None, "conn": "dbos_default"}  # SAFE_PARAMS of the DAGs
 
 
 class _Trap:
@@ -343,9 +344,13 @@ def dagbag(dbos_conn: str, airflow_db: object) -> Any:
 
 
 def run_read(dagbag: Any, dag_id: str, capfd: pytest.CaptureFixture[str], **conf: Any) -> tuple[str, str, Any]:
-    """Run the DAG's one task ``read``; its state, the task log and the DAG run."""
+    """Run the DAG's one task ``read``; its state, the task log and the DAG run.
+
+    Every param is passed: in one process, a param given to one ``dag.test()`` run stays in
+    effect for later runs of the same DAG object that do not give it.
+    """
     capfd.readouterr()
-    dr = dagbag.get_dag(dag_id).test(run_conf=conf)
+    dr = dagbag.get_dag(dag_id).test(run_conf={**RUN_DEFAULTS, **conf})
     (ti,) = dr.get_task_instances()
     out, err = capfd.readouterr()
     return ti.state, out + err, dr
