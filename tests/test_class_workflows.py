@@ -20,7 +20,7 @@ from dbos_airflow.hooks.dbos import DBOSHook
 if TYPE_CHECKING:
     from dbos_airflow.client import DBOSClient
 
-CLASS_FORM: dict[str, Any] = {"queue_name": "q", "workflow_name": "scale", "workflow_class_name": "Calculator"}
+CLASS_FORM: Any = {"queue_name": "q", "workflow_name": "scale", "workflow_class_name": "Calculator"}
 
 
 class FakeTI:
@@ -66,16 +66,16 @@ def test_qualified_workflow_name() -> None:
     ],
     ids=["documented", "qualified", "dbos-key"],
 )
-def test_client_enqueues_the_class_form(client: DBOSClient, options: dict[str, Any]) -> None:
-    assert client.enqueue(options, 4).get_result() == 40  # type: ignore[arg-type]
+def test_client_enqueues_the_class_form(client: DBOSClient, options: Any) -> None:
+    assert client.enqueue(options, 4).get_result() == 40
 
 
 def test_hook_enqueue_and_enqueue_many(dbos_conn: str) -> None:
     with DBOSHook(dbos_conn) as hook:
-        single = hook.enqueue(dict(CLASS_FORM), 2).workflow_id  # type: ignore[arg-type]
+        single = hook.enqueue(CLASS_FORM.copy(), 2).workflow_id
         assert results(hook, [single]) == [20]
         for serialization in ("portable", "pickle"):  # DBOS' SQL function; dbos' enqueue_in_transaction
-            ids = hook.enqueue_many(dict(CLASS_FORM), [[1], [2], [3]], serialization=serialization)  # type: ignore[arg-type]
+            ids = hook.enqueue_many(CLASS_FORM.copy(), [[1], [2], [3]], serialization=serialization)
             if serialization == "portable":
                 assert results(hook, ids) == [10, 20, 30]
             else:  # pickled outputs are not read without allow_pickle: the statuses say enough
