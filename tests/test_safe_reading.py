@@ -9,19 +9,17 @@ appear. With ``allow_pickle`` on the connection, a harmless pickled value comes 
 
 Reading paths covered (see also the README's Security section):
 
-==============================================  ==============================================
-path                                            tests
-==============================================  ==============================================
-DBOSHook.get_workflow_status(load_output=True)  test_hook_get_workflow_status_*
-DBOSHook.get_event / get_event_async            test_hook_get_event_refuses_a_pickled_event
-DBOSWorkflowSensor poke (sync)                  test_sync_pokes_refuse, test_reading_tasks_*
-DBOSWorkflowSensor deferred (execute_complete)  test_deferred_sensors_refuse_what_the_trigger_saw
-DBOSEventSensor poke, +/- expected_value        test_sync_pokes_refuse, test_reading_tasks_*
-DBOSEventTrigger (triggerer reads the value)    test_deferred_sensors_*, test_event_trigger_*
-DBOSEnqueueOperator re-attach + wait (sync,     test_reading_tasks_fail_with_the_clear_message
-  deferred), retry_mode="fail" on an ERROR      test_failed_workflow_is_described_without_loading
-outcome.workflow_result on a failure            test_failed_workflow_is_described_without_loading
-==============================================  ==============================================
+* ``DBOSHook.get_workflow_status(load_output=True)``: test_hook_get_workflow_status_*
+* ``DBOSHook.get_event`` / ``get_event_async``: test_hook_get_event_refuses_a_pickled_event
+* ``DBOSWorkflowSensor`` poke: test_sync_pokes_refuse, test_reading_tasks_* (dag.test, sync and deferrable:
+  an ended workflow is read by the first poke); after a deferral (``execute_complete``), output and error:
+  test_deferred_sensors_refuse_what_the_trigger_saw
+* ``DBOSEventSensor`` with and without ``expected_value``, poke: test_sync_pokes_refuse, test_reading_tasks_*;
+  the value read in the triggerer (``DBOSEventTrigger``): test_deferred_sensors_*, test_event_trigger_*
+* ``DBOSEnqueueOperator`` re-attaching with ``wait_for_completion`` (sync; deferrable: read in
+  ``execute_complete``): test_sync_reattach_refuses, test_reading_tasks_*; ``retry_mode="fail"`` on an ERROR
+  workflow and every failure description (``outcome.workflow_result``): test_failed_workflow_is_described_*
+* the opt-in (``allow_pickle``), hook, sensors, trigger and a deferred task: test_opt_in_*
 """
 
 from __future__ import annotations
@@ -413,13 +411,14 @@ def deferred_then(action: Callable[[], None]) -> threading.Event:
 
 
 @pytest.mark.parametrize(
-    ("dag", "conf", "what"),
+    ("dag", "conf", "planted_as"),
     [
-        ("dbos_t_safe_workflow_deferrable", {}, "output"),
-        ("dbos_t_safe_event_deferrable", {"key": "k"}, "event 'k'"),
-        ("dbos_t_safe_event_deferrable", {"key": "k", "expected": {"n": 1}}, "event 'k'"),
+        ("dbos_t_safe_workflow_deferrable", {}, "SUCCESS"),
+        ("dbos_t_safe_workflow_deferrable", {}, "ERROR"),
+        ("dbos_t_safe_event_deferrable", {"key": "k"}, "event"),
+        ("dbos_t_safe_event_deferrable", {"key": "k", "expected": {"n": 1}}, "event"),
     ],
-    ids=["workflow-sensor", "event-sensor", "event-sensor-expected"],
+    ids=["workflow-sensor-output", "workflow-sensor-error", "event-sensor", "event-sensor-expected"],
 )
 def test_deferred_sensors_refuse_what_the_trigger_saw(
     dagbag: Any,
@@ -428,25 +427,32 @@ def test_deferred_sensors_refuse_what_the_trigger_saw(
     capfd: pytest.CaptureFixture[str],
     dag: str,
     conf: dict[str, Any],
-    what: str,
+    planted_as: str,
 ) -> None:
     """The workflow is running when the sensor defers; the attacker writes while the trigger waits."""
     wid = sys_client.enqueue(
         {"queue_name": "q", "workflow_name": "wf_recv_all", "serialization_type": NATIVE}, "never", 1, 120
     ).workflow_id
     wait_status(sys_client, wid, {"PENDING"})
-    if "key" in conf:
+    if planted_as == "event":
         planted = deferred_then(lambda: rows.plant_event(wid, "k"))
-    else:
+    elif planted_as == "SUCCESS":
         planted = deferred_then(lambda: rows.plant(wid, output=True, status="SUCCESS"))
+    else:  # a failure whose error (and output) are trapped: described, nothing loaded
+        planted = deferred_then(lambda: rows.plant(wid, output=True, error=True, status="ERROR"))
     try:
         state, log, _ = run_read(dagbag, dag, capfd, workflow_id=wid, **conf)
     finally:
         sys_client.cancel_workflow(wid)
     assert planted.is_set(), "the task never deferred: the triggerer path was not exercised"
     assert state == "failed"
-    assert f"refusing to decode the {what} of DBOS workflow {wid}: it is stored as 'py_pickle'" in log, log[-3000:]
-    if "key" in conf:  # read in the triggerer: reported through the trigger event
+    if planted_as == "ERROR":
+        expected = f"DBOS workflow ended ERROR: open: {rows.marker} w (workflow {wid})"
+    else:
+        what = "output" if planted_as == "SUCCESS" else "event 'k'"
+        expected = f"refusing to decode the {what} of DBOS workflow {wid}: it is stored as 'py_pickle'"
+    assert expected in log, log[-3000:]
+    if planted_as == "event":  # read in the triggerer: reported through the trigger event
         assert "Waiting for DBOS workflow failed: DBOSUnsafeValueError" in log
 
 
