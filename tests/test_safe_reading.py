@@ -19,6 +19,8 @@ Reading paths covered (see also the README's Security section):
 * ``DBOSEnqueueOperator`` re-attaching with ``wait_for_completion`` (sync; deferrable: read in
   ``execute_complete``): test_sync_reattach_refuses, test_reading_tasks_*; ``retry_mode="fail"`` on an ERROR
   workflow and every failure description (``outcome.workflow_result``): test_failed_workflow_is_described_*
+* the UI view (``plugin.data.workflow_detail`` and its HTML): inputs, output, error, events, every step's output
+  and error: test_workflow_view_shows_trapped_rows_without_loading_them
 * the opt-in (``allow_pickle``), hook, sensors, trigger and a deferred task: test_opt_in_*
 """
 
@@ -327,6 +329,41 @@ def test_event_trigger_refuses_in_the_triggerer(rows: Rows) -> None:
         assert payload["kind"] == "error" and payload["workflow_id"] == rows.done, payload
         assert payload["message"].startswith("DBOSUnsafeValueError: ")
         assert_refused(payload["message"], rows.done, "event 'k'")
+
+
+def test_workflow_view_shows_trapped_rows_without_loading_them(rows: Rows, dbos_conn: str) -> None:
+    """The UI view (plugin/data.py, plugin/render.py) also reads inputs and every step's output and error."""
+    from dbos_airflow.plugin.data import forget_hook, workflow_detail
+    from dbos_airflow.plugin.render import steps_html, workflow_html
+    from dbos_airflow.values import Undecoded
+
+    with rows.engine.begin() as conn:  # the attacker also replaces the inputs and every step's output and error
+        for table in ("workflow_status", "workflow_input"):
+            conn.execute(
+                sa.text(f"UPDATE dbos.{table} SET inputs = :t WHERE workflow_uuid = :w"),
+                {"t": rows.trap, "w": rows.done},
+            )
+        conn.execute(
+            sa.text(
+                "UPDATE dbos.operation_outputs SET output = :t, error = :t, serialization = 'py_pickle' "
+                "WHERE workflow_uuid = :w"
+            ),
+            {"t": rows.trap, "w": rows.done},
+        )
+    try:
+        for wid in (rows.done, rows.failed_both):
+            detail = workflow_detail(dbos_conn, wid)
+            html = workflow_html(detail, lambda w: f"/w/{w}", can_act=False, task_link=None)
+            html += steps_html(detail, lambda w: f"/w/{w}", can_act=False)
+            assert isinstance(detail.output, Undecoded) and "pickled, not decoded" in html
+        assert isinstance(detail.inputs, Undecoded)
+        done = workflow_detail(dbos_conn, rows.done)
+        assert done.steps and all(isinstance(step.output, Undecoded) for step in done.steps)
+        assert all(step.error == f"open: {rows.marker} w" for step in done.steps)  # described, not loaded
+        assert isinstance(done.events["k"], Undecoded)
+        assert workflow_detail(dbos_conn, rows.failed).error == f"open: {rows.marker} w"
+    finally:
+        forget_hook(dbos_conn)
 
 
 # -- the real thing: dag.test(), sync and deferred ------------------------------------------------------
