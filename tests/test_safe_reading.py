@@ -21,6 +21,8 @@ Reading paths covered (see also the README's Security section):
   workflow and every failure description (``outcome.workflow_result``): test_failed_workflow_is_described_*
 * the UI view (``plugin.data.workflow_detail`` and its HTML): inputs, output, error, events, every step's output
   and error: test_workflow_view_shows_trapped_rows_without_loading_them
+* ``DBOSWorkflowCompletedTrigger`` (AssetWatcher) with ``include_output``: output refused, error described:
+  test_completed_trigger_payloads_refuse_and_describe
 * the opt-in (``allow_pickle``), hook, sensors, trigger and a deferred task: test_opt_in_*
 """
 
@@ -364,6 +366,60 @@ def test_workflow_view_shows_trapped_rows_without_loading_them(rows: Rows, dbos_
         assert workflow_detail(dbos_conn, rows.failed).error == f"open: {rows.marker} w"
     finally:
         forget_hook(dbos_conn)
+
+
+def test_completed_trigger_payloads_refuse_and_describe(rows: Rows, dbos_conn: str) -> None:
+    """The AssetWatcher trigger with ``include_output``: completions whose output and error rows are trapped."""
+    from dbos_airflow.triggers.completed import DBOSWorkflowCompletedTrigger
+
+    name, queue = unique("trapped"), "q_safe_nobody"  # a queue no worker polls: nothing runs them
+
+    class Store:
+        data: dict[str, Any] = {}
+
+        async def aget(self, key: str, default: Any = None) -> Any:
+            return self.data.get(key, default)
+
+        async def aset(self, key: str, value: Any) -> None:
+            self.data[key] = value
+
+    async def scenario() -> list[dict[str, Any]]:
+        trigger = DBOSWorkflowCompletedTrigger(workflow_name=name, queue_name=queue, include_output=True)
+        trigger.asset_state_store = Store()  # type: ignore[assignment]
+        events: list[dict[str, Any]] = []
+
+        async def consume() -> None:
+            async for event in trigger.run():
+                events.append(dict(event.payload))
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.5)
+        with DBOSHook(dbos_conn) as hook:
+            ok, failed = hook.enqueue_many({"workflow_name": name, "queue_name": queue}, [[], []])
+        now = int(time.time() * 1000)
+        with rows.engine.begin() as conn:  # the attacker ends both, with trapped values
+            for wid, status, column in ((ok, "SUCCESS", "output"), (failed, "ERROR", "error")):
+                conn.execute(
+                    sa.text(
+                        f"UPDATE dbos.workflow_status SET status = :s, {column} = :t, serialization = 'py_pickle', "
+                        "completed_at = :now, updated_at = :now WHERE workflow_uuid = :w"
+                    ),
+                    {"s": status, "t": rows.trap, "now": now, "w": wid},
+                )
+        deadline = time.monotonic() + 30
+        while len(events) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return events
+
+    events = {e["workflow_id"]: e for e in asyncio.run(scenario())}
+    assert len(events) == 2, events
+    success = next(e for e in events.values() if e["status"] == "SUCCESS")
+    failure = next(e for e in events.values() if e["status"] == "ERROR")
+    assert success["output"] is None
+    assert_refused(success["output_not_decoded"], success["workflow_id"], "output")
+    assert failure["error"] == f"open: {rows.marker} w"  # described from the opcodes
 
 
 # -- the real thing: dag.test(), sync and deferred ------------------------------------------------------
