@@ -84,6 +84,13 @@ _DBOS_KEYS = frozenset(dbos.EnqueueOptions.__required_keys__ | dbos.EnqueueOptio
 VALID_ENQUEUE_KEYS = frozenset(_DBOS_KEYS | {"workflow_class_name"})
 
 
+# Options that dbos stores as text: anything else (e.g. an id rendered natively as an int) is refused.
+_TEXT_KEYS = frozenset(
+    "workflow_name queue_name workflow_class_name class_name instance_name app_version workflow_id deduplication_id "
+    "queue_partition_key authenticated_user application_name".split()
+)
+
+
 def to_dbos_options(options: AnyEnqueueOptions | dict[str, Any]) -> dbos.EnqueueOptions:
     """Validate documented-style options and map them onto dbos' ``EnqueueOptions``."""
     if not isinstance(options, dict):
@@ -98,6 +105,17 @@ def to_dbos_options(options: AnyEnqueueOptions | dict[str, Any]) -> dbos.Enqueue
     if missing:
         raise DBOSOptionsError(f"EnqueueOptions is missing required key(s): {', '.join(missing)}")
     mapped: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+    for key in sorted(set(mapped) & _TEXT_KEYS):
+        if not isinstance(mapped[key], str):
+            raise DBOSOptionsError(
+                f"EnqueueOptions {key}={mapped[key]!r} must be a string, got {type(mapped[key]).__name__}"
+            )
+    for key in ("workflow_timeout", "delay_seconds"):
+        value = mapped.get(key)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if value is not None and (not number or value < 0 or (key == "workflow_timeout" and value == 0)):
+            rule = "a positive" if key == "workflow_timeout" else "a non-negative"
+            raise DBOSOptionsError(f"EnqueueOptions {key}={value!r} must be {rule} number of seconds")
     class_name = mapped.pop("workflow_class_name", None)
     if class_name is not None:
         if mapped.get("class_name", class_name) != class_name:
@@ -229,9 +247,7 @@ class DBOSClient(dbos.DBOSClient):
             raise DBOSOptionsError("give either database_url or system_database_url, not both")
         if system_database_url is None:
             if not database_url:
-                raise DBOSOptionsError(
-                    "DBOSClient needs a database_url (application database) or system_database_url"
-                )
+                raise DBOSOptionsError("DBOSClient needs a database_url (application database) or system_database_url")
             system_database_url = system_database_url_for(database_url, system_database)
         elif system_database:
             raise DBOSOptionsError("system_database goes with database_url, not system_database_url")
@@ -279,6 +295,33 @@ class DBOSClient(dbos.DBOSClient):
             return super().enqueue_in_transaction(conn_or_session, mapped, *args, **kwargs)
         except (TypeError, ValueError, AttributeError, pickle.PicklingError) as exc:
             raise _explain_encoding(exc, mapped, args, kwargs) from exc
+
+    def send(self, destination_id: str, message: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().send(destination_id, message, *args, **kwargs)
+        except (TypeError, ValueError, AttributeError, pickle.PicklingError) as exc:
+            raise _explain_message(exc, destination_id, message, args, kwargs) from exc
+
+    async def send_async(self, destination_id: str, message: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            await super().send_async(destination_id, message, *args, **kwargs)
+        except (TypeError, ValueError, AttributeError, pickle.PicklingError) as exc:
+            raise _explain_message(exc, destination_id, message, args, kwargs) from exc
+
+
+def _explain_message(
+    exc: Exception, destination_id: str, message: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Exception:
+    """Name the message that the chosen serialization cannot encode (or return ``exc``)."""
+    topic = args[0] if args else kwargs.get("topic")
+    portable = kwargs.get("serialization_type") == WorkflowSerializationFormat.PORTABLE
+    reason = encoding_problem(message, portable=portable)
+    if reason is None:
+        return exc
+    return DBOSSerializationError(
+        f"the message to DBOS workflow {destination_id} (topic {topic!r}) cannot be encoded as "
+        f"{'portable JSON' if portable else 'pickle'}: {reason}; nothing was sent"
+    )
 
 
 def _explain_encoding(

@@ -126,12 +126,12 @@ def workflow_result(
         raise DBOSWorkflowNotFoundError(workflow_not_found_message(workflow_id, hook.get_client().target))
     state = DBOSWorkflowStatus.parse(status["status"])
     if state in success_statuses:
-        output, _ = hook.value_reader().output_and_error(workflow_id)
+        output = hook.value_reader().output(workflow_id)
         if log is not None:
             log(ended_message(status, result=output))
         return output
     if state in failure_statuses or state.is_failure():
-        _, error = hook.value_reader().output_and_error(workflow_id)
+        error = hook.value_reader().error_message(workflow_id)  # the output is not decoded: a failure is described
         if log is not None:
             log(ended_message(status, error=error))
         detail = f": {error}" if error else ""

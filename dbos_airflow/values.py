@@ -19,7 +19,6 @@ client's engine; nothing here writes. No Airflow import: a second front end can 
 from __future__ import annotations
 
 import base64
-import binascii
 import pickle
 import pickletools
 from dataclasses import dataclass
@@ -80,13 +79,22 @@ def decode_value(
         return None
     tag = _tag(serialization)
     if tag == PORTABLE:
-        return _PORTABLE.deserialize(text)
+        try:
+            return _PORTABLE.deserialize(text)
+        except ValueError as exc:  # a corrupt or forged row: say which one
+            raise DBOSUnsafeValueError(
+                f"cannot decode the {what} of DBOS workflow {workflow_id}: it is stored as {PORTABLE!r} "
+                f"but is not valid JSON ({exc})"
+            ) from None
     if tag == PICKLE and allow_pickle:
         return pickle.loads(base64.b64decode(text))  # noqa: S301 - the connection opted in
     raise DBOSUnsafeValueError(
         f"refusing to decode the {what} of DBOS workflow {workflow_id}: it is stored as {tag!r}, "
-        + (f"and only {PORTABLE!r} is decoded inside Airflow by default; {OPT_IN_HINT}" if tag == PICKLE else
-           f"which dbos-airflow cannot decode (only {PORTABLE!r} and, when allowed, {PICKLE!r})")
+        + (
+            f"and only {PORTABLE!r} is decoded inside Airflow by default; {OPT_IN_HINT}"
+            if tag == PICKLE
+            else f"which dbos-airflow cannot decode (only {PORTABLE!r} and, when allowed, {PICKLE!r})"
+        )
     )
 
 
@@ -111,7 +119,10 @@ def describe_stored_error(
         return None
     tag = _tag(serialization)
     if tag == PORTABLE:
-        data = _PORTABLE.deserialize(text)
+        try:
+            data = _PORTABLE.deserialize(text)
+        except ValueError:
+            return f"an error stored as {PORTABLE!r} that is not valid JSON"
         if isinstance(data, dict):
             name, message = data.get("name") or "Error", data.get("message") or ""
             return f"{name}: {message}" if message else str(name)
@@ -128,18 +139,26 @@ def describe_stored_error(
 def describe_pickled_error_statically(text: str) -> str | None:
     """``Name: message`` read from a pickled exception's opcodes; executes nothing.
 
-    The opcodes name the exception's class and carry its string arguments.
+    The first global the pickle refers to is the exception's class (``GLOBAL``/``INST`` carry
+    ``"module name"``; protocol 4+ pushes module and name as strings before ``STACK_GLOBAL``);
+    the strings that follow are its arguments.
     """
     try:
-        strings = [
-            arg for _, arg, _ in pickletools.genops(base64.b64decode(text, validate=True)) if isinstance(arg, str)
-        ]
-    except (binascii.Error, ValueError, EOFError):
+        ops = list(pickletools.genops(base64.b64decode(text, validate=True)))
+    except Exception:  # noqa: BLE001 - hostile or corrupt bytes: nothing to describe
         return None
-    if len(strings) < 2:
+    name: str | None = None
+    strings: list[str] = []
+    for opcode, arg, _ in ops:
+        if name is None and opcode.name in ("GLOBAL", "INST") and isinstance(arg, str):
+            name, strings = arg.split(" ")[-1], []
+        elif name is None and opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+            name, strings = strings[-1], []
+        elif isinstance(arg, str):
+            strings.append(arg)
+    if name is None:
         return None
-    name, args = strings[1].split(" ")[-1], strings[2:]
-    return f"{name}: {' '.join(args)}" if args else name
+    return f"{name}: {' '.join(strings)}" if strings else name
 
 
 class ValueReader:
@@ -157,8 +176,8 @@ class ValueReader:
         with self.client.system_database_engine.connect() as conn:
             return [tuple(row) for row in conn.execute(statement)]
 
-    def output_and_error(self, workflow_id: str) -> tuple[Any, str | None]:
-        """The workflow's decoded output and its error message (``Name: message``)."""
+    def _output_row(self, workflow_id: str) -> tuple[str | None, str | None, str | None] | None:
+        """``(stored output, stored error, serialization)`` of the workflow, or None if it does not exist."""
         from dbos._schemas.system_database import SystemSchema
 
         ws, wo = SystemSchema.workflow_status, SystemSchema.workflow_output
@@ -171,9 +190,22 @@ class ValueReader:
             .select_from(ws.outerjoin(wo, wo.c.workflow_uuid == ws.c.workflow_uuid))
             .where(ws.c.workflow_uuid == workflow_id)
         )
-        if not rows:
+        return rows[0] if rows else None
+
+    def output(self, workflow_id: str) -> Any:
+        """The workflow's decoded output (None if it has none or does not exist); its error is not read."""
+        row = self._output_row(workflow_id)
+        if row is None:
+            return None
+        output, _, tag = row
+        return decode_value(output, tag, allow_pickle=self.allow_pickle, workflow_id=workflow_id, what="output")
+
+    def output_and_error(self, workflow_id: str) -> tuple[Any, str | None]:
+        """The workflow's decoded output and its error message (``Name: message``)."""
+        row = self._output_row(workflow_id)
+        if row is None:
             return None, None
-        output, error, tag = rows[0]
+        output, error, tag = row
         allow = self.allow_pickle
         return (
             decode_value(output, tag, allow_pickle=allow, workflow_id=workflow_id, what="output"),
@@ -182,17 +214,10 @@ class ValueReader:
 
     def error_message(self, workflow_id: str) -> str | None:
         """The workflow's stored error as ``Name: message`` (a pickled error is never loaded unless allowed)."""
-        from dbos._schemas.system_database import SystemSchema
-
-        ws, wo = SystemSchema.workflow_status, SystemSchema.workflow_output
-        rows = self._rows(
-            sa.select(sa.func.coalesce(wo.c.error, ws.c.error), ws.c.serialization)
-            .select_from(ws.outerjoin(wo, wo.c.workflow_uuid == ws.c.workflow_uuid))
-            .where(ws.c.workflow_uuid == workflow_id)
-        )
-        if not rows:
+        row = self._output_row(workflow_id)
+        if row is None:
             return None
-        error, tag = rows[0]
+        _, error, tag = row
         return describe_stored_error(error, tag, allow_pickle=self.allow_pickle, workflow_id=workflow_id)
 
     def event(self, workflow_id: str, key: str) -> tuple[bool, Any]:
@@ -249,21 +274,10 @@ class ValueReader:
 
     def output_and_error_for_display(self, workflow_id: str) -> tuple[Any, str | None]:
         """Like :meth:`output_and_error`, but a refused output is an :class:`Undecoded` marker."""
-        from dbos._schemas.system_database import SystemSchema
-
-        ws, wo = SystemSchema.workflow_status, SystemSchema.workflow_output
-        rows = self._rows(
-            sa.select(
-                sa.func.coalesce(wo.c.output, ws.c.output),
-                sa.func.coalesce(wo.c.error, ws.c.error),
-                ws.c.serialization,
-            )
-            .select_from(ws.outerjoin(wo, wo.c.workflow_uuid == ws.c.workflow_uuid))
-            .where(ws.c.workflow_uuid == workflow_id)
-        )
-        if not rows:
+        row = self._output_row(workflow_id)
+        if row is None:
             return None, None
-        output, error, tag = tuple(rows[0])
+        output, error, tag = row
         kw: dict[str, Any] = {"allow_pickle": self.allow_pickle, "workflow_id": workflow_id}
         return display_value(output, tag, what="output", **kw), describe_stored_error(error, tag, **kw)
 
@@ -319,7 +333,6 @@ class ValueReader:
             for fid, name, out, err, child, started, completed, tag in (tuple(r) for r in self._rows(query))
         ]
 
-
     @staticmethod
     def last_steps_statement(workflow_ids: list[str]) -> sa.Select[Any]:
         """The statement of :meth:`last_steps` (to run it on a connection of one's own)."""
@@ -349,6 +362,7 @@ class ValueReader:
     def last_step(self, workflow_id: str) -> tuple[int, str] | None:
         """``(step number, function name)`` of the workflow's last recorded step, or None."""
         return self.last_steps([workflow_id]).get(workflow_id)
+
 
 @dataclass(frozen=True)
 class StoredStep:

@@ -6,12 +6,15 @@ below. Every bad value raises :class:`DBOSOptionsError` naming the connection an
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from dbos_airflow.client import with_connect_timeout
+from dbos_airflow.client import hide_password, with_connect_timeout
 from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.utils.templating import as_bool
 
@@ -50,7 +53,7 @@ class DBOSConnectionSettings:
 
     @classmethod
     def from_connection(cls, conn: Connection) -> DBOSConnectionSettings:
-        extra = {k: v for k, v in (conn.extra_dejson or {}).items() if v not in (None, "")}
+        extra = {k: v for k, v in _extra_object(conn).items() if v not in (None, "")}
         unknown = sorted(set(extra) - set(EXTRA_FIELDS))
         if unknown:
             raise DBOSOptionsError(
@@ -128,6 +131,29 @@ class DBOSConnectionSettings:
         return serialization_format(self.serialization)
 
 
+def _extra_object(conn: Connection) -> dict[str, Any]:
+    """The connection's extras; an extra that is not a JSON object is an error, never ignored.
+
+    (Airflow itself logs unparsable extras and carries on with none, which would silently drop
+    e.g. ``system_database_url`` or ``dbos_system_schema``.)
+    """
+    raw = getattr(conn, "extra", None)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}
+    try:
+        extra = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError as exc:
+        raise DBOSOptionsError(
+            f"connection {conn.conn_id!r}: extra is not valid JSON ({exc.msg} at position {exc.pos})"
+        ) from None
+    if not isinstance(extra, dict):
+        raise DBOSOptionsError(
+            f"connection {conn.conn_id!r}: extra must be a JSON object of fields ({', '.join(EXTRA_FIELDS)}), "
+            f"got a {type(extra).__name__}"
+        )
+    return extra
+
+
 def check_serialization(name: str) -> str:
     """``name`` if it is a serialization dbos-airflow supports, else a clear error."""
     if name not in SERIALIZATIONS:
@@ -142,3 +168,32 @@ def serialization_format(name: str) -> WorkflowSerializationFormat:
     if check_serialization(name) == "pickle":
         return WorkflowSerializationFormat.NATIVE
     return WorkflowSerializationFormat.PORTABLE
+
+
+def unparsable_env_connection(conn_id: str) -> Exception | None:
+    """Why ``AIRFLOW_CONN_<ID>`` is set but yields no connection (Airflow then says "not defined").
+
+    The reason never contains the connection's password.
+    """
+    name = f"AIRFLOW_CONN_{conn_id.upper()}"
+    value = os.environ.get(name)
+    if not value:
+        return None
+    from airflow.sdk import Connection
+
+    password = None
+    try:
+        if value.lstrip().startswith("{"):
+            password = (json.loads(value) or {}).get("password")
+            Connection.from_json(value, conn_id=conn_id)
+        else:
+            match = re.search(r"://[^/@]*?:([^/@]*)@", value)
+            password = match.group(1) if match else None
+            Connection.from_uri(value, conn_id=conn_id)
+    except Exception as exc:  # noqa: BLE001 - the parse error is the answer
+        reason = hide_password(f"{type(exc).__name__}: {exc}", str(password) if password else None)
+        return DBOSOptionsError(
+            f"connection {conn_id!r}: {name} is set but is not a valid connection ({reason}); use the URI form "
+            "dbos://user:password@host:5432/myapp_dbos_sys or the JSON form"
+        )
+    return None

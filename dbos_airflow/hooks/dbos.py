@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 
 from dbos_airflow.client import hide_password
 from dbos_airflow.exceptions import DBOSAirflowError, DBOSWorkflowNotFoundError, workflow_not_found_message
-from dbos_airflow.hooks.connection import DBOSConnectionSettings, serialization_format
+from dbos_airflow.hooks.connection import DBOSConnectionSettings, serialization_format, unparsable_env_connection
 from dbos_airflow.outcome import PROGRESS_LOG_SECONDS, progress_message
 from dbos_airflow.status import DBOSWorkflowStatus, status_to_dict
 
@@ -58,13 +59,20 @@ class DBOSHook(BaseHook):
     def settings(self) -> DBOSConnectionSettings:
         """The connection's validated settings (read once per hook)."""
         if self._settings is None:
-            self._settings = DBOSConnectionSettings.from_connection(self.get_connection(self.dbos_conn_id))
+            try:
+                conn = self.get_connection(self.dbos_conn_id)
+            except AirflowNotFoundException as exc:
+                raise unparsable_env_connection(self.dbos_conn_id) or exc from None
+            self._settings = DBOSConnectionSettings.from_connection(conn)
         return self._settings
 
     async def get_settings_async(self) -> DBOSConnectionSettings:
         """Like :attr:`settings`, without blocking the event loop."""
         if self._settings is None:
-            conn = await BaseHook.aget_connection(self.dbos_conn_id)
+            try:
+                conn = await BaseHook.aget_connection(self.dbos_conn_id)
+            except AirflowNotFoundException as exc:
+                raise unparsable_env_connection(self.dbos_conn_id) or exc from None
             self._settings = DBOSConnectionSettings.from_connection(conn)
         return self._settings
 
@@ -244,9 +252,7 @@ class DBOSHook(BaseHook):
     async def get_workflow_statuses_async(self, workflow_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Statuses of many workflows in one query: ``{workflow_id: status dict}`` (no values)."""
         client = await self.get_client_async()
-        rows = await client.list_workflows_async(
-            workflow_ids=list(workflow_ids), load_input=False, load_output=False
-        )
+        rows = await client.list_workflows_async(workflow_ids=list(workflow_ids), load_input=False, load_output=False)
         return {r.workflow_id: status_to_dict(r) for r in rows}
 
     def get_workflow_statuses(self, workflow_ids: Iterable[str]) -> dict[str, dict[str, Any]]:

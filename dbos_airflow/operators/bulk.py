@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk.exceptions import AirflowSkipException
+
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.dbos import DBOSBaseEnqueueOperator
 from dbos_airflow.utils.ids import bulk_item_id, derived_id
@@ -28,7 +30,8 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator):
     own ``enqueue_workflow`` SQL function in one pipelined batch (tens of thousands per
     second); with ``serialization="pickle"`` or SQLite, by ``DBOSClient.enqueue_in_transaction``.
 
-    :param items: one entry per workflow (templated; a JSON string is accepted): a dict with
+    :param items: one entry per workflow (templated; a JSON string is accepted; an empty list skips
+        the task, as mapping over an empty list does): a dict with
         optional keys ``args`` (list), ``kwargs`` (dict) and ``workflow_id`` (str), or a list
         of positional arguments.
 
@@ -47,6 +50,8 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator):
 
         base = derived_id(context)
         items = as_json("items", self.items, list)
+        if not items:  # as Airflow does with a task mapped over an empty list
+            raise AirflowSkipException("items is empty: no DBOS workflow to enqueue")
         batch = normalize_items(items, default_id=lambda index: bulk_item_id(base, index))
         ids = self.hook.enqueue_many(self._options(), batch, serialization=self.serialization)
         self.log.info("%d DBOS workflow(s) %s enqueued on %s", len(ids), self.workflow_name, self.queue_name)

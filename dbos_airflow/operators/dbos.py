@@ -10,7 +10,7 @@ from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.utils.ids import derived_id
 from dbos_airflow.utils.mixins import DBOSOperatorMixin, DBOSWaitMixin, dbos_template_fields
-from dbos_airflow.utils.templating import as_json
+from dbos_airflow.utils.templating import as_json, as_text
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -20,6 +20,17 @@ if TYPE_CHECKING:
     from dbos_airflow.client import EnqueueOptions
 
 RETRY_MODES = ("resume", "restart", "fail")
+TEXT_OPTIONS = frozenset(
+    {
+        "workflow_name",
+        "queue_name",
+        "workflow_class_name",
+        "app_version",
+        "queue_partition_key",
+        "workflow_id",
+        "deduplication_id",
+    }
+)
 
 
 class DBOSBaseEnqueueOperator(DBOSOperatorMixin, BaseOperator):
@@ -82,7 +93,8 @@ class DBOSBaseEnqueueOperator(DBOSOperatorMixin, BaseOperator):
             "queue_partition_key": self.queue_partition_key,
             **per_workflow,
         }
-        return {k: v for k, v in options.items() if v is not None}  # type: ignore[return-value]
+        # With render_template_as_native_obj a form's "2" or "123" arrives as an int.
+        return {k: as_text(v) if k in TEXT_OPTIONS else v for k, v in options.items() if v is not None}  # type: ignore[return-value]
 
 
 class DBOSEnqueueOperator(DBOSWaitMixin, DBOSBaseEnqueueOperator):
@@ -174,7 +186,7 @@ class DBOSEnqueueOperator(DBOSWaitMixin, DBOSBaseEnqueueOperator):
         return self.wait_for_workflow(context, workflow_id)
 
     def awaited_workflow_id(self, context: Context) -> str:
-        return self.workflow_id or derived_id(context)
+        return as_text(self.workflow_id) or derived_id(context)
 
 
 class DBOSSendOperator(DBOSOperatorMixin, BaseOperator):

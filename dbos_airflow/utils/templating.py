@@ -28,6 +28,14 @@ def as_bool(name: str, value: Any) -> bool:
     raise DBOSOptionsError(f"{name}={value!r} is not a boolean (true/false)")
 
 
+def as_text(value: Any) -> Any:
+    """A whole number rendered natively (a form's ``"123"`` becomes ``123``) back as text; else unchanged.
+
+    Ids, names and versions are text to DBOS; other types are left for the validator to name.
+    """
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def as_json(name: str, value: Any, kind: type[list[Any]] | type[dict[str, Any]]) -> Any:
     """A list or dict from itself or its JSON text (an empty text is an empty one)."""
     if isinstance(value, str):

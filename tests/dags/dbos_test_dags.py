@@ -10,6 +10,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, task
 
+from dbos_airflow.operators.bulk import DBOSBulkEnqueueOperator
 from dbos_airflow.operators.dbos import DBOSEnqueueOperator, DBOSSendOperator
 from dbos_airflow.sensors.dbos import DBOSEventSensor, DBOSWorkflowSensor
 
@@ -109,3 +110,81 @@ with DAG("dbos_t_mapped", **COMMON):
         return sorted(ids)
 
     collect(mapped.output)
+
+# tests/test_safe_reading.py: one reading task per DAG, pointed at a given workflow (and connection).
+SAFE_PARAMS: dict[str, Any] = {"workflow_id": "x", "key": "k", "expected": None, "conn": "dbos_default"}
+for deferrable in (False, True):
+    suffix = "_deferrable" if deferrable else ""
+    with DAG(f"dbos_t_safe_workflow{suffix}", params=SAFE_PARAMS, **COMMON):
+        DBOSWorkflowSensor(
+            task_id="read",
+            workflow_id="{{ params.workflow_id }}",
+            dbos_conn_id="{{ params.conn }}",
+            deferrable=deferrable,
+            poke_interval=0.2,
+            timeout=30,
+        )
+    with DAG(f"dbos_t_safe_event{suffix}", params=SAFE_PARAMS, **COMMON):
+        DBOSEventSensor(
+            task_id="read",
+            workflow_id="{{ params.workflow_id }}",
+            key="{{ params.key }}",
+            expected_value="{{ params.expected }}",
+            dbos_conn_id="{{ params.conn }}",
+            deferrable=deferrable,
+            poke_interval=0.2,
+            timeout=30,
+        )
+    with DAG(f"dbos_t_safe_reattach{suffix}", params=SAFE_PARAMS, **COMMON):
+        DBOSEnqueueOperator(
+            task_id="read",
+            workflow_name="wf_set_event_later",
+            queue_name="q",
+            workflow_id="{{ params.workflow_id }}",
+            dbos_conn_id="{{ params.conn }}",
+            wait_for_completion=True,
+            deferrable=deferrable,
+            poll_interval=0.2,
+            timeout=30,
+            retry_mode="fail",
+        )
+
+# tests/test_credentials.py: every path fails (or succeeds) on the connection named by params.conn.
+with DAG("dbos_t_credentials", params={"conn": "dbos_default", "missing": "x"}, default_args={"retries": 0}, **COMMON):
+    creds: dict[str, Any] = {"dbos_conn_id": "{{ params.conn }}", "queue_name": "q"}
+    DBOSEnqueueOperator(task_id="ok", workflow_name="wf_double", workflow_args=[21], wait_for_completion=True, **creds)
+    for deferrable in (False, True):
+        suffix = "_deferred" if deferrable else ""
+        DBOSEnqueueOperator(
+            task_id=f"fails{suffix}",
+            workflow_name="wf_fail",
+            workflow_args=["credential sweep"],
+            wait_for_completion=True,
+            deferrable=deferrable,
+            poll_interval=0.2,
+            **creds,
+        )
+        DBOSEnqueueOperator(
+            task_id=f"times_out{suffix}",
+            workflow_name="wf_sleep",
+            workflow_args=[30],
+            wait_for_completion=True,
+            deferrable=deferrable,
+            poll_interval=0.2,
+            timeout=1,
+            **creds,
+        )
+        DBOSEventSensor(
+            task_id=f"no_such_workflow{suffix}",
+            workflow_id="{{ params.missing }}",
+            key="k",
+            dbos_conn_id="{{ params.conn }}",
+            deferrable=deferrable,
+            poke_interval=0.2,
+            timeout=10,
+        )
+    DBOSEnqueueOperator(task_id="bad_input", workflow_name="wf_double", workflow_args="[1,", **creds)
+    DBOSSendOperator(
+        task_id="send_nowhere", destination_id="{{ params.missing }}", message="x", dbos_conn_id="{{ params.conn }}"
+    )
+    DBOSBulkEnqueueOperator(task_id="bulk", workflow_name="wf_double", items=[[1], [2]], **creds)
