@@ -30,8 +30,10 @@ airflow: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench all
 
+# ruff check, ruff format --check and mypy: what CI runs after the tests.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dbos_airflow tests dags examples scripts bench
+	$(VENV)/bin/ruff format --check dbos_airflow tests dags examples scripts bench
 	$(VENV)/bin/mypy
 
 clean:
