@@ -18,8 +18,11 @@ def plain_client(env: Env) -> Any:
 def portable_options() -> dict[str, Any]:
     from dbos import WorkflowSerializationFormat
 
-    return {"workflow_name": "noop", "queue_name": UNPOLLED_QUEUE,
-            "serialization_type": WorkflowSerializationFormat.PORTABLE}
+    return {
+        "workflow_name": "noop",
+        "queue_name": UNPOLLED_QUEUE,
+        "serialization_type": WorkflowSerializationFormat.PORTABLE,
+    }
 
 
 def clean(env: Env) -> None:

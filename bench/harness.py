@@ -86,10 +86,16 @@ def bench_env() -> Iterator[Env]:
     worker = Worker(url)  # DBOS.launch() creates and migrates the database
     try:
         worker.wait_ready()
-        os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps({
-            "conn_type": "dbos", "host": server.host, "port": server.port or 5432, "login": server.username,
-            "password": server.password, "schema": database,
-        })
+        os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(
+            {
+                "conn_type": "dbos",
+                "host": server.host,
+                "port": server.port or 5432,
+                "login": server.username,
+                "password": server.password,
+                "schema": database,
+            }
+        )
         yield Env(url, database)
     finally:
         worker.stop()
@@ -126,7 +132,8 @@ def connections_of_this_process(env: Env) -> int:
     ports = sorted(my_postgres_ports())  # taken before env.sql connects: the asking connection is not among them
     rows = env.sql(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = :db AND client_port = ANY(:ports)",
-        db=env.database, ports=ports,
+        db=env.database,
+        ports=ports,
     )
     return int(rows[0][0])
 
@@ -171,15 +178,25 @@ class Row:
 def report(name: str, rows: list[Row], details: dict[str, Any]) -> None:
     """Print the figure's rows and save them for ``python -m bench all`` (bench/.results/<name>.json)."""
     for row in rows:
-        print(f"{row.figure}: plain {row.plain} | dbos-airflow {row.ours} | ratio {row.ratio} | N {row.n}"
-              + (f" | goal {row.goal}: {row.met}" if row.goal else ""))
+        print(
+            f"{row.figure}: plain {row.plain} | dbos-airflow {row.ours} | ratio {row.ratio} | N {row.n}"
+            + (f" | goal {row.goal}: {row.met}" if row.goal else "")
+        )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps({"rows": [asdict(r) for r in rows], "details": details},
-                                                     indent=2, default=str))
+    (RESULTS / f"{name}.json").write_text(
+        json.dumps({"rows": [asdict(r) for r in rows], "details": details}, indent=2, default=str)
+    )
 
 
 def latency_figure(
-    name: str, label: str, plain_phase: Any, ours_phase: Any, *, detail: str, plain_what: str, ours_what: str,
+    name: str,
+    label: str,
+    plain_phase: Any,
+    ours_phase: Any,
+    *,
+    detail: str,
+    plain_what: str,
+    ours_what: str,
     goal_q: int,
 ) -> None:
     """Run a plain-client phase and a dbos-airflow phase on one bench env; report p50/p99 rows.
@@ -203,7 +220,15 @@ def latency_figure(
         p, o = percentile(plain, q), percentile(ours, q)
         goal = "<= 100 ms" if q == goal_q else ""
         met = ("met" if o <= 0.1 else "MISSED") if goal else ""
-        rows.append(Row(f"{name.upper()} {label} p{q} {detail}", f"{fmt_s(p)} ({plain_what})",
-                        f"{fmt_s(o)} ({ours_what})", f"{o / p:.2f}", str(len(ours)), goal, met))
+        rows.append(
+            Row(
+                f"{name.upper()} {label} p{q} {detail}",
+                f"{fmt_s(p)} ({plain_what})",
+                f"{fmt_s(o)} ({ours_what})",
+                f"{o / p:.2f}",
+                str(len(ours)),
+                goal,
+                met,
+            )
+        )
     report(name, rows, {"plain_s": plain, "ours_s": ours})
-

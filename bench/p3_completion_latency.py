@@ -23,8 +23,11 @@ QUEUE = "bench"
 def _enqueue(client: Any, n: int) -> list[str]:
     from dbos import WorkflowSerializationFormat
 
-    options = {"workflow_name": "finish_stamp", "queue_name": QUEUE,
-               "serialization_type": WorkflowSerializationFormat.PORTABLE}
+    options = {
+        "workflow_name": "finish_stamp",
+        "queue_name": QUEUE,
+        "serialization_type": WorkflowSerializationFormat.PORTABLE,
+    }
     return [client.enqueue(options, random.uniform(1.0, 3.0)).workflow_id for _ in range(n)]
 
 
@@ -57,9 +60,16 @@ async def ours_phase(client: Any, conn_id: str) -> list[float]:
 
 
 def main() -> None:
-    latency_figure("p3", "completion latency", plain_phase, ours_phase, detail="(workflow returns -> wait returns)",
-                   plain_what="get_result",
-                   ours_what="DBOSWorkflowTrigger", goal_q=50)
+    latency_figure(
+        "p3",
+        "completion latency",
+        plain_phase,
+        ours_phase,
+        detail="(workflow returns -> wait returns)",
+        plain_what="get_result",
+        ours_what="DBOSWorkflowTrigger",
+        goal_q=50,
+    )
 
 
 if __name__ == "__main__":

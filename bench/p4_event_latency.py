@@ -24,8 +24,11 @@ KEY = "ready"
 def _enqueue(client: Any, n: int) -> list[str]:
     from dbos import WorkflowSerializationFormat
 
-    options = {"workflow_name": "event_stamp", "queue_name": QUEUE,
-               "serialization_type": WorkflowSerializationFormat.PORTABLE}
+    options = {
+        "workflow_name": "event_stamp",
+        "queue_name": QUEUE,
+        "serialization_type": WorkflowSerializationFormat.PORTABLE,
+    }
     return [client.enqueue(options, KEY, random.uniform(1.0, 3.0), 3.0).workflow_id for _ in range(n)]
 
 
@@ -53,9 +56,16 @@ async def ours_phase(client: Any, conn_id: str) -> list[float]:
 
 
 def main() -> None:
-    latency_figure("p4", "event latency", plain_phase, ours_phase, detail="(set_event -> wait returns)",
-                   plain_what="get_event",
-                   ours_what="DBOSEventTrigger", goal_q=99)
+    latency_figure(
+        "p4",
+        "event latency",
+        plain_phase,
+        ours_phase,
+        detail="(set_event -> wait returns)",
+        plain_what="get_event",
+        ours_what="DBOSEventTrigger",
+        goal_q=99,
+    )
 
 
 if __name__ == "__main__":

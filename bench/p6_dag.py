@@ -21,10 +21,15 @@ from typing import Any
 from bench.harness import BENCH, Row, bench_env, median, report
 
 RUNS = 5
-os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps([
-    {"name": "bench-dags", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-     "kwargs": {"path": str(BENCH / "dags")}},
-])
+os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+    [
+        {
+            "name": "bench-dags",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(BENCH / "dags")},
+        },
+    ]
+)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(BENCH / "dags")
 
 
@@ -56,9 +61,15 @@ def main() -> None:
     rows = []
     for name, label in (("bench_dbos_sync", "waiting in the worker"), ("bench_dbos_deferrable", "deferrable")):
         ours = median(times[name])
-        rows.append(Row(f"P6 DAG enqueue+wait of a no-op workflow, {label} (dag.test() seconds)",
-                        f"{floor:.2f} s (no-op PythonOperator)", f"{ours:.2f} s (+{ours - floor:.2f} s)",
-                        f"{ours / floor:.2f}", f"{RUNS} runs each"))
+        rows.append(
+            Row(
+                f"P6 DAG enqueue+wait of a no-op workflow, {label} (dag.test() seconds)",
+                f"{floor:.2f} s (no-op PythonOperator)",
+                f"{ours:.2f} s (+{ours - floor:.2f} s)",
+                f"{ours / floor:.2f}",
+                f"{RUNS} runs each",
+            )
+        )
     report("p6", rows, times)
 
 

@@ -27,8 +27,14 @@ with DAG(
     catchup=False,
     tags=["dbos", "example"],
     params={
-        "orders": Param(EXAMPLE_ORDERS, type="array", items={"type": "object"}, minItems=1, title="Orders",
-                        description="One Warehouse.pack workflow runs per order."),
+        "orders": Param(
+            EXAMPLE_ORDERS,
+            type="array",
+            items={"type": "object"},
+            minItems=1,
+            title="Orders",
+            description="One Warehouse.pack workflow runs per order.",
+        ),
     },
 ) as dag:
 

@@ -28,8 +28,9 @@ with DAG(
     tags=["dbos", "example"],
     params={
         "order": Param(EXAMPLE_ORDER, type="object", title="Order", description="The order to process (JSON)."),
-        "approver": Param("airflow", type="string", minLength=1, title="Approver",
-                          description="Name sent in the approval message."),
+        "approver": Param(
+            "airflow", type="string", minLength=1, title="Approver", description="Name sent in the approval message."
+        ),
     },
 ) as dag:
     start = DBOSEnqueueOperator(

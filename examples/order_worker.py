@@ -87,8 +87,13 @@ def _quote(order: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]
     items = validate(order)
     subtotal = price(items)
     tax = round(subtotal * TAX_RATE, 2)
-    quote = {"order_id": order["order_id"], "items": len(items), "subtotal": subtotal, "tax": tax,
-             "total": round(subtotal + tax, 2)}
+    quote = {
+        "order_id": order["order_id"],
+        "items": len(items),
+        "subtotal": subtotal,
+        "tax": tax,
+        "total": round(subtotal + tax, 2),
+    }
     return items, quote
 
 

@@ -19,8 +19,9 @@ class ChildProcess:
     output if the process exits first; ``stop()`` terminates its process group, then kills it.
     """
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path | None = None,
-                 echo: IO[str] | None = None) -> None:
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], log_path: Path | None = None, echo: IO[str] | None = None
+    ) -> None:
         self.name = name
         self.log_path = log_path
         self._log: IO[str] | None = None
@@ -30,8 +31,9 @@ class ChildProcess:
         self._echo = echo
         self.lines: list[str] = []
         self._seen = threading.Condition()
-        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:

@@ -45,8 +45,11 @@ DEMO_RUNS = (
     DemoRun("dbos_run_workflow", {}, "run_workflow", "result"),
     DemoRun(
         "dbos_run_workflow",
-        {"workflow_name": "Warehouse.pack", "workflow_class_name": "Warehouse",
-         "args": [{"order_id": "D-7", "items": [{"sku": "widget", "qty": 25}]}]},
+        {
+            "workflow_name": "Warehouse.pack",
+            "workflow_class_name": "Warehouse",
+            "args": [{"order_id": "D-7", "items": [{"sku": "widget", "qty": 25}]}],
+        },
         "run_workflow",
         "result",
     ),
@@ -75,7 +78,7 @@ def fire_watcher(env: dict[str, str], log_dir: Path) -> dict[str, Any]:
     log = log_dir / "demo_watcher.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(done.stdout + done.stderr)
-    events = [line[len("EVENT "):] for line in done.stdout.splitlines() if line.startswith("EVENT ")]
+    events = [line[len("EVENT ") :] for line in done.stdout.splitlines() if line.startswith("EVENT ")]
     if done.returncode != 0 or not events:
         raise RuntimeError(f"the DBOS completion watcher did not fire; see {log}")
     payload: dict[str, Any] = json.loads(events[-1])

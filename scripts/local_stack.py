@@ -81,8 +81,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_worker(system_database_url: str, log_path: Path, echo: IO[str] | None = None,
-                 timeout: float = 120) -> ChildProcess:
+def start_worker(
+    system_database_url: str, log_path: Path, echo: IO[str] | None = None, timeout: float = 120
+) -> ChildProcess:
     """Start examples/order_worker.py on ``system_database_url``; return once it printed its ready line."""
     env = {**os.environ, "DBOS_SYSTEM_DATABASE_URL": system_database_url, "PYTHONUNBUFFERED": "1"}
     worker = ChildProcess("worker", [sys.executable, str(WORKER_SCRIPT)], env, log_path, echo)

@@ -39,16 +39,23 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 # dag.test() runs only DAGs found in a bundle: the example DAGs and the tests' own DAGs.
-os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps([
-    {"name": name, "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {"path": str(path)}}
-    for name, path in (("dags-folder", ROOT / "dags"), ("test-dags", ROOT / "tests" / "dags"))
-])
+os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+    [
+        {
+            "name": name,
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(path)},
+        }
+        for name, path in (("dags-folder", ROOT / "dags"), ("test-dags", ROOT / "tests" / "dags"))
+    ]
+)
 
 
 def _answers(url: str) -> str | None:
     """None if Postgres at ``url`` answers, else the driver's reason."""
-    engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"),
-                              connect_args={"connect_timeout": 5})
+    engine = sa.create_engine(
+        sa.make_url(url).set(drivername="postgresql+psycopg"), connect_args={"connect_timeout": 5}
+    )
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
@@ -133,8 +140,13 @@ class Worker(ChildProcess):
     def __init__(
         self, system_database_url: str, script: Path, executor_id: str = "test-worker", **env_vars: str
     ) -> None:
-        env = {**os.environ, "DBOS_SYSTEM_DATABASE_URL": system_database_url, "DBOS_EXECUTOR_ID": executor_id,
-               "PYTHONUNBUFFERED": "1", **env_vars}
+        env = {
+            **os.environ,
+            "DBOS_SYSTEM_DATABASE_URL": system_database_url,
+            "DBOS_EXECUTOR_ID": executor_id,
+            "PYTHONUNBUFFERED": "1",
+            **env_vars,
+        }
         super().__init__(f"DBOS worker {executor_id}", [sys.executable, str(script)], env)
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -158,8 +170,14 @@ def dbos_worker(system_database_url: str) -> Iterator[Worker]:
 def dbos_conn(system_database_url: str, dbos_worker: Worker) -> Iterator[str]:
     """``AIRFLOW_CONN_DBOS_DEFAULT`` (JSON form) pointing at the worker's system database."""
     url = sa.make_url(system_database_url)
-    conn = {"conn_type": "dbos", "host": url.host, "port": url.port or 5432, "login": url.username,
-            "password": url.password, "schema": url.database}
+    conn = {
+        "conn_type": "dbos",
+        "host": url.host,
+        "port": url.port or 5432,
+        "login": url.username,
+        "password": url.password,
+        "schema": url.database,
+    }
     os.environ["AIRFLOW_CONN_DBOS_DEFAULT"] = json.dumps(conn)
     yield "dbos_default"
     os.environ.pop("AIRFLOW_CONN_DBOS_DEFAULT", None)
@@ -189,7 +207,10 @@ def airflow_db() -> Path:
     """A migrated SQLite Airflow metadata DB in this session's AIRFLOW_HOME, for ``dag.test()``."""
     done = subprocess.run(
         [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-        env=os.environ.copy(), capture_output=True, text=True, timeout=600,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if done.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")

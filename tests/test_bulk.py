@@ -35,12 +35,16 @@ def _rows(url: str, ids: list[str]) -> list[Any]:
     engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"))
     try:
         with engine.connect() as conn:
-            return list(conn.execute(
-                sa.text("SELECT s.workflow_uuid, s.status, s.serialization, i.xmin::text AS xmin, s.created_at, s.updated_at "
+            return list(
+                conn.execute(
+                    sa.text(
+                        "SELECT s.workflow_uuid, s.status, s.serialization, i.xmin::text AS xmin, s.created_at, s.updated_at "
                         "FROM dbos.workflow_status s JOIN dbos.workflow_input i USING (workflow_uuid) "
-                        "WHERE s.workflow_uuid = ANY(:ids) ORDER BY s.workflow_uuid"),
-                {"ids": ids},
-            ))
+                        "WHERE s.workflow_uuid = ANY(:ids) ORDER BY s.workflow_uuid"
+                    ),
+                    {"ids": ids},
+                )
+            )
     finally:
         engine.dispose()
 
@@ -49,9 +53,12 @@ def _count_prefix(url: str, prefix: str) -> int:
     engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"))
     try:
         with engine.connect() as conn:
-            return int(conn.execute(
-                sa.text("SELECT count(*) FROM dbos.workflow_status WHERE workflow_uuid LIKE :p"), {"p": prefix + "%"}
-            ).scalar_one())
+            return int(
+                conn.execute(
+                    sa.text("SELECT count(*) FROM dbos.workflow_status WHERE workflow_uuid LIKE :p"),
+                    {"p": prefix + "%"},
+                ).scalar_one()
+            )
     finally:
         engine.dispose()
 
@@ -175,8 +182,9 @@ def test_existing_ids_are_left_alone_and_the_rest_enqueued(hook: DBOSHook, syste
 
 def test_pickle_falls_back_to_enqueue_in_transaction(hook: DBOSHook, system_database_url: str) -> None:
     prefix = unique("bulk-pickle")
-    ids = hook.enqueue_many({"workflow_name": "wf_double", "queue_name": "q"}, _items(prefix, 10),
-                            serialization="pickle")
+    ids = hook.enqueue_many(
+        {"workflow_name": "wf_double", "queue_name": "q"}, _items(prefix, 10), serialization="pickle"
+    )
     rows = _rows(system_database_url, ids)
     assert {r.serialization for r in rows} == {"py_pickle"}
     assert len({r.xmin for r in rows}) == 1
@@ -200,8 +208,11 @@ def test_sqlite_system_database_uses_the_client_path(tmp_path: Path) -> None:
     DBOS.migrate(url)
     client = DBOSClient(system_database_url=url, retry_connection_errors=False)
     try:
-        opts: Any = {"workflow_name": "wf_double", "queue_name": NOBODY,
-                     "serialization_type": WorkflowSerializationFormat.PORTABLE}
+        opts: Any = {
+            "workflow_name": "wf_double",
+            "queue_name": NOBODY,
+            "serialization_type": WorkflowSerializationFormat.PORTABLE,
+        }
         ids = enqueue_many(client, opts, _items("sq", 4))
         assert enqueue_many(client, opts, _items("sq", 4)) == ids
         bad = _items("sq-bad", 3)
@@ -210,7 +221,9 @@ def test_sqlite_system_database_uses_the_client_path(tmp_path: Path) -> None:
             enqueue_many(client, opts, bad)
         rows = client.list_workflows(load_input=True, load_output=False)
         assert sorted(r.workflow_id for r in rows) == sorted(ids)
-        assert {r.workflow_id: r.input["args"] if r.input else None for r in rows} == {f"sq-{i}": (i,) for i in range(4)}
+        assert {r.workflow_id: r.input["args"] if r.input else None for r in rows} == {
+            f"sq-{i}": (i,) for i in range(4)
+        }
     finally:
         client.destroy()
 
@@ -225,8 +238,14 @@ def test_per_workflow_options_are_refused(hook: DBOSHook) -> None:
 
 
 def _context(dag_id: str, run_id: str, try_number: int = 1) -> Any:
-    ti = SimpleNamespace(dag_id=dag_id, run_id=run_id, task_id="bulk", map_index=-1, try_number=try_number,
-                         xcom_push=lambda key, value: None)  # the operator records its connection for the UI
+    ti = SimpleNamespace(
+        dag_id=dag_id,
+        run_id=run_id,
+        task_id="bulk",
+        map_index=-1,
+        try_number=try_number,
+        xcom_push=lambda key, value: None,
+    )  # the operator records its connection for the UI
     return {"ti": ti}
 
 
@@ -234,8 +253,13 @@ def test_operator_retry_with_the_same_task_instance_enqueues_nothing_new(
     dbos_conn: str, system_database_url: str
 ) -> None:
     run_id = unique("manual")
-    op = DBOSBulkEnqueueOperator(task_id="bulk", workflow_name="wf_double", queue_name=NOBODY,
-                                 items=[[i] for i in range(30)], dbos_conn_id=dbos_conn)
+    op = DBOSBulkEnqueueOperator(
+        task_id="bulk",
+        workflow_name="wf_double",
+        queue_name=NOBODY,
+        items=[[i] for i in range(30)],
+        dbos_conn_id=dbos_conn,
+    )
     ids = op.execute(_context("dag_b", run_id))
     assert ids == [f"dag_b:{run_id}:bulk:-1:{i}" for i in range(30)]
     before = {r.workflow_uuid: (r.xmin, r.created_at, r.updated_at) for r in _rows(system_database_url, ids)}
@@ -248,8 +272,13 @@ def test_operator_retry_with_the_same_task_instance_enqueues_nothing_new(
 
 def test_operator_fails_without_retry_on_bad_items(dbos_conn: str, system_database_url: str) -> None:
     run_id = unique("manual")
-    op = DBOSBulkEnqueueOperator(task_id="bulk", workflow_name="wf_double", queue_name=NOBODY,
-                                 items='[[1], {"args": [2], "kwarg": {}}]', dbos_conn_id=dbos_conn)
+    op = DBOSBulkEnqueueOperator(
+        task_id="bulk",
+        workflow_name="wf_double",
+        queue_name=NOBODY,
+        items='[[1], {"args": [2], "kwarg": {}}]',
+        dbos_conn_id=dbos_conn,
+    )
     with pytest.raises(AirflowFailException, match="item 1: unknown key"):
         op.execute(_context("dag_c", run_id))
     assert _count_prefix(system_database_url, f"dag_c:{run_id}:") == 0

@@ -137,9 +137,14 @@ def test_unencodable_argument_is_named(client: DBOSClient) -> None:
     wid = unique()
     with pytest.raises(DBOSSerializationError) as err:
         client.enqueue(
-            {"queue_name": "q", "workflow_name": "wf_echo", "workflow_id": wid,
-             "serialization_type": WorkflowSerializationFormat.PORTABLE},
-            1, tag=object(),
+            {
+                "queue_name": "q",
+                "workflow_name": "wf_echo",
+                "workflow_id": wid,
+                "serialization_type": WorkflowSerializationFormat.PORTABLE,
+            },
+            1,
+            tag=object(),
         )
     assert "kwargs['tag']" in str(err.value) and "portable JSON" in str(err.value)
     assert client.list_workflows(workflow_ids=[wid]) == []  # nothing half-written
@@ -238,7 +243,7 @@ def test_unreachable_server_names_host_port_database_without_password() -> None:
 
 def test_missing_database_is_named(postgres_server_url: str) -> None:
     url = sa.make_url(postgres_server_url).set(database="no_such_db_here").render_as_string(hide_password=False)
-    with pytest.raises(DBOSConnectionError, match='no_such_db_here_dbos_sys.*does not exist'):
+    with pytest.raises(DBOSConnectionError, match="no_such_db_here_dbos_sys.*does not exist"):
         DBOSClient(url, retry_connection_errors=False)
 
 
@@ -255,6 +260,8 @@ def test_database_without_dbos_tables(postgres_server_url: str) -> None:
 
 
 def test_client_import_is_cheap_and_connects_nothing() -> None:
-    code = "import dbos_airflow, dbos_airflow.client, dbos_airflow.hooks.dbos, threading; print(threading.active_count())"
+    code = (
+        "import dbos_airflow, dbos_airflow.client, dbos_airflow.hooks.dbos, threading; print(threading.active_count())"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"

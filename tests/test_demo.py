@@ -37,8 +37,13 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_demo_runs_every_example_dag(example_system_db: str, demo_dir: Path) -> None:
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("AIRFLOW")}
     env["DBOS_SYSTEM_DATABASE_URL"] = example_system_db
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--demo-dir", str(demo_dir)],
-                          env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), "--demo-dir", str(demo_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, f"demo failed:\n{done.stdout}\n{done.stderr}"
     rows = [line for line in done.stdout.splitlines() if re.match(r"\| dbos_", line)]
     assert [r.split("|")[1].strip() for r in rows] == [r.dag_id for r in demo.DEMO_RUNS]
@@ -63,8 +68,12 @@ def test_demo_exits_non_zero_with_the_workflow_error_when_a_run_fails(
     example_system_db: str, demo_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("DBOS_SYSTEM_DATABASE_URL", example_system_db)
-    failing = demo.DemoRun("dbos_run_workflow", {"workflow_name": "refund_order", "args": ["R-1", 500], "timeout": None},
-                           "run_workflow", "result")
+    failing = demo.DemoRun(
+        "dbos_run_workflow",
+        {"workflow_name": "refund_order", "args": ["R-1", 500], "timeout": None},
+        "run_workflow",
+        "result",
+    )
     no_wait = demo.DemoRun("dbos_run_workflow", {"wait": False}, "run_workflow")
     assert demo.main(["--demo-dir", str(demo_dir)], runs=(no_wait, failing)) == 1
     out, err = capsys.readouterr()

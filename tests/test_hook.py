@@ -41,8 +41,11 @@ def _sql(url: str, query: str, **params: Any) -> list[Any]:
 
 
 def _row_serialization(system_database_url: str, workflow_id: str) -> str:
-    rows = _sql(system_database_url, "SELECT serialization FROM dbos.workflow_status WHERE workflow_uuid = :wid",
-                wid=workflow_id)
+    rows = _sql(
+        system_database_url,
+        "SELECT serialization FROM dbos.workflow_status WHERE workflow_uuid = :wid",
+        wid=workflow_id,
+    )
     assert len(rows) == 1, f"no workflow_status row for {workflow_id}"
     return str(rows[0][0])
 
@@ -70,8 +73,9 @@ def capture_dbos_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCa
 # -- connection forms ----------------------------------------------------------------------
 
 
-def test_uri_connection_end_to_end(system_database_url: str, dbos_worker: Worker,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_uri_connection_end_to_end(
+    system_database_url: str, dbos_worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = sa.make_url(system_database_url)
     uri = f"dbos://{url.username}:pw@{url.host}:{url.port or 5432}/{url.database}?dbos_system_schema=dbos"
     monkeypatch.setenv("AIRFLOW_CONN_DBOS_URI", uri)
@@ -93,16 +97,31 @@ def test_json_connection_end_to_end(hook: DBOSHook, system_database_url: str) ->
     assert status is not None and status["status"] == "SUCCESS"
 
 
-def test_airflow_exported_uri_round_trips_typed_extras(system_database_url: str, dbos_worker: Worker,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_airflow_exported_uri_round_trips_typed_extras(
+    system_database_url: str, dbos_worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What the UI saves (typed extras) and what the API server exports for the Test button (a URI) both work."""
     from airflow.models.connection import Connection
 
     url = sa.make_url(system_database_url)
-    extra = {"dbos_system_schema": "dbos", "connect_timeout": 5, "serialization": "portable",
-             "use_listen_notify": False, "application_name": None, "system_database_url": ""}
-    conn = Connection(conn_id="dbos_ui", conn_type="dbos", host=url.host, port=url.port or 5432,
-                      login=url.username, password="p@ss:w/rd", schema=url.database, extra=json.dumps(extra))
+    extra = {
+        "dbos_system_schema": "dbos",
+        "connect_timeout": 5,
+        "serialization": "portable",
+        "use_listen_notify": False,
+        "application_name": None,
+        "system_database_url": "",
+    }
+    conn = Connection(
+        conn_id="dbos_ui",
+        conn_type="dbos",
+        host=url.host,
+        port=url.port or 5432,
+        login=url.username,
+        password="p@ss:w/rd",
+        schema=url.database,
+        extra=json.dumps(extra),
+    )
     monkeypatch.setenv("AIRFLOW_CONN_DBOS_UI", conn.get_uri())
     with DBOSHook("dbos_ui") as hook:
         settings = hook.settings
@@ -133,8 +152,12 @@ def test_airflow_exported_uri_round_trips_typed_extras(system_database_url: str,
     ],
 )
 def test_bad_extras_name_the_field(extra: dict[str, Any], names: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_DBOS_BAD", json.dumps(
-        {"conn_type": "dbos", "host": "127.0.0.1", "password": SECRET, "schema": "x_dbos_sys", "extra": extra}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DBOS_BAD",
+        json.dumps(
+            {"conn_type": "dbos", "host": "127.0.0.1", "password": SECRET, "schema": "x_dbos_sys", "extra": extra}
+        ),
+    )
     hook = DBOSHook("dbos_bad")  # constructing is fine: nothing is read yet
     with pytest.raises(DBOSOptionsError) as err:
         hook.get_client()
@@ -204,9 +227,20 @@ def test_test_connection_unreachable_server_hides_password(
     monkeypatch: pytest.MonkeyPatch, capture_dbos_logs: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     port = _closed_port()
-    monkeypatch.setenv("AIRFLOW_CONN_DBOS_DOWN", json.dumps(
-        {"conn_type": "dbos", "host": "127.0.0.1", "port": port, "login": "someone", "password": SECRET,
-         "schema": "down_dbos_sys", "extra": {"connect_timeout": 3}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DBOS_DOWN",
+        json.dumps(
+            {
+                "conn_type": "dbos",
+                "host": "127.0.0.1",
+                "port": port,
+                "login": "someone",
+                "password": SECRET,
+                "schema": "down_dbos_sys",
+                "extra": {"connect_timeout": 3},
+            }
+        ),
+    )
     started = time.monotonic()
     ok, message = DBOSHook("dbos_down").test_connection()
     assert not ok
@@ -221,8 +255,10 @@ def test_test_connection_unreachable_server_hides_password(
 
 
 def test_test_connection_database_without_dbos_tables(
-    postgres_server_url: str, monkeypatch: pytest.MonkeyPatch,
-    capture_dbos_logs: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
+    postgres_server_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capture_dbos_logs: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     name = f"empty_{unique('db').replace('-', '_')}"
     server = sa.make_url(postgres_server_url)
@@ -230,9 +266,19 @@ def test_test_connection_database_without_dbos_tables(
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
-        monkeypatch.setenv("AIRFLOW_CONN_DBOS_EMPTY", json.dumps(
-            {"conn_type": "dbos", "host": server.host, "port": server.port or 5432, "login": server.username,
-             "password": SECRET, "schema": name}))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DBOS_EMPTY",
+            json.dumps(
+                {
+                    "conn_type": "dbos",
+                    "host": server.host,
+                    "port": server.port or 5432,
+                    "login": server.username,
+                    "password": SECRET,
+                    "schema": name,
+                }
+            ),
+        )
         ok, message = DBOSHook("dbos_empty").test_connection()
         assert not ok
         assert f"no DBOS system tables in {name}.dbos" in message
@@ -242,9 +288,19 @@ def test_test_connection_database_without_dbos_tables(
         for text in (message, capture_dbos_logs.text, out, err):
             assert SECRET not in text
         # The wrong schema name gets the same, schema-naming message.
-        monkeypatch.setenv("AIRFLOW_CONN_DBOS_EMPTY", json.dumps(
-            {"conn_type": "dbos", "host": server.host, "port": server.port or 5432, "login": server.username,
-             "schema": name, "extra": {"dbos_system_schema": "elsewhere"}}))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DBOS_EMPTY",
+            json.dumps(
+                {
+                    "conn_type": "dbos",
+                    "host": server.host,
+                    "port": server.port or 5432,
+                    "login": server.username,
+                    "schema": name,
+                    "extra": {"dbos_system_schema": "elsewhere"},
+                }
+            ),
+        )
         ok, message = DBOSHook("dbos_empty").test_connection()
         assert not ok and f"no DBOS system tables in {name}.elsewhere" in message
     finally:
@@ -278,7 +334,8 @@ def test_async_twins_run_50_concurrently_with_one_hook(dbos_conn: str, monkeypat
         try:
             wid = unique(f"async{i}")
             handle = await hook.enqueue_async(
-                {"queue_name": "q", "workflow_name": "wf_event_recv", "workflow_id": wid}, f"topic{i}")
+                {"queue_name": "q", "workflow_name": "wf_event_recv", "workflow_id": wid}, f"topic{i}"
+            )
             assert handle.get_workflow_id() == wid
             assert await hook.get_event_async(wid, "status", 60) == "waiting"
             await hook.send_async(wid, f"m{i}", f"topic{i}", idempotency_key=f"{wid}-send")
@@ -332,19 +389,31 @@ def test_default_serialization_is_portable(hook: DBOSHook, system_database_url: 
     assert _row_serialization(system_database_url, recv) == "portable_json"
 
 
-def test_pickle_is_an_explicit_opt_in(dbos_conn: str, system_database_url: str, dbos_worker: Worker,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pickle_is_an_explicit_opt_in(
+    dbos_conn: str, system_database_url: str, dbos_worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with DBOSHook(dbos_conn) as hook:  # per call
         wid = unique()
-        hook.enqueue({"queue_name": "q", "workflow_name": "wf_double", "workflow_id": wid}, 2,
-                     serialization="pickle").get_result()
+        hook.enqueue(
+            {"queue_name": "q", "workflow_name": "wf_double", "workflow_id": wid}, 2, serialization="pickle"
+        ).get_result()
         assert _row_serialization(system_database_url, wid) == "py_pickle"
         with pytest.raises(DBOSOptionsError, match="serialization='xml'"):
             hook.enqueue({"queue_name": "q", "workflow_name": "wf_double"}, 2, serialization="xml")
     url = sa.make_url(system_database_url)
-    monkeypatch.setenv("AIRFLOW_CONN_DBOS_PICKLE", json.dumps(
-        {"conn_type": "dbos", "host": url.host, "port": url.port or 5432, "login": url.username,
-         "schema": url.database, "extra": {"serialization": "pickle"}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DBOS_PICKLE",
+        json.dumps(
+            {
+                "conn_type": "dbos",
+                "host": url.host,
+                "port": url.port or 5432,
+                "login": url.username,
+                "schema": url.database,
+                "extra": {"serialization": "pickle"},
+            }
+        ),
+    )
     with DBOSHook("dbos_pickle") as hook:  # per connection; a set (not JSON) needs pickle
         wid = unique()
         result = hook.enqueue({"queue_name": "q", "workflow_name": "wf_echo", "workflow_id": wid}, {1, 2}).get_result()
@@ -352,8 +421,9 @@ def test_pickle_is_an_explicit_opt_in(dbos_conn: str, system_database_url: str, 
         assert _row_serialization(system_database_url, wid) == "py_pickle"
         # ... and a call can still ask for portable.
         wid = unique()
-        hook.enqueue({"queue_name": "q", "workflow_name": "wf_double", "workflow_id": wid}, 1,
-                     serialization="portable").get_result()
+        hook.enqueue(
+            {"queue_name": "q", "workflow_name": "wf_double", "workflow_id": wid}, 1, serialization="portable"
+        ).get_result()
         assert _row_serialization(system_database_url, wid) == "portable_json"
 
 
@@ -365,8 +435,10 @@ def test_sqlite_connection_via_system_database_url(tmp_path: Path, monkeypatch: 
     worker = Worker(f"sqlite:///{db}", ROOT / "tests" / "dbos_app.py", executor_id="sqlite-hook-worker")
     try:
         worker.wait_ready()
-        monkeypatch.setenv("AIRFLOW_CONN_DBOS_SQLITE", json.dumps(
-            {"conn_type": "dbos", "extra": {"system_database_url": f"sqlite:///{db}"}}))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DBOS_SQLITE",
+            json.dumps({"conn_type": "dbos", "extra": {"system_database_url": f"sqlite:///{db}"}}),
+        )
         with DBOSHook("dbos_sqlite") as hook:
             ok, message = hook.test_connection()
             assert ok, message
@@ -382,8 +454,10 @@ def test_sqlite_connection_via_system_database_url(tmp_path: Path, monkeypatch: 
     finally:
         worker.stop()
     # A SQLite file the application never created: the schema-free "no tables" message.
-    monkeypatch.setenv("AIRFLOW_CONN_DBOS_SQLITE", json.dumps(
-        {"conn_type": "dbos", "extra": {"system_database_url": f"sqlite:///{tmp_path / 'never.sqlite'}"}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DBOS_SQLITE",
+        json.dumps({"conn_type": "dbos", "extra": {"system_database_url": f"sqlite:///{tmp_path / 'never.sqlite'}"}}),
+    )
     ok, message = DBOSHook("dbos_sqlite").test_connection()
     assert not ok
     assert "no DBOS system tables" in message and "launch the DBOS application against it once" in message

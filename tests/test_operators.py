@@ -136,8 +136,15 @@ def test_retry_mode_fail_does_not_rerun(dbos_conn: str, client: DBOSClient) -> N
     from dbos_airflow.operators.dbos import DBOSEnqueueOperator
 
     ti = FakeTI("fails")
-    op = DBOSEnqueueOperator(task_id="fails", workflow_name="wf_fail", queue_name="q", workflow_args=["no rerun"],
-                             wait_for_completion=True, poll_interval=0.2, retry_mode="fail")
+    op = DBOSEnqueueOperator(
+        task_id="fails",
+        workflow_name="wf_fail",
+        queue_name="q",
+        workflow_args=["no rerun"],
+        wait_for_completion=True,
+        poll_interval=0.2,
+        retry_mode="fail",
+    )
     with pytest.raises(AirflowException, match="ended ERROR: AppError: no rerun"):
         op.execute({"ti": ti})  # type: ignore[arg-type]
     ti.try_number = 2
@@ -151,8 +158,14 @@ def test_succeeded_workflow_is_never_rerun(dbos_conn: str, client: DBOSClient) -
     from dbos_airflow.operators.dbos import DBOSEnqueueOperator
 
     ti = FakeTI("ok")
-    op = DBOSEnqueueOperator(task_id="ok", workflow_name="wf_flaky", queue_name="q", wait_for_completion=True,
-                             poll_interval=0.2, retry_mode="restart")
+    op = DBOSEnqueueOperator(
+        task_id="ok",
+        workflow_name="wf_flaky",
+        queue_name="q",
+        wait_for_completion=True,
+        poll_interval=0.2,
+        retry_mode="restart",
+    )
     with pytest.raises(AirflowException):
         op.execute({"ti": ti})  # type: ignore[arg-type]  # step_b fails the first time
     ti.try_number = 2
@@ -177,8 +190,14 @@ def test_sync_kill_cancels_the_workflow(dbos_conn: str, client: DBOSClient, monk
     ti_state_now(monkeypatch, "failed")  # a person marked the running task failed
 
     ti = FakeTI("sleep")
-    op = DBOSEnqueueOperator(task_id="sleep", workflow_name="wf_sleep", queue_name="q", workflow_args=[60],
-                             wait_for_completion=True, poll_interval=0.2)
+    op = DBOSEnqueueOperator(
+        task_id="sleep",
+        workflow_name="wf_sleep",
+        queue_name="q",
+        workflow_args=[60],
+        wait_for_completion=True,
+        poll_interval=0.2,
+    )
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -307,7 +326,9 @@ def test_send_to_missing_workflow_names_it(dbos_conn: str) -> None:
 async def test_trigger_recreated_from_kwargs_resumes_the_wait(dbos_conn: str, client: DBOSClient) -> None:
     from dbos_airflow.triggers.dbos import DBOSEventTrigger
 
-    wid = (await client.enqueue_async({"queue_name": "q", "workflow_name": "wf_set_event_later"}, "k", "v", 2)).workflow_id
+    wid = (
+        await client.enqueue_async({"queue_name": "q", "workflow_name": "wf_set_event_later"}, "k", "v", 2)
+    ).workflow_id
     first = DBOSEventTrigger(workflow_id=wid, key="k", end_time=time.time() + 60)
     task = asyncio.create_task(first.run().__anext__())
     await asyncio.sleep(0.5)
@@ -342,8 +363,9 @@ def test_error_and_cancelled_fail_with_their_message(dbos_conn: str, client: DBO
     wait_status(client, sleeping, {"CANCELLED"})
     with pytest.raises(AirflowException, match=f"ended CANCELLED.*{sleeping}"):
         DBOSWorkflowSensor(task_id="s", workflow_id=sleeping).poke({})  # type: ignore[arg-type]
-    lenient = DBOSWorkflowSensor(task_id="s", workflow_id=sleeping, success_statuses=("SUCCESS", "CANCELLED"),
-                                 failure_statuses=("ERROR",))
+    lenient = DBOSWorkflowSensor(
+        task_id="s", workflow_id=sleeping, success_statuses=("SUCCESS", "CANCELLED"), failure_statuses=("ERROR",)
+    )
     assert lenient.poke({}).is_done  # type: ignore[arg-type,union-attr]
 
 
@@ -358,8 +380,9 @@ def test_max_recovery_attempts_exceeded_fails_with_its_status(
     wid = client.enqueue({"queue_name": "q_crash", "workflow_name": "wf_crash"}).workflow_id
     status = "ENQUEUED"
     for _ in range(8):  # each start recovers the workflow, which kills the worker again
-        crasher = Worker(system_database_url, ROOT / "tests" / "dbos_app.py", executor_id="crasher",
-                         DBOS_TEST_CRASH="1")
+        crasher = Worker(
+            system_database_url, ROOT / "tests" / "dbos_app.py", executor_id="crasher", DBOS_TEST_CRASH="1"
+        )
         deadline = time.monotonic() + 20
         while crasher.proc.poll() is None and time.monotonic() < deadline:
             status = client.list_workflows(workflow_ids=[wid], load_input=False)[0].status
@@ -384,8 +407,15 @@ def test_never_picked_up_explains_why(dbos_conn: str, client: DBOSClient) -> Non
     from dbos_airflow.operators.dbos import DBOSEnqueueOperator
 
     ti = FakeTI("lost")
-    op = DBOSEnqueueOperator(task_id="lost", workflow_name="wf_double", queue_name="nobody_polls_this",
-                             workflow_args=[1], wait_for_completion=True, poll_interval=0.2, timeout=1)
+    op = DBOSEnqueueOperator(
+        task_id="lost",
+        workflow_name="wf_double",
+        queue_name="nobody_polls_this",
+        workflow_args=[1],
+        wait_for_completion=True,
+        poll_interval=0.2,
+        timeout=1,
+    )
     with pytest.raises(AirflowException) as err:
         op.execute({"ti": ti})  # type: ignore[arg-type]
     message = str(err.value)

@@ -27,8 +27,9 @@ HOOK_CLASS = "dbos_airflow.hooks.dbos.DBOSHook"
 
 def _airflow_json(*args: str) -> list[dict[str, Any]]:
     """Run ``airflow <args> -o json`` with this session's AIRFLOW_HOME and parse its output."""
-    done = subprocess.run([AIRFLOW, *args, "-o", "json"], env=os.environ.copy(), capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [AIRFLOW, *args, "-o", "json"], env=os.environ.copy(), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     start = done.stdout.index("[")  # skip any banner before the JSON
     rows: list[dict[str, Any]] = json.loads(done.stdout[start:])
@@ -57,13 +58,23 @@ def test_providers_list_shows_the_package() -> None:
 
 def test_providers_hooks_registers_the_dbos_connection_type() -> None:
     hooks = [h for h in _airflow_json("providers", "hooks") if h["connection_type"] == "dbos"]
-    assert hooks == [{"connection_type": "dbos", "class": HOOK_CLASS, "conn_id_attribute_name": "dbos_conn_id",
-                      "package_name": "dbos-airflow", "hook_name": "DBOS"}]
+    assert hooks == [
+        {
+            "connection_type": "dbos",
+            "class": HOOK_CLASS,
+            "conn_id_attribute_name": "dbos_conn_id",
+            "package_name": "dbos-airflow",
+            "hook_name": "DBOS",
+        }
+    ]
 
 
 def test_providers_widgets_expose_every_extra_the_hook_accepts() -> None:
-    widgets = {w["connection_parameter_name"]: w for w in _airflow_json("providers", "widgets")
-               if w["package_name"] == "dbos-airflow"}
+    widgets = {
+        w["connection_parameter_name"]: w
+        for w in _airflow_json("providers", "widgets")
+        if w["package_name"] == "dbos-airflow"
+    }
     assert set(widgets) == {f"extra__dbos__{name}" for name in EXTRA_FIELDS}
     assert {w["class"] for w in widgets.values()} == {HOOK_CLASS}
     assert widgets["extra__dbos__connect_timeout"]["field_type"] == ["integer", "null"]
@@ -80,7 +91,10 @@ def test_providers_manager_in_process() -> None:
     info = pm.hooks["dbos"]
     assert info is not None
     assert (info.hook_class_name, info.connection_id_attribute_name, info.hook_name) == (
-        HOOK_CLASS, "dbos_conn_id", "DBOS")
+        HOOK_CLASS,
+        "dbos_conn_id",
+        "DBOS",
+    )
     assert info.connection_testable  # the UI shows the Test button (when [core] test_connection is Enabled)
     behaviour = pm.field_behaviours["dbos"]
     assert behaviour["relabeling"]["schema"].startswith("Database")
@@ -98,8 +112,11 @@ def test_provider_info_matches_airflows_schemas() -> None:
     jsonschema.validate(info["connection-types"], strict)
     behaviour = _dbos_connection_type()["ui-field-behaviour"]
     jsonschema.validate(
-        {"hidden_fields": behaviour.get("hidden-fields", []), "relabeling": behaviour.get("relabeling", {}),
-         "placeholders": behaviour.get("placeholders", {})},
+        {
+            "hidden_fields": behaviour.get("hidden-fields", []),
+            "relabeling": behaviour.get("relabeling", {}),
+            "placeholders": behaviour.get("placeholders", {}),
+        },
         _schema("customized_form_field_behaviours.schema.json"),
     )
 
@@ -130,10 +147,14 @@ def test_form_defaults_are_valid_and_mean_what_the_hook_defaults_to() -> None:
         default = field["schema"].get("default")
         jsonschema.validate(default, field["schema"])
         defaults[name] = default
-    base: dict[str, Any] = {"conn_type": "dbos", "host": "db.example", "port": 5432, "login": "u",
-                            "schema": "app_dbos_sys"}
-    from_form = DBOSConnectionSettings.from_connection(
-        Connection(conn_id="form", extra=json.dumps(defaults), **base))
+    base: dict[str, Any] = {
+        "conn_type": "dbos",
+        "host": "db.example",
+        "port": 5432,
+        "login": "u",
+        "schema": "app_dbos_sys",
+    }
+    from_form = DBOSConnectionSettings.from_connection(Connection(conn_id="form", extra=json.dumps(defaults), **base))
     empty = DBOSConnectionSettings.from_connection(Connection(conn_id="empty", **base))
     assert from_form == empty
     assert (empty.serialization, empty.dbos_system_schema, empty.use_listen_notify) == ("portable", "dbos", False)
@@ -156,30 +177,49 @@ print("RESULT " + json.dumps(out))
 
 
 def _api(bodies: list[dict[str, Any]], *, test_connection: str | None) -> tuple[dict[str, Any], str]:
-    env = {**os.environ,
-           "AIRFLOW__CORE__AUTH_MANAGER":
-               "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+    }
     env.pop("AIRFLOW__CORE__TEST_CONNECTION", None)
     if test_connection is not None:
         env["AIRFLOW__CORE__TEST_CONNECTION"] = test_connection
-    done = subprocess.run([sys.executable, "-c", _API_SCRIPT, json.dumps(bodies)], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _API_SCRIPT, json.dumps(bodies)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, f"API script failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     [line] = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
-    return json.loads(line[len("RESULT "):]), done.stdout + done.stderr
+    return json.loads(line[len("RESULT ") :]), done.stdout + done.stderr
 
 
-def test_ui_form_and_test_button(airflow_db: Path, system_database_url: str, dbos_worker: Worker,
-                                 postgres_server_url: str) -> None:
+def test_ui_form_and_test_button(
+    airflow_db: Path, system_database_url: str, dbos_worker: Worker, postgres_server_url: str
+) -> None:
     secret = "Api-form-s3cret-9"
     url = sa.make_url(system_database_url)
     server = sa.make_url(postgres_server_url)
     # What the UI form posts: standard fields plus an Extra JSON string of the typed form fields.
-    form_extra = json.dumps({"dbos_system_schema": "dbos", "connect_timeout": 5, "serialization": "portable",
-                             "use_listen_notify": False, "application_name": None, "system_database_url": None})
-    good = {"connection_id": "dbos_form", "conn_type": "dbos", "host": url.host, "port": url.port or 5432,
-            "login": url.username, "password": secret, "schema": url.database, "extra": form_extra}
+    form_extra = json.dumps(
+        {
+            "dbos_system_schema": "dbos",
+            "connect_timeout": 5,
+            "serialization": "portable",
+            "use_listen_notify": False,
+            "application_name": None,
+            "system_database_url": None,
+        }
+    )
+    good = {
+        "connection_id": "dbos_form",
+        "conn_type": "dbos",
+        "host": url.host,
+        "port": url.port or 5432,
+        "login": url.username,
+        "password": secret,
+        "schema": url.database,
+        "extra": form_extra,
+    }
     no_tables = {**good, "connection_id": "dbos_form_empty", "host": server.host, "schema": server.database}
     down = {**good, "connection_id": "dbos_form_down", "host": "127.0.0.1", "port": 1}
     result, output = _api([good, no_tables, down], test_connection="Enabled")
@@ -208,4 +248,3 @@ def test_test_button_is_off_unless_enabled(airflow_db: Path) -> None:
     [off] = result["tests"]
     assert off["code"] == 403
     assert "disabled" in json.dumps(off["body"]).lower()
-

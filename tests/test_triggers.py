@@ -89,7 +89,9 @@ async def test_event_trigger_outcomes(strict_loop: Any, dbos_conn: str, client: 
     from dbos_airflow.hooks.dbos import DBOSHook
 
     hook = DBOSHook()
-    late = (await hook.enqueue_async({"queue_name": "q", "workflow_name": "wf_set_event_later"}, "k", [1, 2], 1)).workflow_id
+    late = (
+        await hook.enqueue_async({"queue_name": "q", "workflow_name": "wf_set_event_later"}, "k", [1, 2], 1)
+    ).workflow_id
     done = (await hook.enqueue_async({"queue_name": "q", "workflow_name": "wf_double"}, 1)).workflow_id
     events = await asyncio.gather(
         collect(DBOSEventTrigger(workflow_id=late, key="k", end_time=time.time() + 30)),

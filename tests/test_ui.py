@@ -56,15 +56,22 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Example worker on a SQLite system DB + `airflow standalone` on a free loopback port."""
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`, "
-                    "as .ci/run does) to run the browser tests", pytrace=False)
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`, "
+            "as .ci/run does) to run the browser tests",
+            pytrace=False,
+        )
     root = tmp_path_factory.mktemp("ui-stack")
     url = f"sqlite:///{root / 'dbos.sqlite'}"
     port = local_stack.free_port()
     home = root / "airflow"
     worker = local_stack.start_worker(url, root / "worker.log")
-    web = local_stack.ChildProcess("airflow", [str(local_stack.BIN / "airflow"), "standalone"],
-                              local_stack.standalone_env(home, url, port), root / "standalone.log")
+    web = local_stack.ChildProcess(
+        "airflow",
+        [str(local_stack.BIN / "airflow"), "standalone"],
+        local_stack.standalone_env(home, url, port),
+        root / "standalone.log",
+    )
     stack = Stack(f"http://127.0.0.1:{port}", "", home, url, (root / "standalone.log", root / "worker.log"))
     try:
         local_stack.wait_http(f"{stack.base_url}/api/v2/monitor/health", timeout=240)
@@ -146,7 +153,10 @@ def _submit_form(page: Any, stack: Stack, tmp_path: Path, fields: dict[str, str]
 
 def test_trigger_form_runs_the_workflow_with_the_typed_arguments(stack: Stack, page: Any, tmp_path: Path) -> None:
     workflow_id = f"ui-{secrets.token_hex(4)}"
-    order = {"order_id": f"UI-{secrets.token_hex(2)}", "items": [{"sku": "gizmo", "qty": 3}, {"sku": "widget", "qty": 2}]}
+    order = {
+        "order_id": f"UI-{secrets.token_hex(2)}",
+        "items": [{"sku": "gizmo", "qty": 3}, {"sku": "widget", "qty": 2}],
+    }
     fields = {"workflow_name": "quote_order", "queue_name": "orders", "workflow_id": workflow_id, "timeout": "120"}
 
     run_id = _submit_form(page, stack, tmp_path, fields, [order])
@@ -210,8 +220,9 @@ def test_connection_form_shows_the_dbos_fields(stack: Stack, page: Any, tmp_path
         assert spec["label"] in text, f"connection form lacks the {name!r} field ({spec['label']!r}):\n{text}"
 
 
-def _add_connection(page: Any, stack: Stack, tmp_path: Path, conn_id: str, standard: dict[str, str],
-                    extra: dict[str, str]) -> Any:
+def _add_connection(
+    page: Any, stack: Stack, tmp_path: Path, conn_id: str, standard: dict[str, str], extra: dict[str, str]
+) -> Any:
     """Fill the Add Connection form of type DBOS the way a person does, save it; return its row in the list."""
     [conn_type] = get_provider_info()["connection-types"]
     labels = conn_type["ui-field-behaviour"]["relabeling"]
@@ -251,8 +262,9 @@ def _test_button(page: Any, row: Any) -> tuple[bool, str, int, str]:
     return title.endswith("Successful"), text, response.status, str(body.get("message") or body.get("detail"))
 
 
-def test_connection_form_test_button_passes_for_both_forms(stack: Stack, page: Any, tmp_path: Path,
-                                                           system_database_url: str, dbos_worker: Worker) -> None:
+def test_connection_form_test_button_passes_for_both_forms(
+    stack: Stack, page: Any, tmp_path: Path, system_database_url: str, dbos_worker: Worker
+) -> None:
     """Postgres fields, then only a System database URL (the SQLite file of `make airflow`): Test succeeds."""
     suffix = secrets.token_hex(3)
     pg = sa.make_url(system_database_url)
@@ -268,8 +280,14 @@ def test_connection_form_test_button_passes_for_both_forms(stack: Stack, page: A
     assert message.replace("\n", " ") in text.replace("\n", " ")
 
     sqlite_path = sa.make_url(stack.system_database_url).database
-    row = _add_connection(page, stack, tmp_path, f"dbos_ui_url_{suffix}", {"port": "5432"},
-                          {"system_database_url": stack.system_database_url})
+    row = _add_connection(
+        page,
+        stack,
+        tmp_path,
+        f"dbos_ui_url_{suffix}",
+        {"port": "5432"},
+        {"system_database_url": stack.system_database_url},
+    )
     ok, text, status, message = _test_button(page, row)
     page.screenshot(path=str(tmp_path / "test-url.png"), full_page=True)
     assert ok and status == 200, (status, message, text)
@@ -280,8 +298,14 @@ def test_test_button_of_a_connection_saved_without_a_port(stack: Stack, page: An
     """Why the form asks for a port: Airflow 3.3.2's Test button posts an empty stored port as 0, which the API
     refuses (fixed upstream by apache/airflow#73298). When this fails, Airflow fixed it: drop the port advice
     from get_provider_info's relabeling and the README."""
-    row = _add_connection(page, stack, tmp_path, f"dbos_ui_noport_{secrets.token_hex(3)}", {},
-                          {"system_database_url": stack.system_database_url})
+    row = _add_connection(
+        page,
+        stack,
+        tmp_path,
+        f"dbos_ui_noport_{secrets.token_hex(3)}",
+        {},
+        {"system_database_url": stack.system_database_url},
+    )
     ok, text, status, message = _test_button(page, row)
     page.screenshot(path=str(tmp_path / "test-noport.png"), full_page=True)
     assert not ok and status == 400, (status, message, text)

@@ -24,13 +24,17 @@ WAITS = 200
 def _backend_pids(system_database_url: str) -> set[int]:
     """Postgres backends (pids) connected to the test system database from this process."""
     url = sa.make_url(system_database_url)
-    ports = [c.laddr.port for c in psutil.Process().net_connections("tcp") if c.raddr and c.raddr.port == (url.port or 5432)]
+    ports = [
+        c.laddr.port for c in psutil.Process().net_connections("tcp") if c.raddr and c.raddr.port == (url.port or 5432)
+    ]
     engine = sa.create_engine(url.set(drivername="postgresql+psycopg"))
     try:
         with engine.connect() as conn:
             rows = conn.execute(
-                sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :db AND client_port = ANY(:ports) "
-                        "AND pid <> pg_backend_pid()"),
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = :db AND client_port = ANY(:ports) "
+                    "AND pid <> pg_backend_pid()"
+                ),
                 {"db": url.database, "ports": ports},
             )
             return {int(r[0]) for r in rows}

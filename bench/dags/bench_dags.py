@@ -14,9 +14,21 @@ with DAG("bench_floor", **COMMON) as bench_floor:
     PythonOperator(task_id="noop", python_callable=lambda: None)
 
 with DAG("bench_dbos_sync", **COMMON) as bench_dbos_sync:
-    DBOSEnqueueOperator(task_id="noop", workflow_name="noop", queue_name="bench", wait_for_completion=True,
-                        deferrable=False, dbos_conn_id="dbos_bench")
+    DBOSEnqueueOperator(
+        task_id="noop",
+        workflow_name="noop",
+        queue_name="bench",
+        wait_for_completion=True,
+        deferrable=False,
+        dbos_conn_id="dbos_bench",
+    )
 
 with DAG("bench_dbos_deferrable", **COMMON) as bench_dbos_deferrable:
-    DBOSEnqueueOperator(task_id="noop", workflow_name="noop", queue_name="bench", wait_for_completion=True,
-                        deferrable=True, dbos_conn_id="dbos_bench")
+    DBOSEnqueueOperator(
+        task_id="noop",
+        workflow_name="noop",
+        queue_name="bench",
+        wait_for_completion=True,
+        deferrable=True,
+        dbos_conn_id="dbos_bench",
+    )

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from dbos_airflow.waiting.waiter import DBOSWaiter, Observation
 
 
-
 class _DBOSTrigger(BaseTrigger):
     """Shared plumbing: serialization, deadline, progress logging and the user-kill cancel."""
 

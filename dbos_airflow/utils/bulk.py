@@ -74,9 +74,7 @@ class BulkItem(NamedTuple):
     kwargs: dict[str, Any]
 
 
-def normalize_items(
-    items: Iterable[Any], default_id: Callable[[int], str] | None = None
-) -> list[BulkItem]:
+def normalize_items(items: Iterable[Any], default_id: Callable[[int], str] | None = None) -> list[BulkItem]:
     """Check the shape of every item and give each one a workflow id.
 
     An item is a mapping with the keys ``args`` (list), ``kwargs`` (dict with string keys)
@@ -95,8 +93,7 @@ def normalize_items(
             item = {"args": item}
         elif kind is not dict and not isinstance(item, Mapping):
             raise DBOSOptionsError(
-                f"item {index}: expected a dict with keys {ITEM_KEYS} or a list of arguments, "
-                f"got {type(item).__name__}"
+                f"item {index}: expected a dict with keys {ITEM_KEYS} or a list of arguments, got {type(item).__name__}"
             )
         elif not item.keys() <= _ITEM_KEY_SET:
             unknown = sorted(str(k) for k in item if k not in _ITEM_KEY_SET)
@@ -208,7 +205,11 @@ def _enqueue_many(client: DBOSClient, options: EnqueueOptions, items: Iterable[A
             _enqueue_client(conn, client, options, batch, todo)
     log.info(
         "Enqueued %d DBOS workflow(s) %r on queue %r in one transaction (%d already existed) in %.3fs",
-        len(todo), mapped["workflow_name"], mapped["queue_name"], len(batch) - len(todo), time.monotonic() - started,
+        len(todo),
+        mapped["workflow_name"],
+        mapped["queue_name"],
+        len(batch) - len(todo),
+        time.monotonic() - started,
     )
     return [item.workflow_id for item in batch]
 

@@ -104,10 +104,14 @@ def _postgres_probe(status: Any, events: Any, ids: list[str], pairs: list[tuple[
     )
     if not pairs:
         return statuses
-    keys = sa.func.unnest(
-        sa.bindparam("probe_pair_ids", [w for w, _ in pairs], type_=text_array),
-        sa.bindparam("probe_pair_keys", [k for _, k in pairs], type_=text_array),
-    ).table_valued("id", "key").render_derived("p")
+    keys = (
+        sa.func.unnest(
+            sa.bindparam("probe_pair_ids", [w for w, _ in pairs], type_=text_array),
+            sa.bindparam("probe_pair_keys", [k for _, k in pairs], type_=text_array),
+        )
+        .table_valued("id", "key")
+        .render_derived("p")
+    )
     present = sa.select(events.c.workflow_uuid, sa.literal(None, sa.Text), events.c.key).join_from(
         keys, events, sa.and_(events.c.workflow_uuid == keys.c.id, events.c.key == keys.c.key)
     )

@@ -58,6 +58,8 @@ IDLE_SHUTDOWN_SECONDS = 30.0
 RECONNECT_MAX_SECONDS = 5.0
 PROGRESS_REFRESH_SECONDS = 10.0
 EVENTS_CHANNEL = "dbos_workflow_events_channel"
+
+
 @dataclass(frozen=True)
 class Observation:
     """What the probe saw: the workflow's status (None: no such workflow) and whether the event exists."""

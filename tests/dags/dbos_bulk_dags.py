@@ -11,7 +11,10 @@ from dbos_airflow.operators.bulk import DBOSBulkEnqueueOperator
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 COMMON: dict[str, Any] = {
-    "schedule": None, "start_date": START, "catchup": False, "render_template_as_native_obj": True
+    "schedule": None,
+    "start_date": START,
+    "catchup": False,
+    "render_template_as_native_obj": True,
 }
 
 
@@ -27,12 +30,20 @@ class CrashAfterBulkEnqueue(DBOSBulkEnqueueOperator):
 
 with DAG("dbos_t_bulk_retry", params={"batch": [[1], [2]]}, **COMMON) as bulk_retry:
     CrashAfterBulkEnqueue(
-        task_id="bulk", workflow_name="wf_double", queue_name="q", items="{{ params.batch }}",
-        retries=1, retry_delay=pendulum.duration(seconds=0),
+        task_id="bulk",
+        workflow_name="wf_double",
+        queue_name="q",
+        items="{{ params.batch }}",
+        retries=1,
+        retry_delay=pendulum.duration(seconds=0),
     )
 
 with DAG("dbos_t_bulk_bad", params={"batch": [[1], [2]]}, **COMMON) as bulk_bad:
     DBOSBulkEnqueueOperator(
-        task_id="bulk", workflow_name="wf_double", queue_name="q", items="{{ params.batch }}",
-        retries=2, retry_delay=pendulum.duration(seconds=0),
+        task_id="bulk",
+        workflow_name="wf_double",
+        queue_name="q",
+        items="{{ params.batch }}",
+        retries=2,
+        retry_delay=pendulum.duration(seconds=0),
     )

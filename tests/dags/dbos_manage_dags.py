@@ -17,7 +17,10 @@ from dbos_airflow.sensors.dbos import DBOSWorkflowSensor
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 COMMON: dict[str, Any] = {
-    "schedule": None, "start_date": START, "catchup": False, "render_template_as_native_obj": True
+    "schedule": None,
+    "start_date": START,
+    "catchup": False,
+    "render_template_as_native_obj": True,
 }
 UNPOLLED = "q_manage_nobody"  # no worker polls it: what is enqueued there waits until cancelled
 
@@ -36,9 +39,16 @@ for deferrable in (False, True):
     suffix = "_deferrable" if deferrable else ""
     with DAG(f"dbos_t_fork_retry{suffix}", params={"original": "x", "step": 1}, **COMMON):
         CrashAfterFork(
-            task_id="fork", workflow_id="{{ params.original }}", start_step="{{ params.step }}", queue_name="q",
-            wait_for_completion=True, deferrable=deferrable, poll_interval=0.2, timeout=60,
-            retries=1, retry_delay=pendulum.duration(seconds=0),
+            task_id="fork",
+            workflow_id="{{ params.original }}",
+            start_step="{{ params.step }}",
+            queue_name="q",
+            wait_for_completion=True,
+            deferrable=deferrable,
+            poll_interval=0.2,
+            timeout=60,
+            retries=1,
+            retry_delay=pendulum.duration(seconds=0),
         )
 
 with DAG("dbos_t_cancel_resume", params={"batch": [[1], [2], [3]]}, **COMMON):

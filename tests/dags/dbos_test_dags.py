@@ -16,7 +16,10 @@ from dbos_airflow.sensors.dbos import DBOSEventSensor, DBOSWorkflowSensor
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 COMMON: dict[str, Any] = {
-    "schedule": None, "start_date": START, "catchup": False, "render_template_as_native_obj": True
+    "schedule": None,
+    "start_date": START,
+    "catchup": False,
+    "render_template_as_native_obj": True,
 }
 
 
@@ -48,8 +51,13 @@ for deferrable in (False, True):
             task_id="enqueue", workflow_name="wf_event_recv", queue_name="q", workflow_args=["approvals"]
         )
         waiting = DBOSEventSensor(
-            task_id="waiting", workflow_id=enqueue.output, key="status", expected_value="waiting",
-            deferrable=deferrable, poke_interval=0.5, timeout=60,
+            task_id="waiting",
+            workflow_id=enqueue.output,
+            key="status",
+            expected_value="waiting",
+            deferrable=deferrable,
+            poke_interval=0.5,
+            timeout=60,
         )
         approve = DBOSSendOperator(task_id="approve", destination_id=enqueue.output, message="ok", topic="approvals")
         finished = DBOSWorkflowSensor(
@@ -66,38 +74,66 @@ for deferrable in (False, True):
 
     with DAG(f"dbos_t_run{suffix}", params={"workflow_name": "wf_double", "args": [1], "timeout": None}, **COMMON):
         DBOSEnqueueOperator(
-            task_id="run", workflow_name="{{ params.workflow_name }}", queue_name="q",
-            workflow_args="{{ params.args }}", wait_for_completion=True, deferrable=deferrable,
-            poll_interval=0.2, timeout=3,
+            task_id="run",
+            workflow_name="{{ params.workflow_name }}",
+            queue_name="q",
+            workflow_args="{{ params.args }}",
+            wait_for_completion=True,
+            deferrable=deferrable,
+            poll_interval=0.2,
+            timeout=3,
         )
 
     with DAG(f"dbos_t_sensors{suffix}", params={"workflow_id": "x", "key": "k"}, **COMMON):
         DBOSWorkflowSensor(
-            task_id="workflow", workflow_id="{{ params.workflow_id }}", deferrable=deferrable,
-            poke_interval=0.3, timeout=30,
+            task_id="workflow",
+            workflow_id="{{ params.workflow_id }}",
+            deferrable=deferrable,
+            poke_interval=0.3,
+            timeout=30,
         )
         DBOSEventSensor(
-            task_id="event", workflow_id="{{ params.workflow_id }}", key="{{ params.key }}", deferrable=deferrable,
-            poke_interval=0.3, timeout=30,
+            task_id="event",
+            workflow_id="{{ params.workflow_id }}",
+            key="{{ params.key }}",
+            deferrable=deferrable,
+            poke_interval=0.3,
+            timeout=30,
         )
 
 for mode in ("resume", "restart"):
     with DAG(f"dbos_t_retry_{mode}", **COMMON):
         DBOSEnqueueOperator(
-            task_id="flaky", workflow_name="wf_flaky", queue_name="q", wait_for_completion=True,
-            poll_interval=0.2, retry_mode=mode, retries=1, retry_delay=pendulum.duration(seconds=0),
+            task_id="flaky",
+            workflow_name="wf_flaky",
+            queue_name="q",
+            wait_for_completion=True,
+            poll_interval=0.2,
+            retry_mode=mode,
+            retries=1,
+            retry_delay=pendulum.duration(seconds=0),
         )
 
 with DAG("dbos_t_reattach", **COMMON):
     CrashAfterEnqueue(
-        task_id="enqueue", workflow_name="wf_double", queue_name="q", workflow_args=[21], wait_for_completion=True,
-        poll_interval=0.2, retries=1, retry_delay=pendulum.duration(seconds=0),
+        task_id="enqueue",
+        workflow_name="wf_double",
+        queue_name="q",
+        workflow_args=[21],
+        wait_for_completion=True,
+        poll_interval=0.2,
+        retries=1,
+        retry_delay=pendulum.duration(seconds=0),
     )
 
 with DAG("dbos_t_send_once", params={"destination": Param("x", type="string")}, **COMMON):
     CrashAfterSend(
-        task_id="send", destination_id="{{ params.destination }}", message="exactly-once", topic="t",
-        retries=1, retry_delay=pendulum.duration(seconds=0),
+        task_id="send",
+        destination_id="{{ params.destination }}",
+        message="exactly-once",
+        topic="t",
+        retries=1,
+        retry_delay=pendulum.duration(seconds=0),
     )
 
 with DAG("dbos_t_mapped", **COMMON):

@@ -11,7 +11,14 @@ PACKAGE = Path(__file__).resolve().parents[2] / "dbos_airflow"
 STATUSES = {s.value for s in DBOSWorkflowStatus}
 # Modules a second front end (Prefect) reuses: no Airflow import at module level.
 AIRFLOW_FREE = [
-    "client.py", "status.py", "values.py", "waiting/events.py", "waiting/waiter.py", "waiting/probe.py", "waiting/feed.py", "utils/bulk.py"
+    "client.py",
+    "status.py",
+    "values.py",
+    "waiting/events.py",
+    "waiting/waiter.py",
+    "waiting/probe.py",
+    "waiting/feed.py",
+    "utils/bulk.py",
 ]
 
 

@@ -93,7 +93,9 @@ def test_values_decode_portable_and_refuse_pickle() -> None:
     assert decode_value(portable, "portable_json", allow_pickle=False, workflow_id="w", what="output") == {"a": [1, 2]}
     pickled = base64.b64encode(pickle.dumps(_Boom())).decode()
     for tag in ("py_pickle", None):
-        with pytest.raises(DBOSUnsafeValueError, match=r"output of DBOS workflow w: it is stored as 'py_pickle'.*allow_pickle"):
+        with pytest.raises(
+            DBOSUnsafeValueError, match=r"output of DBOS workflow w: it is stored as 'py_pickle'.*allow_pickle"
+        ):
             decode_value(pickled, tag, allow_pickle=False, workflow_id="w", what="output")
     assert display_value(pickled, "py_pickle", allow_pickle=False, workflow_id="w", what="output") == Undecoded(
         "py_pickle", "pickled, not decoded"
