@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.utils.ids import derived_id
 from dbos_airflow.utils.mixins import DBOSOperatorMixin, DBOSWaitMixin, dbos_template_fields
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
 
     from dbos_airflow.client import EnqueueOptions
 
-RETRY_MODES = ("resume", "restart", "fail")
 TEXT_OPTIONS = frozenset(
     {
         "workflow_name",
@@ -153,17 +151,13 @@ class DBOSEnqueueOperator(DBOSWaitMixin, DBOSBaseEnqueueOperator):
         workflow_kwargs: dict[str, Any] | str | None = None,
         workflow_id: str | None = None,
         deduplication_id: str | None = None,
-        retry_mode: str = "resume",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if retry_mode not in RETRY_MODES:
-            raise DBOSOptionsError(f"retry_mode={retry_mode!r}; use one of {', '.join(RETRY_MODES)}")
         self.workflow_args = workflow_args
         self.workflow_kwargs = workflow_kwargs
         self.workflow_id = workflow_id
         self.deduplication_id = deduplication_id
-        self.retry_mode = retry_mode
 
     def _enqueue_or_reattach(self, workflow_id: str) -> None:
         existing = self.hook.get_workflow_status(workflow_id)
@@ -174,7 +168,7 @@ class DBOSEnqueueOperator(DBOSWaitMixin, DBOSBaseEnqueueOperator):
             self.hook.enqueue(options, *args, serialization=self.serialization, **kwargs)
             self.log.info("Enqueued DBOS workflow %s (%s on %s)", workflow_id, self.workflow_name, self.queue_name)
             return
-        self.reattach(existing, self.retry_mode, self.queue_name)
+        self.reattach(existing, self.queue_name)
 
     def execute_dbos(self, context: Context) -> str:
         self._render_wait_settings()

@@ -16,7 +16,6 @@ from airflow.sdk import BaseOperator
 
 from dbos_airflow.exceptions import DBOSOptionsError, DBOSWorkflowNotFoundError, workflow_not_found_message
 from dbos_airflow.links import remember_workflow
-from dbos_airflow.operators.dbos import RETRY_MODES
 from dbos_airflow.status import DBOSWorkflowStatus
 from dbos_airflow.utils.ids import derived_id
 from dbos_airflow.utils.mixins import DBOSOperatorMixin, DBOSWaitMixin, dbos_template_fields
@@ -176,18 +175,14 @@ class DBOSForkWorkflowOperator(DBOSWaitMixin, BaseOperator):
         application_version: str | None = None,
         queue_name: str | None = None,
         fork_workflow_id: str | None = None,
-        retry_mode: str = "resume",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if retry_mode not in RETRY_MODES:
-            raise DBOSOptionsError(f"retry_mode={retry_mode!r}; use one of {', '.join(RETRY_MODES)}")
         self.workflow_id = workflow_id
         self.start_step = start_step
         self.application_version = application_version
         self.queue_name = queue_name
         self.fork_workflow_id = fork_workflow_id
-        self.retry_mode = retry_mode
 
     def _start_step(self) -> int:
         try:
@@ -215,6 +210,6 @@ class DBOSForkWorkflowOperator(DBOSWaitMixin, BaseOperator):
         if made:
             self.log.info("Forked DBOS workflow %s from step %s as %s", self.workflow_id, self.start_step, fork_id)
         else:
-            self.reattach(self.hook.require_workflow(fork_id), self.retry_mode, self.queue_name or None)
+            self.reattach(self.hook.require_workflow(fork_id), self.queue_name or None)
         remember_workflow(context, self.dbos_conn_id, fork_id)  # XCom workflow_id, and the extra links
         return self.wait_for_workflow(context, fork_id)

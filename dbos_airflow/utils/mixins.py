@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperatorLink, Context
 
 UI_COLOR = "#e8f0fe"
+RETRY_MODES = ("resume", "restart", "fail")
 
 
 def dbos_template_fields(*fields: str) -> tuple[str, ...]:
@@ -156,6 +157,10 @@ class DBOSWaitMixin(DBOSOperatorMixin):
     :param timeout: seconds to wait before failing the task (None: as long as it takes; templated).
     :param cancel_on_kill: cancel the workflow (best effort, idempotent) when a person kills the
         task or its own wait times out; ``False`` leaves it running.
+    :param retry_mode: what a later try does when the workflow it started ended in ERROR,
+        CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED: ``resume`` re-runs it keeping the steps that
+        completed, ``restart`` re-runs it from the first step, ``fail`` fails without re-running.
+        A workflow that succeeded is never re-run.
     """
 
     accepted_event_kinds: ClassVar[frozenset[TriggerEventKind]] = frozenset({TriggerEventKind.WORKFLOW_ENDED})
@@ -168,11 +173,15 @@ class DBOSWaitMixin(DBOSOperatorMixin):
         poll_interval: float = 1.0,
         timeout: float | None = None,
         cancel_on_kill: bool = True,
+        retry_mode: str = "resume",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if poll_interval <= 0:
             raise DBOSOptionsError(f"poll_interval={poll_interval!r} must be a positive number of seconds")
+        if retry_mode not in RETRY_MODES:
+            raise DBOSOptionsError(f"retry_mode={retry_mode!r}; use one of {', '.join(RETRY_MODES)}")
+        self.retry_mode = retry_mode
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = poll_interval
@@ -181,11 +190,10 @@ class DBOSWaitMixin(DBOSOperatorMixin):
         self._workflow_id: str | None = None
         self._ti: Any = None  # the running task instance, asked by on_kill who stopped the task
 
-    def reattach(self, status: dict[str, Any], retry_mode: str, queue_name: str | None) -> None:
+    def reattach(self, status: dict[str, Any], queue_name: str | None) -> None:
         """A later try found the workflow it started: leave it, or run it again if it failed.
 
-        :param retry_mode: ``resume`` (re-run keeping completed steps), ``restart`` (from the first
-            step) or ``fail`` (fail with the workflow's own error). A success is never re-run.
+        Follows :attr:`retry_mode`; a success is never re-run.
         """
         workflow_id, state = status["workflow_id"], DBOSWorkflowStatus.parse(status["status"])
         log = self.log  # type: ignore[attr-defined]
@@ -193,11 +201,11 @@ class DBOSWaitMixin(DBOSOperatorMixin):
             log.info("Re-attached to DBOS workflow %s, which is %s", workflow_id, state.value)
         elif not state.is_failure():
             log.info("DBOS workflow %s already ended %s; not running it again", workflow_id, state.value)
-        elif retry_mode == "fail":
+        elif self.retry_mode == "fail":
             workflow_result(self.hook, workflow_id)  # raises with the workflow's own error
         else:
-            log.info("DBOS workflow %s ended %s; retry_mode=%s", workflow_id, state.value, retry_mode)
-            self.hook.rerun_workflow(workflow_id, from_failed_step=retry_mode == "resume", queue_name=queue_name)
+            log.info("DBOS workflow %s ended %s; retry_mode=%s", workflow_id, state.value, self.retry_mode)
+            self.hook.rerun_workflow(workflow_id, from_failed_step=self.retry_mode == "resume", queue_name=queue_name)
 
     def _render_wait_settings(self) -> None:
         """``wait_for_completion`` and ``timeout`` may come from templates (a UI form) as text."""
