@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -119,7 +120,10 @@ def wf_crash() -> str:
 @DBOS.step()
 def counted_step(i: int) -> int:
     """Prints one line per real execution: the deployment tests count them in the worker's output."""
-    print(f"STEP RAN {DBOS.workflow_id} {i}", flush=True)
+    # One write per line: print() writes the text and the newline separately, so two steps of
+    # concurrent workflows could share a line and one of them would not be counted.
+    sys.stdout.write(f"STEP RAN {DBOS.workflow_id} {i}\n")
+    sys.stdout.flush()
     return i
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import time
 from typing import TYPE_CHECKING, Any
@@ -227,8 +228,11 @@ def _wait_status(client: Any, wid: str, wanted: set[str], timeout: float = 120) 
     return str(status)
 
 
+STEP_RAN = re.compile(r"STEP RAN (\S+) (\d+)")
+
+
 def _steps_ran(worker: Worker, wid: str) -> list[str]:
-    return [line.split()[-1] for line in worker.lines if line.startswith(f"STEP RAN {wid} ")]
+    return [step for line in worker.lines for ran, step in STEP_RAN.findall(line) if ran == wid]
 
 
 def _one_workflow_each_step_once(client: Any, worker: Worker, dag_id: str, run_id: str, steps: int) -> None:
