@@ -163,7 +163,7 @@ async def test_pickled_output_is_not_decoded(dbos_conn: str, hook: DBOSHook, cli
 async def test_burst_of_1000_in_order_paged_then_watermark_stored(dbos_conn: str, hook: DBOSHook) -> None:
     name = unique("burst")
     store = MemoryStateStore()
-    run = Run(trigger(store, workflow_name=name, ack_delay=0.3))
+    run = Run(trigger(store, workflow_name=name))
     await asyncio.sleep(0.5)
     ids = await asyncio.to_thread(ended_by_cancel, hook, name, 1000)
     try:
@@ -183,14 +183,14 @@ async def test_burst_of_1000_in_order_paged_then_watermark_stored(dbos_conn: str
 async def test_restart_delivers_what_ended_while_stopped_and_nothing_twice(dbos_conn: str, hook: DBOSHook) -> None:
     name = unique("restart")
     store = MemoryStateStore()
-    first = Run(trigger(store, workflow_name=name, ack_delay=0.2))
+    first = Run(trigger(store, workflow_name=name))
     await asyncio.sleep(0.5)
     before = await asyncio.to_thread(ended_by_cancel, hook, name, 30)
     await first.until(30)
     await asyncio.sleep(0.6)  # acknowledged: the watermark covers all 30
     await first.stop()
     during = await asyncio.to_thread(ended_by_cancel, hook, name, 40)  # no trigger runs
-    second = Run(trigger(store, workflow_name=name, ack_delay=0.2))
+    second = Run(trigger(store, workflow_name=name))
     try:
         await second.until(40)
         after = await asyncio.to_thread(ended_by_cancel, hook, name, 5)
@@ -203,21 +203,66 @@ async def test_restart_delivers_what_ended_while_stopped_and_nothing_twice(dbos_
 
 
 async def test_unacknowledged_events_come_again_never_lost(dbos_conn: str, hook: DBOSHook) -> None:
-    """Stopped before ack_delay passed: the next start re-delivers them (duplicates, not losses)."""
+    """Stopped while holding its last event (not yet acknowledged): the next start re-delivers
+    the page (duplicates, not losses)."""
     name = unique("unacked")
     store = MemoryStateStore()
-    first = Run(trigger(store, workflow_name=name, ack_delay=30))
+    first = trigger(store, workflow_name=name).run()
+    held = asyncio.ensure_future(first.__anext__())
     await asyncio.sleep(0.5)
     ids = await asyncio.to_thread(ended_by_cancel, hook, name, 10)
-    await first.until(10)
-    await first.stop()
+    got = [(await held).payload]
+    got += [(await first.__anext__()).payload for _ in range(9)]  # the 10th is never acknowledged
+    await first.aclose()
+    assert sorted(e["workflow_id"] for e in got) == sorted(ids)
     assert store.writes == 1  # only the starting point, stored before anything was delivered
-    second = Run(trigger(store, workflow_name=name, ack_delay=0.1))
+    second = Run(trigger(store, workflow_name=name))
     try:
         again = await second.until(10)
         assert sorted(e["workflow_id"] for e in again) == sorted(ids)
     finally:
         await second.stop()
+
+
+async def test_ack_mode_stores_the_position_only_after_airflow_confirms(dbos_conn: str, hook: DBOSHook) -> None:
+    """Airflow's own SharedStreamManager, driven as the triggerer's runner drives it (the test
+    plays the runner and its supervisor): events handed out but not confirmed stored move no
+    position; confirming them does."""
+    from airflow.triggers.shared_stream import SharedStreamManager
+
+    name = unique("ackmode")
+    store = MemoryStateStore()
+    watcher = trigger(store, workflow_name=name)
+    manager = SharedStreamManager()
+    key = watcher.shared_stream_key()
+    events = watcher.filter_shared_stream(manager.subscribe(trigger_id=1, trigger=watcher, key=key))
+    pending = asyncio.ensure_future(events.__anext__())
+    await asyncio.sleep(0.5)
+    ids = await asyncio.to_thread(ended_by_cancel, hook, name, 5)
+    seqs, got = [], []
+    try:
+        for i in range(5):
+            event = await pending if i == 0 else await events.__anext__()
+            got.append(event.payload["workflow_id"])
+            seqs.append(manager.bind_pending_event(trigger_id=1, key=key))  # as run_trigger does
+        pending = asyncio.ensure_future(events.__anext__())  # moved past the 5th
+        assert sorted(got) == sorted(ids) and None not in seqs  # every event bound to its raw completion
+        await asyncio.sleep(1.0)
+        assert store.writes == 1, "the position moved before Airflow confirmed storing the events"
+        manager.confirm_persisted(seqs[:3])  # a page is covered only once all of it is stored
+        await asyncio.sleep(0.5)
+        assert store.writes == 1
+        manager.confirm_persisted(seqs[3:])
+        for _ in range(50):
+            if store.writes == 2:
+                break
+            await asyncio.sleep(0.1)
+        state = FeedState.from_json(store.data[watcher.state_key])
+        assert store.writes == 2 and state is not None and set(ids) <= set(state.recent)
+    finally:
+        pending.cancel()
+        await manager.unsubscribe(1, key)
+        await watcher.cleanup()
 
 
 async def test_late_commit_within_window_is_delivered_once(dbos_conn: str, hook: DBOSHook) -> None:
@@ -227,7 +272,7 @@ async def test_late_commit_within_window_is_delivered_once(dbos_conn: str, hook:
 
     name = unique("late")
     store = MemoryStateStore()
-    run = Run(trigger(store, workflow_name=name, ack_delay=0.1, start_lookback=10))  # floor before the stamp
+    run = Run(trigger(store, workflow_name=name, start_lookback=10))  # floor before the stamp
     await asyncio.sleep(0.5)
     [first] = await asyncio.to_thread(ended_by_cancel, hook, name, 1)
     await run.until(1)
@@ -305,14 +350,14 @@ class FlakyStateStore(MemoryStateStore):
 async def test_a_failed_watermark_write_is_retried_and_delivery_goes_on(dbos_conn: str, hook: DBOSHook) -> None:
     name = unique("flaky")
     store = FlakyStateStore(failures=2)
-    run = Run(trigger(store, workflow_name=name, ack_delay=0.2))
+    run = Run(trigger(store, workflow_name=name))
     await asyncio.sleep(0.5)
     first = await asyncio.to_thread(ended_by_cancel, hook, name, 3)
     await run.until(3)
     second = await asyncio.to_thread(ended_by_cancel, hook, name, 3)
     try:
         await run.until(6)
-        for _ in range(40):
+        for _ in range(80):
             state = FeedState.from_json(store.data.get(run.trigger.state_key))
             if state is not None and set(state.recent) >= set(first + second):
                 break

@@ -23,21 +23,23 @@ Delivery
 --------
 * **Edges, not levels**: a completion is delivered once, when it is first seen; a workflow that
   is resumed and ends again is a new completion.
-* **Watermark** (Airflow >= 3.3): the feed position (``completed_at`` + workflow id, and the
-  ids delivered in the last few seconds) is stored in the asset's ``asset_state_store`` under
-  :attr:`DBOSWorkflowCompletedTrigger.state_key`, ``ack_delay`` seconds after the events it
-  covers were yielded. Airflow stores a yielded event in its next triggerer loop (about a
-  second); waiting longer than that before moving the watermark means a triggerer killed at
-  any moment re-delivers (duplicates) rather than loses. Completions while no triggerer runs
-  are delivered when one starts again, in order, in pages.
-* **Duplicates** are possible, never losses: after a triggerer is killed, the events it yielded
-  during the last ``ack_delay`` seconds come again; and when Airflow moves a trigger to another
-  triggerer while the first one still runs, both may deliver for a while. Each payload has a
-  stable ``completion_key`` for consumers that must deduplicate.
-* **Airflow 3.2 (no asset_state_store)**: the position lives only in memory. On every start the
-  trigger replays the last ``lookback_without_state_store`` seconds (default one hour):
-  completions in that window are delivered again (duplicates), and only completions older than
-  that which happened while no triggerer ran are missed. A warning says so in the trigger log.
+* **Watermark after storage**: the trigger runs on Airflow's shared-stream ack mode
+  (:mod:`dbos_airflow.triggers.delivery`): the feed position (``completed_at`` + workflow id,
+  and the ids delivered in the last few seconds) is stored in the asset's ``asset_state_store``
+  under :attr:`DBOSWorkflowCompletedTrigger.state_key` only after Airflow confirmed it stored
+  the asset events it covers. Completions while no triggerer runs are delivered when one starts
+  again, in order, in pages.
+* **Never lost; twice only in one window**: after a triggerer is killed, the events Airflow had
+  stored but whose confirmation had not yet become a stored position (about one triggerer loop)
+  come again; and when Airflow moves a trigger to another triggerer while the first one still
+  runs, both may deliver for a while. Airflow stores the asset event and the position in two
+  transactions and gives a trigger no way to read asset events back, so exactly-once across a
+  kill is not possible on Airflow 3.3. Each payload has a stable ``completion_key`` for
+  consumers that must deduplicate.
+* **Without asset_state_store** (the trigger run outside a triggerer's asset watcher): the
+  position lives only in memory. On every start the trigger replays the last
+  ``lookback_without_state_store`` seconds (default one hour): duplicates rather than losses.
+  A warning says so in the trigger log.
 * **Shared polling**: every watcher of one connection in a triggerer is served by the
   connection's waiter (:mod:`dbos_airflow.waiting.waiter`): one statement per feed tick
   (0.2 s) for all of them, not one polling loop each.
@@ -48,8 +50,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
-from collections import deque
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -59,18 +59,20 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from dbos_airflow.exceptions import DBOSOptionsError, DBOSUnsafeValueError
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.status import TERMINAL_STATUSES, DBOSWorkflowStatus
+from dbos_airflow.triggers.delivery import CompletionProducer, acked_when_consumer_moves_on, stream_key
 from dbos_airflow.waiting.feed import Completion, CompletionFilter, FeedState, now_ms
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Hashable, Sequence
 
     from dbos_airflow.values import ValueReader
 
 __all__ = ["DBOSWorkflowCompletedTrigger", "completion_payload"]
 
-DEFAULT_ACK_DELAY = 5.0
 DEFAULT_LOOKBACK_WITHOUT_STORE = 3600.0
 STATE_KEY_PREFIX = "dbos_completed:"
+# Watchers running in this process by stream key: the producer stores positions through them.
+_RUNNING: dict[Hashable, DBOSWorkflowCompletedTrigger] = {}
 
 
 def _iso(epoch_ms: int | None) -> str | None:
@@ -115,12 +117,11 @@ class DBOSWorkflowCompletedTrigger(BaseEventTrigger):
     :param include_output: add the output (SUCCESS) or error message (``Name: message``) to the
         payload, read through :mod:`dbos_airflow.values`: a pickled output is not decoded unless
         the connection has ``allow_pickle`` (the payload says why instead). JSON values only.
-    :param ack_delay: seconds between yielding events and storing the watermark that covers
-        them (longer than one triggerer loop, so a killed triggerer re-delivers, never loses).
     :param start_lookback: on the very first start (nothing stored yet), also deliver
         completions of the last this many seconds. 0: only completions from now on.
-    :param lookback_without_state_store: on Airflow without ``asset_state_store`` (3.2), replay
-        this many seconds at every start (duplicates rather than losses).
+    :param lookback_without_state_store: without an ``asset_state_store`` (the trigger run
+        outside an asset watcher), replay this many seconds at every start (duplicates rather
+        than losses).
     :param dbos_conn_id: the ``dbos`` connection.
     """
 
@@ -133,7 +134,6 @@ class DBOSWorkflowCompletedTrigger(BaseEventTrigger):
         statuses: Sequence[str] | None = None,
         app_version: str | None = None,
         include_output: bool = False,
-        ack_delay: float = DEFAULT_ACK_DELAY,
         start_lookback: float = 0.0,
         lookback_without_state_store: float = DEFAULT_LOOKBACK_WITHOUT_STORE,
         dbos_conn_id: str = DBOSHook.default_conn_name,
@@ -154,9 +154,8 @@ class DBOSWorkflowCompletedTrigger(BaseEventTrigger):
         self.statuses = sorted(s.value for s in parsed)
         self.app_version = app_version
         self.include_output = bool(include_output)
-        if ack_delay < 0 or start_lookback < 0 or lookback_without_state_store < 0:
-            raise DBOSOptionsError("ack_delay, start_lookback and lookback_without_state_store must be >= 0")
-        self.ack_delay = float(ack_delay)
+        if start_lookback < 0 or lookback_without_state_store < 0:
+            raise DBOSOptionsError("start_lookback and lookback_without_state_store must be >= 0")
         self.start_lookback = float(start_lookback)
         self.lookback_without_state_store = float(lookback_without_state_store)
         self.dbos_conn_id = dbos_conn_id
@@ -177,7 +176,6 @@ class DBOSWorkflowCompletedTrigger(BaseEventTrigger):
         return f"{type(self).__module__}.{type(self).__qualname__}", {
             **self._filter_kwargs(),
             "include_output": self.include_output,
-            "ack_delay": self.ack_delay,
             "start_lookback": self.start_lookback,
             "lookback_without_state_store": self.lookback_without_state_store,
         }
@@ -216,7 +214,8 @@ class DBOSWorkflowCompletedTrigger(BaseEventTrigger):
         accessors = self._accessors()
         if not accessors:
             self.log.warning(
-                "No asset_state_store (Airflow < 3.3): the DBOS completion watermark is kept in memory only. "
+                "No asset_state_store (not run as an asset watcher): the DBOS completion watermark is kept "
+                "in memory only. "
                 "Replaying the last %.0f s of completions (duplicates are possible); completions older than "
                 "that which ended while no triggerer ran are not delivered.",
                 self.lookback_without_state_store,
@@ -239,44 +238,58 @@ class DBOSWorkflowCompletedTrigger(BaseEventTrigger):
             await _retrying(self, "store", accessor.aset, self.state_key, state.to_json())
         return state
 
-    async def save_state(self, state: FeedState) -> None:
+    async def store_state(self, state: FeedState) -> None:
+        """Store the position (after Airflow stored the events it covers); retried until it is stored."""
         value = state.to_json()
         for accessor in self._accessors():
-            await accessor.aset(self.state_key, value)
+            await _retrying(self, "store", accessor.aset, self.state_key, value)
 
-    # -- run -----------------------------------------------------------------------------
+    # -- run: Airflow's shared-stream ack mode (see dbos_airflow.triggers.delivery) --------
+
+    def shared_stream_key(self) -> Hashable:
+        """This watcher's own stream; registers the running instance for its producer.
+
+        Airflow reads the key once, when the trigger starts, on the instance that holds the
+        asset's ``asset_state_store``; the producer (built from kwargs alone) stores through it.
+        """
+        key = stream_key(self.serialize()[1])
+        _RUNNING[key] = self
+        return key
+
+    @classmethod
+    def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> CompletionProducer:
+        trigger = _RUNNING.get(stream_key(kwargs)) or cls(**kwargs)
+        trigger.log.info(
+            "DBOS completions for %s in Airflow's ack mode: the position is stored once Airflow stored the events",
+            trigger.state_key,
+        )
+        return CompletionProducer(trigger)
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        reader = await self._value_reader()
+        async for completion in shared_stream:
+            yield TriggerEvent(await self._payload(completion, reader))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        state = await self.load_state()
-        waiter = await self.hook.get_waiter_async()
-        feed = waiter.completion_feed(self.completion_filter(), state)
-        reader: ValueReader | None = None
-        if self.include_output:
-            from dbos_airflow.values import ValueReader
+        """Outside a triggerer's shared streams (tests, direct use): a completion counts as
+        delivered once the consumer asks for the next event."""
+        async for event in self.filter_shared_stream(acked_when_consumer_moves_on(CompletionProducer(self))):
+            yield event
 
-            settings = await self.hook.get_settings_async()
-            reader = ValueReader(waiter.client, allow_pickle=settings.allow_pickle)
-        unacked: deque[tuple[float, FeedState]] = deque()
-        try:
-            while True:
-                timeout = None if not unacked else max(0.0, unacked[0][0] - time.monotonic())
-                page = await feed.next_page(timeout)
-                if page is not None:
-                    for completion in page.completions:
-                        yield TriggerEvent(await self._payload(completion, reader))
-                    unacked.append((time.monotonic() + self.ack_delay, page.state))
-                due = None
-                while unacked and unacked[0][0] <= time.monotonic():
-                    due = unacked.popleft()[1]
-                if due is not None:
-                    try:
-                        await self.save_state(due)
-                    except Exception:  # noqa: BLE001 - a lagging watermark means duplicates, never losses
-                        self.log.warning("Could not store the DBOS completion watermark; retrying", exc_info=True)
-                        unacked.appendleft((time.monotonic() + self.ack_delay, due))
-        finally:
-            # Unacknowledged pages are not saved: the next start re-delivers them (no loss).
-            waiter.close_feed(feed)
+    async def cleanup(self) -> None:
+        key = stream_key(self.serialize()[1])
+        if _RUNNING.get(key) is self:
+            del _RUNNING[key]
+        await super().cleanup()
+
+    async def _value_reader(self) -> ValueReader | None:
+        if not self.include_output:
+            return None
+        from dbos_airflow.values import ValueReader
+
+        waiter = await self.hook.get_waiter_async()
+        settings = await self.hook.get_settings_async()
+        return ValueReader(waiter.client, allow_pickle=settings.allow_pickle)
 
     async def _payload(self, c: Completion, reader: ValueReader | None) -> dict[str, Any]:
         payload = completion_payload(c)

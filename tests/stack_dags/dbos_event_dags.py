@@ -21,7 +21,7 @@ burst = Asset(
     watchers=[
         AssetWatcher(
             name="dbos_t_burst_watcher",
-            trigger=DBOSWorkflowCompletedTrigger(workflow_name="stack_burst", statuses=["CANCELLED"], ack_delay=3.0),
+            trigger=DBOSWorkflowCompletedTrigger(workflow_name="stack_burst", statuses=["CANCELLED"]),
         )
     ],
 )
@@ -31,7 +31,7 @@ failures = Asset(
         AssetWatcher(
             name="dbos_t_failures_watcher",
             trigger=DBOSWorkflowCompletedTrigger(
-                workflow_name=["wf_fail", "wf_double"], statuses=["ERROR"], include_output=True, ack_delay=3.0
+                workflow_name=["wf_fail", "wf_double"], statuses=["ERROR"], include_output=True
             ),
         )
     ],
