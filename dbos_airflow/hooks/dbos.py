@@ -22,7 +22,7 @@ __all__ = ["DBOSHook", "DBOSConnectionSettings"]
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from dbos import WorkflowHandle, WorkflowHandleAsync, WorkflowSerializationFormat
+    from dbos import WorkflowHandle, WorkflowHandleAsync, WorkflowSerializationFormat, WorkflowStatus
 
     from dbos_airflow.client import DBOSClient, EnqueueOptions
     from dbos_airflow.values import ValueReader
@@ -235,13 +235,18 @@ class DBOSHook(BaseHook):
 
     # -- workflow management -------------------------------------------------------------
 
+    def list_workflows(self, **filters: Any) -> list[WorkflowStatus]:
+        """Workflows matching dbos' ``list_workflows`` filters: metadata only (inputs and outputs are
+        not loaded; read values through :meth:`value_reader`)."""
+        return self.get_client().list_workflows(**filters, load_input=False, load_output=False)
+
     def get_workflow_status(self, workflow_id: str, *, load_output: bool = False) -> dict[str, Any] | None:
         """The workflow's status as a JSON-safe dict, or None when no such workflow exists.
 
         Inputs are never loaded. With ``load_output=True`` the dict also has ``output`` and
         ``error`` (``Name: message``), read through :meth:`value_reader`.
         """
-        rows = self.get_client().list_workflows(workflow_ids=[workflow_id], load_input=False, load_output=False)
+        rows = self.list_workflows(workflow_ids=[workflow_id])
         if not rows:
             return None
         status = status_to_dict(rows[0])
@@ -257,7 +262,7 @@ class DBOSHook(BaseHook):
 
     def get_workflow_statuses(self, workflow_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Statuses of many workflows in one query: ``{workflow_id: status dict}`` (no values; missing ids absent)."""
-        rows = self.get_client().list_workflows(workflow_ids=list(workflow_ids), load_input=False, load_output=False)
+        rows = self.list_workflows(workflow_ids=list(workflow_ids))
         return {r.workflow_id: {**status_to_dict(r), "forked_from": r.forked_from} for r in rows}
 
     def cancel_workflows(self, workflow_ids: list[str]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -139,8 +140,8 @@ def perform(conn_id: str, body: ActionBody) -> dict[str, Any]:
         step = body.step or 1
         if step < 1:
             raise HTTPException(400, f"step {step}: steps are numbered from 1")
-        handle = hook.get_client().fork_workflow(wid, step, application_version=status.app_version)
-        new_id = handle.get_workflow_id()
+        new_id = str(uuid.uuid4())  # what dbos would choose; the hook forks under it exactly once
+        hook.fork_workflow(wid, step, forked_workflow_id=new_id, application_version=status.app_version)
         return {"message": f"Forked DBOS workflow {wid} from step {step} as {new_id}", "workflow_id": new_id}
     except HTTPException:
         raise

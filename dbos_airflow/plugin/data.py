@@ -238,7 +238,7 @@ class WorkflowDetail:
 
 
 def status_of(hook: DBOSHook, workflow_id: str) -> WorkflowStatus | None:
-    rows = hook.get_client().list_workflows(workflow_ids=[workflow_id], load_input=False, load_output=False)
+    rows = hook.list_workflows(workflow_ids=[workflow_id])
     return rows[0] if rows else None
 
 
@@ -315,17 +315,8 @@ def list_page(conn_id: str, filters: WorkflowFilters) -> tuple[list[WorkflowStat
         start = datetime.now(timezone.utc) - timedelta(hours=filters.since_hours)
         kwargs["start_time"] = start.isoformat()
     try:
-        rows = (
-            hook_for(conn_id)
-            .get_client()
-            .list_workflows(
-                limit=filters.page_size + 1,
-                offset=(filters.page - 1) * filters.page_size,
-                sort_desc=True,
-                load_input=False,
-                load_output=False,
-                **kwargs,
-            )
+        rows = hook_for(conn_id).list_workflows(
+            limit=filters.page_size + 1, offset=(filters.page - 1) * filters.page_size, sort_desc=True, **kwargs
         )
     except ViewError:
         raise
