@@ -116,3 +116,34 @@ async def test_event_waits_of_one_workflow_resolve_together(dbos_conn: str, clie
     assert {obs.status for obs in done[:-1] if not obs.event_present} == {"SUCCESS"}  # ended without the key
     assert done[-1].status is DBOSWorkflowStatus.SUCCESS and not done[-1].event_present
     assert await client.get_event_async(wid, "k7", 0) == "v"
+
+
+async def test_waits_ending_together_reach_the_loop_in_one_callback_per_probe(dbos_conn: str, hook: DBOSHook) -> None:
+    """200 workflows cancelled at once: the polling thread hands the waiting loop one callback per
+    probe that saw some end (not one per wait), and does not ask again about a wait it resolved."""
+    ids = await asyncio.to_thread(
+        hook.enqueue_many, {"workflow_name": "wf_double", "queue_name": UNPOLLED}, [[i] for i in range(WAITS)]
+    )
+    waiter = await DBOSHook(dbos_conn).get_waiter_async()
+    loop = asyncio.get_running_loop()
+    handoffs: list[int] = []
+    original = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        if args and isinstance(args[0], list):  # the waiter's batch
+            handoffs.append(len(args[0]))
+        return original(callback, *args, **kwargs)
+
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    try:
+        tasks = [asyncio.create_task(waiter.observe(wid)) for wid in ids]
+        await _until(lambda: waiter.pending == WAITS, f"{WAITS} waits registered")
+        probes0 = waiter.probes
+        await asyncio.to_thread(hook.get_client().cancel_workflows, ids)
+        observations = await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        probes = waiter.probes - probes0
+    finally:
+        del loop.call_soon_threadsafe
+    assert {o.status for o in observations} == {"CANCELLED"}
+    assert sum(handoffs) == WAITS, f"{sum(handoffs)} resolutions handed over for {WAITS} waits"
+    assert len(handoffs) <= probes, f"{len(handoffs)} loop callbacks for {probes} probes"

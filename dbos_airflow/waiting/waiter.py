@@ -73,23 +73,27 @@ class Observation:
 
 
 class _Wait:
-    __slots__ = ("loop", "future", "workflow_id", "key")
+    """One pending wait: a future on its caller's loop, settled by the polling thread in batches."""
+
+    __slots__ = ("loop", "future", "workflow_id", "key", "resolved")
 
     def __init__(self, workflow_id: str, key: str | None) -> None:
         self.loop = asyncio.get_running_loop()
         self.future: asyncio.Future[Observation] = self.loop.create_future()
         self.workflow_id = workflow_id
         self.key = key
+        self.resolved = False  # set by the polling thread: the probe stops asking about it
 
-    def resolve(self, obs: Observation) -> None:
-        def _set() -> None:
-            if not self.future.done():
-                self.future.set_result(obs)
+    def expire(self) -> None:
+        if not self.future.done():
+            self.future.set_exception(DBOSWaitTimeoutError(f"timed out waiting for DBOS workflow {self.workflow_id}"))
 
-        try:
-            self.loop.call_soon_threadsafe(_set)
-        except RuntimeError:  # the waiting loop is gone
-            pass
+
+def _settle(batch: list[tuple[_Wait, Observation]]) -> None:
+    """On a waiting loop: complete every future of one probe's batch, in one loop callback."""
+    for wait, obs in batch:
+        if not wait.future.done():
+            wait.future.set_result(obs)
 
 
 class DBOSWaiter:
@@ -131,12 +135,14 @@ class DBOSWaiter:
                 raise RuntimeError("DBOSWaiter is stopped")
             self._waits.add(wait)
         self._wake.set()
+        # The future is awaited directly and the deadline is a timer on the loop: one loop hop
+        # from the polling thread's batch to this coroutine (wait_for + shield took three).
+        timer = None if deadline is None else wait.loop.call_later(max(0.0, deadline - time.time()), wait.expire)
         try:
-            timeout = None if deadline is None else max(0.0, deadline - time.time())
-            return await asyncio.wait_for(asyncio.shield(wait.future), timeout)
-        except asyncio.TimeoutError:
-            raise DBOSWaitTimeoutError(f"timed out waiting for DBOS workflow {workflow_id}") from None
+            return await wait.future
         finally:
+            if timer is not None:
+                timer.cancel()
             with self._lock:
                 self._waits.discard(wait)
 
@@ -221,7 +227,7 @@ class DBOSWaiter:
     def _probe(self, conn: sa.Connection) -> None:
         self._probe_feeds(conn)
         with self._lock:
-            waits = list(self._waits)
+            waits = [w for w in self._waits if not w.resolved]
         if not waits:
             return
         rows = conn.execute(self._probe_statement(waits, postgres=conn.dialect.name == "postgresql")).all()
@@ -233,14 +239,34 @@ class DBOSWaiter:
                 statuses[wid] = status
             else:
                 present.add((wid, key))
+        ready: list[tuple[_Wait, Observation]] = []
         for w in waits:
             text = statuses.get(w.workflow_id)
             status = None if text is None else DBOSWorkflowStatus.parse(text)
             self._statuses[w.workflow_id] = status
             if w.key is not None and (w.workflow_id, w.key) in present:
-                w.resolve(Observation(status, event_present=True))
+                ready.append((w, Observation(status, event_present=True)))
             elif status is None or status.is_terminal():
-                w.resolve(Observation(status))
+                ready.append((w, Observation(status)))
+        if ready:
+            self._resolve(ready)
+
+    @staticmethod
+    def _resolve(ready: list[tuple[_Wait, Observation]]) -> None:
+        """Hand one probe's results to their loops: one ``call_soon_threadsafe`` per loop, not per wait.
+
+        With 1,000 waits ending together this is one wake-up of the triggerer's loop and one
+        callback there, instead of 1,000 of each competing with the loop for the GIL.
+        """
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Wait, Observation]]] = {}
+        for wait, obs in ready:
+            wait.resolved = True
+            by_loop.setdefault(wait.loop, []).append((wait, obs))
+        for loop, batch in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, batch)
+            except RuntimeError:  # that waiting loop is gone
+                pass
 
     def _wait_for_news(self, conn: sa.Connection, listening: bool) -> None:
         """Sleep one tick, or less when an event someone waits for is published.
