@@ -3,6 +3,10 @@
 The scheduler creates their triggers directly, so no worker process runs before the wait: the
 figure measures one real triggerer holding 1,000 DBOS waits. The workflows ``p9-0`` .. ``p9-999``
 are enqueued by bench/p9_triggerer.py on a fresh system database before the run starts.
+
+The trigger is the bench-only ``p9_stamped_trigger.StampedDBOSWorkflowTrigger``
+(DBOSWorkflowTrigger plus a time stamp when it yields), and ``execute_complete`` stamps
+``resumed <workflow_id> <time>`` when the resumed task runs (see bench/dags/p9_stamped_trigger.py).
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ class DeferredDBOSWait(BaseOperator):
 
     def __init__(self, *, workflow_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.workflow_id = workflow_id
         self.start_trigger_args = StartTriggerArgs(
-            trigger_cls="dbos_airflow.triggers.dbos.DBOSWorkflowTrigger",
+            trigger_cls="p9_stamped_trigger.StampedDBOSWorkflowTrigger",
             trigger_kwargs={"workflow_id": workflow_id, "dbos_conn_id": CONN_ID},
             next_method="execute_complete",
             next_kwargs=None,
@@ -31,7 +36,9 @@ class DeferredDBOSWait(BaseOperator):
         )
 
     def execute_complete(self, context: Any, event: Any = None) -> None:
-        return None
+        from p9_stamped_trigger import stamp  # bench/dags is on PYTHONPATH (bench/p9_triggerer.py)
+
+        stamp("resumed", self.workflow_id)
 
 
 with DAG(
