@@ -85,7 +85,9 @@ class _Wait:
         self.resolved = False  # set by the polling thread: the probe stops asking about it
 
     def expire(self) -> None:
-        if not self.future.done():
+        # A wait the polling thread resolved has its result on the way (a _settle callback is
+        # queued on this loop): let it arrive rather than time out and wait all over again.
+        if not self.future.done() and not self.resolved:
             self.future.set_exception(DBOSWaitTimeoutError(f"timed out waiting for DBOS workflow {self.workflow_id}"))
 
 
