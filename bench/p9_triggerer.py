@@ -373,13 +373,13 @@ def main() -> None:
             f"{len(o['end_to_end_stamp_to_persisted'])} of {WAITS}; ratio of p99s",
         ),
         Row(
-            "P9 1,000 deferred tasks: the parts: DBOS worker commit lag | provider | Airflow's triggerer",
+            "P9 1,000 deferred tasks: the parts: DBOS worker commit lag; provider; Airflow's triggerer",
             f"commit lag {pcts(p['commit_lag'])}",
-            f"commit lag {pcts(o['commit_lag'])} | committed -> waiter saw {pcts(o['ours_commit_to_seen'])},"
+            f"commit lag {pcts(o['commit_lag'])}; committed -> waiter saw {pcts(o['ours_commit_to_seen'])},"
             f" saw -> yield {pcts(o['ours_seen_to_yield'])}"
-            f" | yield -> persisted {pcts(o['airflow_yield_to_persisted'])}",
+            f"; yield -> persisted {pcts(o['airflow_yield_to_persisted'])}",
             "",
-            "updated_at - stamp | seen/yield stamps | scheduled_dttm - yield",
+            "updated_at - stamp; seen/yield stamps; scheduled_dttm - yield",
         ),
         Row(
             "P9 1,000 deferred tasks: resumed (execute_complete runs), LocalExecutor parallelism 2",
