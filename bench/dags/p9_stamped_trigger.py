@@ -5,8 +5,8 @@
 parent's ``run()`` yields its event, before Airflow's triggerer logs or queues it. Importing this
 module in the triggerer also wraps the shared waiter's ``DBOSWaiter._resolve`` (called on the
 polling thread with the waits a probe saw end) to append ``seen <workflow_id> <time>``, so our
-part splits into "probe saw it" and "coroutine resumed and yielded". Each call is one
-``os.write`` on an ``O_APPEND`` descriptor: atomic, whichever process or thread writes.
+part splits into "probe saw it" and "coroutine resumed and yielded". Stamps are kept in memory and
+appended by a thread every 0.5 s, each batch in one ``O_APPEND`` write (atomic across processes).
 
 bench/p9_triggerer.py puts this folder on every component's ``PYTHONPATH`` (the triggerer imports
 trigger classes by classpath and does not add the DAGs folder to ``sys.path``). Not a DAG file.
@@ -15,6 +15,7 @@ trigger classes by classpath and does not add the DAGs folder to ``sys.path``). 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -28,19 +29,49 @@ if TYPE_CHECKING:
 
     from dbos_airflow.waiting.waiter import Observation
 
-_FD: int | None = None
+_LINES: list[str] = []
+_FLUSHER: threading.Thread | None = None
+_FLUSHER_LOCK = threading.Lock()
 
 
 def stamp(kind: str, *workflow_ids: str) -> None:
-    """Append ``<kind> <workflow_id> <time.time()>`` per id to ``$P9_STAMPS_FILE``, in one write."""
-    global _FD
+    """Record ``<kind> <workflow_id> <time.time()>`` per id; a thread appends them to ``$P9_STAMPS_FILE``.
+
+    No system call on the caller's thread: an ``os.write`` on the triggerer's event loop would
+    release and re-take the GIL once per yield, which under a burst (Airflow's logging threads
+    competing for it) delays the very loop being measured.
+    """
     now = time.time()
-    path = os.environ.get("P9_STAMPS_FILE")
-    if not path:
+    if not os.environ.get("P9_STAMPS_FILE"):
         return
-    if _FD is None:
-        _FD = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.write(_FD, "".join(f"{kind} {w} {now:.6f}\n" for w in workflow_ids).encode())
+    _LINES.extend(f"{kind} {w} {now:.6f}\n" for w in workflow_ids)
+    global _FLUSHER
+    if _FLUSHER is None:
+        with _FLUSHER_LOCK:
+            if _FLUSHER is None:
+                _FLUSHER = threading.Thread(target=_flush_forever, name="p9-stamps", daemon=True)
+                _FLUSHER.start()
+    if kind == "resumed":  # a task process: it exits right after, write now
+        _flush()
+
+
+def _flush() -> None:
+    taken = len(_LINES)
+    if not taken:
+        return
+    text = "".join(_LINES[:taken])
+    del _LINES[:taken]
+    fd = os.open(os.environ["P9_STAMPS_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _flush_forever() -> None:
+    while True:
+        time.sleep(0.5)
+        _flush()
 
 
 _original_resolve = _waiter_module.DBOSWaiter._resolve
