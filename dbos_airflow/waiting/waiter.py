@@ -58,6 +58,7 @@ IDLE_SHUTDOWN_SECONDS = 30.0
 RECONNECT_MAX_SECONDS = 5.0
 PROGRESS_REFRESH_SECONDS = 10.0
 EVENTS_CHANNEL = "dbos_workflow_events_channel"
+SETTLE_CHUNK = 25  # waits completed per loop callback
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,13 @@ class _Wait:
 
 
 def _settle(batch: list[tuple[_Wait, Observation]]) -> None:
-    """On a waiting loop: complete every future of one probe's batch, in one loop callback."""
-    for wait, obs in batch:
+    """On a waiting loop: complete the futures of one probe's batch, ``SETTLE_CHUNK`` per callback
+    (the rest in the next one), so that no callback holds the loop long, even in debug mode."""
+    for wait, obs in batch[:SETTLE_CHUNK]:
         if not wait.future.done():
             wait.future.set_result(obs)
+    if len(batch) > SETTLE_CHUNK:
+        asyncio.get_running_loop().call_soon(_settle, batch[SETTLE_CHUNK:])
 
 
 class DBOSWaiter:
