@@ -76,6 +76,17 @@ COMPONENTS: dict[str, list[str]] = {
 }
 
 
+def _kill_orphans(groups: set[int]) -> None:
+    """SIGKILL the Airflow processes left in ``groups`` (checked by command line: a pid, and so a
+    group id, may have been reused by an unrelated process since)."""
+    import psutil  # Airflow's own dependency
+
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
+            if os.getpgid(p.pid) in groups and any("airflow" in part for part in p.info["cmdline"] or []):
+                p.kill()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -111,6 +122,10 @@ class AirflowStack:
         self.database = f"airflow_stack_{secrets.token_hex(4)}"
         self.executor = executor
         self.components: dict[str, ChildProcess] = {}
+        # Every process group ever started: a component killed by pid alone (an OOM-like kill of the
+        # scheduler) leaves its group (LocalExecutor workers, serve-logs) behind, also once its name
+        # is reused by a restarted component; stop() kills them all.
+        self._groups: list[int] = []
         self._token: str | None = None
         self._http = httpx.Client(base_url=self.base, timeout=30)
         metadata = sa.make_url(POSTGRES).set(drivername="postgresql+psycopg", database=self.database)
@@ -191,6 +206,7 @@ class AirflowStack:
             extra.setdefault("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", str(free_port()))
         proc = ChildProcess(name, argv, {**self.env, **extra}, self.log_dir / f"{name}.log")
         self.components[name] = proc
+        self._groups.append(proc.proc.pid)
         return proc
 
     def pid(self, name: str) -> int:
@@ -223,6 +239,7 @@ class AirflowStack:
         for component in self.components.values():
             with contextlib.suppress(Exception):
                 component.stop(grace=1)
+        _kill_orphans(set(self._groups))
         self._http.close()
         engine = _engine(POSTGRES)
         try:
