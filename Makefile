@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo airflow lint bench install clean
+.PHONY: test demo airflow lint bench install system-packages clean
 
 install: $(STAMP)
 
@@ -14,7 +14,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
-test: $(STAMP)
+# Debian packages the tests need (chromium for the browser tests): installed when missing, once.
+system-packages:
+	bash scripts/system_packages.sh
+
+test: $(STAMP) system-packages
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Example worker on .demo/dbos.sqlite (or $DBOS_SYSTEM_DATABASE_URL), every example DAG via `airflow dags test`.

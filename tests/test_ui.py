@@ -57,8 +57,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Example worker on a SQLite system DB + `airflow standalone` on a free loopback port."""
     if not CHROMIUM.exists():
         pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`, "
-            "as .ci/run does) to run the browser tests",
+            f"{CHROMIUM} is missing: `make test` installs Debian's chromium when it can "
+            "(scripts/system_packages.sh), or run `apt-get install -y chromium` as root",
             pytrace=False,
         )
     root = tmp_path_factory.mktemp("ui-stack")

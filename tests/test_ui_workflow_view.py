@@ -74,7 +74,11 @@ def dagbag(dbos_conn: str, airflow_db: Path) -> Any:
 @pytest.fixture(scope="module")
 def server(dbos_conn: str, airflow_db: Path, system_database_url: str, postgres_server_url: str) -> Iterator[Server]:
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium`", pytrace=False)
+        pytest.fail(
+            f"{CHROMIUM} is missing: `make test` installs it when it can (scripts/system_packages.sh), "
+            "or run `apt-get install -y chromium` as root",
+            pytrace=False,
+        )
     ARTIFACTS.mkdir(exist_ok=True)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
