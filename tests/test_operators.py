@@ -458,7 +458,11 @@ def test_bad_trigger_events_fail_closed(dbos_conn: str, event: Any) -> None:
 def test_sensors_wait_for_a_late_event_and_completion(dagbag: Any, client: DBOSClient, dag_id: str) -> None:
     from dbos_airflow.waiting.waiter import running_waiters
 
-    wid = client.enqueue({"queue_name": "q", "workflow_name": "wf_set_event_later"}, "k", {"n": 1}, 2).workflow_id
+    from dbos_airflow.utils.deferral import CHECK_IN_WORKER_SECONDS
+
+    # Deferrable: later than the in-worker check, so that the waits really defer.
+    delay = CHECK_IN_WORKER_SECONDS + 2 if dag_id.endswith("deferrable") else 2
+    wid = client.enqueue({"queue_name": "q", "workflow_name": "wf_set_event_later"}, "k", {"n": 1}, delay).workflow_id
     probes_before = sum(w.probes for w in running_waiters().values())
     dr = run_dag(dagbag, dag_id, {"workflow_id": wid, "key": "k"})
     assert states(dr) == {"workflow": "success", "event": "success"}

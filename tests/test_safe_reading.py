@@ -476,7 +476,7 @@ def test_reading_tasks_fail_with_the_clear_message(
     what: str,
     deferrable: bool,
 ) -> None:
-    """On an ended workflow: the sensors' first poke reads it; the re-attached enqueue defers anyway."""
+    """On an ended workflow the first check reads it in the worker (sensors and the re-attached enqueue alike)."""
     dag_id = f"{dag}_deferrable" if deferrable else dag
     state, log, _ = run_read(dagbag, dag_id, capfd, workflow_id=rows.done, **conf)
     assert state == "failed"

@@ -14,6 +14,7 @@ from dbos_airflow.links import remember_workflow
 from dbos_airflow.outcome import event_missing_message, workflow_result
 from dbos_airflow.status import FAILURE_STATUSES, SUCCESS_STATUSES, DBOSWorkflowStatus
 from dbos_airflow.triggers.dbos import DBOSEventTrigger, DBOSWorkflowTrigger
+from dbos_airflow.utils.deferral import CHECK_IN_WORKER_SECONDS, check_in_worker, not_before_after_deferral
 from dbos_airflow.utils.mixins import DBOSOperatorMixin, dbos_template_fields
 from dbos_airflow.waiting.events import TriggerEventKind
 
@@ -45,11 +46,18 @@ class _DBOSSensor(DBOSOperatorMixin, BaseSensorOperator):
         remember_workflow(context, self.dbos_conn_id, self.workflow_id)
         if not self.deferrable:
             return BaseSensorOperator.execute(self, context)
-        first = self.poke(context)  # already done: no need to occupy the triggerer
-        if isinstance(first, PokeReturnValue) and first.is_done:
-            return first.xcom_value
-        end_time = time.time() + self.timeout if self.timeout is not None else None
+        # Never defer when the answer is already known, or comes within moments (utils/deferral.py).
+        started = time.time()
+        end_time = started + self.timeout if self.timeout is not None else None
+        budget = CHECK_IN_WORKER_SECONDS if self.timeout is None else min(CHECK_IN_WORKER_SECONDS, self.timeout)
+        done = check_in_worker(lambda: self._poke_done(context), seconds=budget)
+        if done is not None:
+            return done.xcom_value
         self.defer(trigger=self._trigger(end_time), method_name="execute_complete", timeout=None)
+
+    def _poke_done(self, context: Context) -> PokeReturnValue | None:
+        answer = self.poke(context)
+        return answer if isinstance(answer, PokeReturnValue) and answer.is_done else None
 
     def awaited_workflow_id(self, context: Context) -> str:
         return self.workflow_id
@@ -87,7 +95,12 @@ class DBOSWorkflowSensor(_DBOSSensor):
         self.failure_statuses = DBOSWorkflowStatus.parse_all(failure_statuses)
 
     def _trigger(self, end_time: float | None) -> BaseTrigger:
-        return DBOSWorkflowTrigger(workflow_id=self.workflow_id, dbos_conn_id=self.dbos_conn_id, end_time=end_time)
+        return DBOSWorkflowTrigger(
+            workflow_id=self.workflow_id,
+            dbos_conn_id=self.dbos_conn_id,
+            end_time=end_time,
+            not_before=not_before_after_deferral(),
+        )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         status = DBOSWorkflowStatus.parse(self.hook.require_workflow(self.workflow_id)["status"])
@@ -143,6 +156,7 @@ class DBOSEventSensor(_DBOSSensor):
             poll_interval=self.poke_interval,
             dbos_conn_id=self.dbos_conn_id,
             end_time=end_time,
+            not_before=not_before_after_deferral(),
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:

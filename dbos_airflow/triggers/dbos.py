@@ -21,6 +21,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from dbos_airflow.exceptions import DBOSWaitTimeoutError
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.outcome import PROGRESS_LOG_SECONDS, progress_message
+from dbos_airflow.utils.deferral import hold_until
 from dbos_airflow.waiting.events import TriggerEventKind, trigger_event_payload
 from dbos_airflow.waiting.probe import is_transient_db_error
 
@@ -40,12 +41,14 @@ class _DBOSTrigger(BaseTrigger):
         dbos_conn_id: str = "dbos_default",
         end_time: float | None = None,
         cancel_on_kill: bool = False,
+        not_before: float | None = None,
     ) -> None:
         super().__init__()
         self.workflow_id = workflow_id
         self.dbos_conn_id = dbos_conn_id
         self.end_time = end_time
         self.cancel_on_kill = cancel_on_kill
+        self.not_before = not_before
 
     def _kwargs(self) -> dict[str, Any]:
         return {
@@ -53,6 +56,7 @@ class _DBOSTrigger(BaseTrigger):
             "dbos_conn_id": self.dbos_conn_id,
             "end_time": self.end_time,
             "cancel_on_kill": self.cancel_on_kill,
+            "not_before": self.not_before,
         }
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -60,6 +64,15 @@ class _DBOSTrigger(BaseTrigger):
 
     def _event(self, kind: TriggerEventKind, **payload: Any) -> TriggerEvent:
         return TriggerEvent(trigger_event_payload(kind, self.workflow_id, **payload))
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """The subclass's event, held until ``not_before`` (:mod:`dbos_airflow.utils.deferral`)."""
+        async for event in self._events():
+            await hold_until(self.not_before)
+            yield event
+
+    def _events(self) -> AsyncIterator[TriggerEvent]:
+        raise NotImplementedError
 
     @cached_property
     def hook(self) -> DBOSHook:
@@ -130,9 +143,11 @@ class DBOSWorkflowTrigger(_DBOSTrigger):
     :param end_time: wall-clock deadline (``time.time()``); None waits forever.
     :param cancel_on_kill: cancel the workflow when a person kills the deferred task (not when
         Airflow moves the trigger to another triggerer).
+    :param not_before: wall-clock time before which no event is yielded (set at deferral: see
+        :mod:`dbos_airflow.utils.deferral`); None fires as soon as the answer is known.
     """
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
+    async def _events(self) -> AsyncIterator[TriggerEvent]:
         try:
             obs = await self._observe()
         except Exception as exc:  # noqa: BLE001 - reported to execute_complete, which fails
@@ -178,7 +193,7 @@ class DBOSEventTrigger(_DBOSTrigger):
             "poll_interval": self.poll_interval,
         }
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
+    async def _events(self) -> AsyncIterator[TriggerEvent]:
         kinds = TriggerEventKind
         try:
             while True:

@@ -36,6 +36,7 @@ from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.links import DBOSConsoleLink, DBOSWorkflowLink
 from dbos_airflow.outcome import still_waiting_message, workflow_result
 from dbos_airflow.status import DBOSWorkflowStatus
+from dbos_airflow.utils.deferral import CHECK_IN_WORKER_SECONDS, check_in_worker, not_before_after_deferral
 from dbos_airflow.utils.templating import as_bool, as_timeout
 from dbos_airflow.waiting.events import TriggerEventKind, validate_trigger_event
 
@@ -219,23 +220,48 @@ class DBOSWaitMixin(DBOSOperatorMixin):
         if not self.wait_for_completion:
             return workflow_id
         if self.deferrable:
-            from dbos_airflow.triggers.dbos import DBOSWorkflowTrigger
-
-            end_time = None if self.timeout is None else time.time() + self.timeout
-            self.defer(  # type: ignore[attr-defined]
-                trigger=DBOSWorkflowTrigger(
-                    workflow_id=workflow_id,
-                    dbos_conn_id=self.dbos_conn_id,
-                    end_time=end_time,
-                    cancel_on_kill=self.cancel_on_kill,
-                ),
-                method_name="execute_complete",
-                timeout=None,
-            )
-        status = self.hook.wait_for_status(workflow_id, timeout=self.timeout, poll_interval=self.poll_interval)
+            status = self._defer_unless_ended(workflow_id)
+        else:
+            status = self.hook.wait_for_status(workflow_id, timeout=self.timeout, poll_interval=self.poll_interval)
         if DBOSWorkflowStatus.parse(status["status"]).is_active():
             self._give_up(status)
         return self._succeed(context, workflow_id)
+
+    def _defer_unless_ended(self, workflow_id: str) -> dict[str, Any]:
+        """Defer, unless the workflow ends within the in-worker check (:mod:`~dbos_airflow.utils.deferral`).
+
+        Returns (instead of deferring) the workflow's status when it ended, or when the task's own
+        ``timeout`` ran out during the check; the caller then finishes the task in the worker.
+        """
+        from dbos_airflow.triggers.dbos import DBOSWorkflowTrigger
+
+        started = time.time()
+        budget = CHECK_IN_WORKER_SECONDS if self.timeout is None else min(CHECK_IN_WORKER_SECONDS, self.timeout)
+        seen: dict[str, Any] = {}
+
+        def ended() -> dict[str, Any] | None:
+            seen.update(self.hook.require_workflow(workflow_id))
+            return seen if DBOSWorkflowStatus.parse(seen["status"]).is_terminal() else None
+
+        if check_in_worker(ended, seconds=budget) is not None:
+            self.log.info(  # type: ignore[attr-defined]
+                "DBOS workflow %s is %s: finishing in the worker, no deferral", workflow_id, seen["status"]
+            )
+            return seen
+        if self.timeout is not None and time.time() - started >= self.timeout:
+            return seen
+        self.defer(  # type: ignore[attr-defined]
+            trigger=DBOSWorkflowTrigger(
+                workflow_id=workflow_id,
+                dbos_conn_id=self.dbos_conn_id,
+                end_time=None if self.timeout is None else started + self.timeout,
+                cancel_on_kill=self.cancel_on_kill,
+                not_before=not_before_after_deferral(),
+            ),
+            method_name="execute_complete",
+            timeout=None,
+        )
+        raise AssertionError("BaseOperator.defer() returned")  # it raises TaskDeferred
 
     def complete(self, context: Context, event: dict[str, Any]) -> str:
         self._workflow_id = event["workflow_id"]
