@@ -456,9 +456,8 @@ def test_bad_trigger_events_fail_closed(dbos_conn: str, event: Any) -> None:
 
 @pytest.mark.parametrize("dag_id", ["dbos_t_sensors", "dbos_t_sensors_deferrable"])
 def test_sensors_wait_for_a_late_event_and_completion(dagbag: Any, client: DBOSClient, dag_id: str) -> None:
-    from dbos_airflow.waiting.waiter import running_waiters
-
     from dbos_airflow.utils.deferral import CHECK_IN_WORKER_SECONDS
+    from dbos_airflow.waiting.waiter import running_waiters
 
     # Deferrable: later than the in-worker check, so that the waits really defer.
     delay = CHECK_IN_WORKER_SECONDS + 2 if dag_id.endswith("deferrable") else 2
