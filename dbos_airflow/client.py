@@ -33,6 +33,7 @@ from dbos_airflow.exceptions import (
     DBOSOptionsError,
     DBOSSchemaMissingError,
     DBOSSerializationError,
+    replacing,
 )
 
 if TYPE_CHECKING:
@@ -377,13 +378,17 @@ class _ErrorDescriber:
         text = str(orig)
         if ("does not exist" in text and "relation" in text) or "no such table" in text:
             where = self._tables if self._tables == self.target else f"{self._tables} (at {self.target})"
-            return DBOSSchemaMissingError(
+            return replacing(
+                DBOSSchemaMissingError,
+                exc,
                 f"no DBOS system tables in {where}: launch the DBOS application against it once, "
-                f"or check the database/schema name [{self._clean(text.splitlines()[0])}]"
+                f"or check the database/schema name [{self._clean(text.splitlines()[0])}]",
             )
         if isinstance(exc, sa.exc.OperationalError) and (connecting or "connection" in text):
-            return DBOSConnectionError(
-                f"cannot connect to the DBOS system database at {self.target}: {self._clean(text)}"
+            return replacing(
+                DBOSConnectionError,
+                exc,
+                f"cannot connect to the DBOS system database at {self.target}: {self._clean(text)}",
             )
         return None
 

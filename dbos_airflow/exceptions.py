@@ -11,6 +11,8 @@ without Airflow (another front end reusing the client, statuses and waiter) they
 
 from __future__ import annotations
 
+from typing import Any
+
 try:
     from airflow.sdk.exceptions import AirflowException as _TaskFailure
 except ImportError:  # pragma: no cover - only without Airflow
@@ -22,11 +24,47 @@ class DBOSAirflowError(Exception):
 
 
 class DBOSConnectionError(DBOSAirflowError):
-    """The DBOS system database cannot be reached (host, port, database, credentials)."""
+    """The DBOS system database cannot be reached (host, port, database, credentials).
+
+    Raised through :func:`replacing`: also an instance of the driver error it replaces
+    (``sqlalchemy.exc.OperationalError`` from the client).
+    """
 
 
 class DBOSSchemaMissingError(DBOSAirflowError):
-    """The database answers but holds no DBOS system tables in the configured schema."""
+    """The database answers but holds no DBOS system tables in the configured schema.
+
+    Raised through :func:`replacing`: also an instance of the driver error it replaces
+    (``sqlalchemy.exc.ProgrammingError`` on Postgres, ``OperationalError`` on SQLite).
+    """
+
+
+_REPLACEMENT_TYPES: dict[tuple[type[DBOSAirflowError], type[BaseException]], type[Exception]] = {}
+
+
+def replacing(cls: type[DBOSAirflowError], original: BaseException, message: str) -> Exception:
+    """A ``cls`` with ``message`` that is still an instance of ``original``'s type.
+
+    Code written against the documented ``DBOSClient`` catches the driver's errors
+    (``except sqlalchemy.exc.DBAPIError``, ``except OperationalError``): the clearer error must
+    not slip past it. The instance keeps ``original``'s attributes (``orig``, ``statement``,
+    ``code`` ...); its text is ``message``; it pickles as a plain ``cls``.
+    """
+    key = (cls, type(original))
+    both = _REPLACEMENT_TYPES.get(key)
+    if both is None:
+        namespace = {
+            "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+            "__doc__": cls.__doc__,
+            "__str__": lambda self: self.args[0],
+            "__reduce__": lambda self: (cls, self.args),
+        }
+        both = _REPLACEMENT_TYPES[key] = type(cls.__name__, (cls, type(original)), namespace)
+    error: Any = both.__new__(both)
+    error.__dict__.update(getattr(original, "__dict__", {}))
+    error.args = (message,)
+    return error
 
 
 class DBOSOptionsError(DBOSAirflowError, ValueError):

@@ -319,9 +319,15 @@ class AirflowStack:
         return dict(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{suffix}"))
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        return list(
-            self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})["task_instances"]
-        )
+        """Every task instance of the run (the API answers at most 100 a page)."""
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self.api(
+                "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100, "offset": len(out)}
+            )
+            out += page["task_instances"]
+            if not page["task_instances"] or len(out) >= page["total_entries"]:
+                return out
 
     def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> Any:
         """What a person does with "Mark as failed/success" in the UI."""

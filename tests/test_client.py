@@ -241,6 +241,51 @@ def test_unreachable_server_names_host_port_database_without_password() -> None:
     assert "127.0.0.1:1/app_dbos_sys" in message and "s3cretpw" not in message
 
 
+def test_clear_errors_keep_the_driver_types_code_written_against_the_documented_api_catches(
+    postgres_server_url: str, tmp_path: Path
+) -> None:
+    """README, "Errors": each clearer error is still the SQLAlchemy error dbos.DBOSClient raises there."""
+    import pickle
+
+    with pytest.raises(sa.exc.OperationalError) as unreachable:  # the documented example's server is gone
+        DBOSClient("postgresql://postgres:pw@localhost:5433/nodb", retry_connection_errors=False)
+    assert isinstance(unreachable.value, DBOSConnectionError) and isinstance(unreachable.value, sa.exc.DBAPIError)
+    assert str(unreachable.value).startswith(
+        "cannot connect to the DBOS system database at localhost:5433/nodb_dbos_sys"
+    )
+    assert unreachable.value.orig is not None and "pw@" not in str(unreachable.value)
+    # It pickles (Airflow and multiprocessing do) as the plain clear error, message intact.
+    again = pickle.loads(pickle.dumps(unreachable.value))
+    assert type(again) is DBOSConnectionError and str(again) == str(unreachable.value)
+
+    missing_db = sa.make_url(postgres_server_url).set(database="no_such_db_here")
+    with pytest.raises(sa.exc.OperationalError) as err:
+        DBOSClient(missing_db.render_as_string(hide_password=False), retry_connection_errors=False)
+    assert isinstance(err.value, DBOSConnectionError)
+
+    # Raised from the engine's handle_error hook, on a statement: Postgres says ProgrammingError ...
+    client = DBOSClient(system_database_url=postgres_server_url, retry_connection_errors=False)
+    try:
+        with pytest.raises(sa.exc.ProgrammingError) as no_tables:
+            client.enqueue({"queue_name": "q", "workflow_name": "wf_double"}, 1)
+        assert isinstance(no_tables.value, DBOSSchemaMissingError)
+        with pytest.raises(sa.exc.ProgrammingError):
+            client.list_workflows(load_input=False, load_output=False)
+    finally:
+        client.destroy()
+    # ... and SQLite OperationalError.
+    path = tmp_path / "empty.sqlite"
+    path.touch()
+    sqlite = DBOSClient(system_database_url=f"sqlite:///{path}")
+    try:
+        with pytest.raises(sa.exc.OperationalError) as sqlite_err:
+            sqlite.list_workflows(load_input=False, load_output=False)
+        assert isinstance(sqlite_err.value, DBOSSchemaMissingError)
+        assert f"no DBOS system tables in {path}" in str(sqlite_err.value)
+    finally:
+        sqlite.destroy()
+
+
 def test_missing_database_is_named(postgres_server_url: str) -> None:
     url = sa.make_url(postgres_server_url).set(database="no_such_db_here").render_as_string(hide_password=False)
     with pytest.raises(DBOSConnectionError, match="no_such_db_here_dbos_sys.*does not exist"):
@@ -265,3 +310,21 @@ def test_client_import_is_cheap_and_connects_nothing() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"
+
+
+def test_a_missing_schema_is_not_a_connection_outage(tmp_path: Path) -> None:
+    """docs/architecture.md, "How waiting works": waits outlive outages, not a wrong database."""
+    from dbos_airflow.waiting.probe import is_transient_db_error
+
+    path = tmp_path / "empty.sqlite"
+    path.touch()
+    sqlite = DBOSClient(system_database_url=f"sqlite:///{path}")
+    try:
+        with pytest.raises(DBOSSchemaMissingError) as err:
+            sqlite.list_workflows(load_input=False, load_output=False)
+    finally:
+        sqlite.destroy()
+    assert isinstance(err.value, sa.exc.OperationalError) and not is_transient_db_error(err.value)
+    with pytest.raises(DBOSConnectionError) as down:
+        DBOSClient("postgresql://postgres@127.0.0.1:1/app", retry_connection_errors=False)
+    assert is_transient_db_error(down.value)

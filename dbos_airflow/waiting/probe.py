@@ -53,10 +53,13 @@ def is_transient_db_error(exc: BaseException) -> bool:
 
     Covers the driver's connection errors (refused, reset, admin shutdown, timeouts), the
     statement timeout of :func:`bounded_url` and :class:`~dbos_airflow.exceptions.DBOSConnectionError`,
-    which is what :class:`~dbos_airflow.client.DBOSClient` turns them into.
+    which is what :class:`~dbos_airflow.client.DBOSClient` turns them into. A missing schema is not
+    (on SQLite it is still an ``OperationalError``, like the driver error it replaces).
     """
-    from dbos_airflow.exceptions import DBOSConnectionError
+    from dbos_airflow.exceptions import DBOSConnectionError, DBOSSchemaMissingError
 
+    if isinstance(exc, DBOSSchemaMissingError):
+        return False
     if isinstance(exc, (DBOSConnectionError, sa.exc.OperationalError, sa.exc.InterfaceError, ConnectionError)):
         return True
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:

@@ -14,6 +14,7 @@ import pendulum
 from airflow.sdk import DAG
 
 from dbos_airflow.operators.dbos import DBOSEnqueueOperator, DBOSSendOperator
+from dbos_airflow.utils.deferral import CHECK_IN_WORKER_SECONDS
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 COMMON: dict[str, Any] = {
@@ -86,4 +87,28 @@ with DAG("dbos_deploy_send", params={"destination": ""}, **COMMON):
         topic="t",
         retries=2,
         retry_delay=timedelta(seconds=1),
+    )
+
+
+# Workflows that end at once or within moments, mapped and deferrable (docs/architecture.md,
+# "Deferring"; tests/test_deferral_race.py): ``quick`` enqueues no-ops, ``reattach`` re-attaches
+# to those ended workflows, ``just_after`` ends half a second after the in-worker check gave up.
+RACE_ITEMS, RACE_LATE_ITEMS, RACE_LATE_SECONDS = 50, 20, CHECK_IN_WORKER_SECONDS + 0.5
+with DAG("dbos_deploy_race", **COMMON):
+    race: dict[str, Any] = {
+        "queue_name": "q",
+        "wait_for_completion": True,
+        "deferrable": True,
+        "poll_interval": 0.5,
+        "timeout": 600,
+        "retry_mode": "fail",
+        "retries": 3,
+        "retry_delay": timedelta(seconds=1),
+    }
+    quick = DBOSEnqueueOperator.partial(task_id="quick", workflow_name="wf_double", **race).expand(
+        workflow_args=[[i] for i in range(RACE_ITEMS)]
+    )
+    DBOSEnqueueOperator.partial(task_id="reattach", workflow_name="wf_double", **race).expand(workflow_id=quick.output)
+    DBOSEnqueueOperator.partial(task_id="just_after", workflow_name="wf_sleep", **race).expand(
+        workflow_args=[[RACE_LATE_SECONDS]] * RACE_LATE_ITEMS
     )
