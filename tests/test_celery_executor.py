@@ -60,8 +60,11 @@ def _ppid(pid: int) -> int:
 
 def test_celery_worker_killed_mid_wait(celery_stack: AirflowStack, client: Any, dbos_worker: Worker) -> None:
     stack = celery_stack
-    sync = stack.trigger("dbos_deploy_killed", {"steps": 4, "delay": 4})
+    sync = stack.trigger("dbos_deploy_killed", {"steps": 4, "delay": 6})
     deferred = stack.trigger("dbos_deploy_wait_deferrable", {"steps": 3, "delay": 4})
+    # The deferrable task first checks in its worker for a few seconds (docs/architecture.md,
+    # "Deferring"); it is the deferred wait that must ride out the worker's death, so kill after it deferred.
+    stack.wait_ti("dbos_deploy_wait_deferrable", deferred, "run", {"deferred"}, timeout=120)
     task_pid = _running_pid(stack, "dbos_deploy_killed", sync)
     _wait_status(client, _wid("dbos_deploy_killed", sync), {"PENDING"})
     worker_group = os.getpgid(_ppid(task_pid))  # the supervisor runs in a worker's pool process
