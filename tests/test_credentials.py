@@ -165,8 +165,8 @@ def test_password_appears_nowhere(
         assert {t for t, s in states.items() if s == "success"} == expected_ok, (conn_id, states)
         assert evidence[conn_id] in out + err, f"{conn_id}: the failure paths did not run as expected"
         kept = _kept_by_airflow(dr, before)
-        if reachable:  # the deferred tasks really serialized triggers, and results reached XCom
-            assert len(kept["trigger"]) >= 2, kept["trigger"]
+        if reachable:  # the deferred wait really serialized a trigger, and results reached XCom
+            assert len(kept["trigger"]) >= 1, kept["trigger"]
             assert any("result=42" in x for x in kept["xcom"]), kept["xcom"]
         assert kept["rendered"], "no rendered template fields were stored: the check would prove nothing"
         for where, texts in {"task log": (out + err).splitlines(), **kept}.items():

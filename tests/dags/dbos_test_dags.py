@@ -13,6 +13,7 @@ from airflow.sdk import DAG, Param, task
 from dbos_airflow.operators.bulk import DBOSBulkEnqueueOperator
 from dbos_airflow.operators.dbos import DBOSEnqueueOperator, DBOSSendOperator
 from dbos_airflow.sensors.dbos import DBOSEventSensor, DBOSWorkflowSensor
+from dbos_airflow.utils.deferral import CHECK_IN_WORKER_SECONDS
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 COMMON: dict[str, Any] = {
@@ -207,7 +208,8 @@ with DAG("dbos_t_credentials", params={"conn": "dbos_default", "missing": "x"}, 
             wait_for_completion=True,
             deferrable=deferrable,
             poll_interval=0.2,
-            timeout=1,
+            # a deferrable task first checks in the worker; it defers (a trigger is stored) only after that
+            timeout=CHECK_IN_WORKER_SECONDS + 2 if deferrable else 1,
             **creds,
         )
         DBOSEventSensor(
