@@ -299,7 +299,8 @@ def test_triggerer_moved_and_killed_cancels_nothing(stack: AirflowStack, client:
     marks a deferred task failed through the REST API: its workflow is cancelled."""
     dag_id = "dbos_deploy_wait_deferrable"
     run_ids = [stack.trigger(dag_id, {"steps": 3, "delay": 15}) for _ in range(3)]
-    victim = stack.trigger(dag_id, {"steps": 3, "delay": 30})
+    # The victim's workflow must still run when a person kills its task, however slow the machine.
+    victim = stack.trigger(dag_id, {"steps": 3, "delay": 120})
     for run_id in [*run_ids, victim]:
         stack.wait_ti(dag_id, run_id, "run", {"deferred"}, timeout=150)
     first = stack.pid("triggerer")
@@ -317,6 +318,7 @@ def test_triggerer_moved_and_killed_cancels_nothing(stack: AirflowStack, client:
         interval=1,
     )
     # A person's kill while triggerer-2 runs the trigger: its on_kill cancels the workflow.
+    assert _status(client, _wid(dag_id, victim)) in {"ENQUEUED", "PENDING"}, "ended before the kill"
     stack.set_task_state(dag_id, victim, "run", "failed")
     assert _wait_status(client, _wid(dag_id, victim), {"CANCELLED", "SUCCESS"}, timeout=60) == "CANCELLED"
     stack.kill("triggerer-2")  # kill -9, waits pending
