@@ -6,7 +6,8 @@
 set -euo pipefail
 APP="$(cd "$(dirname "$0")/../examples/ts_worker" && pwd)"
 need="Node.js >= 20 with npm is needed for the TypeScript example app (tests/test_typescript_app.py):
-install it, e.g. \`apt-get install nodejs npm\` (Debian 13) or from https://nodejs.org, then run make again"
+install it (https://nodejs.org, or the NodeSource packages: Debian 12's own nodejs is 18, too old;
+Debian 13's is 20, \`apt-get install nodejs npm\`), then run make again"
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   echo "ts-app: node or npm not found. $need" >&2
   exit 1

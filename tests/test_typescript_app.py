@@ -41,7 +41,7 @@ CONN = "dbos_ts"
 # Migration versions of the pinned SDKs (`SELECT version FROM dbos.dbos_migrations`).
 TS_SCHEMA_VERSION = 123  # @dbos-inc/dbos-sdk 5.3.0
 PY_SCHEMA_VERSION = 125  # dbos 3.4.0: 124 and 125 only add two indexes on application_versions
-NEED_NODE = "Node.js >= 20 with npm (e.g. `apt-get install nodejs npm` on Debian 13, or https://nodejs.org)"
+NEED_NODE = "Node.js >= 20 with npm (https://nodejs.org or NodeSource; Debian 12's own nodejs is 18, too old)"
 
 
 class TSWorker(ChildProcess):
