@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo airflow lint bench install system-packages clean
+.PHONY: test demo airflow lint bench install system-packages ts-app clean
 
 install: $(STAMP)
 
@@ -18,7 +18,17 @@ $(STAMP): pyproject.toml constraints.txt
 system-packages:
 	bash scripts/system_packages.sh
 
-test: $(STAMP) system-packages
+# The TypeScript example DBOS app (examples/ts_worker): Node.js >= 20 checked, `npm ci` from its
+# package-lock.json into its node_modules (gitignored), compiled with tsc; redone when its sources change.
+TS_APP   := examples/ts_worker
+TS_STAMP := $(TS_APP)/node_modules/.built
+ts-app: $(TS_STAMP)
+
+$(TS_STAMP): $(TS_APP)/package.json $(TS_APP)/package-lock.json $(TS_APP)/tsconfig.json $(wildcard $(TS_APP)/src/*.ts) scripts/ts_app.sh
+	bash scripts/ts_app.sh
+	touch $(TS_STAMP)
+
+test: $(STAMP) system-packages ts-app
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Example worker on .demo/dbos.sqlite (or $DBOS_SYSTEM_DATABASE_URL), every example DAG via `airflow dags test`.
@@ -41,4 +51,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf .demo build *.egg-info
+	rm -rf .demo build *.egg-info $(TS_APP)/node_modules $(TS_APP)/dist

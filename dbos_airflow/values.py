@@ -10,7 +10,8 @@ every Airflow connection. So inside Airflow every stored value goes through this
   **refused** with :class:`~dbos_airflow.exceptions.DBOSUnsafeValueError`, naming the workflow,
   what was read and the tag, unless the connection opts in (``allow_pickle``);
 * pickled **errors** are still described without loading them (their opcodes are read
-  statically), so a failed workflow fails its task with its own message.
+  statically), so a failed workflow fails its task with its own message; so are errors a
+  TypeScript DBOS application stored in its own SuperJSON format (read as plain JSON).
 
 Rows are read through dbos' own table definitions (``dbos._schemas.system_database``) on the
 client's engine; nothing here writes. No Airflow import: a second front end can reuse it.
@@ -28,6 +29,7 @@ import sqlalchemy as sa
 from dbos import DBOSPortableJSONSerializer
 
 from dbos_airflow.exceptions import DBOSUnsafeValueError
+from dbos_airflow.superjson import SUPERJSON, SUPERJSON_HINT, describe_superjson_error
 
 if TYPE_CHECKING:
     from dbos_airflow.client import DBOSClient
@@ -94,6 +96,7 @@ def decode_value(
             f"and only {PORTABLE!r} is decoded inside Airflow by default; {OPT_IN_HINT}"
             if tag == PICKLE
             else f"which dbos-airflow cannot decode (only {PORTABLE!r} and, when allowed, {PICKLE!r})"
+            + (SUPERJSON_HINT if tag == SUPERJSON else "")
         )
     )
 
@@ -118,6 +121,9 @@ def describe_stored_error(
     if text is None:
         return None
     tag = _tag(serialization)
+    described = None if tag == PORTABLE else describe_superjson_error(text)  # also under a py_pickle tag
+    if described is not None:
+        return described
     if tag == PORTABLE:
         try:
             data = _PORTABLE.deserialize(text)

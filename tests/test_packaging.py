@@ -7,8 +7,11 @@ files move together.
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import zipfile
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,3 +105,18 @@ def test_readme_states_the_declared_versions(project: dict[str, Any], pins: dict
         [declared] = [r for r in project["dependencies"] if canonicalize_name(Requirement(r).name) == name]
         assert f"`{declared}`" in readme, f"README does not state {declared}"
     assert f"Python {_floor(SpecifierSet(project['requires-python']))}" in readme
+
+
+def test_the_wheel_ships_the_package_only(tmp_path: Path) -> None:
+    """README, "Applications in other languages": ``make ts-app`` installs node_modules under examples/;
+    the wheel holds ``dbos_airflow`` and its metadata, never the example apps or their dependencies."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {"dbos_airflow", f"dbos_airflow-{version('dbos-airflow')}.dist-info"}
+    assert not [n for n in names if "node_modules" in n or n.endswith((".ts", ".js"))]

@@ -14,6 +14,7 @@ AIRFLOW_FREE = [
     "client.py",
     "status.py",
     "values.py",
+    "superjson.py",
     "waiting/events.py",
     "waiting/waiter.py",
     "waiting/probe.py",

@@ -102,3 +102,25 @@ def test_values_decode_portable_and_refuse_pickle() -> None:
     )
     error = base64.b64encode(pickle.dumps(ValueError("bad input"))).decode()
     assert describe_stored_error(error, "py_pickle", allow_pickle=False, workflow_id="w") == "ValueError: bad input"
+
+
+def test_typescript_superjson_errors_are_described_and_its_values_refused() -> None:
+    """README, "Applications in other languages": a TypeScript app's own format is read as JSON, never run."""
+    # As the TypeScript SDK 5.3 stores an error it could not store portably (tests/test_typescript_app.py).
+    stored = (
+        '{"json":{"name":"TypeError","message":"Value deserialization type py_pickle is not available",'
+        '"stack":"TypeError: ...\\n    at deserializeValue (serialization.js:283:11)"},"__dbos_serializer":"superjson"}'
+    )
+    for tag in ("js_superjson", "py_pickle", None):
+        assert (
+            describe_stored_error(stored, tag, allow_pickle=False, workflow_id="w")
+            == "TypeError: Value deserialization type py_pickle is not available"
+        )
+    bare = '{"json":{"name":"OrderRejectedError"},"__dbos_serializer":"superjson"}'
+    assert describe_stored_error(bare, "js_superjson", allow_pickle=False, workflow_id="w") == "OrderRejectedError"
+    assert describe_stored_error('{"json": 3}', "js_superjson", allow_pickle=False, workflow_id="w") == (
+        "an error stored as 'js_superjson'"  # no SuperJSON marker: not guessed at
+    )
+    output = '{"json":{"doubled":8},"__dbos_serializer":"superjson"}'
+    with pytest.raises(DBOSUnsafeValueError, match=r"stored as 'js_superjson'.*serialization: 'portable'"):
+        decode_value(output, "js_superjson", allow_pickle=False, workflow_id="w", what="output")
