@@ -13,10 +13,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from dbos_airflow.messages import workflow_not_found_message
+
 try:
     from airflow.sdk.exceptions import AirflowException as _TaskFailure
 except ImportError:  # pragma: no cover - only without Airflow
     _TaskFailure = Exception  # type: ignore[assignment,misc]
+
+
+__all__ = [
+    "DBOSAirflowError",
+    "DBOSBulkEnqueueError",
+    "DBOSConnectionError",
+    "DBOSOptionsError",
+    "DBOSSchemaMissingError",
+    "DBOSSerializationError",
+    "DBOSTriggerEventError",
+    "DBOSUnsafeValueError",
+    "DBOSWaitTimeoutError",
+    "DBOSWorkflowFailedError",
+    "DBOSWorkflowNotFoundError",
+    "replacing",
+    "workflow_not_found_message",
+]
 
 
 class DBOSAirflowError(Exception):
@@ -97,8 +116,3 @@ class DBOSWorkflowNotFoundError(DBOSAirflowError, _TaskFailure):
 
 class DBOSTriggerEventError(DBOSAirflowError, _TaskFailure):
     """A trigger event that is missing or malformed (the task fails closed)."""
-
-
-def workflow_not_found_message(workflow_id: str, target: str) -> str:
-    """The one wording of "no such workflow": the id and where it was looked for."""
-    return f"no DBOS workflow with id {workflow_id!r} in {target}"

@@ -12,9 +12,9 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from dbos_airflow.client import hide_password
-from dbos_airflow.exceptions import DBOSAirflowError, DBOSWorkflowNotFoundError, workflow_not_found_message
+from dbos_airflow.exceptions import DBOSAirflowError, DBOSWorkflowNotFoundError
 from dbos_airflow.hooks.connection import DBOSConnectionSettings, serialization_format, unparsable_env_connection
-from dbos_airflow.outcome import PROGRESS_LOG_SECONDS, progress_message
+from dbos_airflow.messages import PROGRESS_LOG_SECONDS, progress_message, workflow_not_found_message
 from dbos_airflow.status import DBOSWorkflowStatus, status_to_dict
 
 __all__ = ["DBOSHook", "DBOSConnectionSettings"]

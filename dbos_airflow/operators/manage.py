@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from dbos_airflow.exceptions import DBOSOptionsError, DBOSWorkflowNotFoundError, workflow_not_found_message
+from dbos_airflow.exceptions import DBOSOptionsError, DBOSWorkflowNotFoundError
 from dbos_airflow.links import remember_workflow
+from dbos_airflow.messages import workflow_not_found_message
 from dbos_airflow.status import DBOSWorkflowStatus
 from dbos_airflow.utils.ids import derived_id
 from dbos_airflow.utils.mixins import DBOSOperatorMixin, DBOSWaitMixin, dbos_template_fields

@@ -11,7 +11,8 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from dbos_airflow.exceptions import DBOSWorkflowFailedError
 from dbos_airflow.links import remember_workflow
-from dbos_airflow.outcome import event_missing_message, workflow_result
+from dbos_airflow.messages import event_missing_message
+from dbos_airflow.outcome import workflow_result
 from dbos_airflow.status import FAILURE_STATUSES, SUCCESS_STATUSES, DBOSWorkflowStatus
 from dbos_airflow.triggers.dbos import DBOSEventTrigger, DBOSWorkflowTrigger
 from dbos_airflow.utils.deferral import CHECK_IN_WORKER_SECONDS, check_in_worker, not_before_after_deferral
@@ -111,8 +112,8 @@ class DBOSWorkflowSensor(_DBOSSensor):
 
     def _result(self) -> Any:
         return workflow_result(
-            self.hook,
-            self.workflow_id,
+            self.hook.require_workflow(self.workflow_id),
+            self.hook.value_reader(),
             success_statuses=self.success_statuses,
             failure_statuses=self.failure_statuses,
             log=self.log.info,

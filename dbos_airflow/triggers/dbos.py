@@ -20,7 +20,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from dbos_airflow.exceptions import DBOSWaitTimeoutError
 from dbos_airflow.hooks.dbos import DBOSHook
-from dbos_airflow.outcome import PROGRESS_LOG_SECONDS, progress_message
+from dbos_airflow.messages import PROGRESS_LOG_SECONDS, progress_message
 from dbos_airflow.utils.deferral import hold_until
 from dbos_airflow.waiting.events import TriggerEventKind, trigger_event_payload
 from dbos_airflow.waiting.probe import is_transient_db_error

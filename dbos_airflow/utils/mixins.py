@@ -29,12 +29,12 @@ from dbos_airflow.exceptions import (
     DBOSSerializationError,
     DBOSTriggerEventError,
     DBOSWorkflowNotFoundError,
-    workflow_not_found_message,
 )
 from dbos_airflow.hooks.connection import check_serialization
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.links import DBOSConsoleLink, DBOSWorkflowLink
-from dbos_airflow.outcome import still_waiting_message, workflow_result
+from dbos_airflow.messages import still_waiting_message, workflow_not_found_message
+from dbos_airflow.outcome import workflow_result
 from dbos_airflow.status import DBOSWorkflowStatus
 from dbos_airflow.utils.deferral import CHECK_IN_WORKER_SECONDS, check_in_worker, not_before_after_deferral
 from dbos_airflow.utils.templating import as_bool, as_timeout
@@ -203,7 +203,7 @@ class DBOSWaitMixin(DBOSOperatorMixin):
         elif not state.is_failure():
             log.info("DBOS workflow %s already ended %s; not running it again", workflow_id, state.value)
         elif self.retry_mode == "fail":
-            workflow_result(self.hook, workflow_id)  # raises with the workflow's own error
+            workflow_result(status, self.hook.value_reader())  # raises with the workflow's own error
         else:
             log.info("DBOS workflow %s ended %s; retry_mode=%s", workflow_id, state.value, self.retry_mode)
             self.hook.rerun_workflow(workflow_id, from_failed_step=self.retry_mode == "resume", queue_name=queue_name)
@@ -272,7 +272,11 @@ class DBOSWaitMixin(DBOSOperatorMixin):
         self._give_up(self.hook.require_workflow(event["workflow_id"]))
 
     def _succeed(self, context: Context, workflow_id: str) -> str:
-        result = workflow_result(self.hook, workflow_id, log=self.log.info)  # type: ignore[attr-defined]
+        result = workflow_result(
+            self.hook.require_workflow(workflow_id),
+            self.hook.value_reader(),
+            log=self.log.info,  # type: ignore[attr-defined]
+        )
         context["ti"].xcom_push(key="result", value=result)
         return workflow_id
 
