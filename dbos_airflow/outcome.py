@@ -1,17 +1,15 @@
-"""How an ended DBOS workflow becomes a task result or a task failure (docs/architecture.md, "Outcome").
+"""Old import path of :mod:`dbos_airflow.contract.outcome` and of the wait's sentences
+(:mod:`dbos_orchestrator.messages`).
 
-Shared by operators and sensors in sync and deferred mode, so both modes decide alike and fail
-closed: an unknown status never becomes success. The caller reads (the hook's
-``require_workflow`` and ``value_reader``); this module decides and words. The sentences
-themselves are :mod:`dbos_airflow.messages` (re-exported here under their old names).
+:func:`workflow_result` keeps its old call, ``workflow_result(hook, workflow_id, ...)``: it reads
+through the hook and lets the contract decide (``contract.outcome.workflow_result(status, reader)``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dbos_airflow.exceptions import DBOSWorkflowFailedError
-from dbos_airflow.messages import (
+from dbos_orchestrator.messages import (
     PROGRESS_LOG_SECONDS,
     RESULT_CHARS,
     clip,
@@ -21,12 +19,11 @@ from dbos_airflow.messages import (
     shorten,
     still_waiting_message,
 )
-from dbos_airflow.status import FAILURE_STATUSES, SUCCESS_STATUSES, DBOSWorkflowStatus
+
+from dbos_airflow.contract import outcome as _outcome
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection
-
-    from dbos_airflow.values import ValueReader
+    from dbos_airflow.hooks.dbos import DBOSHook
 
 __all__ = [
     "PROGRESS_LOG_SECONDS",
@@ -41,36 +38,6 @@ __all__ = [
 ]
 
 
-def workflow_result(
-    status: dict[str, Any],
-    reader: ValueReader,
-    *,
-    success_statuses: Collection[DBOSWorkflowStatus] = SUCCESS_STATUSES,
-    failure_statuses: Collection[DBOSWorkflowStatus] = FAILURE_STATUSES,
-    log: Callable[[str], Any] | None = None,
-) -> Any:
-    """The output of the ended workflow ``status`` describes, or an error naming its status, its own
-    error and its id.
-
-    :param status: the workflow's status dict (the hook's ``require_workflow``: a missing id has
-        already failed there).
-    :param reader: the connection's safe value reader (the hook's ``value_reader()``).
-    :raises DBOSWorkflowFailedError: it ended in a failure status, or in one not counted as success.
-    :param log: given, gets one line saying how the workflow ended (:func:`ended_message`).
-    """
-    workflow_id = status["workflow_id"]
-    state = DBOSWorkflowStatus.parse(status["status"])
-    if state in success_statuses:
-        output = reader.output(workflow_id)
-        if log is not None:
-            log(ended_message(status, result=output))
-        return output
-    if state in failure_statuses or state.is_failure():
-        error = reader.error_message(workflow_id)  # the output is not decoded: a failure is described
-        if log is not None:
-            log(ended_message(status, error=error))
-        detail = f": {error}" if error else ""
-        raise DBOSWorkflowFailedError(f"DBOS workflow ended {state.value}{detail} (workflow {workflow_id})")
-    raise DBOSWorkflowFailedError(
-        f"DBOS workflow ended {state.value}, which this task does not count as success (workflow {workflow_id})"
-    )
+def workflow_result(hook: DBOSHook, workflow_id: str, **kwargs: Any) -> Any:
+    """The output of an ended workflow, or its failure (:func:`dbos_airflow.contract.outcome.workflow_result`)."""
+    return _outcome.workflow_result(hook.require_workflow(workflow_id), hook.value_reader(), **kwargs)

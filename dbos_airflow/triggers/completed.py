@@ -41,7 +41,7 @@ Delivery
   ``lookback_without_state_store`` seconds (default one hour): duplicates rather than losses.
   A warning says so in the trigger log.
 * **Shared polling**: every watcher of one connection in a triggerer is served by the
-  connection's waiter (:mod:`dbos_airflow.waiting.waiter`): one statement per feed tick
+  connection's waiter (:mod:`dbos_orchestrator.waiting.waiter`): one statement per feed tick
   (0.2 s) for all of them, not one polling loop each.
 """
 
@@ -56,17 +56,17 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+from dbos_orchestrator.status import TERMINAL_STATUSES, DBOSWorkflowStatus
+from dbos_orchestrator.waiting.feed import Completion, CompletionFilter, FeedState
 
 from dbos_airflow.exceptions import DBOSOptionsError, DBOSUnsafeValueError
 from dbos_airflow.hooks.dbos import DBOSHook
-from dbos_airflow.status import TERMINAL_STATUSES, DBOSWorkflowStatus
 from dbos_airflow.triggers.delivery import CompletionProducer, Watermark, acked_when_consumer_moves_on
-from dbos_airflow.waiting.feed import Completion, CompletionFilter, FeedState
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-    from dbos_airflow.values import ValueReader
+    from dbos_orchestrator.store.values import ValueReader
 
 __all__ = ["DBOSWorkflowCompletedTrigger", "completion_payload"]
 
@@ -120,7 +120,7 @@ class DBOSWorkflowCompletedTrigger(BaseEventTrigger):
         MAX_RECOVERY_ATTEMPTS_EXCEEDED).
     :param app_version: only workflows of this application version.
     :param include_output: add the output (SUCCESS) or error message (``Name: message``) to the
-        payload, read through :mod:`dbos_airflow.values`: a pickled output is not decoded unless
+        payload, read through :mod:`dbos_orchestrator.store.values`: a pickled output is not decoded unless
         the connection has ``allow_pickle`` (the payload says why instead). JSON values only.
     :param start_lookback: on the very first start (nothing stored yet), also deliver
         completions of the last this many seconds. 0: only completions from now on.
@@ -271,11 +271,7 @@ class DBOSWorkflowCompletedTrigger(BaseEventTrigger):
     async def _value_reader(self) -> ValueReader | None:
         if not self.include_output:
             return None
-        from dbos_airflow.values import ValueReader
-
-        waiter = await self.hook.get_waiter_async()
-        settings = await self.hook.get_settings_async()
-        return ValueReader(waiter.client, allow_pickle=settings.allow_pickle)
+        return await self.hook.get_value_reader_async()
 
     async def _payload(self, c: Completion, reader: ValueReader | None) -> dict[str, Any]:
         payload = completion_payload(c)

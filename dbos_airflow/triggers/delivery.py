@@ -23,15 +23,15 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome, SharedStreamProducer
+from dbos_orchestrator.waiting.feed import PAGE_SIZE, FeedState, now_ms
 
 from dbos_airflow.exceptions import DBOSAirflowError
-from dbos_airflow.waiting.feed import PAGE_SIZE, FeedState, now_ms
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-    from dbos_airflow.waiting.feed import Completion, CompletionFeed, CompletionFilter
-    from dbos_airflow.waiting.waiter import DBOSWaiter
+    from dbos_orchestrator.waiting.feed import Completion, CompletionFeed, CompletionFilter
+    from dbos_orchestrator.waiting.waiter import DBOSWaiter
 
 __all__ = [
     "MAX_OUTSTANDING",

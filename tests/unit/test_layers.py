@@ -14,78 +14,85 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # Import package -> its folder. Every module under these folders is checked.
-PACKAGES = {"dbos_airflow": ROOT / "dbos_airflow"}
+PACKAGES = {
+    "dbos_orchestrator": ROOT / "packages" / "dbos-orchestrator" / "dbos_orchestrator",
+    "dbos_airflow": ROOT / "dbos_airflow",
+}
+# Old import paths of modules that moved: each is an alias of the module now holding it.
+MOVED = {
+    "dbos_airflow.status": "dbos_orchestrator.status",
+    "dbos_airflow.client": "dbos_orchestrator.client",
+    "dbos_airflow.values": "dbos_orchestrator.store.values",
+    "dbos_airflow.utils.templating": "dbos_orchestrator.forms",
+    "dbos_airflow.utils.bulk": "dbos_orchestrator.store.bulk",
+    "dbos_airflow.waiting.waiter": "dbos_orchestrator.waiting.waiter",
+    "dbos_airflow.waiting.feed": "dbos_orchestrator.waiting.feed",
+    "dbos_airflow.waiting.probe": "dbos_orchestrator.waiting.probe",
+    "dbos_airflow.waiting.events": "dbos_airflow.contract.events",
+    "dbos_airflow.utils.ids": "dbos_airflow.contract.ids",
+    "dbos_airflow.utils.kills": "dbos_airflow.contract.kill",
+    "dbos_airflow.utils.deferral": "dbos_airflow.contract.deferral",
+}
 
-# Bottom first. A module belongs to the layer of the longest prefix (a folder or a module) naming it.
+# Bottom first; folders are layers. A module belongs to the layer of the longest prefix naming it.
 LAYERS: list[tuple[str, ...]] = [
-    # 0: Airflow-free core (what a second front end reuses)
+    # the Airflow-free core (its own distribution), itself in layers
     (
-        "dbos_airflow.status",
-        "dbos_airflow.messages",
-        "dbos_airflow.exceptions",
-        "dbos_airflow.client",
-        "dbos_airflow.values",
-        "dbos_airflow.waiting",
-        "dbos_airflow.utils.bulk",
-        "dbos_airflow.utils.ids",
-        "dbos_airflow.utils.templating",
-        "dbos_airflow.utils.deferral",
-        "dbos_airflow.utils",
+        "dbos_orchestrator.status",
+        "dbos_orchestrator.exceptions",
+        "dbos_orchestrator.messages",
+        "dbos_orchestrator.forms",
+        "dbos_orchestrator.retry",
+        "dbos_orchestrator.serialization",
     ),
-    # 1: the Connection turned into a client
+    ("dbos_orchestrator.client",),
+    ("dbos_orchestrator.store",),
+    ("dbos_orchestrator.waiting",),
+    ("dbos_orchestrator.service",),
+    ("dbos_orchestrator",),
+    # dbos_airflow: its errors (the core's, the task-failing ones Airflow-facing)
+    ("dbos_airflow.exceptions",),
+    # the Connection turned into a client
     ("dbos_airflow.hooks",),
-    # 2: the contract rules
-    ("dbos_airflow.outcome", "dbos_airflow.waiting.events", "dbos_airflow.utils.kills"),
-    # 3: what DAG authors use
-    (
-        "dbos_airflow.links",
-        "dbos_airflow.triggers",
-        "dbos_airflow.utils.mixins",
-        "dbos_airflow.operators",
-        "dbos_airflow.sensors",
-    ),
-    # 4: the UI
+    # the two-engine contract, one module per rule
+    ("dbos_airflow.contract",),
+    # what DAG authors use
+    ("dbos_airflow.links", "dbos_airflow.triggers", "dbos_airflow.operators", "dbos_airflow.sensors"),
+    # old import paths: nothing below may use them (the UI still does)
+    (*MOVED, "dbos_airflow.utils", "dbos_airflow.waiting", "dbos_airflow.utils.mixins", "dbos_airflow.outcome"),
+    # the UI
     ("dbos_airflow.plugin",),
-    # 5: the package's facade and Airflow's provider discovery
+    # the package's facade and Airflow's provider discovery
     ("dbos_airflow", "dbos_airflow.get_provider_info"),
 ]
 # Imports inside one layer are refused unless declared here (importer prefix, imported prefix).
 SIDEWAYS: set[tuple[str, str]] = {
+    ("dbos_orchestrator.messages", "dbos_orchestrator.status"),
+    ("dbos_orchestrator.exceptions", "dbos_orchestrator.messages"),
+    ("dbos_orchestrator.forms", "dbos_orchestrator.exceptions"),
+    ("dbos_orchestrator.retry", "dbos_orchestrator.exceptions"),
+    ("dbos_orchestrator.retry", "dbos_orchestrator.status"),
+    ("dbos_orchestrator.serialization", "dbos_orchestrator.exceptions"),
+    ("dbos_orchestrator.store.bulk", "dbos_orchestrator.store.values"),
+    ("dbos_orchestrator.waiting", "dbos_orchestrator.waiting"),
     ("dbos_airflow.hooks.dbos", "dbos_airflow.hooks.connection"),
-    ("dbos_airflow.waiting", "dbos_airflow.waiting"),
-    ("dbos_airflow.utils.bulk", "dbos_airflow.client"),
-    ("dbos_airflow.utils.bulk", "dbos_airflow.exceptions"),
-    ("dbos_airflow.utils.templating", "dbos_airflow.exceptions"),
-    ("dbos_airflow.client", "dbos_airflow.exceptions"),
-    ("dbos_airflow.messages", "dbos_airflow.status"),
-    ("dbos_airflow.exceptions", "dbos_airflow.messages"),
-    ("dbos_airflow.values", "dbos_airflow.client"),
-    ("dbos_airflow.values", "dbos_airflow.exceptions"),
-    ("dbos_airflow.waiting", "dbos_airflow.status"),
-    ("dbos_airflow.waiting", "dbos_airflow.exceptions"),
-    ("dbos_airflow.waiting", "dbos_airflow.client"),
-    ("dbos_airflow.waiting", "dbos_airflow.values"),
-    ("dbos_airflow.waiting.events", "dbos_airflow.status"),
-    ("dbos_airflow.waiting.events", "dbos_airflow.exceptions"),
     ("dbos_airflow.triggers", "dbos_airflow.triggers"),
-    ("dbos_airflow.utils.mixins", "dbos_airflow.links"),
-    ("dbos_airflow.utils.mixins", "dbos_airflow.triggers.dbos"),
     ("dbos_airflow.operators", "dbos_airflow.operators"),
     ("dbos_airflow.operators", "dbos_airflow.links"),
-    ("dbos_airflow.operators", "dbos_airflow.utils.mixins"),
+    ("dbos_airflow.operators.waiting", "dbos_airflow.triggers.dbos"),
     ("dbos_airflow.sensors", "dbos_airflow.links"),
+    ("dbos_airflow.sensors", "dbos_airflow.operators.base"),
     ("dbos_airflow.sensors", "dbos_airflow.triggers.dbos"),
-    ("dbos_airflow.sensors", "dbos_airflow.utils.mixins"),
     ("dbos_airflow.plugin", "dbos_airflow.plugin"),
     ("dbos_airflow.get_provider_info", "dbos_airflow"),
 }
-# Upward imports that exist today; each step of issue 18 removes some. Must end empty.
+# Upward imports that exist today; the list only shrinks.
 KNOWN_UPWARD: set[tuple[str, str]] = set()
 KNOWN_CYCLES = 0
 # The task-failing errors subclass AirflowException when Airflow is installed (optional import).
-KNOWN_FORBIDDEN: set[tuple[str, str]] = {("dbos_airflow.exceptions", "airflow.sdk.exceptions")}
-# Layers that must not import these top-level packages at all (not even lazily).
-FORBIDDEN = {0: ("airflow", "prefect")}
+KNOWN_FORBIDDEN: set[tuple[str, str]] = set()
+# Packages that must not import these top-level packages at all (not even lazily).
+FORBIDDEN = {"dbos_orchestrator": ("airflow", "prefect", "dbos_airflow")}
 
 
 def module_name(package: str, folder: Path, path: Path) -> str:
@@ -123,7 +130,9 @@ def layer_of(module: str) -> int | None:
     best: tuple[int, int] | None = None
     for index, prefixes in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > best[0]):
+            # A package's own name (``dbos_airflow``) names its __init__ only, not everything under it.
+            inside = "." in prefix and module.startswith(prefix + ".")
+            if (module == prefix or inside) and (best is None or len(prefix) > best[0]):
                 best = (len(prefix), index)
     return None if best is None else best[1]
 
@@ -153,8 +162,8 @@ def violations() -> list[str]:
             continue
         for dep, line in imports_of(name, path, known):
             top = dep.split(".")[0]
-            if top in FORBIDDEN.get(mine, ()) and (name, dep) not in KNOWN_FORBIDDEN:
-                found.append(f"{name}:{line} -> {dep} (layer {mine} must not import {top})")
+            if top in FORBIDDEN.get(name.split(".")[0], ()) and (name, dep) not in KNOWN_FORBIDDEN:
+                found.append(f"{name}:{line} -> {dep} ({name.split('.')[0]} must not import {top})")
             if dep not in known or dep == name:
                 continue
             theirs = layer_of(dep)
@@ -219,10 +228,36 @@ def test_import_cycles() -> None:
 
 @pytest.mark.parametrize(
     ("importer", "imported", "expected"),
-    [("dbos_airflow.status", "dbos_airflow.hooks.dbos", "upward"), ("dbos_airflow.hooks.dbos", "airflow.sdk", "")],
+    [
+        ("dbos_orchestrator.status", "dbos_airflow.hooks.dbos", "upward"),
+        ("dbos_airflow.hooks.dbos", "dbos_airflow.operators.dbos", "upward"),
+        ("dbos_airflow.hooks.dbos", "airflow.sdk", ""),
+        ("dbos_airflow.operators.dbos", "dbos_orchestrator.client", ""),
+    ],
 )
 def test_layer_rule_itself(importer: str, imported: str, expected: str) -> None:
     """The checker refuses an upward import (and lets a downward or third-party one pass)."""
     theirs, mine = layer_of(imported), layer_of(importer)
     assert mine is not None
     assert ("upward" if theirs is not None and theirs > mine else "") == expected
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(MOVED.items()))
+def test_old_import_paths_are_the_moved_modules(old: str, new: str) -> None:
+    import importlib
+
+    assert importlib.import_module(old) is importlib.import_module(new)
+
+
+def test_the_core_imports_no_orchestrator() -> None:
+    """docs/architecture.md, "Layers": installing and importing the core pulls neither Airflow nor Prefect."""
+    import subprocess
+    import sys
+
+    names = sorted(m for m in modules() if m.startswith("dbos_orchestrator"))
+    code = (
+        f"import importlib, sys\nfor m in {names!r}: importlib.import_module(m)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'airflow', 'prefect', 'dbos_airflow'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    assert out.stdout.strip() == "[]", out.stderr

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from dbos_airflow.status import DBOSWorkflowStatus
 
-PACKAGE = Path(__file__).resolve().parents[2] / "dbos_airflow"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = [ROOT / "dbos_airflow", ROOT / "packages" / "dbos-orchestrator" / "dbos_orchestrator"]
 STATUSES = {s.value for s in DBOSWorkflowStatus}
 
 
 def _modules() -> list[Path]:
-    return sorted(PACKAGE.rglob("*.py"))
+    return sorted(path for package in PACKAGES for path in package.rglob("*.py"))
 
 
 def test_no_status_string_outside_the_status_module() -> None:
@@ -22,7 +23,7 @@ def test_no_status_string_outside_the_status_module() -> None:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and node.value in STATUSES:
-                found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.value!r}")
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
     assert found == []
 
 

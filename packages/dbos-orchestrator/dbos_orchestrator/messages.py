@@ -1,15 +1,15 @@
 """The sentences a wait says: progress, how a workflow ended, why a wait gave up, no such workflow.
 
-Pure functions of status dicts (:func:`dbos_airflow.status.status_to_dict`) and values already
+Pure functions of status dicts (:func:`dbos_orchestrator.status.status_to_dict`) and values already
 read: no I/O, no Airflow. Operators, sensors, triggers and the hook log and raise these; what an
-ended workflow *means* for a task is :mod:`dbos_airflow.outcome`.
+ended workflow *means* for a task is each front end's contract (dbos_airflow.contract.outcome).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from dbos_airflow.status import QUEUED_STATUSES, DBOSWorkflowStatus
+from dbos_orchestrator.status import QUEUED_STATUSES, DBOSWorkflowStatus
 
 RESULT_CHARS = 200
 PROGRESS_LOG_SECONDS = 30.0  # a waiting task (sync or deferred) logs its progress this often
