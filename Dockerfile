@@ -14,7 +14,9 @@ RUN useradd --create-home --uid 50000 --gid 0 airflow \
 
 COPY constraints.txt pyproject.toml README.md /opt/dbos-airflow/
 COPY dbos_airflow /opt/dbos-airflow/dbos_airflow
-RUN pip install --root-user-action=ignore -c /opt/dbos-airflow/constraints.txt "/opt/dbos-airflow[celery]" \
+COPY packages /opt/dbos-airflow/packages
+# The provider and the Airflow-free core it requires at the same version (packages/dbos-orchestrator), in one command.
+RUN pip install --root-user-action=ignore -c /opt/dbos-airflow/constraints.txt /opt/dbos-airflow/packages/dbos-orchestrator "/opt/dbos-airflow[celery]" \
     && pip check
 
 USER airflow

@@ -7,11 +7,12 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
-# Creates .venv when missing and installs the project with its test extra, pinned by constraints.txt.
-$(STAMP): pyproject.toml constraints.txt
+# Creates .venv when missing and installs the project with its test extra, pinned by constraints.txt, and
+# the Airflow-free core it depends on (packages/dbos-orchestrator) from this checkout, in one pip command.
+$(STAMP): pyproject.toml packages/dbos-orchestrator/pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+	$(PY) -m pip install -q -c constraints.txt -e packages/dbos-orchestrator -e ".[test]"
 	touch $(STAMP)
 
 # Debian packages the tests need (chromium for the browser tests): installed when missing, once.
@@ -46,8 +47,8 @@ bench: $(STAMP)
 
 # ruff check, ruff format --check and mypy: what CI runs after the tests.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check dbos_airflow tests dags examples scripts bench
-	$(VENV)/bin/ruff format --check dbos_airflow tests dags examples scripts bench
+	$(VENV)/bin/ruff check dbos_airflow packages tests dags examples scripts bench
+	$(VENV)/bin/ruff format --check dbos_airflow packages tests dags examples scripts bench
 	$(VENV)/bin/mypy
 
 clean:

@@ -11,8 +11,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "DBOSClient": "dbos_airflow.client",
-    "EnqueueOptions": "dbos_airflow.client",
+    "DBOSClient": "dbos_orchestrator.client",
+    "EnqueueOptions": "dbos_orchestrator.client",
     "DBOSHook": "dbos_airflow.hooks.dbos",
     "DBOSEnqueueOperator": "dbos_airflow.operators.dbos",
     "DBOSSendOperator": "dbos_airflow.operators.dbos",
@@ -25,7 +25,7 @@ _PUBLIC = {
     "DBOSWorkflowTrigger": "dbos_airflow.triggers.dbos",
     "DBOSEventTrigger": "dbos_airflow.triggers.dbos",
     "DBOSWorkflowCompletedTrigger": "dbos_airflow.triggers.completed",
-    "DBOSWorkflowStatus": "dbos_airflow.status",
+    "DBOSWorkflowStatus": "dbos_orchestrator.status",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -1,104 +1,55 @@
 """Errors dbos-airflow raises instead of driver tracebacks.
 
-Every message names the thing that is wrong (host, database, schema, option key, argument,
-workflow id) and never contains a password.
-
-The errors that fail an Airflow task because of what happened to a workflow (failed, not
-found, a bad trigger event) are :class:`AirflowException` subclasses when Airflow is installed;
-without Airflow (another front end reusing the client, statuses and waiter) they are plain
-:class:`DBOSAirflowError`\\ s.
+The core's errors (:mod:`dbos_orchestrator.exceptions`) under their dbos-airflow names; the
+errors that fail an Airflow task because of what happened to a workflow (failed, not found, a
+bad trigger event) are also :class:`AirflowException` subclasses when Airflow is installed.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dbos_orchestrator import exceptions as _core
+from dbos_orchestrator.exceptions import (
+    DBOSBulkEnqueueError,
+    DBOSConnectionError,
+    DBOSOptionsError,
+    DBOSSchemaMissingError,
+    DBOSSerializationError,
+    DBOSUnsafeValueError,
+    DBOSWaitTimeoutError,
+    replacing,
+)
+from dbos_orchestrator.exceptions import DBOSOrchestratorError as DBOSAirflowError
+from dbos_orchestrator.messages import workflow_not_found_message
 
 try:
     from airflow.sdk.exceptions import AirflowException as _TaskFailure
 except ImportError:  # pragma: no cover - only without Airflow
     _TaskFailure = Exception  # type: ignore[assignment,misc]
 
-
-class DBOSAirflowError(Exception):
-    """Base class of every error raised by dbos-airflow itself."""
-
-
-class DBOSConnectionError(DBOSAirflowError):
-    """The DBOS system database cannot be reached (host, port, database, credentials).
-
-    Raised through :func:`replacing`: also an instance of the driver error it replaces
-    (``sqlalchemy.exc.OperationalError`` from the client).
-    """
-
-
-class DBOSSchemaMissingError(DBOSAirflowError):
-    """The database answers but holds no DBOS system tables in the configured schema.
-
-    Raised through :func:`replacing`: also an instance of the driver error it replaces
-    (``sqlalchemy.exc.ProgrammingError`` on Postgres, ``OperationalError`` on SQLite).
-    """
+__all__ = [
+    "DBOSAirflowError",
+    "DBOSBulkEnqueueError",
+    "DBOSConnectionError",
+    "DBOSOptionsError",
+    "DBOSSchemaMissingError",
+    "DBOSSerializationError",
+    "DBOSTriggerEventError",
+    "DBOSUnsafeValueError",
+    "DBOSWaitTimeoutError",
+    "DBOSWorkflowFailedError",
+    "DBOSWorkflowNotFoundError",
+    "replacing",
+    "workflow_not_found_message",
+]
 
 
-_REPLACEMENT_TYPES: dict[tuple[type[DBOSAirflowError], type[BaseException]], type[Exception]] = {}
-
-
-def replacing(cls: type[DBOSAirflowError], original: BaseException, message: str) -> Exception:
-    """A ``cls`` with ``message`` that is still an instance of ``original``'s type.
-
-    Code written against the documented ``DBOSClient`` catches the driver's errors
-    (``except sqlalchemy.exc.DBAPIError``, ``except OperationalError``): the clearer error must
-    not slip past it. The instance keeps ``original``'s attributes (``orig``, ``statement``,
-    ``code`` ...); its text is ``message``; it pickles as a plain ``cls``.
-    """
-    key = (cls, type(original))
-    both = _REPLACEMENT_TYPES.get(key)
-    if both is None:
-        namespace = {
-            "__module__": cls.__module__,
-            "__qualname__": cls.__qualname__,
-            "__doc__": cls.__doc__,
-            "__str__": lambda self: self.args[0],
-            "__reduce__": lambda self: (cls, self.args),
-        }
-        both = _REPLACEMENT_TYPES[key] = type(cls.__name__, (cls, type(original)), namespace)
-    error: Any = both.__new__(both)
-    error.__dict__.update(getattr(original, "__dict__", {}))
-    error.args = (message,)
-    return error
-
-
-class DBOSOptionsError(DBOSAirflowError, ValueError):
-    """An enqueue option or connection setting is unknown or has a bad value."""
-
-
-class DBOSSerializationError(DBOSAirflowError, TypeError):
-    """A workflow argument or message cannot be encoded by the chosen serialization."""
-
-
-class DBOSUnsafeValueError(DBOSAirflowError):
-    """A stored value is pickled (or in an unknown format) and the connection does not allow loading it."""
-
-
-class DBOSWaitTimeoutError(DBOSAirflowError):
-    """A wait for a workflow or an event ran out of time."""
-
-
-class DBOSBulkEnqueueError(DBOSAirflowError):
-    """A bulk enqueue was rolled back: nothing of the batch was enqueued."""
-
-
-class DBOSWorkflowFailedError(DBOSAirflowError, _TaskFailure):
+class DBOSWorkflowFailedError(_core.DBOSWorkflowFailedError, _TaskFailure):
     """A workflow ended in ERROR, CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED (or not as required)."""
 
 
-class DBOSWorkflowNotFoundError(DBOSAirflowError, _TaskFailure):
+class DBOSWorkflowNotFoundError(_core.DBOSWorkflowNotFoundError, _TaskFailure):
     """No workflow with the given id exists in the system database."""
 
 
 class DBOSTriggerEventError(DBOSAirflowError, _TaskFailure):
     """A trigger event that is missing or malformed (the task fails closed)."""
-
-
-def workflow_not_found_message(workflow_id: str, target: str) -> str:
-    """The one wording of "no such workflow": the id and where it was looked for."""
-    return f"no DBOS workflow with id {workflow_id!r} in {target}"

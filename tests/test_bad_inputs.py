@@ -1,4 +1,4 @@
-"""Bad inputs across the public surface (issue 9, part 3; reliability R5): one table.
+"""Bad inputs across the public surface (README, "Troubleshooting"): one table.
 
 For every case: the exception type, that its message names the offending thing (and never the
 connection's password), and that nothing was half-written: the rows of the system database's
@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
 from conftest import ROOT, unique
+from fakes import FakeTI
 
 from dbos_airflow.exceptions import (
     DBOSConnectionError,
@@ -40,15 +41,6 @@ if TYPE_CHECKING:
 
 SECRET = "s3cret-Bad-Inputs-pw"
 Q: Any = {"queue_name": "q", "workflow_name": "wf_double"}
-
-
-class FakeTI:
-    def __init__(self, task_id: str = "t") -> None:
-        self.dag_id, self.run_id, self.task_id, self.map_index, self.try_number = "bad", unique("run"), task_id, -1, 1
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
 
 
 def ctx() -> Any:

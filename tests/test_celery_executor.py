@@ -1,4 +1,4 @@
-"""The same contract under the CeleryExecutor (issue 12 §2): nothing in the provider assumes one process.
+"""The same contract under the CeleryExecutor (README, "Scaling out: the CeleryExecutor"): nothing in the provider assumes one process.
 
 A real deployment (tests/airflow_stack.py) with ``CeleryExecutor``, the local Redis as broker
 (``AIRFLOW_STACK_REDIS``, default redis://127.0.0.1:6379) and two ``airflow celery worker``

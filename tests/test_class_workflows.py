@@ -1,4 +1,4 @@
-"""The documented class-workflow form (issue 9, part 2) on every enqueue path.
+"""The documented class-workflow form (README, "Examples"; docs/architecture.md: the DBOSClient row) on every enqueue path.
 
 ``workflow_name="scale", workflow_class_name="Calculator"`` reaches tests/dbos_app.py's
 ``@DBOS.dbos_class() class Calculator`` / ``@DBOS.workflow() def scale``, which dbos registers
@@ -12,7 +12,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import ROOT, unique
+from conftest import ROOT
+from fakes import FakeTI
 
 from dbos_airflow.client import qualified_workflow_name
 from dbos_airflow.hooks.dbos import DBOSHook
@@ -21,15 +22,6 @@ if TYPE_CHECKING:
     from dbos_airflow.client import DBOSClient
 
 CLASS_FORM: Any = {"queue_name": "q", "workflow_name": "scale", "workflow_class_name": "Calculator"}
-
-
-class FakeTI:
-    def __init__(self, task_id: str = "t") -> None:
-        self.dag_id, self.run_id, self.task_id, self.map_index, self.try_number = "unit", unique("run"), task_id, -1, 1
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
 
 
 def context(ti: FakeTI) -> Any:

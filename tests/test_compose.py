@@ -107,9 +107,10 @@ def test_dockerfile_installs_the_project_pinned_by_constraints(dockerfile: str) 
     [install] = re.findall(r"^RUN pip install .*$", dockerfile, re.M)
     assert "-c /opt/dbos-airflow/constraints.txt" in install
     assert '"/opt/dbos-airflow[celery]"' in install  # the provider and its celery extra
+    assert " /opt/dbos-airflow/packages/dbos-orchestrator " in install  # and the core it requires, same command
     # Everything the build needs is copied, and .dockerignore lets it through.
     copied = " ".join(re.findall(r"^COPY (.*) /opt/dbos-airflow/\S*$", dockerfile, re.M)).split()
-    assert set(copied) == {"constraints.txt", "pyproject.toml", "README.md", "dbos_airflow"}
+    assert set(copied) == {"constraints.txt", "pyproject.toml", "README.md", "dbos_airflow", "packages"}
     ignore = (ROOT / ".dockerignore").read_text().split()
     assert "*" in ignore  # the context is what is copied, not .venv/ or .demo/
     assert {f"!{c}/" if (ROOT / c).is_dir() else f"!{c}" for c in copied} <= set(ignore)

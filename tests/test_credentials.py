@@ -1,4 +1,4 @@
-"""A connection's password appears nowhere Airflow keeps or shows things (issue 9, part 3; R7).
+"""A connection's password appears nowhere Airflow keeps or shows things (README, "Connection").
 
 A Postgres role with a password is created on the test server (and dropped afterwards). The
 DAG ``dbos_t_credentials`` (tests/dags) runs every path on one connection: an enqueue that

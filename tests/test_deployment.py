@@ -1,4 +1,4 @@
-"""The contract under a real deployment, with faults injected by pid (issue 12 §1).
+"""The contract under a real deployment, with faults injected by pid (README, "What happens when Airflow retries, kills or times out").
 
 Real ``airflow api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` with a
 LocalExecutor on a fresh Postgres metadata database (tests/airflow_stack.py), a real DBOS worker

@@ -17,6 +17,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException
 from conftest import ROOT, unique
 from dbos import WorkflowSerializationFormat
+from fakes import FakeTI
 
 from dbos_airflow.client import DBOSClient
 
@@ -57,18 +58,6 @@ def xcoms(dr: Any, task_id: str, key: str = "return_value") -> list[Any]:
 
 def workflows_of(client: DBOSClient, dr: Any) -> list[Any]:
     return client.list_workflows(workflow_id_prefix=f"{dr.dag_id}:{dr.run_id}:", load_input=False)
-
-
-class FakeTI:
-    """Just what the operators read from ``context["ti"]``."""
-
-    def __init__(self, task_id: str = "t", try_number: int = 1) -> None:
-        self.dag_id, self.run_id, self.task_id = "unit", unique("run"), task_id
-        self.map_index, self.try_number = -1, try_number
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
 
 
 def wait_status(client: DBOSClient, wid: str, wanted: set[str], timeout: float = 30) -> str:

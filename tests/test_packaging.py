@@ -24,6 +24,10 @@ from packaging.version import Version
 
 # Their floor must be exactly the pinned version: the engines the provider's behaviour depends on.
 FLOOR_IS_THE_PIN = ("apache-airflow", "dbos", "apache-airflow-providers-celery")
+# Built from this repository and required at exactly this project's version (not in constraints.txt:
+# pip cannot constrain a path install to a version).
+CORE = ROOT / "packages" / "dbos-orchestrator"
+SIBLINGS = ("dbos-orchestrator",)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +65,8 @@ def test_every_requirement_is_pinned_and_the_pin_satisfies_it(
 ) -> None:
     for req in _requirements(project):
         name = canonicalize_name(req.name)
+        if name in SIBLINGS:
+            continue
         assert name in pins, f"{req} is not pinned in constraints.txt"
         assert req.specifier.contains(pins[name], prereleases=True), (
             f"constraints.txt pins {name}=={pins[name]}, outside {req}"
@@ -107,16 +113,38 @@ def test_readme_states_the_declared_versions(project: dict[str, Any], pins: dict
     assert f"Python {_floor(SpecifierSet(project['requires-python']))}" in readme
 
 
-def test_the_wheel_ships_the_package_only(tmp_path: Path) -> None:
-    """README, "Applications in other languages": ``make ts-app`` installs node_modules under examples/;
-    the wheel holds ``dbos_airflow`` and its metadata, never the example apps or their dependencies."""
+def test_the_core_is_required_at_this_version(project: dict[str, Any]) -> None:
+    """docs/architecture.md, "Layers": dbos-airflow and dbos-orchestrator are released together."""
+    core = tomllib.loads((CORE / "pyproject.toml").read_text())["project"]
+    [req] = [Requirement(r) for r in project["dependencies"] if canonicalize_name(Requirement(r).name) in SIBLINGS]
+    assert str(req.specifier) == f"=={project['version']}" == f"=={core['version']}"
+    assert version("dbos-orchestrator") == core["version"]
+    names = {canonicalize_name(Requirement(r).name) for r in core["dependencies"]}
+    assert not {n for n in names if "airflow" in n or "prefect" in n}, names
+    # The core's own floors are the provider's (one set of pins for both).
+    ours = {str(r) for r in project["dependencies"]}
+    assert set(core["dependencies"]) <= ours
+
+
+def test_both_wheels_build_with_their_type_marker(tmp_path: Any) -> None:
+    """README, "Applications in other languages": the wheels hold their package and its metadata,
+    never the example apps (``make ts-app`` installs node_modules under examples/)."""
+    import subprocess
+    import zipfile
+
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(CORE), str(ROOT)],
         check=True,
         capture_output=True,
-        timeout=300,
     )
-    (wheel,) = tmp_path.glob("*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert {n.split("/")[0] for n in names} == {"dbos_airflow", f"dbos_airflow-{version('dbos-airflow')}.dist-info"}
-    assert not [n for n in names if "node_modules" in n or n.endswith((".ts", ".js"))]
+    wheels = {p.name.split("-")[0]: p for p in tmp_path.glob("*.whl")}
+    assert set(wheels) == {"dbos_airflow", "dbos_orchestrator"}
+    for package, wheel in wheels.items():
+        names = zipfile.ZipFile(wheel).namelist()
+        assert f"{package}/py.typed" in names
+        assert not [n for n in names if n.split("/")[0] not in (package, wheel.name.rsplit("-", 3)[0] + ".dist-info")]
+        assert not [n for n in names if "node_modules" in n or n.endswith(".ts")]
+    core_files = zipfile.ZipFile(wheels["dbos_orchestrator"]).namelist()
+    assert "dbos_orchestrator/waiting/waiter.py" in core_files and "dbos_orchestrator/store/values.py" in core_files
+    metadata = zipfile.ZipFile(wheels["dbos_airflow"]).read("dbos_airflow-0.1.0.dist-info/METADATA").decode()
+    assert "Requires-Dist: dbos-orchestrator==0.1.0" in metadata

@@ -1,4 +1,4 @@
-"""No pickle is loaded inside Airflow unless the connection asks for it (issue 9, part 1).
+"""No pickle is loaded inside Airflow unless the connection asks for it (README, "Security: what is and is not unpickled").
 
 An attacker who can write one row of the DBOS system database replaces a real workflow's
 output, error and event rows with a pickle whose loading creates a marker file (the SQL
@@ -42,6 +42,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import ROOT, unique
 from dbos import DBOSPortableJSONSerializer, WorkflowSerializationFormat
+from fakes import FakeTI
 
 from dbos_airflow.client import DBOSClient
 from dbos_airflow.exceptions import DBOSUnsafeValueError, DBOSWorkflowFailedError
@@ -202,15 +203,6 @@ def opt_in_conn(system_database_url: str, monkeypatch: pytest.MonkeyPatch) -> It
 def assert_refused(message: str, workflow_id: str, what: str) -> None:
     assert f"refusing to decode the {what} of DBOS workflow {workflow_id}" in message, message
     assert "stored as 'py_pickle'" in message and "allow_pickle=true" in message, message
-
-
-class FakeTI:
-    def __init__(self) -> None:
-        self.dag_id, self.run_id, self.task_id, self.map_index, self.try_number = "unit", unique("run"), "t", -1, 1
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
 
 
 def context(ti: FakeTI | None = None) -> Any:

@@ -1,4 +1,4 @@
-"""What a waiting task's log says (issue 12 §4): progress every ~30 s, one closing line, dbos'
+"""What a waiting task's log says (docs/architecture.md, "How waiting works": Progress): progress every ~30 s, one closing line, dbos'
 initialization line at most once, and a timeout message that says which causes are ruled out.
 
 Real DBOS worker and Postgres; the progress interval is shortened for the test.
@@ -12,18 +12,9 @@ import time
 from typing import Any
 
 import pytest
-from conftest import unique
+from fakes import FakeTI
 
 from dbos_airflow.client import DBOSClient
-
-
-class FakeTI:
-    def __init__(self, task_id: str = "t") -> None:
-        self.dag_id, self.run_id, self.task_id, self.map_index, self.try_number = "logs", unique("run"), task_id, -1, 1
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
 
 
 @pytest.fixture

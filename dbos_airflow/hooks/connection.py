@@ -13,16 +13,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from dbos_orchestrator.client import hide_password, with_connect_timeout
+from dbos_orchestrator.forms import as_bool
+from dbos_orchestrator.serialization import SERIALIZATIONS, check_serialization, serialization_format
 
-from dbos_airflow.client import hide_password, with_connect_timeout
 from dbos_airflow.exceptions import DBOSOptionsError
-from dbos_airflow.utils.templating import as_bool
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
     from dbos import WorkflowSerializationFormat
+__all__ = [
+    "EXTRA_FIELDS",
+    "SERIALIZATIONS",
+    "DBOSConnectionSettings",
+    "check_serialization",
+    "serialization_format",
+    "unparsable_env_connection",
+]
 
-SERIALIZATIONS = ("portable", "pickle")
 EXTRA_FIELDS = (
     "system_database_url",
     "dbos_system_schema",
@@ -152,22 +160,6 @@ def _extra_object(conn: Connection) -> dict[str, Any]:
             f"got a {type(extra).__name__}"
         )
     return extra
-
-
-def check_serialization(name: str) -> str:
-    """``name`` if it is a serialization dbos-airflow supports, else a clear error."""
-    if name not in SERIALIZATIONS:
-        raise DBOSOptionsError(f"serialization={name!r}; use one of {SERIALIZATIONS}")
-    return name
-
-
-def serialization_format(name: str) -> WorkflowSerializationFormat:
-    """``portable`` -> ``WorkflowSerializationFormat.PORTABLE``, ``pickle`` -> ``NATIVE``."""
-    from dbos import WorkflowSerializationFormat
-
-    if check_serialization(name) == "pickle":
-        return WorkflowSerializationFormat.NATIVE
-    return WorkflowSerializationFormat.PORTABLE
 
 
 def unparsable_env_connection(conn_id: str) -> Exception | None:

@@ -10,23 +10,24 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
+from dbos_orchestrator.client import hide_password
+from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS
+from dbos_orchestrator.serialization import choose_format
+from dbos_orchestrator.status import status_to_dict
 
-from dbos_airflow.client import hide_password
-from dbos_airflow.exceptions import DBOSAirflowError, DBOSWorkflowNotFoundError, workflow_not_found_message
-from dbos_airflow.hooks.connection import DBOSConnectionSettings, serialization_format, unparsable_env_connection
-from dbos_airflow.outcome import PROGRESS_LOG_SECONDS, progress_message
-from dbos_airflow.status import DBOSWorkflowStatus, status_to_dict
+from dbos_airflow.exceptions import DBOSAirflowError, DBOSWorkflowNotFoundError
+from dbos_airflow.hooks.connection import DBOSConnectionSettings, unparsable_env_connection
 
 __all__ = ["DBOSHook", "DBOSConnectionSettings"]
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from dbos import WorkflowHandle, WorkflowHandleAsync, WorkflowSerializationFormat, WorkflowStatus
-
-    from dbos_airflow.client import DBOSClient, EnqueueOptions
-    from dbos_airflow.values import ValueReader
-    from dbos_airflow.waiting.waiter import DBOSWaiter
+    from dbos import WorkflowHandle, WorkflowHandleAsync, WorkflowStatus
+    from dbos_orchestrator.client import DBOSClient, EnqueueOptions
+    from dbos_orchestrator.service import DBOSService
+    from dbos_orchestrator.store.values import ValueReader
+    from dbos_orchestrator.waiting.waiter import DBOSWaiter
 
 
 class DBOSHook(BaseHook):
@@ -37,7 +38,7 @@ class DBOSHook(BaseHook):
     :meth:`close` or by leaving the hook's ``with`` block. Every method of the documented
     ``DBOSClient`` API is here (async twins end in ``_async``), plus the workflow-management
     calls operators and sensors need. Stored values (outputs, events) are read through
-    :mod:`dbos_airflow.values`: pickled rows are refused unless the connection has ``allow_pickle``.
+    :mod:`dbos_orchestrator.store.values`: pickled rows are refused unless the connection has ``allow_pickle``.
 
     :param dbos_conn_id: Airflow connection of type ``dbos`` (default ``dbos_default``).
     """
@@ -84,7 +85,7 @@ class DBOSHook(BaseHook):
     def _client_for(self, settings: DBOSConnectionSettings) -> DBOSClient:
         with self._client_lock:
             if self._client is None:
-                from dbos_airflow.client import DBOSClient
+                from dbos_orchestrator.client import DBOSClient
 
                 self._client = DBOSClient(**settings.client_kwargs())
             return self._client
@@ -102,8 +103,8 @@ class DBOSHook(BaseHook):
         return client
 
     async def get_waiter_async(self) -> DBOSWaiter:
-        """This process's shared waiter for the connection (see :mod:`dbos_airflow.waiting.waiter`)."""
-        from dbos_airflow.waiting.waiter import get_waiter
+        """This process's shared waiter for the connection (see :mod:`dbos_orchestrator.waiting.waiter`)."""
+        from dbos_orchestrator.waiting.waiter import get_waiter
 
         async def client_kwargs() -> dict[str, Any]:
             return (await self.get_settings_async()).client_kwargs()
@@ -130,17 +131,25 @@ class DBOSHook(BaseHook):
 
     # -- the documented DBOSClient API ---------------------------------------------------
 
+    def service(self, settings: DBOSConnectionSettings | None = None) -> DBOSService:
+        """The core's :class:`~dbos_orchestrator.service.DBOSService` on this hook's client and connection."""
+        from dbos_orchestrator.service import DBOSService
+
+        settings = settings or self.settings
+        return DBOSService(
+            self.get_client(),
+            allow_pickle=settings.allow_pickle,
+            serialization=settings.serialization_type,
+            not_found=DBOSWorkflowNotFoundError,
+            log=self.log,
+        )
+
     def _options(
         self, options: EnqueueOptions, serialization: str | None, settings: DBOSConnectionSettings
     ) -> EnqueueOptions:
         if "serialization_type" in options:
             return options
-        return {**options, "serialization_type": self._format(serialization, settings)}
-
-    @staticmethod
-    def _format(serialization: str | None, settings: DBOSConnectionSettings) -> WorkflowSerializationFormat:
-        """The per-call ``serialization`` (``portable``/``pickle``) or else the connection's."""
-        return serialization_format(serialization) if serialization else settings.serialization_type
+        return {**options, "serialization_type": choose_format(serialization, settings.serialization_type)}
 
     def enqueue(
         self, options: EnqueueOptions, *args: Any, serialization: str | None = None, **kwargs: Any
@@ -166,9 +175,9 @@ class DBOSHook(BaseHook):
 
         Each item is ``{"args": [...], "kwargs": {...}, "workflow_id": "..."}`` (all optional)
         or a list of positional args. Ids that already exist are left alone, so a retry with
-        the same ids enqueues nothing new. See :mod:`dbos_airflow.utils.bulk`.
+        the same ids enqueues nothing new. See :mod:`dbos_orchestrator.store.bulk`.
         """
-        from dbos_airflow.utils.bulk import enqueue_many
+        from dbos_orchestrator.store.bulk import enqueue_many
 
         return enqueue_many(self.get_client(), self._options(options, serialization, self.settings), items)
 
@@ -182,7 +191,7 @@ class DBOSHook(BaseHook):
         serialization: str | None = None,
     ) -> None:
         """Send ``message`` to a workflow; a repeated ``idempotency_key`` is delivered once."""
-        fmt = self._format(serialization, self.settings)
+        fmt = choose_format(serialization, self.settings.serialization_type)
         self.get_client().send(destination_id, message, topic, idempotency_key, serialization_type=fmt)
 
     async def send_async(
@@ -194,7 +203,7 @@ class DBOSHook(BaseHook):
         *,
         serialization: str | None = None,
     ) -> None:
-        fmt = self._format(serialization, await self.get_settings_async())
+        fmt = choose_format(serialization, (await self.get_settings_async()).serialization_type)
         client = await self.get_client_async()
         await client.send_async(destination_id, message, topic, idempotency_key, serialization_type=fmt)
 
@@ -229,16 +238,22 @@ class DBOSHook(BaseHook):
 
     def value_reader(self) -> ValueReader:
         """Reads stored values safely: pickled rows are refused unless the connection has ``allow_pickle``."""
-        from dbos_airflow.values import ValueReader
+        return self.service().value_reader()
 
-        return ValueReader(self.get_client(), allow_pickle=self.settings.allow_pickle)
+    async def get_value_reader_async(self) -> ValueReader:
+        """:meth:`value_reader` on this process's shared waiter's client (what triggers read with)."""
+        from dbos_orchestrator.store.values import ValueReader
+
+        waiter = await self.get_waiter_async()
+        settings = await self.get_settings_async()
+        return ValueReader(waiter.client, allow_pickle=settings.allow_pickle)
 
     # -- workflow management -------------------------------------------------------------
 
     def list_workflows(self, **filters: Any) -> list[WorkflowStatus]:
         """Workflows matching dbos' ``list_workflows`` filters: metadata only (inputs and outputs are
         not loaded; read values through :meth:`value_reader`)."""
-        return self.get_client().list_workflows(**filters, load_input=False, load_output=False)
+        return self.service().list_workflows(**filters)
 
     def get_workflow_status(self, workflow_id: str, *, load_output: bool = False) -> dict[str, Any] | None:
         """The workflow's status as a JSON-safe dict, or None when no such workflow exists.
@@ -246,13 +261,7 @@ class DBOSHook(BaseHook):
         Inputs are never loaded. With ``load_output=True`` the dict also has ``output`` and
         ``error`` (``Name: message``), read through :meth:`value_reader`.
         """
-        rows = self.list_workflows(workflow_ids=[workflow_id])
-        if not rows:
-            return None
-        status = status_to_dict(rows[0])
-        if load_output:
-            status["output"], status["error"] = self.value_reader().output_and_error(workflow_id)
-        return status
+        return self.service().get_workflow_status(workflow_id, load_output=load_output)
 
     async def get_workflow_statuses_async(self, workflow_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Statuses of many workflows in one query: ``{workflow_id: status dict}`` (no values)."""
@@ -262,8 +271,7 @@ class DBOSHook(BaseHook):
 
     def get_workflow_statuses(self, workflow_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Statuses of many workflows in one query: ``{workflow_id: status dict}`` (no values; missing ids absent)."""
-        rows = self.list_workflows(workflow_ids=list(workflow_ids))
-        return {r.workflow_id: {**status_to_dict(r), "forked_from": r.forked_from} for r in rows}
+        return self.service().get_workflow_statuses(workflow_ids)
 
     def cancel_workflows(self, workflow_ids: list[str]) -> None:
         """Cancel workflows in one statement (idempotent; ended or unknown ones are left as they are)."""
@@ -289,34 +297,13 @@ class DBOSHook(BaseHook):
         raises :class:`~dbos_airflow.exceptions.DBOSOptionsError`; a missing original raises
         :class:`~dbos_airflow.exceptions.DBOSWorkflowNotFoundError`.
         """
-        from dbos import SetWorkflowID
-
-        from dbos_airflow.exceptions import DBOSOptionsError
-
-        def existing() -> bool:
-            found = self.get_workflow_statuses([forked_workflow_id]).get(forked_workflow_id)
-            if found is None:
-                return False
-            if found["forked_from"] != workflow_id:
-                raise DBOSOptionsError(
-                    f"DBOS workflow {forked_workflow_id!r} exists and is not a fork of {workflow_id!r} "
-                    f"(forked_from={found['forked_from']!r}); choose another fork id"
-                )
-            return True
-
-        if existing():
-            return False
-        self.require_workflow(workflow_id)
-        try:
-            with SetWorkflowID(forked_workflow_id):
-                self.get_client().fork_workflow(
-                    workflow_id, start_step, application_version=application_version, queue_name=queue_name
-                )
-        except Exception:
-            if existing():  # another try of the same task forked first
-                return False
-            raise
-        return True
+        return self.service().fork_workflow(
+            workflow_id,
+            start_step,
+            forked_workflow_id=forked_workflow_id,
+            application_version=application_version,
+            queue_name=queue_name,
+        )
 
     def cancel_workflow(self, workflow_id: str) -> None:
         """Cancel a workflow (idempotent; a finished or unknown workflow is left as it is)."""
@@ -336,20 +323,11 @@ class DBOSHook(BaseHook):
         that failed or never finished); otherwise it starts again from its first step. Step
         outcomes are read without decoding any value.
         """
-        start = 1
-        if from_failed_step:
-            steps = self.value_reader().step_outcomes(workflow_id)
-            failed = [step for step, ok in steps if not ok]
-            start = min(failed) if failed else max((step for step, _ in steps), default=0) + 1
-        self.log.info("Re-running DBOS workflow %s from step %s", workflow_id, start)
-        self.get_client().rewind_workflow(workflow_id, start_step=start, queue_name=queue_name)
+        self.service().rerun_workflow(workflow_id, from_failed_step=from_failed_step, queue_name=queue_name)
 
     def require_workflow(self, workflow_id: str) -> dict[str, Any]:
         """The workflow's status dict; :class:`DBOSWorkflowNotFoundError` names a missing id."""
-        status = self.get_workflow_status(workflow_id)
-        if status is None:
-            raise DBOSWorkflowNotFoundError(workflow_not_found_message(workflow_id, self.get_client().target))
-        return status
+        return self.service().require_workflow(workflow_id)
 
     def wait_for_status(self, workflow_id: str, *, timeout: float | None, poll_interval: float) -> dict[str, Any]:
         """Poll until the workflow ends (leaves the active statuses) or ``timeout`` passes.
@@ -359,22 +337,13 @@ class DBOSHook(BaseHook):
         ``PROGRESS_LOG_SECONDS`` it logs the status and the last recorded step. Returns the last
         status dict seen (still active if the timeout passed).
         """
-        started = last_log = time.monotonic()
-        deadline = None if timeout is None else started + timeout
-        delay = min(0.1, poll_interval)
-        while True:
-            status = self.require_workflow(workflow_id)
-            if DBOSWorkflowStatus.parse(status["status"]).is_terminal():
-                return status
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                return status
-            if now - last_log >= PROGRESS_LOG_SECONDS:
-                last_step = self.value_reader().last_step(workflow_id)
-                self.log.info(progress_message(workflow_id, status["status"], last_step, now - started))
-                last_log = now
-            time.sleep(delay if deadline is None else max(0.0, min(delay, deadline - now)))
-            delay = min(delay * 2, poll_interval)
+        return self.service().wait_for_status(
+            workflow_id,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            progress_every=PROGRESS_LOG_SECONDS,
+            log=self.log.info,
+        )
 
     # -- Airflow UI ----------------------------------------------------------------------
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowSkipException
+from dbos_orchestrator.forms import as_json
 
+from dbos_airflow.contract.ids import bulk_item_id, derived_id
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.dbos import DBOSBaseEnqueueOperator
-from dbos_airflow.utils.ids import bulk_item_id, derived_id
-from dbos_airflow.utils.templating import as_json
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,7 +46,7 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator):
         self.items = items
 
     def execute_dbos(self, context: Context) -> list[str]:
-        from dbos_airflow.utils.bulk import normalize_items
+        from dbos_orchestrator.store.bulk import normalize_items
 
         base = derived_id(context)
         items = as_json("items", self.items, list)

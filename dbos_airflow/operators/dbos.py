@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from dbos_orchestrator.forms import as_json, as_text
 
+from dbos_airflow.contract.ids import derived_id
 from dbos_airflow.links import remember_workflow
-from dbos_airflow.utils.ids import derived_id
-from dbos_airflow.utils.mixins import DBOSOperatorMixin, DBOSWaitMixin, dbos_template_fields
-from dbos_airflow.utils.templating import as_json, as_text
+from dbos_airflow.operators.base import DBOSBaseOperator, dbos_template_fields
+from dbos_airflow.operators.waiting import DBOSWaitingOperator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
-
-    from dbos_airflow.client import EnqueueOptions
+    from dbos_orchestrator.client import EnqueueOptions
 
 TEXT_OPTIONS = frozenset(
     {
@@ -31,7 +30,7 @@ TEXT_OPTIONS = frozenset(
 )
 
 
-class DBOSBaseEnqueueOperator(DBOSOperatorMixin, BaseOperator):
+class DBOSBaseEnqueueOperator(DBOSBaseOperator):
     """
     What every enqueue operator shares: the workflow, its queue and the enqueue options.
 
@@ -95,7 +94,7 @@ class DBOSBaseEnqueueOperator(DBOSOperatorMixin, BaseOperator):
         return {k: as_text(v) if k in TEXT_OPTIONS else v for k, v in options.items() if v is not None}  # type: ignore[return-value]
 
 
-class DBOSEnqueueOperator(DBOSWaitMixin, DBOSBaseEnqueueOperator):
+class DBOSEnqueueOperator(DBOSWaitingOperator, DBOSBaseEnqueueOperator):
     """
     Enqueue a DBOS workflow and, optionally, wait for it.
 
@@ -183,7 +182,7 @@ class DBOSEnqueueOperator(DBOSWaitMixin, DBOSBaseEnqueueOperator):
         return as_text(self.workflow_id) or derived_id(context)
 
 
-class DBOSSendOperator(DBOSOperatorMixin, BaseOperator):
+class DBOSSendOperator(DBOSBaseOperator):
     """
     Send a message to a DBOS workflow (received with ``DBOS.recv(topic)``).
 

@@ -12,13 +12,14 @@ import ast
 import json
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from dbos_orchestrator.messages import workflow_not_found_message
+from dbos_orchestrator.status import DBOSWorkflowStatus
 
-from dbos_airflow.exceptions import DBOSOptionsError, DBOSWorkflowNotFoundError, workflow_not_found_message
+from dbos_airflow.contract.ids import derived_id
+from dbos_airflow.exceptions import DBOSOptionsError, DBOSWorkflowNotFoundError
 from dbos_airflow.links import remember_workflow
-from dbos_airflow.status import DBOSWorkflowStatus
-from dbos_airflow.utils.ids import derived_id
-from dbos_airflow.utils.mixins import DBOSOperatorMixin, DBOSWaitMixin, dbos_template_fields
+from dbos_airflow.operators.base import DBOSBaseOperator, dbos_template_fields
+from dbos_airflow.operators.waiting import DBOSWaitingOperator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -49,7 +50,7 @@ def workflow_ids_arg(value: Any) -> list[str]:
     return list(dict.fromkeys(value))  # order kept, duplicates dropped
 
 
-class _DBOSManyWorkflowsOperator(DBOSOperatorMixin, BaseOperator):
+class _DBOSManyWorkflowsOperator(DBOSBaseOperator):
     """What cancel and resume share: one id or many, all of which must exist."""
 
     template_fields: Sequence[str] = dbos_template_fields("workflow_id")
@@ -132,7 +133,7 @@ class DBOSResumeWorkflowOperator(_DBOSManyWorkflowsOperator):
         return self._result(ids)
 
 
-class DBOSForkWorkflowOperator(DBOSWaitMixin, BaseOperator):
+class DBOSForkWorkflowOperator(DBOSWaitingOperator):
     """
     Fork a DBOS workflow: a new workflow that reuses its steps before ``start_step`` and runs the
     rest again; optionally wait for it. Returns the new workflow's id (also XCom key
@@ -153,7 +154,7 @@ class DBOSForkWorkflowOperator(DBOSWaitMixin, BaseOperator):
         that ended in ERROR, CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED.
 
     ``wait_for_completion``, ``deferrable``, ``poll_interval``, ``timeout`` and
-    ``cancel_on_kill`` wait as :class:`~dbos_airflow.utils.mixins.DBOSWaitMixin` says (the
+    ``cancel_on_kill`` wait as :class:`~dbos_airflow.operators.waiting.DBOSWaitingOperator` says (the
     same trigger and failure mapping as the enqueue operator).
     """
 

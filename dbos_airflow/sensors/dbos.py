@@ -8,15 +8,18 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
+from dbos_orchestrator.messages import event_missing_message
+from dbos_orchestrator.status import FAILURE_STATUSES, SUCCESS_STATUSES, DBOSWorkflowStatus
 
+from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS, check_in_worker, not_before_after_deferral
+from dbos_airflow.contract.events import TriggerEventKind
+from dbos_airflow.contract.outcome import workflow_result
 from dbos_airflow.exceptions import DBOSWorkflowFailedError
+from dbos_airflow.hooks.connection import check_serialization
+from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.links import remember_workflow
-from dbos_airflow.outcome import event_missing_message, workflow_result
-from dbos_airflow.status import FAILURE_STATUSES, SUCCESS_STATUSES, DBOSWorkflowStatus
+from dbos_airflow.operators.base import EXTRA_LINKS, UI_COLOR, DBOSTaskMixin, dbos_template_fields
 from dbos_airflow.triggers.dbos import DBOSEventTrigger, DBOSWorkflowTrigger
-from dbos_airflow.utils.deferral import CHECK_IN_WORKER_SECONDS, check_in_worker, not_before_after_deferral
-from dbos_airflow.utils.mixins import DBOSOperatorMixin, dbos_template_fields
-from dbos_airflow.waiting.events import TriggerEventKind
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,27 +28,41 @@ if TYPE_CHECKING:
     from airflow.triggers.base import BaseTrigger
 
 
-class _DBOSSensor(DBOSOperatorMixin, BaseSensorOperator):
-    """Shared by both sensors: deferral with a wall-clock deadline, the awaited id, timeout events."""
+class _DBOSSensor(BaseSensorOperator, DBOSTaskMixin):
+    """Shared by both sensors: deferral with a wall-clock deadline, the awaited id, timeout events.
+
+    :param serialization: accepted like every DBOS task's (a sensor writes no value).
+    """
+
+    ui_color = UI_COLOR
+    operator_extra_links = EXTRA_LINKS
 
     def __init__(
         self,
         *,
         workflow_id: str,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        dbos_conn_id: str = DBOSHook.default_conn_name,
+        serialization: str = "portable",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.dbos_conn_id = dbos_conn_id
+        self.serialization = check_serialization(serialization)
         self.workflow_id = workflow_id
         self.deferrable = deferrable
 
     def _trigger(self, end_time: float | None) -> BaseTrigger:
         raise NotImplementedError
 
-    def execute_dbos(self, context: Context) -> Any:
+    def execute(self, context: Context) -> Any:
+        with self._dbos_call():
+            return self._execute(context)
+
+    def _execute(self, context: Context) -> Any:
         remember_workflow(context, self.dbos_conn_id, self.workflow_id)
         if not self.deferrable:
-            return BaseSensorOperator.execute(self, context)
+            return super().execute(context)
         # Never defer when the answer is already known, or comes within moments (utils/deferral.py).
         started = time.time()
         end_time = started + self.timeout if self.timeout is not None else None
@@ -74,7 +91,7 @@ class DBOSWorkflowSensor(_DBOSSensor):
 
     :param workflow_id: the workflow to watch (templated; e.g. an enqueue task's XCom).
     :param success_statuses: statuses that make the sensor succeed (names or
-        :class:`~dbos_airflow.status.DBOSWorkflowStatus` members).
+        :class:`~dbos_orchestrator.status.DBOSWorkflowStatus` members).
     :param failure_statuses: statuses that fail the task with the workflow's own error.
     :param dbos_conn_id: the ``dbos`` connection.
     :param deferrable: wait in the triggerer instead of a worker slot.
@@ -111,8 +128,8 @@ class DBOSWorkflowSensor(_DBOSSensor):
 
     def _result(self) -> Any:
         return workflow_result(
-            self.hook,
-            self.workflow_id,
+            self.hook.require_workflow(self.workflow_id),
+            self.hook.value_reader(),
             success_statuses=self.success_statuses,
             failure_statuses=self.failure_statuses,
             log=self.log.info,
@@ -173,10 +190,4 @@ class DBOSEventSensor(_DBOSSensor):
         return False
 
     def complete(self, context: Context, event: dict[str, Any]) -> Any:
-        if event["kind"] is TriggerEventKind.EVENT_PUBLISHED:
-            return event["value"]
-        raise DBOSWorkflowFailedError(
-            event_missing_message(
-                event["workflow_id"], event["key"], event["status"], event.get("value"), self.expected_value
-            )
-        )
+        return event["value"]  # event_published: ended_without_event already failed (contract.events)

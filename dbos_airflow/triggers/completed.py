@@ -41,7 +41,7 @@ Delivery
   ``lookback_without_state_store`` seconds (default one hour): duplicates rather than losses.
   A warning says so in the trigger log.
 * **Shared polling**: every watcher of one connection in a triggerer is served by the
-  connection's waiter (:mod:`dbos_airflow.waiting.waiter`): one statement per feed tick
+  connection's waiter (:mod:`dbos_orchestrator.waiting.waiter`): one statement per feed tick
   (0.2 s) for all of them, not one polling loop each.
 """
 
@@ -50,29 +50,34 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+from dbos_orchestrator.status import TERMINAL_STATUSES, DBOSWorkflowStatus
+from dbos_orchestrator.waiting.feed import Completion, CompletionFilter, FeedState
 
 from dbos_airflow.exceptions import DBOSOptionsError, DBOSUnsafeValueError
 from dbos_airflow.hooks.dbos import DBOSHook
-from dbos_airflow.status import TERMINAL_STATUSES, DBOSWorkflowStatus
-from dbos_airflow.triggers.delivery import CompletionProducer, acked_when_consumer_moves_on, stream_key
-from dbos_airflow.waiting.feed import Completion, CompletionFilter, FeedState, now_ms
+from dbos_airflow.triggers.delivery import CompletionProducer, Watermark, acked_when_consumer_moves_on
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Hashable, Sequence
+    from collections.abc import AsyncIterator, Sequence
 
-    from dbos_airflow.values import ValueReader
+    from dbos_orchestrator.store.values import ValueReader
 
 __all__ = ["DBOSWorkflowCompletedTrigger", "completion_payload"]
 
 DEFAULT_LOOKBACK_WITHOUT_STORE = 3600.0
 STATE_KEY_PREFIX = "dbos_completed:"
-# Watchers running in this process by stream key: the producer stores positions through them.
-_RUNNING: dict[Hashable, DBOSWorkflowCompletedTrigger] = {}
+# Airflow builds a shared stream's producer from the trigger's kwargs alone, inside the task of the
+# trigger that subscribed first (asyncio tasks copy the context). That trigger hands the producer
+# the one thing kwargs do not carry, its assets' watermark, through this variable of its own task.
+_SUBSCRIBING: ContextVar[tuple[tuple[str, ...], Watermark] | None] = ContextVar(
+    "dbos_airflow_subscribing_watermark", default=None
+)
 
 
 def _iso(epoch_ms: int | None) -> str | None:
@@ -115,7 +120,7 @@ class DBOSWorkflowCompletedTrigger(BaseEventTrigger):
         MAX_RECOVERY_ATTEMPTS_EXCEEDED).
     :param app_version: only workflows of this application version.
     :param include_output: add the output (SUCCESS) or error message (``Name: message``) to the
-        payload, read through :mod:`dbos_airflow.values`: a pickled output is not decoded unless
+        payload, read through :mod:`dbos_orchestrator.store.values`: a pickled output is not decoded unless
         the connection has ``allow_pickle`` (the payload says why instead). JSON values only.
     :param start_lookback: on the very first start (nothing stored yet), also deliver
         completions of the last this many seconds. 0: only completions from now on.
@@ -199,71 +204,57 @@ class DBOSWorkflowCompletedTrigger(BaseEventTrigger):
     def hook(self) -> DBOSHook:
         return DBOSHook(self.dbos_conn_id)
 
-    # -- watermark -----------------------------------------------------------------------
+    # -- watermark (owned by the producer: dbos_airflow.triggers.delivery) ----------------
 
-    def _accessors(self) -> list[Any]:
-        """One accessor per watched asset (``asset_state_store`` of Airflow >= 3.3), else none."""
-        store = getattr(self, "asset_state_store", None)
-        if store is None:
-            return []
-        found = [*getattr(store, "_by_name", {}).values(), *getattr(store, "_by_uri", {}).values()]
-        return found or [store]
+    def watermark(self) -> Watermark:
+        """This watcher's position, in its assets' ``asset_state_store`` under :attr:`state_key`."""
+        return Watermark(
+            key=self.state_key,
+            store=getattr(self, "asset_state_store", None),
+            start_lookback=self.start_lookback,
+            lookback_without_state_store=self.lookback_without_state_store,
+            log=self.log,
+        )
 
     async def load_state(self) -> FeedState:
-        """Where to start: the stored watermark, else now (minus the configured lookback)."""
-        accessors = self._accessors()
-        if not accessors:
-            self.log.warning(
-                "No asset_state_store (not run as an asset watcher): the DBOS completion watermark is kept "
-                "in memory only. "
-                "Replaying the last %.0f s of completions (duplicates are possible); completions older than "
-                "that which ended while no triggerer ran are not delivered.",
-                self.lookback_without_state_store,
-            )
-            return FeedState.starting_at(now_ms() - int(self.lookback_without_state_store * 1000))
-        states = [FeedState.from_json(await _retrying(self, "read", a.aget, self.state_key)) for a in accessors]
-        stored = [s for s in states if s is not None]
-        if len(stored) == len(states):
-            # Several assets on one watcher: start at the furthest-behind one (duplicates, not losses).
-            state = min(stored, key=lambda s: s.position)
-            self.log.info("Resuming DBOS completions after %s (%s)", state.position, self.state_key)
-            return state
-        start = now_ms() - int(self.start_lookback * 1000)
-        if stored:
-            start = min(start, *(s.position[0] for s in stored))
-        self.log.info("No DBOS completion watermark stored under %s: starting at %s", self.state_key, start)
-        state = FeedState.starting_at(start)
-        # Stored before anything is delivered: a restart resumes here, not at its own "now".
-        for accessor in accessors:
-            await _retrying(self, "store", accessor.aset, self.state_key, state.to_json())
-        return state
+        """Where to start (:meth:`Watermark.load`)."""
+        return await self.watermark().load()
 
     async def store_state(self, state: FeedState) -> None:
-        """Store the position (after Airflow stored the events it covers); retried until it is stored."""
-        value = state.to_json()
-        for accessor in self._accessors():
-            await _retrying(self, "store", accessor.aset, self.state_key, value)
+        """Store the position (:meth:`Watermark.save`)."""
+        await self.watermark().save(state)
+
+    def _producer(self, watermark: Watermark) -> CompletionProducer:
+        return CompletionProducer(
+            watermark=watermark, waiter=self.hook.get_waiter_async, completion_filter=self.completion_filter()
+        )
 
     # -- run: Airflow's shared-stream ack mode (see dbos_airflow.triggers.delivery) --------
 
-    def shared_stream_key(self) -> Hashable:
-        """This watcher's own stream; registers the running instance for its producer.
+    def shared_stream_key(self) -> tuple[str, ...]:
+        """This watcher's own stream: its identity (:attr:`state_key`) and the kwargs beyond the filters.
 
-        Airflow reads the key once, when the trigger starts, on the instance that holds the
-        asset's ``asset_state_store``; the producer (built from kwargs alone) stores through it.
+        Airflow calls it once, when the trigger starts, on the instance that holds the assets'
+        ``asset_state_store``, in that trigger's own task: that is where the producer is built.
         """
-        key = stream_key(self.serialize()[1])
-        _RUNNING[key] = self
+        key = self._stream_key()
+        _SUBSCRIBING.set((key, self.watermark()))
         return key
+
+    def _stream_key(self) -> tuple[str, ...]:
+        extra = (self.include_output, self.start_lookback, self.lookback_without_state_store)
+        return ("dbos_airflow.completed", self.state_key, json.dumps(extra))
 
     @classmethod
     def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> CompletionProducer:
-        trigger = _RUNNING.get(stream_key(kwargs)) or cls(**kwargs)
+        trigger = cls(**kwargs)
+        handed = _SUBSCRIBING.get()
+        watermark = handed[1] if handed is not None and handed[0] == trigger._stream_key() else trigger.watermark()
         trigger.log.info(
             "DBOS completions for %s in Airflow's ack mode: the position is stored once Airflow stored the events",
             trigger.state_key,
         )
-        return CompletionProducer(trigger)
+        return trigger._producer(watermark)
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
         reader = await self._value_reader()
@@ -273,23 +264,14 @@ class DBOSWorkflowCompletedTrigger(BaseEventTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Outside a triggerer's shared streams (tests, direct use): a completion counts as
         delivered once the consumer asks for the next event."""
-        async for event in self.filter_shared_stream(acked_when_consumer_moves_on(CompletionProducer(self))):
+        producer = self._producer(self.watermark())
+        async for event in self.filter_shared_stream(acked_when_consumer_moves_on(producer)):
             yield event
-
-    async def cleanup(self) -> None:
-        key = stream_key(self.serialize()[1])
-        if _RUNNING.get(key) is self:
-            del _RUNNING[key]
-        await super().cleanup()
 
     async def _value_reader(self) -> ValueReader | None:
         if not self.include_output:
             return None
-        from dbos_airflow.values import ValueReader
-
-        waiter = await self.hook.get_waiter_async()
-        settings = await self.hook.get_settings_async()
-        return ValueReader(waiter.client, allow_pickle=settings.allow_pickle)
+        return await self.hook.get_value_reader_async()
 
     async def _payload(self, c: Completion, reader: ValueReader | None) -> dict[str, Any]:
         payload = completion_payload(c)
@@ -307,20 +289,6 @@ class DBOSWorkflowCompletedTrigger(BaseEventTrigger):
             self.log.warning("Could not read the outcome of DBOS workflow %s", c.workflow_id, exc_info=True)
             payload["output_not_decoded"] = f"could not be read: {type(exc).__name__}: {exc}"
         return payload
-
-
-async def _retrying(trigger: DBOSWorkflowCompletedTrigger, what: str, call: Any, *args: Any) -> Any:
-    """``await call(*args)``, retried with backoff: a watcher waits for Airflow's API instead of dying."""
-    delay = 1.0
-    while True:
-        try:
-            return await call(*args)
-        except Exception:  # noqa: BLE001 - logged; the watcher cannot start without its watermark
-            trigger.log.warning(
-                "Could not %s the DBOS completion watermark; retrying in %.0fs", what, delay, exc_info=True
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
 
 
 def _json_safe(value: Any) -> Any:

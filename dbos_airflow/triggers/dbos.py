@@ -1,9 +1,9 @@
 """Deferrable waits on DBOS workflows: completion and published events.
 
-Both triggers share the per-process waiter (:mod:`dbos_airflow.waiting.waiter`: one polling
+Both triggers share the per-process waiter (:mod:`dbos_orchestrator.waiting.waiter`: one polling
 loop and two connections per DBOS connection, however many tasks are deferred). They carry
 wall-clock deadlines in their kwargs, yield exactly one event of the contract in
-:mod:`dbos_airflow.waiting.events` and return, and never cancel anything in ``cleanup()``
+:mod:`dbos_airflow.contract.events` and return, and never cancel anything in ``cleanup()``
 (which also runs when a triggerer restarts). A person's kill (mark failed/success, clear;
 Airflow >= 3.3) reaches :meth:`on_kill`, which cancels the workflow when asked to; a trigger
 that Airflow merely moved to another triggerer cancels nothing.
@@ -17,18 +17,18 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS, progress_message
+from dbos_orchestrator.waiting.probe import is_transient_db_error
 
+from dbos_airflow.contract.deferral import hold_until
+from dbos_airflow.contract.events import TriggerEventKind, trigger_event_payload
 from dbos_airflow.exceptions import DBOSWaitTimeoutError
 from dbos_airflow.hooks.dbos import DBOSHook
-from dbos_airflow.outcome import PROGRESS_LOG_SECONDS, progress_message
-from dbos_airflow.utils.deferral import hold_until
-from dbos_airflow.waiting.events import TriggerEventKind, trigger_event_payload
-from dbos_airflow.waiting.probe import is_transient_db_error
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from dbos_airflow.waiting.waiter import DBOSWaiter, Observation
+    from dbos_orchestrator.waiting.waiter import DBOSWaiter, Observation
 
 
 class _DBOSTrigger(BaseTrigger):
@@ -66,7 +66,7 @@ class _DBOSTrigger(BaseTrigger):
         return TriggerEvent(trigger_event_payload(kind, self.workflow_id, **payload))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """The subclass's event, held until ``not_before`` (:mod:`dbos_airflow.utils.deferral`)."""
+        """The subclass's event, held until ``not_before`` (:mod:`dbos_airflow.contract.deferral`)."""
         async for event in self._events():
             await hold_until(self.not_before)
             yield event
@@ -110,28 +110,30 @@ class _DBOSTrigger(BaseTrigger):
 
         Airflow 3.3 also calls this on a trigger moved to another triggerer (apache/airflow PR
         #73454); then the task instance is still deferred (or already resumed) and nothing is
-        cancelled (see :mod:`dbos_airflow.utils.kills`). The decision and the cancel run in one
+        cancelled (see :mod:`dbos_airflow.contract.kill`). The decision and the cancel run in one
         thread that finishes even if this coroutine is cancelled: the triggerer cancels a trigger
         it is cancelling again at its next sync, which used to abort the cancel half-way.
         """
         if not self.cancel_on_kill:
             return
-        waiter = await self._waiter()
-        await asyncio.shield(asyncio.ensure_future(asyncio.to_thread(self._cancel_if_killed, waiter.client)))
+        await asyncio.shield(asyncio.ensure_future(self._cancel_if_killed()))
 
-    def _cancel_if_killed(self, client: Any) -> None:
-        from dbos_airflow.utils.kills import killed_by_person
+    async def _cancel_if_killed(self) -> None:
+        from dbos_airflow.contract.kill import decide_on_kill
 
-        cancel, why = killed_by_person(self.task_instance, deferred=True)
+        ti = self.task_instance
+        cancel, why = await asyncio.to_thread(decide_on_kill, ti, cancel_on_kill=self.cancel_on_kill, deferred=True)
         if not cancel:
             self.log.info("Trigger stopped, DBOS workflow %s left running: %s", self.workflow_id, why)
             return
         self.log.info("Deferred task killed (%s): cancelling DBOS workflow %s", why, self.workflow_id)
         try:
-            client.cancel_workflow(self.workflow_id)
+            await self.hook.cancel_workflow_async(self.workflow_id)
             self.log.info("Cancelled DBOS workflow %s", self.workflow_id)
         except Exception:  # noqa: BLE001 - best effort: the task is being killed anyway
             self.log.warning("Could not cancel DBOS workflow %s", self.workflow_id, exc_info=True)
+        finally:
+            await asyncio.to_thread(self.hook.close)
 
 
 class DBOSWorkflowTrigger(_DBOSTrigger):
@@ -144,7 +146,7 @@ class DBOSWorkflowTrigger(_DBOSTrigger):
     :param cancel_on_kill: cancel the workflow when a person kills the deferred task (not when
         Airflow moves the trigger to another triggerer).
     :param not_before: wall-clock time before which no event is yielded (set at deferral: see
-        :mod:`dbos_airflow.utils.deferral`); None fires as soon as the answer is known.
+        :mod:`dbos_airflow.contract.deferral`); None fires as soon as the answer is known.
     """
 
     async def _events(self) -> AsyncIterator[TriggerEvent]:
@@ -236,11 +238,7 @@ class DBOSEventTrigger(_DBOSTrigger):
             yield self._event(kinds.ERROR, key=self.key, message=f"{type(exc).__name__}: {exc}")
 
     async def _read_value(self) -> Any:
-        """The event's value, through the safe reader on the waiter's client."""
-        from dbos_airflow.values import ValueReader
-
-        waiter = await self._waiter()
-        settings = await self.hook.get_settings_async()
-        reader = ValueReader(waiter.client, allow_pickle=settings.allow_pickle)
+        """The event's value, through the hook's safe reader on the waiter's client."""
+        reader = await self.hook.get_value_reader_async()
         _, value = await asyncio.to_thread(reader.event, self.workflow_id, self.key)
         return value

@@ -1,1 +1,1 @@
-"""Small building blocks shared by the operators, sensors and hook (not hooks themselves)."""
+"""Old import paths only: every module here is an alias of the module that now holds it."""

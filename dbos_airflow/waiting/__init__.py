@@ -1,4 +1,2 @@
-"""Waiting on DBOS workflows: the shared per-process waiter and the trigger-event contract.
-
-Neither module imports Airflow: they are what a triggerer (or another front end) builds on.
-"""
+"""Old import paths: the waiter, feed and probe are :mod:`dbos_orchestrator.waiting`; the
+trigger-event contract is :mod:`dbos_airflow.contract.events`."""

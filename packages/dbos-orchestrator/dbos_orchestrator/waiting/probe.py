@@ -1,0 +1,121 @@
+"""What the shared waiter sends to the database, and how its connections are bounded.
+
+* :func:`wait_probe_statement`: the one statement per tick that reads the status of every
+  watched workflow and which watched event keys exist, through dbos' own table definitions;
+* :func:`bounded_url` / :func:`is_transient_db_error`: TCP keepalives, a TCP user timeout and a
+  statement timeout on the waiter's connections, and which errors mean "the database is
+  unreachable right now, wait again".
+
+No Airflow import; nothing here writes or decodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+
+__all__ = ["bounded_url", "is_transient_db_error", "wait_probe_statement"]
+
+# libpq settings of the waiter's connections (seconds unless noted): a dead peer is noticed
+# within ~25 s by keepalives, unacknowledged writes give up after 30 s, and no statement
+# (the probe takes milliseconds) runs longer than 30 s.
+CONNECTION_BOUNDS = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",  # milliseconds
+}
+STATEMENT_TIMEOUT_MS = 30000
+
+
+def bounded_url(system_database_url: str) -> str:
+    """The URL with TCP keepalives, a TCP user timeout and a statement timeout (Postgres only).
+
+    Settings the URL already has are kept; SQLite URLs are returned unchanged.
+    """
+    url = sa.make_url(system_database_url)
+    if url.get_backend_name() != "postgresql":
+        return system_database_url
+    query = {k: v for k, v in CONNECTION_BOUNDS.items() if k not in url.query}
+    options = url.query.get("options", "")
+    if isinstance(options, tuple):
+        options = " ".join(options)
+    if "statement_timeout" not in options:
+        query["options"] = f"{options} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip()
+    return url.update_query_dict(query).render_as_string(hide_password=False)
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """Whether ``exc`` means "the database is unreachable right now" (wait and try again).
+
+    Covers the driver's connection errors (refused, reset, admin shutdown, timeouts), the
+    statement timeout of :func:`bounded_url` and :class:`~dbos_orchestrator.exceptions.DBOSConnectionError`,
+    which is what :class:`~dbos_orchestrator.client.DBOSClient` turns them into. A missing schema is not
+    (on SQLite it is still an ``OperationalError``, like the driver error it replaces).
+    """
+    from dbos_orchestrator.exceptions import DBOSConnectionError, DBOSSchemaMissingError
+
+    if isinstance(exc, DBOSSchemaMissingError):
+        return False
+    if isinstance(exc, (DBOSConnectionError, sa.exc.OperationalError, sa.exc.InterfaceError, ConnectionError)):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
+def wait_probe_statement(ids: list[str], pairs: list[tuple[str, str]], *, postgres: bool) -> sa.Executable:
+    """``(workflow_uuid, status, NULL)`` for every id and ``(workflow_uuid, NULL, key)`` for every
+    published (id, key) pair among ``pairs``, in one statement."""
+    from dbos._schemas.system_database import SystemSchema
+
+    status, events = SystemSchema.workflow_status, SystemSchema.workflow_events
+    if postgres:
+        return _postgres_probe(status, events, ids, pairs)
+    statuses = sa.select(status.c.workflow_uuid, status.c.status, sa.literal(None, sa.Text).label("key")).where(
+        status.c.workflow_uuid.in_(ids)
+    )
+    if not pairs:
+        return statuses
+    present = sa.select(events.c.workflow_uuid, sa.literal(None, sa.Text), events.c.key).where(
+        sa.tuple_(events.c.workflow_uuid, events.c.key).in_(pairs)
+    )
+    return sa.union_all(statuses, present)
+
+
+def _postgres_probe(status: Any, events: Any, ids: list[str], pairs: list[tuple[str, str]]) -> sa.Executable:
+    """The probe on Postgres: ids and (id, key) pairs as array parameters joined via ``unnest``.
+
+    Performance (bench/p5_many_waits.py, tests/test_waiter.py): with 1,000 waits the
+    ``IN (...)``/tuple-``IN`` form binds 1,000-2,000 parameters and makes Postgres plan an
+    OR-list (a sequential scan when table statistics are stale, e.g. right after a bulk
+    enqueue): 9-60 ms per probe, 10 probes/s. Three array parameters and a nested loop over
+    the primary keys took 2.4-4.2 ms for the same 1,000 waits, whatever the statistics say
+    (``unnest`` is estimated at 100 rows, so the plan is always index lookups).
+    """
+    text_array = ARRAY(sa.Text)
+    wanted = sa.func.unnest(sa.bindparam("probe_ids", ids, type_=text_array)).table_valued("id").render_derived("w")
+    statuses = sa.select(status.c.workflow_uuid, status.c.status, sa.literal(None, sa.Text).label("key")).join_from(
+        wanted, status, status.c.workflow_uuid == wanted.c.id
+    )
+    if not pairs:
+        return statuses
+    keys = (
+        sa.func.unnest(
+            sa.bindparam("probe_pair_ids", [w for w, _ in pairs], type_=text_array),
+            sa.bindparam("probe_pair_keys", [k for _, k in pairs], type_=text_array),
+        )
+        .table_valued("id", "key")
+        .render_derived("p")
+    )
+    present = sa.select(events.c.workflow_uuid, sa.literal(None, sa.Text), events.c.key).join_from(
+        keys, events, sa.and_(events.c.workflow_uuid == keys.c.id, events.c.key == keys.c.key)
+    )
+    return sa.union_all(statuses, present)

@@ -1,0 +1,263 @@
+"""Imports only go down the declared layers, and no module imports itself through others.
+
+docs/architecture.md, "Layers": every import of every module of the package (module level,
+inside functions, under ``TYPE_CHECKING``) is read with :mod:`ast` and checked against
+:data:`LAYERS`. A module no layer names fails too, so a new module is placed on purpose.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Import package -> its folder. Every module under these folders is checked.
+PACKAGES = {
+    "dbos_orchestrator": ROOT / "packages" / "dbos-orchestrator" / "dbos_orchestrator",
+    "dbos_airflow": ROOT / "dbos_airflow",
+}
+# Old import paths of modules that moved: each is an alias of the module now holding it.
+MOVED = {
+    "dbos_airflow.status": "dbos_orchestrator.status",
+    "dbos_airflow.client": "dbos_orchestrator.client",
+    "dbos_airflow.values": "dbos_orchestrator.store.values",
+    "dbos_airflow.utils.templating": "dbos_orchestrator.forms",
+    "dbos_airflow.utils.bulk": "dbos_orchestrator.store.bulk",
+    "dbos_airflow.waiting.waiter": "dbos_orchestrator.waiting.waiter",
+    "dbos_airflow.waiting.feed": "dbos_orchestrator.waiting.feed",
+    "dbos_airflow.waiting.probe": "dbos_orchestrator.waiting.probe",
+    "dbos_airflow.waiting.events": "dbos_airflow.contract.events",
+    "dbos_airflow.utils.ids": "dbos_airflow.contract.ids",
+    "dbos_airflow.utils.kills": "dbos_airflow.contract.kill",
+    "dbos_airflow.utils.deferral": "dbos_airflow.contract.deferral",
+}
+
+# Bottom first; folders are layers. A module belongs to the layer of the longest prefix naming it.
+LAYERS: list[tuple[str, ...]] = [
+    # the Airflow-free core (its own distribution), itself in layers
+    (
+        "dbos_orchestrator.status",
+        "dbos_orchestrator.exceptions",
+        "dbos_orchestrator.messages",
+        "dbos_orchestrator.forms",
+        "dbos_orchestrator.retry",
+        "dbos_orchestrator.serialization",
+    ),
+    ("dbos_orchestrator.client",),
+    ("dbos_orchestrator.store",),
+    ("dbos_orchestrator.waiting",),
+    ("dbos_orchestrator.service",),
+    ("dbos_orchestrator",),
+    # dbos_airflow: its errors (the core's, the task-failing ones Airflow-facing)
+    ("dbos_airflow.exceptions",),
+    # the Connection turned into a client
+    ("dbos_airflow.hooks",),
+    # the two-engine contract, one module per rule
+    ("dbos_airflow.contract",),
+    # what DAG authors use
+    ("dbos_airflow.links", "dbos_airflow.triggers", "dbos_airflow.operators", "dbos_airflow.sensors"),
+    # old import paths: nothing below may use them (the UI still does)
+    (*MOVED, "dbos_airflow.utils", "dbos_airflow.waiting", "dbos_airflow.utils.mixins", "dbos_airflow.outcome"),
+    # the UI
+    ("dbos_airflow.plugin",),
+    # the package's facade and Airflow's provider discovery
+    ("dbos_airflow", "dbos_airflow.get_provider_info"),
+]
+# Imports inside one layer are refused unless declared here (importer prefix, imported prefix).
+SIDEWAYS: set[tuple[str, str]] = {
+    ("dbos_orchestrator.messages", "dbos_orchestrator.status"),
+    ("dbos_orchestrator.exceptions", "dbos_orchestrator.messages"),
+    ("dbos_orchestrator.forms", "dbos_orchestrator.exceptions"),
+    ("dbos_orchestrator.retry", "dbos_orchestrator.exceptions"),
+    ("dbos_orchestrator.retry", "dbos_orchestrator.status"),
+    ("dbos_orchestrator.serialization", "dbos_orchestrator.exceptions"),
+    ("dbos_orchestrator.store.bulk", "dbos_orchestrator.store.values"),
+    ("dbos_orchestrator.waiting", "dbos_orchestrator.waiting"),
+    ("dbos_airflow.hooks.dbos", "dbos_airflow.hooks.connection"),
+    ("dbos_airflow.triggers", "dbos_airflow.triggers"),
+    ("dbos_airflow.operators", "dbos_airflow.operators"),
+    ("dbos_airflow.operators", "dbos_airflow.links"),
+    ("dbos_airflow.operators.waiting", "dbos_airflow.triggers.dbos"),
+    ("dbos_airflow.sensors", "dbos_airflow.links"),
+    ("dbos_airflow.sensors", "dbos_airflow.operators.base"),
+    ("dbos_airflow.sensors", "dbos_airflow.triggers.dbos"),
+    ("dbos_airflow.plugin", "dbos_airflow.plugin"),
+    ("dbos_airflow.get_provider_info", "dbos_airflow"),
+}
+# Upward imports that exist today; the list only shrinks.
+KNOWN_UPWARD: set[tuple[str, str]] = set()
+KNOWN_CYCLES = 0
+# The task-failing errors subclass AirflowException when Airflow is installed (optional import).
+KNOWN_FORBIDDEN: set[tuple[str, str]] = set()
+# Packages that must not import these top-level packages at all (not even lazily).
+FORBIDDEN = {"dbos_orchestrator": ("airflow", "prefect", "dbos_airflow")}
+
+
+def module_name(package: str, folder: Path, path: Path) -> str:
+    parts = [package, *path.relative_to(folder).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {
+        module_name(pkg, folder, path): path
+        for pkg, folder in PACKAGES.items()
+        for path in sorted(folder.rglob("*.py"))
+    }
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> list[tuple[str, int]]:
+    """Every module ``path`` imports (anywhere in it), as ``(module, line)``; submodules resolved."""
+    is_package = path.name == "__init__.py"
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                here = name.split(".")[: len(name.split(".")) - node.level + (1 if is_package else 0)]
+                base = ".".join([*here, *([base] if base else [])])
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                out.append((sub if sub in known else base, node.lineno))
+    return out
+
+
+def layer_of(module: str) -> int | None:
+    best: tuple[int, int] | None = None
+    for index, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            # A package's own name (``dbos_airflow``) names its __init__ only, not everything under it.
+            inside = "." in prefix and module.startswith(prefix + ".")
+            if (module == prefix or inside) and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), index)
+    return None if best is None else best[1]
+
+
+def _matches(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    known = set(mods)
+    return {
+        name: {dep for dep, _ in imports_of(name, path, known) if dep in known and dep != name}
+        for name, path in mods.items()
+    }
+
+
+def violations() -> list[str]:
+    """Upward and undeclared sideways imports, as ``importer:line -> imported``."""
+    mods = modules()
+    known = set(mods)
+    found = []
+    for name, path in mods.items():
+        mine = layer_of(name)
+        if mine is None:
+            found.append(f"{name}: in no layer")
+            continue
+        for dep, line in imports_of(name, path, known):
+            top = dep.split(".")[0]
+            if top in FORBIDDEN.get(name.split(".")[0], ()) and (name, dep) not in KNOWN_FORBIDDEN:
+                found.append(f"{name}:{line} -> {dep} ({name.split('.')[0]} must not import {top})")
+            if dep not in known or dep == name:
+                continue
+            theirs = layer_of(dep)
+            assert theirs is not None, dep
+            if (name, dep) in KNOWN_UPWARD:
+                continue
+            if theirs > mine:
+                found.append(f"{name}:{line} -> {dep} (upward: layer {mine} -> {theirs})")
+            elif theirs == mine and not any(_matches(name, a) and _matches(dep, b) for a, b in SIDEWAYS):
+                found.append(f"{name}:{line} -> {dep} (sideways in layer {mine}, not declared)")
+    return found
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_imports_only_go_down() -> None:
+    assert sorted(set(violations())) == []
+
+
+def test_known_upward_imports_still_exist() -> None:
+    """An entry of KNOWN_UPWARD that is gone must be deleted (the list only shrinks)."""
+    edges = graph()
+    assert [pair for pair in KNOWN_UPWARD if pair[1] not in edges.get(pair[0], set())] == []
+
+
+def test_import_cycles() -> None:
+    assert len(cycles(graph())) == KNOWN_CYCLES, cycles(graph())
+
+
+@pytest.mark.parametrize(
+    ("importer", "imported", "expected"),
+    [
+        ("dbos_orchestrator.status", "dbos_airflow.hooks.dbos", "upward"),
+        ("dbos_airflow.hooks.dbos", "dbos_airflow.operators.dbos", "upward"),
+        ("dbos_airflow.hooks.dbos", "airflow.sdk", ""),
+        ("dbos_airflow.operators.dbos", "dbos_orchestrator.client", ""),
+    ],
+)
+def test_layer_rule_itself(importer: str, imported: str, expected: str) -> None:
+    """The checker refuses an upward import (and lets a downward or third-party one pass)."""
+    theirs, mine = layer_of(imported), layer_of(importer)
+    assert mine is not None
+    assert ("upward" if theirs is not None and theirs > mine else "") == expected
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(MOVED.items()))
+def test_old_import_paths_are_the_moved_modules(old: str, new: str) -> None:
+    import importlib
+
+    assert importlib.import_module(old) is importlib.import_module(new)
+
+
+def test_the_core_imports_no_orchestrator() -> None:
+    """docs/architecture.md, "Layers": installing and importing the core pulls neither Airflow nor Prefect."""
+    import subprocess
+    import sys
+
+    names = sorted(m for m in modules() if m.startswith("dbos_orchestrator"))
+    code = (
+        f"import importlib, sys\nfor m in {names!r}: importlib.import_module(m)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'airflow', 'prefect', 'dbos_airflow'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    assert out.stdout.strip() == "[]", out.stderr
