@@ -78,18 +78,24 @@ def _parent_flow_run_id(flow_run_id: str) -> str | None:
     return _PARENTS[flow_run_id]
 
 
-def _running_parent_task(task_run: Any) -> Any:
-    """The running task run this task run was called from (``__parents__``), or None."""
-    parents = list((task_run.task_inputs or {}).get("__parents__") or ())
-    if not parents:
-        return None
-    from prefect.client.orchestration import get_client
+def _calling_task_run(task_ctx: Any) -> Any:
+    """The task run this package's task was called from (a user's task), or None.
 
-    with get_client(sync_client=True) as client:
-        for ref in parents:
-            parent = client.read_task_run(ref.id)
-            if parent.state is not None and parent.state.is_running() and parent.flow_run_id == task_run.flow_run_id:
-                return parent
+    The engine enters a task's context on top of its caller's; the context variable's token
+    keeps the caller's context (Prefect writes task runs to its API asynchronously, so the API
+    cannot be asked).
+    """
+    from prefect.context import TaskRunContext
+
+    own_id = task_ctx.task_run.id
+    ctx = task_ctx
+    for _ in range(100):  # the engine may enter a task's own context more than once
+        old = getattr(getattr(ctx, "_token", None), "old_value", None)
+        if not isinstance(old, TaskRunContext):
+            return None
+        if old.task_run.id != own_id:
+            return old.task_run if old.task_run.flow_run_id == task_ctx.task_run.flow_run_id else None
+        ctx = old
     return None
 
 
@@ -104,7 +110,7 @@ def _task_scope(attempt: tuple[str, ...], task_run: Any) -> tuple[tuple[str, ...
 def current_run() -> RunIdentity:
     """The identity of the running Prefect task or flow; a clear error outside any run.
 
-    Reads the Prefect API only for a call nested in a user's task (its parent) or in a subflow.
+    Reads the Prefect API only in a subflow (for its parent flow run, once).
     """
     from prefect.context import FlowRunContext, TaskRunContext
 
@@ -134,7 +140,7 @@ def current_run() -> RunIdentity:
     if task_run is None:
         return RunIdentity(owner, attempt, salt, None)
     own = task_ctx is not None and task_ctx.task.name.startswith(OWN_TASK_PREFIXES)
-    user_task = _running_parent_task(task_run) if own else task_run
+    user_task = _calling_task_run(task_ctx) if own else task_run
     if user_task is None:
         return RunIdentity(owner, attempt, salt, str(task_run.id))
     scope, task_salt = _task_scope(attempt, user_task)

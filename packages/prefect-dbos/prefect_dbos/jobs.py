@@ -11,7 +11,7 @@ from prefect_dbos import operations
 from prefect_dbos.database import DOCS_URL, LOGO_URL, DBOSSystemDatabase
 
 
-class DBOSWorkflowRun(JobRun):  # type: ignore[type-arg]
+class DBOSWorkflowRun(JobRun):
     """One run of a :class:`DBOSWorkflow`: wait for it, then fetch its decoded output.
 
     :param block: the workflow block that triggered it.
@@ -42,7 +42,7 @@ class DBOSWorkflowRun(JobRun):  # type: ignore[type-arg]
         return self._result
 
 
-class DBOSWorkflow(JobBlock):  # type: ignore[type-arg]
+class DBOSWorkflow(JobBlock):
     """
     A DBOS workflow on a queue, with its arguments and enqueue options.
 
@@ -100,7 +100,7 @@ class DBOSWorkflow(JobBlock):  # type: ignore[type-arg]
             "queue_partition_key": self.queue_partition_key,
         }
 
-    async def trigger(self, *, workflow_id: str | None = None, key: str | None = None) -> DBOSWorkflowRun:  # type: ignore[override]
+    async def trigger(self, *, workflow_id: str | None = None, key: str | None = None) -> DBOSWorkflowRun:
         """Enqueue the workflow once per call of the flow run (or re-attach); return its run.
 
         :param workflow_id: explicit id (wins over the derived one).

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-import prefect_dbos
 import pytest
 from prefect.blocks.core import Block
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
-from prefect_dbos import DBOSSystemDatabase, DBOSWorkflow
 from pydantic import ValidationError
+
+import prefect_dbos
+from prefect_dbos import DBOSSystemDatabase, DBOSWorkflow
 
 
 def _our_blocks() -> list[type[Block]]:

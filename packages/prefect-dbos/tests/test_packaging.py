@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import sys
+import tomllib
 from importlib.metadata import entry_points, version
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version

@@ -1,0 +1,74 @@
+"""Flows the tests run (in the test process, or by ``prefect flow-run retry --entrypoint``).
+
+They take the system database URL (not the block): a flow run's parameters are stored by the
+Prefect API, which masks secrets, and ``flow-run retry`` reads them back from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+
+from prefect_dbos import DBOSSystemDatabase, aenqueue_workflow, await_workflow, enqueue_workflow, wait_for_workflow
+
+QUEUE = "q"
+
+
+def db(url: str, **fields: Any) -> DBOSSystemDatabase:
+    return DBOSSystemDatabase(system_database_url=url, **fields)
+
+
+def fail_once(flag: str, what: str) -> None:
+    """Raise the first time (``flag`` does not exist yet), pass afterwards."""
+    path = Path(flag)
+    if not path.exists():
+        path.write_text("failed once")
+        raise RuntimeError(f"{what} fails on its first run")
+
+
+@flow(retries=1, retry_delay_seconds=0)
+async def enqueue_then_fail_once(url: str, flag: str) -> list[Any]:
+    """Two identical calls and a third one, then the first attempt fails; the retry re-attaches."""
+    database = db(url)
+    ids = [
+        await aenqueue_workflow(database, QUEUE, "wf_double", [1]),
+        await aenqueue_workflow(database, QUEUE, "wf_double", [1]),
+        await aenqueue_workflow(database, QUEUE, "wf_double", [2]),
+    ]
+    results = [await await_workflow(database, wid) for wid in ids]
+    fail_once(flag, "the flow")
+    return results
+
+
+@flow
+def enqueue_and_fail_unless_flag(url: str, flag: str) -> Any:
+    """No retries of its own: a person retries it (``prefect flow-run retry``). Sync, with the sync
+    twins: prefect 3.9.1's ``flow-run retry --entrypoint`` never awaits an async flow."""
+    database = db(url)
+    wid = enqueue_workflow(database, QUEUE, "wf_double", [21])
+    fail_once(flag, "the flow")
+    return wait_for_workflow(database, wid)
+
+
+@task(retries=1, retry_delay_seconds=0)
+async def checkout(url: str, flag: str, x: int) -> Any:
+    """A user's task: enqueues, then fails on its first try after the enqueue."""
+    database = db(url)
+    wid = await aenqueue_workflow(database, QUEUE, "wf_double", [x])
+    fail_once(flag, "the task")
+    return await await_workflow(database, wid)
+
+
+@flow
+async def user_task_retry(url: str, flag: str) -> Any:
+    return await checkout(url, flag, 5)
+
+
+@flow(retries=1, retry_delay_seconds=0)
+async def flaky_workflow(url: str, retry_mode: str) -> Any:
+    """wf_flaky ends in ERROR on its first run; the flow's retry follows ``retry_mode``."""
+    database = db(url)
+    wid = await aenqueue_workflow(database, QUEUE, "wf_flaky", retry_mode=retry_mode)  # type: ignore[arg-type]
+    return await await_workflow(database, wid)
