@@ -11,7 +11,14 @@ from typing import Any
 
 from prefect import flow, task
 
-from prefect_dbos import DBOSSystemDatabase, aenqueue_workflow, await_workflow, enqueue_workflow, wait_for_workflow
+from prefect_dbos import (
+    DBOSSystemDatabase,
+    aenqueue_workflow,
+    await_workflow,
+    cancel_dbos_workflows,
+    enqueue_workflow,
+    wait_for_workflow,
+)
 
 QUEUE = "q"
 
@@ -72,3 +79,49 @@ async def flaky_workflow(url: str, retry_mode: str) -> Any:
     database = db(url)
     wid = await aenqueue_workflow(database, QUEUE, "wf_flaky", retry_mode=retry_mode)  # type: ignore[arg-type]
     return await await_workflow(database, wid)
+
+
+@flow
+async def wait_with_task_timeout(url: str) -> tuple[str, bool]:
+    """The wait task's own timeout_seconds passes while the workflow sleeps."""
+    database = db(url)
+    wid = await aenqueue_workflow(database, QUEUE, "wf_sleep", [600])
+    state = await await_workflow.with_options(timeout_seconds=3)(database, wid, return_state=True)
+    return wid, state.is_failed()
+
+
+@flow
+def wait_with_task_timeout_sync(url: str) -> tuple[str, bool]:
+    """The same with the sync twins."""
+    database = db(url)
+    wid = enqueue_workflow(database, QUEUE, "wf_sleep", [600])
+    state = wait_for_workflow.with_options(timeout_seconds=3)(database, wid, return_state=True)
+    return wid, state.is_failed()
+
+
+@flow
+async def wait_forever(url: str) -> Any:
+    """Enqueues a long workflow and waits: the tests crash it (SIGTERM)."""
+    database = db(url)
+    wid = await aenqueue_workflow(database, QUEUE, "wf_sleep", [600])
+    print("ENQUEUED", wid, flush=True)
+    return await await_workflow(database, wid)
+
+
+@flow(on_cancellation=[cancel_dbos_workflows("cancel-test-db")])
+async def cancellable(url: str) -> Any:
+    """Served by a runner in the tests; cancelled while it waits."""
+    database = db(url)
+    wid = await aenqueue_workflow(database, QUEUE, "wf_sleep", [600])
+    return await await_workflow(database, wid)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1] == "serve":
+        cancellable.serve(name="cancellable")
+    elif sys.argv[1] == "crash":
+        import asyncio
+
+        asyncio.run(wait_forever(sys.argv[2]))
