@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence  # noqa: TC003 - Prefect validates flow parameters at run time
+from typing import Any
 
 from prefect import flow
 
+from prefect_dbos._core import RetryMode  # noqa: TC001
+from prefect_dbos.database import DBOSSystemDatabase  # noqa: TC001
 from prefect_dbos.tasks import aenqueue_workflow, await_workflow
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-
-    from prefect_dbos._core import RetryMode
-    from prefect_dbos.database import DBOSSystemDatabase
 
 
 @flow(name="Run DBOS workflow and wait for completion")

@@ -17,6 +17,7 @@ from prefect_dbos import (
     await_workflow,
     cancel_dbos_workflows,
     enqueue_workflow,
+    run_dbos_workflow_and_wait_for_completion,
     wait_for_workflow,
 )
 
@@ -114,6 +115,16 @@ async def cancellable(url: str) -> Any:
     database = db(url)
     wid = await aenqueue_workflow(database, QUEUE, "wf_sleep", [600])
     return await await_workflow(database, wid)
+
+
+@flow(retries=1, retry_delay_seconds=0)
+async def parent_of_the_wait_flow(url: str, flag: str) -> Any:
+    """Runs the package's flow as a subflow twice, then fails once: the retry re-attaches to both."""
+    database = db(url)
+    first = await run_dbos_workflow_and_wait_for_completion(database, QUEUE, "wf_double", [7])
+    second = await run_dbos_workflow_and_wait_for_completion(database, QUEUE, "wf_double", [7])
+    fail_once(flag, "the parent flow")
+    return [first, second]
 
 
 if __name__ == "__main__":

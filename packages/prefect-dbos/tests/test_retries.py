@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import PACKAGE, workflow_rows
-from flows import enqueue_and_fail_unless_flag, enqueue_then_fail_once, flaky_workflow, user_task_retry
+from flows import (
+    enqueue_and_fail_unless_flag,
+    enqueue_then_fail_once,
+    flaky_workflow,
+    parent_of_the_wait_flow,
+    user_task_retry,
+)
 from prefect.client.orchestration import get_client
 
 from prefect_dbos.ids import flow_run_prefix
@@ -95,3 +101,15 @@ async def test_retry_mode_fail_fails_with_the_workflows_error(
         await state.result()
     found = workflow_rows(rows, flow_run_prefix(_flow_run_id(state)))
     assert [s for _, s in found] == ["ERROR"], found
+
+
+async def test_a_parent_flow_retry_re_attaches_the_wait_flows_workflows(
+    database: object, rows: sa.Engine, tmp_path: Path, system_database_url: str
+) -> None:
+    """README, "Flow": run as a subflow (a new flow run on each attempt of the parent), the
+    workflow id comes from the parent flow run: a parent retry re-attaches; two calls stay two."""
+    state = await parent_of_the_wait_flow(system_database_url, str(tmp_path / "flag"), return_state=True)
+    assert state.is_completed(), state
+    assert await state.result() == [14, 14]
+    found = workflow_rows(rows, flow_run_prefix(_flow_run_id(state)))
+    assert [s for _, s in found] == ["SUCCESS", "SUCCESS"], found
