@@ -22,13 +22,11 @@ $(STAMP): pyproject.toml packages/dbos-orchestrator/pyproject.toml constraints.t
 
 install-prefect: $(PSTAMP)
 
-# Creates .venv-prefect with prefect-dbos and its test extra, pinned by its own constraints file.
-# Interim until the core is its own distribution (packages/dbos-orchestrator): a .pth puts this
-# repository on the venv's path, so prefect_dbos/_core.py imports the Airflow-free dbos_airflow modules.
-$(PSTAMP): $(PREFECT_PKG)/pyproject.toml $(PREFECT_PKG)/constraints.txt
+# Creates .venv-prefect with prefect-dbos and its test extra, pinned by its own constraints file, and
+# the shared core (packages/dbos-orchestrator) from this checkout, in one pip command.
+$(PSTAMP): $(PREFECT_PKG)/pyproject.toml packages/dbos-orchestrator/pyproject.toml $(PREFECT_PKG)/constraints.txt
 	test -x $(PPY) || python3 -m venv $(PVENV)
-	$(PPY) -m pip install -q -c $(PREFECT_PKG)/constraints.txt -e "$(PREFECT_PKG)[test]"
-	$(PPY) -c 'import sys, sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()["purelib"], "dbos_core_interim.pth").write_text(sys.argv[1] + "\n")' "$(CURDIR)"
+	$(PPY) -m pip install -q -c $(PREFECT_PKG)/constraints.txt -e packages/dbos-orchestrator -e "$(PREFECT_PKG)[test]"
 	$(PPY) -m pip check
 	touch $(PSTAMP)
 

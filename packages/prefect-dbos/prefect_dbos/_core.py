@@ -1,45 +1,44 @@
-"""The one module through which prefect-dbos reaches the Airflow-free core.
+"""The one module through which prefect-dbos reaches the shared core (``dbos_orchestrator``).
 
 Everything prefect-dbos needs of the two-engine contract (the documented client, statuses,
-the safe value reader, the shared waiter, the completion feed, the bulk writer, the sentences
-of a wait, the errors) is imported here and nowhere else, so that moving to the core's own
-distribution (``dbos_orchestrator``, branch ``layers``) changes this one file.
+the safe value reader, the shared waiter, the completion feed, the bulk writer, the retry rule
+and the service, the sentences of a wait, the errors) is imported here and nowhere else.
 
-Interim: the core's distribution is not installable yet, so this module imports the
-Airflow-free modules of ``dbos_airflow`` (none of them imports Airflow) and holds
-:class:`WorkflowService`, the plain status/retry/fork/cancel service the core is to provide
-(today that logic sits behind Airflow's ``BaseHook`` in ``dbos_airflow.hooks.dbos``).
+:class:`WorkflowService` is the core's :class:`DBOSService` plus what the Prefect tasks call in
+one step: enqueue-or-reattach (the core's :func:`~dbos_orchestrator.retry.reattach` rule decides),
+an ended workflow's result or failure, cancel and resume.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, Literal
 
-from dbos_airflow.client import DBOSClient, EnqueueOptions, hide_password, quiet_initialization
-from dbos_airflow.exceptions import (
-    DBOSAirflowError as DBOSError,
-)
-from dbos_airflow.exceptions import (
+from dbos_orchestrator.client import DBOSClient, EnqueueOptions, hide_password, quiet_initialization
+from dbos_orchestrator.exceptions import (
     DBOSOptionsError,
+    DBOSOrchestratorError,
     DBOSUnsafeValueError,
     DBOSWaitTimeoutError,
     DBOSWorkflowFailedError,
     DBOSWorkflowNotFoundError,
-    workflow_not_found_message,
 )
-from dbos_airflow.outcome import (
+from dbos_orchestrator.messages import (
     PROGRESS_LOG_SECONDS,
     ended_message,
     event_missing_message,
     progress_message,
     still_waiting_message,
 )
-from dbos_airflow.status import DBOSWorkflowStatus, status_to_dict
-from dbos_airflow.utils.bulk import enqueue_many
-from dbos_airflow.values import ValueReader
-from dbos_airflow.waiting.feed import Completion, CompletionFilter, FeedState
-from dbos_airflow.waiting.waiter import DBOSWaiter, Observation, get_waiter, running_waiters
+from dbos_orchestrator.retry import RETRY_MODES, Reattach, check_retry_mode, reattach
+from dbos_orchestrator.serialization import serialization_format
+from dbos_orchestrator.service import DBOSService
+from dbos_orchestrator.status import DBOSWorkflowStatus, status_to_dict
+from dbos_orchestrator.store.bulk import enqueue_many
+from dbos_orchestrator.store.values import ValueReader
+from dbos_orchestrator.waiting.feed import Completion, CompletionFilter, FeedState
+from dbos_orchestrator.waiting.waiter import DBOSWaiter, Observation, get_waiter, running_waiters
+
+DBOSError = DBOSOrchestratorError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -61,6 +60,7 @@ __all__ = [
     "EnqueueOptions",
     "FeedState",
     "Observation",
+    "Reattach",
     "RetryMode",
     "ValueReader",
     "WorkflowService",
@@ -72,78 +72,65 @@ __all__ = [
     "progress_message",
     "quiet_initialization",
     "running_waiters",
+    "serialization_format",
     "still_waiting_message",
 ]
 
 RetryMode = Literal["resume", "restart", "fail"]
-RETRY_MODES: tuple[str, ...] = ("resume", "restart", "fail")
 
 
-class WorkflowService:
-    """Status reads, enqueue-or-reattach, re-runs, forks and cancels on one system database.
+class WorkflowService(DBOSService):
+    """The core's service on one system database, with the steps the Prefect tasks take.
 
     :param client: the documented client of the system database.
     :param allow_pickle: whether stored ``py_pickle`` values may be decoded (runs their code).
+    :param serialization: the block's format for values written.
     :param log: where the service's lines go (a Prefect run logger inside a run).
     """
 
-    def __init__(self, client: DBOSClient, *, allow_pickle: bool = False, log: Any = None) -> None:
-        self.client = client
-        self.allow_pickle = allow_pickle
-        self.log = log or logging.getLogger("prefect_dbos")
-
     def reader(self) -> ValueReader:
         """Reads stored values; pickles are refused unless ``allow_pickle``."""
-        return ValueReader(self.client, allow_pickle=self.allow_pickle)
-
-    # -- reads ---------------------------------------------------------------------------
+        return self.value_reader()
 
     def statuses(self, workflow_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """``{workflow_id: status dict}`` of the ids that exist, in one query (no values read)."""
-        rows = self.client.list_workflows(workflow_ids=list(workflow_ids), load_input=False, load_output=False)
-        return {r.workflow_id: {**status_to_dict(r), "forked_from": r.forked_from} for r in rows}
+        return self.get_workflow_statuses(workflow_ids)
 
     def status(self, workflow_id: str) -> dict[str, Any] | None:
-        """The workflow's status dict, or None when it does not exist."""
+        """The workflow's status dict (with ``forked_from``), or None when it does not exist."""
         return self.statuses([workflow_id]).get(workflow_id)
 
     def require(self, workflow_id: str) -> dict[str, Any]:
         """The workflow's status dict; a missing id raises :class:`DBOSWorkflowNotFoundError`."""
-        found = self.status(workflow_id)
-        if found is None:
-            raise DBOSWorkflowNotFoundError(workflow_not_found_message(workflow_id, self.client.target))
-        return found
+        return self.require_workflow(workflow_id)
 
     def ids_with_prefix(self, prefix: str) -> list[dict[str, Any]]:
         """Status dicts of every workflow whose id starts with ``prefix``."""
-        rows = self.client.list_workflows(workflow_id_prefix=prefix, load_input=False, load_output=False)
-        return [status_to_dict(r) for r in rows]
+        return [status_to_dict(r) for r in self.list_workflows(workflow_id_prefix=prefix)]
+
+    def last_step(self, workflow_id: str) -> tuple[int, str] | None:
+        """The last recorded step ``(number, name)``, or None."""
+        return self.value_reader().last_step(workflow_id)
 
     def result(self, workflow_id: str, *, log: Any = None) -> Any:
         """The decoded output of an ended workflow; a failure raises with its own error and id.
 
-        :param log: given, a callable receiving the one closing line (:func:`ended_message`).
+        :param log: given, a callable receiving the one closing line (the core's ``ended_message``).
         """
-        status = self.require(workflow_id)
+        status = self.require_workflow(workflow_id)
         state = DBOSWorkflowStatus.parse(status["status"])
         if state.is_success():
-            output = self.reader().output(workflow_id)
+            output = self.value_reader().output(workflow_id)
             if log is not None:
                 log(ended_message(status, result=output))
             return output
         if state.is_failure():
-            error = self.reader().error_message(workflow_id)
+            error = self.value_reader().error_message(workflow_id)
             if log is not None:
                 log(ended_message(status, error=error))
             detail = f": {error}" if error else ""
             raise DBOSWorkflowFailedError(f"DBOS workflow ended {state.value}{detail} (workflow {workflow_id})")
         raise DBOSWorkflowFailedError(f"DBOS workflow is still {state.value} (workflow {workflow_id})")
-
-    def last_step(self, workflow_id: str) -> tuple[int, str] | None:
-        """The last recorded step ``(number, name)``, or None."""
-        return self.reader().last_step(workflow_id)
-
-    # -- the retry contract --------------------------------------------------------------
 
     def enqueue_or_reattach(
         self,
@@ -152,14 +139,13 @@ class WorkflowService:
         kwargs: dict[str, Any] | None = None,
         *,
         retry_mode: RetryMode = "resume",
-    ) -> str:
-        """Enqueue ``options["workflow_id"]`` once; a later call re-attaches, or re-runs it by ``retry_mode``.
+    ) -> Reattach | None:
+        """Enqueue ``options["workflow_id"]`` once; a later call follows the core's retry rule.
 
-        Returns ``"enqueued"``, ``"attached"`` (active or succeeded: left alone) or ``"rerun"``.
-        ``retry_mode="fail"`` on a failed workflow raises :class:`DBOSWorkflowFailedError`.
+        Returns None when this call enqueued it, else what the rule decided. ``retry_mode="fail"``
+        on a failed workflow raises :class:`DBOSWorkflowFailedError` with the workflow's own error.
         """
-        if retry_mode not in RETRY_MODES:
-            raise DBOSOptionsError(f"retry_mode={retry_mode!r}; use one of {RETRY_MODES}")
+        check_retry_mode(retry_mode)
         workflow_id = options["workflow_id"]
         existing = self.status(workflow_id)
         if existing is None:
@@ -167,29 +153,30 @@ class WorkflowService:
             self.log.info(
                 "Enqueued DBOS workflow %s (%s on %s)", workflow_id, options["workflow_name"], options["queue_name"]
             )
-            return "enqueued"
+            return None
         state = DBOSWorkflowStatus.parse(existing["status"])
-        if state.is_active():
+        decision = reattach(state, retry_mode)
+        if decision is Reattach.LEAVE_RUNNING:
             self.log.info("Re-attached to DBOS workflow %s, which is %s", workflow_id, state.value)
-            return "attached"
-        if not state.is_failure():
+        elif decision is Reattach.LEAVE_ENDED:
             self.log.info("DBOS workflow %s already ended %s; not running it again", workflow_id, state.value)
-            return "attached"
-        if retry_mode == "fail":
+        elif decision is Reattach.FAIL:
             self.result(workflow_id)  # raises with the workflow's own error
-        self.log.info("DBOS workflow %s ended %s; retry_mode=%s", workflow_id, state.value, retry_mode)
-        self.rerun(workflow_id, from_failed_step=retry_mode == "resume", queue_name=options.get("queue_name"))
-        return "rerun"
+        else:
+            self.log.info("DBOS workflow %s ended %s; retry_mode=%s", workflow_id, state.value, retry_mode)
+            self.rerun_workflow(
+                workflow_id, from_failed_step=decision is Reattach.RESUME, queue_name=options.get("queue_name")
+            )
+        return decision
 
-    def rerun(self, workflow_id: str, *, from_failed_step: bool, queue_name: str | None = None) -> None:
-        """Run an ended workflow again under its id: from its first failed step, or from step 1."""
-        start = 1
-        if from_failed_step:
-            steps = self.reader().step_outcomes(workflow_id)
-            failed = [step for step, ok in steps if not ok]
-            start = min(failed) if failed else max((step for step, _ in steps), default=0) + 1
-        self.log.info("Re-running DBOS workflow %s from step %s", workflow_id, start)
-        self.client.rewind_workflow(workflow_id, start_step=start, queue_name=queue_name)
+    def cancel(self, workflow_ids: list[str]) -> None:
+        """Cancel workflows (idempotent: ended or unknown ones are left as they are)."""
+        if workflow_ids:
+            self.client.cancel_workflows(workflow_ids)
+
+    def resume(self, workflow_id: str, *, queue_name: str | None = None) -> None:
+        """Continue a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow where it stopped."""
+        self.client.resume_workflow(workflow_id, queue_name=queue_name)
 
     def fork_once(
         self,
@@ -200,43 +187,11 @@ class WorkflowService:
         application_version: str | None = None,
         queue_name: str | None = None,
     ) -> bool:
-        """Fork ``workflow_id`` from ``start_step`` as ``forked_workflow_id`` at most once.
-
-        Returns False when that id already is such a fork (a retry); an id that exists and is not
-        a fork of ``workflow_id`` raises :class:`DBOSOptionsError`.
-        """
-        from dbos import SetWorkflowID
-
-        def existing() -> bool:
-            found = self.status(forked_workflow_id)
-            if found is None:
-                return False
-            if found["forked_from"] != workflow_id:
-                raise DBOSOptionsError(
-                    f"DBOS workflow {forked_workflow_id!r} exists and is not a fork of {workflow_id!r} "
-                    f"(forked_from={found['forked_from']!r}); choose another fork id"
-                )
-            return True
-
-        if existing():
-            return False
-        self.require(workflow_id)
-        try:
-            with SetWorkflowID(forked_workflow_id):
-                self.client.fork_workflow(
-                    workflow_id, start_step, application_version=application_version, queue_name=queue_name
-                )
-        except Exception:
-            if existing():  # another try forked first
-                return False
-            raise
-        return True
-
-    def cancel(self, workflow_ids: list[str]) -> None:
-        """Cancel workflows (idempotent: ended or unknown ones are left as they are)."""
-        if workflow_ids:
-            self.client.cancel_workflows(workflow_ids)
-
-    def resume(self, workflow_id: str, *, queue_name: str | None = None) -> None:
-        """Continue a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow where it stopped."""
-        self.client.resume_workflow(workflow_id, queue_name=queue_name)
+        """The core's fork, at most once (False: a retry found its fork)."""
+        return self.fork_workflow(
+            workflow_id,
+            start_step,
+            forked_workflow_id=forked_workflow_id,
+            application_version=application_version,
+            queue_name=queue_name,
+        )

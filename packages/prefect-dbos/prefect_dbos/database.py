@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
@@ -10,7 +11,14 @@ from urllib.parse import quote
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from prefect_dbos._core import DBOSClient, DBOSOptionsError, WorkflowService, get_waiter, quiet_initialization
+from prefect_dbos._core import (
+    DBOSClient,
+    DBOSOptionsError,
+    WorkflowService,
+    get_waiter,
+    quiet_initialization,
+    serialization_format,
+)
 
 if TYPE_CHECKING:
     from dbos import WorkflowSerializationFormat
@@ -125,11 +133,7 @@ class DBOSSystemDatabase(CredentialsBlock):
     @property
     def serialization_type(self) -> WorkflowSerializationFormat:
         """The ``dbos.WorkflowSerializationFormat`` of :attr:`serialization`."""
-        from dbos import WorkflowSerializationFormat
-
-        if self.serialization == "pickle":
-            return WorkflowSerializationFormat.NATIVE
-        return WorkflowSerializationFormat.PORTABLE
+        return serialization_format(self.serialization)
 
     def get_client(self) -> DBOSClient:
         """This process's client of the database (created on first use, shared by every task)."""
@@ -146,7 +150,12 @@ class DBOSSystemDatabase(CredentialsBlock):
 
         :param log: logger for its lines (default: the ``prefect_dbos`` logger).
         """
-        return WorkflowService(self.get_client(), allow_pickle=self.allow_pickle, log=log)
+        return WorkflowService(
+            self.get_client(),
+            allow_pickle=self.allow_pickle,
+            serialization=self.serialization_type,
+            log=log or logging.getLogger("prefect_dbos"),
+        )
 
     async def waiter(self) -> DBOSWaiter:
         """This process's shared waiter of the database: one statement per tick for all waits."""

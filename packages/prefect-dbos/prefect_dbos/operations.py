@@ -108,7 +108,7 @@ async def enqueue(
     opts["workflow_id"] = wid
     opts["attributes"] = prefect_attributes()
     service = database.service(log=logger)
-    await asyncio.to_thread(service.enqueue_or_reattach, opts, args, kwargs, retry_mode=retry_mode)  # type: ignore[arg-type]
+    await asyncio.to_thread(service.enqueue_or_reattach, opts, args, kwargs, retry_mode=retry_mode)
     if run is not None:
         _remember(run.owner_id, database)
     await link_workflow(database, wid)
@@ -247,7 +247,7 @@ async def enqueue_bulk(
         else:
             args, _ = check_arguments(item, None)
             prepared.append({"args": args, "workflow_id": f"{base}-{i}"})
-    ids = await asyncio.to_thread(enqueue_many, database.get_client(), opts, prepared)  # type: ignore[arg-type]
+    ids = await asyncio.to_thread(enqueue_many, database.get_client(), opts, prepared)
     _remember(run.owner_id, database)
     logger.info("Enqueued %s DBOS workflows (%s on %s) in one transaction", len(ids), workflow_name, queue_name)
     return ids

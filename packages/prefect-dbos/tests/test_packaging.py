@@ -16,6 +16,7 @@ from packaging.version import Version
 
 PACKAGE = Path(__file__).resolve().parent.parent
 FLOOR_IS_THE_PIN = ("prefect", "dbos")
+LOCAL = ("dbos-orchestrator",)  # the shared core, installed from the checkout at this package's version
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,9 @@ def test_every_requirement_is_pinned_and_its_floor_is_the_pin(
 ) -> None:
     for req in _requirements(project):
         name = canonicalize_name(req.name)
+        if name in LOCAL:
+            assert str(req.specifier) == f"=={project['version']}", f"{req}: the core is released in lockstep"
+            continue
         assert name in pins, f"{req} is not pinned in packages/prefect-dbos/constraints.txt"
         floors = [Version(s.version) for s in req.specifier if s.operator in (">=", "==")]
         assert floors == [pins[name]], f"pyproject declares {req} but constraints.txt pins {name}=={pins[name]}"
@@ -76,4 +80,6 @@ def test_entry_point_and_py_typed() -> None:
 def test_importing_the_package_never_imports_airflow() -> None:
     import prefect_dbos  # noqa: F401
 
-    assert "airflow" not in sys.modules
+    assert "airflow" not in sys.modules and "dbos_airflow" not in sys.modules
+
+    assert version("dbos-orchestrator") == version("prefect-dbos")
