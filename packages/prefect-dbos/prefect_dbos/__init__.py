@@ -10,27 +10,29 @@ from prefect_dbos.cancellation import cancel_dbos_workflows
 from prefect_dbos.database import DBOSSystemDatabase
 from prefect_dbos.flows import run_dbos_workflow_and_wait_for_completion
 from prefect_dbos.jobs import DBOSWorkflow, DBOSWorkflowRun
-from prefect_dbos.tasks import (
+from prefect_dbos.manage import (
     acancel_workflow,
-    aenqueue_workflow,
-    aenqueue_workflows,
     afork_workflow,
     aget_workflow_event,
     aget_workflow_status,
     aresume_workflow,
     asend_message,
-    await_workflow,
     await_workflow_event,
     cancel_workflow,
-    enqueue_workflow,
-    enqueue_workflows,
     fork_workflow,
     get_workflow_event,
     get_workflow_status,
     resume_workflow,
     send_message,
-    wait_for_workflow,
     wait_for_workflow_event,
+)
+from prefect_dbos.tasks import (
+    aenqueue_workflow,
+    aenqueue_workflows,
+    await_workflow,
+    enqueue_workflow,
+    enqueue_workflows,
+    wait_for_workflow,
 )
 
 __version__ = "0.1.0"

@@ -3,7 +3,8 @@
 Every wait of a process on one system database goes through that database's one
 ``DBOSWaiter``: one polling statement per tick for all of them, however many tasks wait
 (README, "Waiting"). A wait logs a progress line every ``PROGRESS_LOG_SECONDS`` (status and
-last recorded step) and one closing line; values are decoded afterwards by the core's safe
+last recorded step: statuses come with the waiter's probes, steps are read every 10 s for all
+waits at once) and one closing line; values are decoded afterwards by the core's safe
 reader (pickles refused unless the block allows them).
 """
 
@@ -26,6 +27,8 @@ from prefect_dbos._core import (
 
 if TYPE_CHECKING:
     from prefect_dbos.database import DBOSSystemDatabase
+
+PROGRESS_SECONDS = PROGRESS_LOG_SECONDS  # how often a waiting task logs a progress line
 
 
 async def wait_until_ended(
@@ -50,10 +53,10 @@ async def wait_until_ended(
     started = time.time()
     deadline = None if timeout is None else started + timeout
     while True:
-        next_line = time.time() + PROGRESS_LOG_SECONDS
+        next_line = time.time() + PROGRESS_SECONDS
         until = next_line if deadline is None else min(next_line, deadline)
         try:
-            observed = await waiter.observe(workflow_id, key, deadline=until)
+            await waiter.observe(workflow_id, key, deadline=until)
         except DBOSWaitTimeoutError:
             now = time.time()
             if deadline is not None and now >= deadline:
@@ -61,8 +64,7 @@ async def wait_until_ended(
             status, last_step = waiter.progress(workflow_id)
             logger.info("%s", progress_message(workflow_id, status, last_step, now - started))
             continue
-        if not observed.found:
-            service.require(workflow_id)  # raises naming the id and the database
+        # A missing workflow raises here, naming the id and the database.
         return await asyncio.to_thread(service.require, workflow_id)
 
 

@@ -259,3 +259,29 @@ async def test_outside_a_run_without_an_id_is_a_clear_error(database: Any) -> No
 
     with pytest.raises(DBOSOptionsError, match="no Prefect flow run or task run is running"):
         await operations.enqueue(database, QUEUE, "wf_double", [1], logger=None)
+
+
+async def test_progress_lines_and_one_closing_line(database: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README, "Waiting": a waiting task logs its progress (status, last step) and ends with one line."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+
+    import prefect_dbos.waiting
+
+    monkeypatch.setattr(prefect_dbos.waiting, "PROGRESS_SECONDS", 1.0)
+
+    @flow
+    async def slow() -> Any:
+        wid = await aenqueue_workflow(database, QUEUE, "wf_sleep", [3])
+        return await await_workflow(database, wid)
+
+    state = await slow(return_state=True)
+    assert await state.result() == "slept"
+    await APILogHandler.aflush()
+    async with get_client() as client:
+        logs = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    lines = [log.message for log in logs]
+    progress = [line for line in lines if line.startswith("Waiting ") and "DBOS workflow is" in line]
+    closing = [line for line in lines if line.startswith("DBOS workflow ended SUCCESS")]
+    assert len(progress) >= 2, lines
+    assert len(closing) == 1 and 'result: "slept"' in closing[0], lines
