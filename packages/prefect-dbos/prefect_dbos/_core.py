@@ -35,7 +35,7 @@ from dbos_orchestrator.service import DBOSService
 from dbos_orchestrator.status import DBOSWorkflowStatus, status_to_dict
 from dbos_orchestrator.store.bulk import enqueue_many
 from dbos_orchestrator.store.values import ValueReader
-from dbos_orchestrator.waiting.feed import Completion, CompletionFilter, FeedState
+from dbos_orchestrator.waiting.feed import Completion, CompletionFilter, FeedState, now_ms
 from dbos_orchestrator.waiting.waiter import DBOSWaiter, Observation, get_waiter, running_waiters
 
 DBOSError = DBOSOrchestratorError
@@ -69,6 +69,7 @@ __all__ = [
     "event_missing_message",
     "get_waiter",
     "hide_password",
+    "now_ms",
     "progress_message",
     "quiet_initialization",
     "running_waiters",

@@ -127,6 +127,12 @@ async def parent_of_the_wait_flow(url: str, flag: str) -> Any:
     return [first, second]
 
 
+@flow
+def on_dbos_completion(workflow_id: str, status: str) -> str:
+    """Started by a deployment trigger on the bridge's events."""
+    return f"{workflow_id}:{status}"
+
+
 if __name__ == "__main__":
     import sys
 
