@@ -22,7 +22,7 @@ def _our_blocks() -> list[type[Block]]:
 
 
 def test_the_entry_point_registers_both_blocks() -> None:
-    """README, "Blocks": installed, the package's blocks are in Prefect's registry."""
+    """packages/prefect-dbos/README.md, "Blocks": installed, the package's blocks are in Prefect's registry."""
     assert {b.__name__ for b in _our_blocks()} == {"DBOSSystemDatabase", "DBOSWorkflow"}
 
 
@@ -38,7 +38,7 @@ class TestAllBlocksAdhereToStandards(BlockStandardTestSuite):
 
 
 async def test_secrets_round_trip_and_are_hidden(system_database_url: str) -> None:
-    """README, "Security": the URL and password are secrets: saved, loaded, never shown."""
+    """packages/prefect-dbos/README.md, "Security": the URL and password are secrets: saved, loaded, never shown."""
     db = DBOSSystemDatabase(host="db.example", database="app_dbos_sys", username="u", password="p@ss/word")
     await db.save("hidden-parts", overwrite=True)
     loaded = await DBOSSystemDatabase.load("hidden-parts")
@@ -61,13 +61,13 @@ async def test_secrets_round_trip_and_are_hidden(system_database_url: str) -> No
     ],
 )
 def test_bad_database_fields_name_the_field(kwargs: dict[str, object], names: str) -> None:
-    """README, "Blocks": a bad field is an error naming it."""
+    """packages/prefect-dbos/README.md, "Blocks": a bad field is an error naming it."""
     with pytest.raises(ValidationError, match=names.replace("(", r"\(")):
         DBOSSystemDatabase(**kwargs)  # type: ignore[arg-type]
 
 
 def test_bad_workflow_fields_name_the_field() -> None:
-    """README, "Blocks": the workflow block validates retry_mode and priority."""
+    """packages/prefect-dbos/README.md, "Blocks": the workflow block validates retry_mode and priority."""
     db = DBOSSystemDatabase(system_database_url="sqlite:///x.db")
     with pytest.raises(ValidationError, match="retry_mode"):
         DBOSWorkflow(system_database=db, queue_name="q", workflow_name="w", retry_mode="again")  # type: ignore[arg-type]

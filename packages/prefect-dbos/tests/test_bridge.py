@@ -70,7 +70,7 @@ async def _sent_all(name: str, ids: list[str]) -> bool:
 
 
 async def test_one_flow_run_per_completion_also_when_redelivered(database: DBOSSystemDatabase) -> None:
-    """README, "Events": 3 completions -> 3 flow runs; the bridge re-sending them all (its stored
+    """packages/prefect-dbos/README.md, "Events": 3 completions -> 3 flow runs; the bridge re-sending them all (its stored
     position reset, as after a kill before storing) starts none more (same event ids)."""
     tag = unique("bridge")
     deployment_id = await _deployment(tag)
@@ -101,7 +101,7 @@ async def test_one_flow_run_per_completion_also_when_redelivered(database: DBOSS
 async def test_the_command_line_bridge(
     database: DBOSSystemDatabase, prefect_server: str, system_database_url: str
 ) -> None:
-    """README, "Events": `prefect-dbos bridge --block NAME` sends events until SIGTERM, then stores its position."""
+    """packages/prefect-dbos/README.md, "Events": `prefect-dbos bridge --block NAME` sends events until SIGTERM, then stores its position."""
     tag = unique("cli")
     deployment_id = await _deployment(tag)
     await DBOSSystemDatabase(system_database_url=system_database_url).save(f"bridge-{tag}", overwrite=True)

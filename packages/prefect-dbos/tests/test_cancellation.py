@@ -39,7 +39,7 @@ def _eventually(check: object, timeout: float = 60) -> object:
 async def test_a_tasks_own_timeout_cancels_its_workflow(
     database: object, rows: sa.Engine, system_database_url: str
 ) -> None:
-    """README, "Cancellation": timeout_seconds on the wait task cancels the workflow it waits for."""
+    """packages/prefect-dbos/README.md, "Cancellation": timeout_seconds on the wait task cancels the workflow it waits for."""
     wid, failed = await wait_with_task_timeout(system_database_url)
     assert failed
     assert _eventually(lambda: _status(rows, wid) == "CANCELLED", 20), _status(rows, wid)
@@ -48,7 +48,7 @@ async def test_a_tasks_own_timeout_cancels_its_workflow(
 def test_a_sync_tasks_own_timeout_cancels_its_workflow(
     database: object, rows: sa.Engine, system_database_url: str
 ) -> None:
-    """README, "Cancellation": the same for the sync twins."""
+    """packages/prefect-dbos/README.md, "Cancellation": the same for the sync twins."""
     wid, failed = wait_with_task_timeout_sync(system_database_url)
     assert failed
     assert _eventually(lambda: _status(rows, wid) == "CANCELLED", 20), _status(rows, wid)
@@ -57,7 +57,7 @@ def test_a_sync_tasks_own_timeout_cancels_its_workflow(
 def test_a_crash_cancels_nothing(
     database: object, rows: sa.Engine, system_database_url: str, prefect_server: str
 ) -> None:
-    """README, "Cancellation": the flow's process gets SIGTERM (a crash): the workflow keeps running."""
+    """packages/prefect-dbos/README.md, "Cancellation": the flow's process gets SIGTERM (a crash): the workflow keeps running."""
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(TESTS)}
     proc = ChildProcess("flow", [sys.executable, str(TESTS / "flows.py"), "crash", system_database_url], env)
     try:
@@ -77,7 +77,7 @@ def test_a_crash_cancels_nothing(
 async def test_cancelling_the_flow_run_cancels_its_workflows(
     database: DBOSSystemDatabase, rows: sa.Engine, system_database_url: str, prefect_server: str
 ) -> None:
-    """README, "Cancellation": a served flow run is cancelled (as `prefect flow-run cancel` does):
+    """packages/prefect-dbos/README.md, "Cancellation": a served flow run is cancelled (as `prefect flow-run cancel` does):
     the runner runs the flow's on_cancellation hook, which cancels the run's workflows by id prefix."""
     await DBOSSystemDatabase(system_database_url=system_database_url).save("cancel-test-db", overwrite=True)
     env = {

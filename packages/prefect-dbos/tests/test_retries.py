@@ -30,7 +30,7 @@ def _flow_run_id(state: object) -> str:
 async def test_a_flow_retry_re_attaches_to_every_workflow(
     database: object, rows: sa.Engine, tmp_path: Path, system_database_url: str
 ) -> None:
-    """README, "Retries": a flow retry gets new task runs, yet each call finds its workflow;
+    """packages/prefect-dbos/README.md, "Retries": a flow retry gets new task runs, yet each call finds its workflow;
     two identical calls stay two workflows."""
     state = await enqueue_then_fail_once(system_database_url, str(tmp_path / "flag"), return_state=True)
     assert state.is_completed(), state
@@ -45,7 +45,7 @@ async def test_a_flow_retry_re_attaches_to_every_workflow(
 async def test_a_task_retry_re_attaches(
     database: object, rows: sa.Engine, tmp_path: Path, system_database_url: str
 ) -> None:
-    """README, "Retries": the user's task enqueues, fails, is retried: one workflow."""
+    """packages/prefect-dbos/README.md, "Retries": the user's task enqueues, fails, is retried: one workflow."""
     state = await user_task_retry(system_database_url, str(tmp_path / "flag"), return_state=True)
     assert state.is_completed(), state
     assert await state.result() == 10
@@ -56,7 +56,7 @@ async def test_a_task_retry_re_attaches(
 def test_prefect_flow_run_retry_re_attaches(
     database: object, rows: sa.Engine, tmp_path: Path, system_database_url: str, prefect_server: str
 ) -> None:
-    """README, "Retries": a person runs the same flow run again (``prefect flow-run retry``): one workflow."""
+    """packages/prefect-dbos/README.md, "Retries": a person runs the same flow run again (``prefect flow-run retry``): one workflow."""
     flag = str(tmp_path / "flag")
     state = enqueue_and_fail_unless_flag(system_database_url, flag, return_state=True)
     assert state.is_failed(), state
@@ -83,7 +83,7 @@ def test_prefect_flow_run_retry_re_attaches(
 async def test_retry_mode_reruns_a_failed_workflow(
     database: object, rows: sa.Engine, system_database_url: str, retry_mode: str, expected: dict[str, int]
 ) -> None:
-    """README, "Retries": a retry finding the workflow failed re-runs it: resume keeps the completed step."""
+    """packages/prefect-dbos/README.md, "Retries": a retry finding the workflow failed re-runs it: resume keeps the completed step."""
     state = await flaky_workflow(system_database_url, retry_mode, return_state=True)
     assert state.is_completed(), state
     assert await state.result() == expected
@@ -94,7 +94,7 @@ async def test_retry_mode_reruns_a_failed_workflow(
 async def test_retry_mode_fail_fails_with_the_workflows_error(
     database: object, rows: sa.Engine, system_database_url: str
 ) -> None:
-    """README, "Retries": retry_mode="fail" does not re-run; the error is the workflow's own."""
+    """packages/prefect-dbos/README.md, "Retries": retry_mode="fail" does not re-run; the error is the workflow's own."""
     state = await flaky_workflow(system_database_url, "fail", return_state=True)
     assert state.is_failed()
     with pytest.raises(Exception, match=r"DBOS workflow ended ERROR: AppError: step_b fails on its first run"):
@@ -106,7 +106,7 @@ async def test_retry_mode_fail_fails_with_the_workflows_error(
 async def test_a_parent_flow_retry_re_attaches_the_wait_flows_workflows(
     database: object, rows: sa.Engine, tmp_path: Path, system_database_url: str
 ) -> None:
-    """README, "Flow": run as a subflow (a new flow run on each attempt of the parent), the
+    """packages/prefect-dbos/README.md, "Flow": run as a subflow (a new flow run on each attempt of the parent), the
     workflow id comes from the parent flow run: a parent retry re-attaches; two calls stay two."""
     state = await parent_of_the_wait_flow(system_database_url, str(tmp_path / "flag"), return_state=True)
     assert state.is_completed(), state

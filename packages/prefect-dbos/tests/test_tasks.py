@@ -39,7 +39,7 @@ def _run_id(state: Any) -> str:
 
 
 async def test_pickled_output_is_refused_unless_the_block_allows_it(system_database_url: str, database: Any) -> None:
-    """README, "Security": a pickled output is never unpickled unless allow_pickle is set."""
+    """packages/prefect-dbos/README.md, "Security": a pickled output is never unpickled unless allow_pickle is set."""
     pickling = DBOSSystemDatabase(system_database_url=system_database_url, serialization="pickle")
     allowing = DBOSSystemDatabase(system_database_url=system_database_url, allow_pickle=True)
 
@@ -57,7 +57,7 @@ async def test_pickled_output_is_refused_unless_the_block_allows_it(system_datab
 async def test_link_and_summary_artifacts_and_the_run_url_on_the_workflow(
     system_database_url: str, database: Any
 ) -> None:
-    """README, "Links": a link artifact per workflow, a summary at the end, the flow run URL in its attributes."""
+    """packages/prefect-dbos/README.md, "Links": a link artifact per workflow, a summary at the end, the flow run URL in its attributes."""
     linked = DBOSSystemDatabase(
         system_database_url=system_database_url, console_url="https://console.example/workflows/{workflow_id}"
     )
@@ -100,7 +100,7 @@ async def test_link_and_summary_artifacts_and_the_run_url_on_the_workflow(
     ],
 )
 async def test_bad_inputs_fail_naming_what_is_wrong(database: Any, call: Any, names: str) -> None:
-    """README, "Tasks": a bad argument fails the task with an error naming it."""
+    """packages/prefect-dbos/README.md, "Tasks": a bad argument fails the task with an error naming it."""
 
     @flow
     async def bad() -> Any:
@@ -112,7 +112,7 @@ async def test_bad_inputs_fail_naming_what_is_wrong(database: Any, call: Any, na
 
 
 async def test_many_waits_share_one_waiter(database: Any) -> None:
-    """README, "Waiting": 20 concurrent waits in one process cost one statement per tick, not one poller each."""
+    """packages/prefect-dbos/README.md, "Waiting": 20 concurrent waits in one process cost one statement per tick, not one poller each."""
 
     @flow
     async def many() -> list[Any]:
@@ -130,7 +130,7 @@ async def test_many_waits_share_one_waiter(database: Any) -> None:
 
 
 async def test_own_wait_timeout_cancels_and_says_why(database: Any, rows: sa.Engine) -> None:
-    """README, "Waiting": a wait that runs out cancels the workflow and says what it was doing."""
+    """packages/prefect-dbos/README.md, "Waiting": a wait that runs out cancels the workflow and says what it was doing."""
 
     @flow
     async def short_wait() -> tuple[str, Any]:
@@ -144,7 +144,7 @@ async def test_own_wait_timeout_cancels_and_says_why(database: Any, rows: sa.Eng
 
 
 async def test_send_is_delivered_once_across_task_retries(database: Any) -> None:
-    """README, "Retries": a retried send task delivers its message once (derived idempotency key)."""
+    """packages/prefect-dbos/README.md, "Retries": a retried send task delivers its message once (derived idempotency key)."""
     tries = {"n": 0}
 
     @task(retries=1, retry_delay_seconds=0)
@@ -165,7 +165,7 @@ async def test_send_is_delivered_once_across_task_retries(database: Any) -> None
 
 
 async def test_events_cancel_resume_and_fork_once(database: Any) -> None:
-    """README, "Tasks": events, cancel, resume, and a retried fork task making one fork."""
+    """packages/prefect-dbos/README.md, "Tasks": events, cancel, resume, and a retried fork task making one fork."""
     forks = {"n": 0}
 
     @task(retries=1, retry_delay_seconds=0)
@@ -197,7 +197,7 @@ async def test_events_cancel_resume_and_fork_once(database: Any) -> None:
 
 
 async def test_bulk_enqueue_is_one_transaction_and_a_retry_adds_nothing(database: Any, rows: sa.Engine) -> None:
-    """README, "Tasks": enqueue_workflows writes all items at once; a retried task re-finds them."""
+    """packages/prefect-dbos/README.md, "Tasks": enqueue_workflows writes all items at once; a retried task re-finds them."""
     tries = {"n": 0}
 
     @task(retries=1, retry_delay_seconds=0)
@@ -221,7 +221,7 @@ async def test_bulk_enqueue_is_one_transaction_and_a_retry_adds_nothing(database
 
 
 async def test_the_job_block_and_the_flow(database: Any) -> None:
-    """README, "Blocks" and "Flow": DBOSWorkflow.trigger() -> wait -> fetch_result, and the dbt-style flow."""
+    """packages/prefect-dbos/README.md, "Blocks" and "Flow": DBOSWorkflow.trigger() -> wait -> fetch_result, and the dbt-style flow."""
     block = DBOSWorkflow(
         system_database=database,
         queue_name=QUEUE,
@@ -241,7 +241,7 @@ async def test_the_job_block_and_the_flow(database: Any) -> None:
 
 
 def test_an_explicit_id_wins(database: Any, rows: sa.Engine) -> None:
-    """README, "Retries": workflow_id= is used as given."""
+    """packages/prefect-dbos/README.md, "Retries": workflow_id= is used as given."""
     wid = unique("explicit")
 
     @flow
@@ -262,7 +262,7 @@ async def test_outside_a_run_without_an_id_is_a_clear_error(database: Any) -> No
 
 
 async def test_progress_lines_and_one_closing_line(database: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """README, "Waiting": a waiting task logs its progress (status, last step) and ends with one line."""
+    """packages/prefect-dbos/README.md, "Waiting": a waiting task logs its progress (status, last step) and ends with one line."""
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.logging.handlers import APILogHandler
 
