@@ -38,6 +38,15 @@ _GIVEN: dict[tuple[str, str], int] = {}
 # (flow attempt, task_key) -> task run id -> its index among that task's runs in the attempt
 _TASK_INDEX: dict[tuple[str, ...], dict[str, int]] = {}
 _PARENTS: dict[str, str | None] = {}
+# A long-lived process (a served deployment) runs many flow runs: each table keeps its newest entries.
+MAX_ENTRIES = 20_000
+
+
+def _bounded(table: dict[Any, Any]) -> None:
+    """Drop the oldest entries of ``table`` beyond :data:`MAX_ENTRIES` (dicts keep insertion order)."""
+    while len(table) > MAX_ENTRIES:
+        del table[next(iter(table))]
+
 
 # The names of this package's own tasks (prefect_dbos.tasks): their task run is not the scope of a call.
 OWN_TASK_PREFIXES = (
@@ -75,6 +84,7 @@ def _parent_flow_run_id(flow_run_id: str) -> str | None:
 
         parent = flow_run.get_parent_flow_run_id()
         _PARENTS[flow_run_id] = str(parent) if parent else None
+        _bounded(_PARENTS)
     return _PARENTS[flow_run_id]
 
 
@@ -104,6 +114,7 @@ def _task_scope(attempt: tuple[str, ...], task_run: Any) -> tuple[tuple[str, ...
     with _LOCK:
         runs = _TASK_INDEX.setdefault((*attempt, task_run.task_key), {})
         index = runs.setdefault(str(task_run.id), len(runs))
+        _bounded(_TASK_INDEX)
     return ("task", str(task_run.id), str(task_run.run_count)), f"{task_run.task_key}#{index}"
 
 
@@ -177,6 +188,8 @@ def occurrence(run: RunIdentity, digest: str) -> int:
         counts[digest] = n + 1
         if run.memo is not None:
             _GIVEN[(run.memo, digest)] = n
+        _bounded(_OCCURRENCES)
+        _bounded(_GIVEN)
         return n
 
 
