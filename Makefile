@@ -8,7 +8,7 @@ PPY    := $(PVENV)/bin/python
 PSTAMP := $(PVENV)/.installed
 PREFECT_PKG := packages/prefect-dbos
 
-.PHONY: test test-airflow test-prefect demo airflow lint lint-airflow lint-prefect bench install install-prefect system-packages clean
+.PHONY: test test-airflow test-prefect demo demo-prefect airflow lint lint-airflow lint-prefect bench install install-prefect system-packages clean
 
 install: $(STAMP)
 
@@ -46,6 +46,10 @@ test-prefect: $(PSTAMP)
 # Example worker on .demo/dbos.sqlite (or $DBOS_SYSTEM_DATABASE_URL), every example DAG via `airflow dags test`.
 demo: $(STAMP)
 	$(PY) scripts/demo.py
+
+# The same example worker driven by Prefect flows (prefect-dbos) on a temporary Prefect server.
+demo-prefect: $(PSTAMP)
+	$(PPY) scripts/demo_prefect.py
 
 # The same worker plus `airflow standalone` on 127.0.0.1:$AIRFLOW_PORT (default 8080); prints the URL and login.
 airflow: $(STAMP)
