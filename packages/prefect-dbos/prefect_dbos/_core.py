@@ -64,6 +64,7 @@ __all__ = [
     "RetryMode",
     "ValueReader",
     "WorkflowService",
+    "check_retry_mode",
     "ended_message",
     "enqueue_many",
     "event_missing_message",

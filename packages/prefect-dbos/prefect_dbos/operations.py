@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prefect_dbos._core import RETRY_MODES, DBOSOptionsError, enqueue_many
+from prefect_dbos._core import DBOSOptionsError, check_retry_mode, enqueue_many
 from prefect_dbos.ids import current_run, derived_key, derived_workflow_id, flow_run_prefix
 from prefect_dbos.links import link_workflow, prefect_attributes, summarize
 from prefect_dbos.waiting import is_own_timeout, timed_out_error, wait_for_event, wait_until_ended
@@ -97,8 +97,7 @@ async def enqueue(
     options: Mapping[str, Any] | None = None,
 ) -> str:
     """Enqueue once under a derived (or explicit) id; a retry re-attaches or re-runs by ``retry_mode``."""
-    if retry_mode not in RETRY_MODES:
-        raise DBOSOptionsError(f"retry_mode={retry_mode!r}; use one of {RETRY_MODES}")
+    check_retry_mode(retry_mode)  # the core's rule and sentence
     args, kwargs = check_arguments(workflow_args, workflow_kwargs)
     opts = enqueue_options(database, queue_name, workflow_name, workflow_class_name, options)
     run = await asyncio.to_thread(current_run) if workflow_id is None else None
