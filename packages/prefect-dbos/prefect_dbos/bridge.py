@@ -90,6 +90,7 @@ async def run_bridge(
     flt: CompletionFilter | None = None,
     stop: asyncio.Event | None = None,
     start_ms: int | None = None,
+    run_deployment: str | None = None,
 ) -> int:
     """Emit an event per completion until ``stop`` is set; return how many were sent.
 
@@ -97,6 +98,9 @@ async def run_bridge(
     :param flt: which completions (default: every terminal status of every workflow).
     :param stop: set to end the bridge after the page in hand.
     :param start_ms: where a bridge with no stored position starts (default: now).
+    :param run_deployment: also start this deployment (``flow/deployment``) once per completion,
+        with ``workflow_id`` and ``status`` parameters and an idempotency key derived from the
+        completion: exactly once beyond the server's 30-minute event dedupe.
     """
     from prefect.events.clients import get_events_client
 
@@ -116,12 +120,26 @@ async def run_bridge(
                     continue
                 for completion in page.completions:
                     await events.emit(completion_event(target, completion))  # checkpointed: sent
+                    if run_deployment is not None:
+                        await start_deployment(run_deployment, target, completion)
                 await save_state(name, page.state)
                 sent += len(page.completions)
                 log.info("DBOS bridge %r: %s event(s) sent, %s in all", name, len(page.completions), sent)
     finally:
         waiter.close_feed(feed)
     return sent
+
+
+async def start_deployment(name: str, target: str, completion: Completion) -> None:
+    """Start deployment ``name`` for one completion; a repeated completion key starts nothing new."""
+    from prefect.deployments.flow_runs import arun_deployment
+
+    await arun_deployment(
+        name,
+        parameters={"workflow_id": completion.workflow_id, "status": completion.status.value},
+        idempotency_key=f"dbos:{completion_key(target, completion)}",
+        timeout=0,
+    )
 
 
 def describe(flt: CompletionFilter, extra: dict[str, Any] | None = None) -> str:

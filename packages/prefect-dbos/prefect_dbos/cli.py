@@ -25,6 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     bridge.add_argument(
         "--status", action="append", help="only these statuses (repeatable; default: every terminal status)"
     )
+    bridge.add_argument(
+        "--run-deployment",
+        metavar="FLOW/DEPLOYMENT",
+        help="also start this deployment once per completion (parameters workflow_id, status)",
+    )
     return parser
 
 
@@ -54,7 +59,7 @@ async def _bridge(args: argparse.Namespace) -> int:
     name = args.name or args.block
     log.info("DBOS bridge %r: %s", name, describe(flt))
     print("BRIDGE READY", flush=True)
-    await run_bridge(database, name=name, flt=flt, stop=stop)
+    await run_bridge(database, name=name, flt=flt, stop=stop, run_deployment=args.run_deployment)
     return 0
 
 

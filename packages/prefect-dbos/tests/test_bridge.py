@@ -124,3 +124,29 @@ async def test_the_command_line_bridge(
         proc.stop()
     assert await _runs(deployment_id) == ids
     assert await _sent_all(f"bridge-{tag}", ids)
+
+
+async def test_run_deployment_starts_exactly_once_per_completion(database: DBOSSystemDatabase) -> None:
+    """packages/prefect-dbos/README.md, "Events": --run-deployment starts the deployment with an
+    idempotency key derived from the completion: a redelivery starts nothing new (no 30-minute limit)."""
+    tag = unique("rundep")
+    deployment = await on_dbos_completion.ato_deployment(name=f"direct-{tag}")
+    deployment_id = await deployment.aapply()
+    name, start = f"test-{tag}", now_ms()
+    ids = [f"{tag}-{i}" for i in range(2)]
+    from prefect_dbos._core import CompletionFilter
+
+    only_ours = CompletionFilter(names=frozenset({"wf_double"}))
+    for attempt in range(2):
+        await save_state(name, FeedState.starting_at(start))
+        stop = asyncio.Event()
+        bridge = asyncio.create_task(
+            run_bridge(database, name=name, flt=only_ours, stop=stop, run_deployment=f"on-dbos-completion/direct-{tag}")
+        )
+        if not attempt:
+            await asyncio.sleep(1)
+            await asyncio.to_thread(_enqueue, database, ids)
+        await _until(lambda: _sent_all(name, ids), 60, "the bridge to handle both completions")
+        stop.set()
+        await bridge
+    assert await _runs(deployment_id) == ids
