@@ -26,10 +26,21 @@ def _enqueue(database: DBOSSystemDatabase, ids: list[str]) -> None:
     client = database.get_client()
     for i, wid in enumerate(ids):
         client.enqueue(
-            {"workflow_name": "wf_double", "queue_name": QUEUE, "workflow_id": wid,
-             "serialization_type": WorkflowSerializationFormat.PORTABLE},
+            {
+                "workflow_name": "wf_double",
+                "queue_name": QUEUE,
+                "workflow_id": wid,
+                "serialization_type": WorkflowSerializationFormat.PORTABLE,
+            },
             i,
-        )  # fmt: skip
+        )
+
+
+def _enqueue_spread(database: DBOSSystemDatabase, ids: list[str]) -> None:
+    """Enqueue ``ids`` in batches of 5, 0.3 s apart (a burst that lasts a few seconds)."""
+    for i in range(0, len(ids), 5):
+        _enqueue(database, ids[i : i + 5])
+        time.sleep(0.3)
 
 
 async def _until(check: Any, timeout: float, what: str) -> None:
@@ -150,3 +161,55 @@ async def test_run_deployment_starts_exactly_once_per_completion(database: DBOSS
         stop.set()
         await bridge
     assert await _runs(deployment_id) == ids
+
+
+async def test_kill_9_mid_burst_loses_nothing_and_duplicates_are_dropped(
+    database: DBOSSystemDatabase, prefect_server: str, system_database_url: str
+) -> None:
+    """packages/prefect-dbos/README.md, "Events": the bridge killed with SIGKILL in the middle of 40
+    completions and started again: every completion starts exactly one flow run (what the first
+    bridge sent but had not stored is sent again, and the server drops those by event id)."""
+    tag = unique("burst")
+    deployment_id = await _deployment(tag)
+    block = f"burst-{tag}"
+    await DBOSSystemDatabase(system_database_url=system_database_url).save(block, overwrite=True)
+    await save_state(block, FeedState.starting_at(now_ms()))
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    exe = os.path.join(os.path.dirname(sys.executable), "prefect-dbos")
+    argv = [exe, "bridge", "--block", block, "--workflow-name", "wf_double"]
+    ids = [f"{tag}-{i}" for i in range(40)]
+    first = ChildProcess("bridge-1", argv, env)
+    try:
+        first.wait_for("BRIDGE READY", 120)
+        await asyncio.sleep(2)
+        burst = asyncio.create_task(asyncio.to_thread(_enqueue_spread, database, ids))
+        await asyncio.to_thread(first.wait_for, "event(s) sent", 60)
+        os.kill(first.proc.pid, signal.SIGKILL)  # while the burst is still being enqueued and completing
+        first.proc.wait(10)
+        await burst
+    finally:
+        first.stop()
+    sent_before = sum(
+        int(line.split("event(s) sent")[0].split()[-1]) for line in first.lines if "event(s) sent" in line
+    )
+    second = ChildProcess("bridge-2", argv, env)
+    try:
+        second.wait_for("BRIDGE READY", 120)
+        await _until(lambda: _sent_all(block, ids), 90, "the second bridge to catch up")
+    finally:
+        second.stop()
+    sent_after = sum(
+        int(line.split("event(s) sent")[0].split()[-1]) for line in second.lines if "event(s) sent" in line
+    )
+
+    async def forty() -> bool:
+        return len(await _runs(deployment_id)) >= 40
+
+    await _until(forty, 90, "40 flow runs")
+    await asyncio.sleep(5)
+    assert await _runs(deployment_id) == sorted(ids)
+    assert sent_before < 40, "the first bridge was not killed mid-burst"
+    print(
+        f"\nkill -9 mid-burst: first bridge sent {sent_before}, second {sent_after}; "
+        f"{sent_before + sent_after - 40} re-sent and dropped by the server; 40 flow runs"
+    )
