@@ -2,8 +2,13 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The Prefect venv: Prefect 3.9 and Airflow 3.3 cannot share one (fastapi), nor one constraints file.
+PVENV  ?= .venv-prefect
+PPY    := $(PVENV)/bin/python
+PSTAMP := $(PVENV)/.installed
+PREFECT_PKG := packages/prefect-dbos
 
-.PHONY: test demo airflow lint bench install system-packages ts-app clean
+.PHONY: test test-airflow test-prefect demo demo-prefect airflow lint lint-airflow lint-prefect bench install install-prefect system-packages ts-app clean
 
 install: $(STAMP)
 
@@ -14,6 +19,16 @@ $(STAMP): pyproject.toml packages/dbos-orchestrator/pyproject.toml constraints.t
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e packages/dbos-orchestrator -e ".[test]"
 	touch $(STAMP)
+
+install-prefect: $(PSTAMP)
+
+# Creates .venv-prefect with prefect-dbos and its test extra, pinned by its own constraints file, and
+# the shared core (packages/dbos-orchestrator) from this checkout, in one pip command.
+$(PSTAMP): $(PREFECT_PKG)/pyproject.toml packages/dbos-orchestrator/pyproject.toml $(PREFECT_PKG)/constraints.txt
+	test -x $(PPY) || python3 -m venv $(PVENV)
+	$(PPY) -m pip install -q -c $(PREFECT_PKG)/constraints.txt -e packages/dbos-orchestrator -e "$(PREFECT_PKG)[test]"
+	$(PPY) -m pip check
+	touch $(PSTAMP)
 
 # Debian packages the tests need (chromium for the browser tests): installed when missing, once.
 system-packages:
@@ -29,12 +44,22 @@ $(TS_STAMP): $(TS_APP)/package.json $(TS_APP)/package-lock.json $(TS_APP)/tsconf
 	bash scripts/ts_app.sh
 	touch $(TS_STAMP)
 
-test: $(STAMP) system-packages ts-app
+# Both suites: the Airflow one in .venv, the Prefect one in .venv-prefect.
+test: test-airflow test-prefect
+
+test-airflow: $(STAMP) system-packages ts-app
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-prefect: $(PSTAMP)
+	cd $(PREFECT_PKG) && ../../$(PPY) -m pytest -q $(PREFECT_PYTEST_ARGS)
 
 # Example worker on .demo/dbos.sqlite (or $DBOS_SYSTEM_DATABASE_URL), every example DAG via `airflow dags test`.
 demo: $(STAMP)
 	$(PY) scripts/demo.py
+
+# The same example worker driven by Prefect flows (prefect-dbos) on a temporary Prefect server.
+demo-prefect: $(PSTAMP)
+	$(PPY) scripts/demo_prefect.py
 
 # The same worker plus `airflow standalone` on 127.0.0.1:$AIRFLOW_PORT (default 8080); prints the URL and login.
 airflow: $(STAMP)
@@ -46,10 +71,18 @@ bench: $(STAMP)
 	$(PY) -m bench all
 
 # ruff check, ruff format --check and mypy: what CI runs after the tests.
-lint: $(STAMP)
-	$(VENV)/bin/ruff check dbos_airflow packages tests dags examples scripts bench
-	$(VENV)/bin/ruff format --check dbos_airflow packages tests dags examples scripts bench
+lint: lint-airflow lint-prefect
+
+lint-airflow: $(STAMP)
+	$(VENV)/bin/ruff check dbos_airflow packages/dbos-orchestrator tests dags examples scripts bench
+	$(VENV)/bin/ruff format --check dbos_airflow packages/dbos-orchestrator tests dags examples scripts bench
 	$(VENV)/bin/mypy
+
+# ruff with the root's settings; mypy in the Prefect venv (it needs prefect's types).
+lint-prefect: $(PSTAMP)
+	$(PVENV)/bin/ruff check $(PREFECT_PKG)
+	$(PVENV)/bin/ruff format --check $(PREFECT_PKG)
+	cd $(PREFECT_PKG) && ../../$(PVENV)/bin/mypy
 
 clean:
 	rm -rf .demo build *.egg-info $(TS_APP)/node_modules $(TS_APP)/dist

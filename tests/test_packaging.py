@@ -11,7 +11,6 @@ import subprocess
 import sys
 import zipfile
 from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -129,8 +128,6 @@ def test_the_core_is_required_at_this_version(project: dict[str, Any]) -> None:
 def test_both_wheels_build_with_their_type_marker(tmp_path: Any) -> None:
     """README, "Applications in other languages": the wheels hold their package and its metadata,
     never the example apps (``make ts-app`` installs node_modules under examples/)."""
-    import subprocess
-    import zipfile
 
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(CORE), str(ROOT)],

@@ -74,6 +74,7 @@ SIDEWAYS: set[tuple[str, str]] = {
     ("dbos_orchestrator.retry", "dbos_orchestrator.status"),
     ("dbos_orchestrator.serialization", "dbos_orchestrator.exceptions"),
     ("dbos_orchestrator.store.bulk", "dbos_orchestrator.store.values"),
+    ("dbos_orchestrator.store.values", "dbos_orchestrator.store.superjson"),
     ("dbos_orchestrator.waiting", "dbos_orchestrator.waiting"),
     ("dbos_airflow.hooks.dbos", "dbos_airflow.hooks.connection"),
     ("dbos_airflow.triggers", "dbos_airflow.triggers"),

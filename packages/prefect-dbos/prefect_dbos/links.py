@@ -1,0 +1,74 @@
+"""What a Prefect run shows of its DBOS workflows: a link per workflow, a summary at the end,
+and the Prefect run's URL recorded on the workflow (README, "Links")."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prefect_dbos.database import DBOSSystemDatabase
+
+
+def artifact_key(kind: str, workflow_id: str) -> str:
+    """A valid artifact key (lowercase letters, digits, dashes) naming one workflow."""
+    slug = re.sub(r"[^a-z0-9]+", "-", workflow_id.lower()).strip("-")[:60]
+    digest = hashlib.sha256(workflow_id.encode()).hexdigest()[:8]
+    return f"dbos-{kind}-{slug}-{digest}"
+
+
+def prefect_attributes() -> dict[str, Any]:
+    """Attributes stored on an enqueued workflow: the Prefect flow run (and its UI URL) behind it."""
+    from prefect.runtime import flow_run, task_run
+
+    attributes: dict[str, Any] = {}
+    for name, value in (
+        ("prefect.flow_run_id", flow_run.get_id()),
+        ("prefect.flow_run_url", flow_run.get_flow_run_ui_url()),
+        ("prefect.task_run_id", task_run.get_id()),
+    ):
+        if value:
+            attributes[name] = str(value)
+    return attributes
+
+
+async def link_workflow(database: DBOSSystemDatabase, workflow_id: str) -> None:
+    """A link artifact to the workflow in the console, when the block has ``console_url``."""
+    link = database.link_for(workflow_id)
+    if link is None:
+        return
+    from prefect.artifacts import acreate_link_artifact
+
+    await acreate_link_artifact(
+        link,
+        link_text=f"DBOS workflow {workflow_id}",
+        key=artifact_key("link", workflow_id),
+        description="The DBOS workflow this run enqueued or re-attached to.",
+    )
+
+
+async def summarize(database: DBOSSystemDatabase, status: dict[str, Any], last_step: tuple[int, str] | None) -> None:
+    """A markdown artifact with the workflow's id, queue, status, duration and last step."""
+    from prefect.artifacts import acreate_markdown_artifact
+
+    created, updated = status.get("created_at"), status.get("updated_at")
+    took = f"{(updated - created) / 1000:.1f} s" if isinstance(created, int) and isinstance(updated, int) else "?"
+    wid = status["workflow_id"]
+    link = database.link_for(wid)
+    shown = f"[{wid}]({link})" if link else f"`{wid}`"
+    step = "none recorded" if last_step is None else f"#{last_step[0]} {last_step[1]}"
+    rows = [
+        ("workflow", shown),
+        ("name", f"`{status.get('name')}`"),
+        ("queue", f"`{status.get('queue_name')}`"),
+        ("status", f"**{status['status']}**"),
+        ("duration", took),
+        ("last step", step),
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    await acreate_markdown_artifact(
+        f"### DBOS workflow\n\n| | |\n|---|---|\n{table}\n",
+        key=artifact_key("summary", wid),
+        description="How the DBOS workflow ended.",
+    )

@@ -1,0 +1,263 @@
+"""What each prefect-dbos task does, as plain coroutines (the tasks in :mod:`prefect_dbos.tasks`
+are thin wrappers, async and sync). Every side effect is keyed, so a retried task is safe."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from prefect_dbos._core import DBOSOptionsError, check_retry_mode, enqueue_many
+from prefect_dbos.ids import current_run, derived_key, derived_workflow_id, flow_run_prefix
+from prefect_dbos.links import link_workflow, prefect_attributes, summarize
+from prefect_dbos.waiting import is_own_timeout, timed_out_error, wait_for_event, wait_until_ended
+
+if TYPE_CHECKING:
+    from prefect_dbos._core import RetryMode
+    from prefect_dbos.database import DBOSSystemDatabase
+
+ENQUEUE_OPTION_NAMES = (
+    "app_version",
+    "priority",
+    "workflow_timeout",
+    "delay_seconds",
+    "queue_partition_key",
+    "deduplication_id",
+)
+
+# Flow run id -> the databases its tasks enqueued on (what the cancellation hook falls back to).
+_ENQUEUED_ON: dict[str, dict[str, DBOSSystemDatabase]] = {}
+_ENQUEUED_LOCK = threading.Lock()
+
+
+def databases_of(flow_run_id: str) -> list[DBOSSystemDatabase]:
+    """The databases this process's tasks of ``flow_run_id`` enqueued workflows on."""
+    with _ENQUEUED_LOCK:
+        return list(_ENQUEUED_ON.get(flow_run_id, {}).values())
+
+
+def _remember(owner_id: str, database: DBOSSystemDatabase) -> None:
+    with _ENQUEUED_LOCK:
+        _ENQUEUED_ON.setdefault(owner_id, {})[database.key()] = database
+
+
+def check_arguments(args: Any, kwargs: Any) -> tuple[list[Any], dict[str, Any]]:
+    """``workflow_args`` as a list and ``workflow_kwargs`` as a dict, or an error naming the parameter."""
+    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+        raise DBOSOptionsError(f"workflow_args must be a list of positional arguments, got {type(args).__name__}")
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise DBOSOptionsError(f"workflow_kwargs must be a dict with string keys, got {type(kwargs).__name__}")
+    return list(args), dict(kwargs)
+
+
+def enqueue_options(
+    database: DBOSSystemDatabase,
+    queue_name: str,
+    workflow_name: str,
+    workflow_class_name: str | None,
+    options: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The core's enqueue options of a call; an unknown option or empty name is an error naming it."""
+    for name, value in (("queue_name", queue_name), ("workflow_name", workflow_name)):
+        if not isinstance(value, str) or not value.strip():
+            raise DBOSOptionsError(f"{name} must be a non-empty string, got {value!r}")
+    extra = dict(options or {})
+    unknown = sorted(set(extra) - set(ENQUEUE_OPTION_NAMES))
+    if unknown:
+        raise DBOSOptionsError(
+            f"unknown enqueue option(s) {', '.join(unknown)}; valid: {', '.join(ENQUEUE_OPTION_NAMES)}"
+        )
+    opts: dict[str, Any] = {
+        "workflow_name": workflow_name,
+        "queue_name": queue_name,
+        "serialization_type": database.serialization_type,
+        **{k: v for k, v in extra.items() if v is not None},
+    }
+    if workflow_class_name:
+        opts["workflow_class_name"] = workflow_class_name
+    return opts
+
+
+async def enqueue(
+    database: DBOSSystemDatabase,
+    queue_name: str,
+    workflow_name: str,
+    workflow_args: Sequence[Any] = (),
+    workflow_kwargs: Mapping[str, Any] | None = None,
+    *,
+    logger: Any,
+    workflow_class_name: str | None = None,
+    workflow_id: str | None = None,
+    key: str | None = None,
+    retry_mode: RetryMode = "resume",
+    options: Mapping[str, Any] | None = None,
+) -> str:
+    """Enqueue once under a derived (or explicit) id; a retry re-attaches or re-runs by ``retry_mode``."""
+    check_retry_mode(retry_mode)  # the core's rule and sentence
+    args, kwargs = check_arguments(workflow_args, workflow_kwargs)
+    opts = enqueue_options(database, queue_name, workflow_name, workflow_class_name, options)
+    run = await asyncio.to_thread(current_run) if workflow_id is None else None
+    wid = workflow_id or derived_workflow_id(
+        queue_name, workflow_name, args, kwargs, class_name=workflow_class_name, key=key, run=run
+    )
+    opts["workflow_id"] = wid
+    opts["attributes"] = prefect_attributes()
+    service = database.service(log=logger)
+    await asyncio.to_thread(service.enqueue_or_reattach, opts, args, kwargs, retry_mode=retry_mode)
+    if run is not None:
+        _remember(run.owner_id, database)
+    await link_workflow(database, wid)
+    return wid
+
+
+def _cancel_on_own_timeout(database: DBOSSystemDatabase, workflow_id: str, started: float, logger: Any) -> None:
+    """Called while the task is being stopped: cancel the workflow only if it is the task's own timeout."""
+    if is_own_timeout(started):
+        logger.warning("Task timed out: cancelling DBOS workflow %s", workflow_id)
+        database.service().cancel([workflow_id])  # blocking on purpose: the task is being cancelled
+
+
+async def wait(
+    database: DBOSSystemDatabase,
+    workflow_id: str,
+    *,
+    logger: Any,
+    timeout: float | None = None,
+    cancel_on_timeout: bool = True,
+) -> Any:
+    """Wait until the workflow ends; return its decoded output or raise with its own error.
+
+    ``timeout`` passing (or the task's own ``timeout_seconds``) cancels the workflow unless
+    ``cancel_on_timeout=False``; a crash cancels nothing (a retry re-attaches).
+    """
+    started = time.time()
+    try:
+        status = await wait_until_ended(database, workflow_id, timeout=timeout, logger=logger)
+    except (asyncio.CancelledError, TimeoutError):
+        if cancel_on_timeout:
+            _cancel_on_own_timeout(database, workflow_id, started, logger)
+        raise
+    service = database.service(log=logger)
+    if status is None:
+        error = await asyncio.to_thread(timed_out_error, database, workflow_id, time.time() - started)
+        if cancel_on_timeout:
+            logger.warning("Cancelling DBOS workflow %s: its wait ran out", workflow_id)
+            await asyncio.to_thread(service.cancel, [workflow_id])
+        raise error
+    last_step = await asyncio.to_thread(service.last_step, workflow_id)
+    await summarize(database, status, last_step)
+    return await asyncio.to_thread(service.result, workflow_id, log=lambda line: logger.info("%s", line))
+
+
+async def event(database: DBOSSystemDatabase, workflow_id: str, key: str, *, logger: Any, timeout: float | None) -> Any:
+    """The value of event ``key``; ``timeout=0`` reads it once (None when absent)."""
+    if timeout == 0:
+        published, value = await asyncio.to_thread(database.service().reader().event, workflow_id, key)
+        if not published:
+            await asyncio.to_thread(database.service().require, workflow_id)
+        return value
+    return await wait_for_event(database, workflow_id, key, timeout=timeout, logger=logger)
+
+
+async def send(
+    database: DBOSSystemDatabase,
+    destination_id: str,
+    message: Any,
+    *,
+    logger: Any,
+    topic: str | None = None,
+    idempotency_key: str | None = None,
+) -> str:
+    """Send a message once across retries (derived idempotency key); return the key."""
+    key = idempotency_key or derived_key(
+        "send", destination_id, topic, message, run=await asyncio.to_thread(current_run)
+    )
+    client = database.get_client()
+    await asyncio.to_thread(
+        client.send, destination_id, message, topic, key, serialization_type=database.serialization_type
+    )
+    logger.info("Sent message to DBOS workflow %s (topic %s, idempotency key %s)", destination_id, topic, key)
+    return key
+
+
+async def fork(
+    database: DBOSSystemDatabase,
+    workflow_id: str,
+    start_step: int,
+    *,
+    logger: Any,
+    forked_workflow_id: str | None = None,
+    application_version: str | None = None,
+    queue_name: str | None = None,
+) -> str:
+    """Fork at most once per call: a retry finds its fork and returns it."""
+    if not isinstance(start_step, int) or start_step < 1:
+        raise DBOSOptionsError(f"start_step must be an integer >= 1, got {start_step!r}")
+    fork_id = forked_workflow_id or derived_key(
+        "fork", workflow_id, start_step, run=await asyncio.to_thread(current_run)
+    )
+    service = database.service(log=logger)
+    made = await asyncio.to_thread(
+        service.fork_once,
+        workflow_id,
+        start_step,
+        forked_workflow_id=fork_id,
+        application_version=application_version,
+        queue_name=queue_name,
+    )
+    logger.info(
+        "%s DBOS workflow %s from step %s as %s",
+        "Forked" if made else "Already forked",
+        workflow_id,
+        start_step,
+        fork_id,
+    )
+    await link_workflow(database, fork_id)
+    return fork_id
+
+
+async def enqueue_bulk(
+    database: DBOSSystemDatabase,
+    queue_name: str,
+    workflow_name: str,
+    items: Sequence[Any],
+    *,
+    logger: Any,
+    workflow_class_name: str | None = None,
+    key: str | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Enqueue one workflow per item in one transaction; items without an id get ``<derived>-<i>``."""
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+        raise DBOSOptionsError(f"items must be a list, got {type(items).__name__}")
+    opts = enqueue_options(database, queue_name, workflow_name, workflow_class_name, options)
+    run = await asyncio.to_thread(current_run)
+    base = derived_workflow_id(
+        queue_name, workflow_name, [list(items)], {}, class_name=workflow_class_name, key=key, run=run
+    )
+    prepared = []
+    for i, item in enumerate(items):
+        if isinstance(item, Mapping):
+            prepared.append({"workflow_id": f"{base}-{i}", **item})
+        else:
+            args, _ = check_arguments(item, None)
+            prepared.append({"args": args, "workflow_id": f"{base}-{i}"})
+    ids = await asyncio.to_thread(enqueue_many, database.get_client(), opts, prepared)
+    _remember(run.owner_id, database)
+    logger.info("Enqueued %s DBOS workflows (%s on %s) in one transaction", len(ids), workflow_name, queue_name)
+    return ids
+
+
+async def cancel_prefix(database: DBOSSystemDatabase, flow_run_id: str, *, logger: Any) -> list[str]:
+    """Cancel every active workflow whose id was derived from ``flow_run_id``; return their ids."""
+    service = database.service(log=logger)
+    rows = await asyncio.to_thread(service.ids_with_prefix, flow_run_prefix(flow_run_id))
+    from prefect_dbos._core import DBOSWorkflowStatus
+
+    active = [r["workflow_id"] for r in rows if DBOSWorkflowStatus.parse(r["status"]).is_active()]
+    await asyncio.to_thread(service.cancel, active)
+    return active

@@ -1,0 +1,223 @@
+"""Prefect tasks that enqueue DBOS workflows and wait for them: async first (``a``-prefixed),
+each with a sync twin (reading and managing: :mod:`prefect_dbos.manage`).
+
+Retries are safe: an enqueue re-attaches to the workflow its first try enqueued, a send is
+delivered once, a fork is made once (README, "Retries"). Nothing is cached (``NO_CACHE``):
+a person may cancel, resume or fork a workflow between two calls.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.utilities.asyncutils import run_coro_as_sync
+
+from prefect_dbos import operations
+from prefect_dbos.waiting import is_own_timeout
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine, Mapping, Sequence
+
+    from prefect_dbos._core import RetryMode
+    from prefect_dbos.database import DBOSSystemDatabase
+
+__all__ = [
+    "aenqueue_workflow",
+    "aenqueue_workflows",
+    "await_workflow",
+    "enqueue_workflow",
+    "enqueue_workflows",
+    "wait_for_workflow",
+]
+
+
+def _sync(coro: Coroutine[Any, Any, Any]) -> Any:
+    return run_coro_as_sync(coro)
+
+
+# -- enqueue ------------------------------------------------------------------------------
+
+
+@task(name="enqueue-dbos-workflow", cache_policy=NO_CACHE)
+async def aenqueue_workflow(
+    database: DBOSSystemDatabase,
+    queue_name: str,
+    workflow_name: str,
+    workflow_args: Sequence[Any] = (),
+    workflow_kwargs: Mapping[str, Any] | None = None,
+    *,
+    workflow_class_name: str | None = None,
+    workflow_id: str | None = None,
+    key: str | None = None,
+    retry_mode: RetryMode = "resume",
+    options: Mapping[str, Any] | None = None,
+) -> str:
+    """Enqueue a DBOS workflow once per call of the flow run; return its id.
+
+    :param database: the application's system database.
+    :param queue_name: DBOS queue the application's workers poll.
+    :param workflow_name: registered name of the workflow (``Class.method`` or with ``workflow_class_name``).
+    :param workflow_args: positional arguments.
+    :param workflow_kwargs: keyword arguments.
+    :param workflow_class_name: class of a class-based workflow.
+    :param workflow_id: explicit id (wins over the derived ``prefect-<flow run id>-...``).
+    :param key: the call's own key within the flow run, instead of the digest of the call.
+    :param retry_mode: a later try finding the workflow failed: ``resume`` (keep completed steps),
+        ``restart`` (from step 1) or ``fail``.
+    :param options: enqueue options (app_version, priority, workflow_timeout, delay_seconds,
+        queue_partition_key, deduplication_id).
+    """
+    return await operations.enqueue(
+        database,
+        queue_name,
+        workflow_name,
+        workflow_args,
+        workflow_kwargs,
+        logger=get_run_logger(),
+        workflow_class_name=workflow_class_name,
+        workflow_id=workflow_id,
+        key=key,
+        retry_mode=retry_mode,
+        options=options,
+    )
+
+
+@task(name="enqueue-dbos-workflow", cache_policy=NO_CACHE)
+def enqueue_workflow(
+    database: DBOSSystemDatabase,
+    queue_name: str,
+    workflow_name: str,
+    workflow_args: Sequence[Any] = (),
+    workflow_kwargs: Mapping[str, Any] | None = None,
+    *,
+    workflow_class_name: str | None = None,
+    workflow_id: str | None = None,
+    key: str | None = None,
+    retry_mode: RetryMode = "resume",
+    options: Mapping[str, Any] | None = None,
+) -> str:
+    """Sync twin of :func:`aenqueue_workflow` (same parameters)."""
+    return _sync(
+        operations.enqueue(
+            database,
+            queue_name,
+            workflow_name,
+            workflow_args,
+            workflow_kwargs,
+            logger=get_run_logger(),
+            workflow_class_name=workflow_class_name,
+            workflow_id=workflow_id,
+            key=key,
+            retry_mode=retry_mode,
+            options=options,
+        )
+    )
+
+
+@task(name="enqueue-dbos-workflows", cache_policy=NO_CACHE)
+async def aenqueue_workflows(
+    database: DBOSSystemDatabase,
+    queue_name: str,
+    workflow_name: str,
+    items: Sequence[Any],
+    *,
+    workflow_class_name: str | None = None,
+    key: str | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Enqueue one workflow per item in one transaction (all or none); return the ids.
+
+    :param items: each ``{"args": [...], "kwargs": {...}, "workflow_id": "..."}`` (all optional)
+        or a list of positional arguments; an item without an id gets ``<derived id>-<index>``,
+        so a retry enqueues nothing new.
+    :param key: the call's own key within the flow run, instead of the digest of the items.
+
+    The other parameters are those of :func:`aenqueue_workflow`.
+    """
+    return await operations.enqueue_bulk(
+        database,
+        queue_name,
+        workflow_name,
+        items,
+        logger=get_run_logger(),
+        workflow_class_name=workflow_class_name,
+        key=key,
+        options=options,
+    )
+
+
+@task(name="enqueue-dbos-workflows", cache_policy=NO_CACHE)
+def enqueue_workflows(
+    database: DBOSSystemDatabase,
+    queue_name: str,
+    workflow_name: str,
+    items: Sequence[Any],
+    *,
+    workflow_class_name: str | None = None,
+    key: str | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Sync twin of :func:`aenqueue_workflows` (same parameters)."""
+    return _sync(
+        operations.enqueue_bulk(
+            database,
+            queue_name,
+            workflow_name,
+            items,
+            logger=get_run_logger(),
+            workflow_class_name=workflow_class_name,
+            key=key,
+            options=options,
+        )
+    )
+
+
+# -- wait ---------------------------------------------------------------------------------
+
+
+@task(name="wait-for-dbos-workflow", cache_policy=NO_CACHE)
+async def await_workflow(
+    database: DBOSSystemDatabase,
+    workflow_id: str,
+    *,
+    timeout: float | None = None,
+    cancel_on_timeout: bool = True,
+) -> Any:
+    """Wait until the workflow ends; return its output, or fail with its status and own error.
+
+    Waits share this process's one waiter per database. A progress line every 30 s, one
+    closing line, a summary artifact.
+
+    :param workflow_id: the workflow to wait for.
+    :param timeout: seconds to wait (None: as long as it takes); passing it fails the task.
+    :param cancel_on_timeout: cancel the workflow when ``timeout`` or the task's own
+        ``timeout_seconds`` passes (a crash never cancels).
+    """
+    return await operations.wait(
+        database, workflow_id, logger=get_run_logger(), timeout=timeout, cancel_on_timeout=cancel_on_timeout
+    )
+
+
+@task(name="wait-for-dbos-workflow", cache_policy=NO_CACHE)
+def wait_for_workflow(
+    database: DBOSSystemDatabase,
+    workflow_id: str,
+    *,
+    timeout: float | None = None,
+    cancel_on_timeout: bool = True,
+) -> Any:
+    """Sync twin of :func:`await_workflow` (same parameters)."""
+    logger = get_run_logger()
+    started = time.time()
+    try:
+        return _sync(
+            operations.wait(database, workflow_id, logger=logger, timeout=timeout, cancel_on_timeout=cancel_on_timeout)
+        )
+    except BaseException:
+        if cancel_on_timeout and is_own_timeout(started):
+            logger.warning("Task timed out: cancelling DBOS workflow %s", workflow_id)
+            database.service().cancel([workflow_id])
+        raise

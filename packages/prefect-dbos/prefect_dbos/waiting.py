@@ -1,0 +1,117 @@
+"""Waiting for a workflow (or one of its events) on the core's shared waiter.
+
+Every wait of a process on one system database goes through that database's one
+``DBOSWaiter``: one polling statement per tick for all of them, however many tasks wait
+(README, "Waiting"). A wait logs a progress line every ``PROGRESS_LOG_SECONDS`` (status and
+last recorded step: statuses come with the waiter's probes, steps are read every 10 s for all
+waits at once) and one closing line; values are decoded afterwards by the core's safe
+reader (pickles refused unless the block allows them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from prefect_dbos._core import (
+    PROGRESS_LOG_SECONDS,
+    DBOSWaitTimeoutError,
+    DBOSWorkflowFailedError,
+    DBOSWorkflowNotFoundError,
+    DBOSWorkflowStatus,
+    event_missing_message,
+    progress_message,
+    still_waiting_message,
+)
+
+if TYPE_CHECKING:
+    from prefect_dbos.database import DBOSSystemDatabase
+
+PROGRESS_SECONDS = PROGRESS_LOG_SECONDS  # how often a waiting task logs a progress line
+
+
+async def wait_until_ended(
+    database: DBOSSystemDatabase,
+    workflow_id: str,
+    *,
+    timeout: float | None,
+    logger: Any,
+    key: str | None = None,
+) -> dict[str, Any] | None:
+    """Wait until the workflow ends (or, with ``key``, its event exists); return its status dict.
+
+    Returns None when ``timeout`` seconds passed first. A workflow that does not exist raises
+    :class:`DBOSWorkflowNotFoundError` at once.
+
+    :param timeout: seconds to wait (None: as long as it takes).
+    :param logger: receives the progress lines.
+    :param key: also stop as soon as this event key exists.
+    """
+    waiter = await database.waiter()
+    service = database.service()
+    started = time.time()
+    deadline = None if timeout is None else started + timeout
+    while True:
+        next_line = time.time() + PROGRESS_SECONDS
+        until = next_line if deadline is None else min(next_line, deadline)
+        try:
+            await waiter.observe(workflow_id, key, deadline=until)
+        except DBOSWaitTimeoutError:
+            now = time.time()
+            if deadline is not None and now >= deadline:
+                return None
+            status, last_step = waiter.progress(workflow_id)
+            logger.info("%s", progress_message(workflow_id, status, last_step, now - started))
+            continue
+        # A missing workflow raises here, naming the id and the database.
+        return await asyncio.to_thread(service.require, workflow_id)
+
+
+def timed_out_error(database: DBOSSystemDatabase, workflow_id: str, waited: float) -> DBOSWaitTimeoutError:
+    """Why a wait ran out: what the workflow is doing and the likely causes (the core's sentence)."""
+    service = database.service()
+    status = service.status(workflow_id)
+    if status is None:
+        return DBOSWaitTimeoutError(f"DBOS workflow {workflow_id} does not exist")
+    return DBOSWaitTimeoutError(still_waiting_message(status, waited, service.last_step(workflow_id)))
+
+
+async def wait_for_event(
+    database: DBOSSystemDatabase, workflow_id: str, key: str, *, timeout: float | None, logger: Any
+) -> Any:
+    """The value of event ``key`` once it exists; fail if the workflow ends without it.
+
+    :raises DBOSWaitTimeoutError: ``timeout`` passed first.
+    :raises DBOSWorkflowFailedError: the workflow ended without publishing ``key``.
+    """
+    service = database.service()
+    reader = service.reader()
+    started = time.time()
+    status = await wait_until_ended(database, workflow_id, timeout=timeout, logger=logger, key=key)
+    published, value = await asyncio.to_thread(reader.event, workflow_id, key)
+    if published:
+        return value
+    if status is None:
+        raise timed_out_error(database, workflow_id, time.time() - started)
+    if DBOSWorkflowStatus.parse(status["status"]).is_terminal():
+        raise DBOSWorkflowFailedError(event_missing_message(workflow_id, key, status["status"]))
+    raise DBOSWorkflowNotFoundError(f"event {key!r} of DBOS workflow {workflow_id} vanished")  # pragma: no cover
+
+
+def is_own_timeout(started: float) -> bool:
+    """Whether the running task's own ``timeout_seconds`` has passed (a timeout, not a crash).
+
+    Prefect stops a timed-out task by raising a cancellation inside it; a crash (SIGTERM, a
+    lost process) does not count, so a retry can re-attach to the still running workflow.
+    """
+    from prefect.context import TaskRunContext
+
+    ctx = TaskRunContext.get()
+    limit = ctx.task.timeout_seconds if ctx is not None else None
+    if limit is None:
+        return False
+    began = started
+    if ctx is not None and ctx.task_run.start_time is not None:
+        began = min(began, ctx.task_run.start_time.timestamp())
+    return time.time() - began >= limit - 0.5

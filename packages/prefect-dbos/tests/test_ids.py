@@ -1,0 +1,41 @@
+"""How workflow ids are derived from the run and the call (packages/prefect-dbos/README.md, "Retries")."""
+
+from __future__ import annotations
+
+import pytest
+
+from prefect_dbos._core import DBOSOptionsError
+from prefect_dbos.ids import RunIdentity, call_digest, derived_key, derived_workflow_id, flow_run_prefix
+
+
+def _run(scope: str = "a1", memo: str | None = None, salt: str = "") -> RunIdentity:
+    return RunIdentity("fr", ("flow", "fr", scope), salt, memo)
+
+
+def test_identical_calls_are_numbered_and_a_new_attempt_numbers_them_again() -> None:
+    first = [derived_workflow_id("q", "wf", [1], {"a": 1}, run=_run("1")) for _ in range(2)]
+    again = [derived_workflow_id("q", "wf", [1], {"a": 1}, run=_run("2")) for _ in range(2)]
+    assert first == again and first[0] != first[1]
+    assert all(wid.startswith(flow_run_prefix("fr")) for wid in first)
+
+
+def test_a_retried_task_run_keeps_its_number() -> None:
+    a = derived_workflow_id("q", "wf", [2], run=_run("3", memo="t1"))
+    b = derived_workflow_id("q", "wf", [2], run=_run("3", memo="t2"))
+    assert derived_workflow_id("q", "wf", [2], run=_run("3", memo="t1")) == a != b
+
+
+def test_the_digest_covers_the_call_not_the_order_of_keyword_arguments() -> None:
+    assert call_digest("q", "wf", None, [1], {"a": 1, "b": 2}) == call_digest("q", "wf", None, [1], {"b": 2, "a": 1})
+    assert call_digest("q", "wf", None, [1], {}) != call_digest("q2", "wf", None, [1], {})
+    assert call_digest("q", "wf", None, [1], {}) != call_digest("q", "wf", "Cls", [1], {})
+
+
+def test_subflow_calls_differ_by_their_salt_and_keys_win() -> None:
+    one = derived_workflow_id("q", "wf", [3], run=_run("4", salt="parent-task-1"))
+    two = derived_workflow_id("q", "wf", [3], run=_run("4", salt="parent-task-2"))
+    assert one != two
+    assert derived_workflow_id("q", "wf", [3], key="order-7", run=_run("4")) == "prefect-fr-order-7"
+    assert derived_key("send", "wf-1", "topic", "hi", run=_run("5")).startswith("prefect-fr-send-")
+    with pytest.raises(DBOSOptionsError, match="key must be a non-empty string"):
+        derived_workflow_id("q", "wf", [], key=" ", run=_run())
