@@ -7,9 +7,10 @@ Two maintained DBOS interfaces do the writing; nothing here writes DBOS tables i
   documents for non-Python clients), called once per item in one pipelined
   ``executemany`` inside one transaction. It writes ``portable_json`` rows, exactly what
   ``DBOSClient.enqueue(..., serialization_type=PORTABLE)`` writes.
-* **pickle, SQLite, or options the SQL function cannot express** (``attributes``,
-  ``workflow_id_reuse_policy``, ``shard_key``, ...): ``DBOSClient.enqueue_in_transaction``
-  for every item, in one transaction.
+  The SQL function takes no ``attributes``: one ``UPDATE`` of the new rows in the same
+  transaction writes them (e.g. the owner record of :mod:`dbos_airflow.ownership`).
+* **pickle, SQLite, or options the SQL function cannot express** (``workflow_id_reuse_policy``,
+  ``shard_key``, ...): ``DBOSClient.enqueue_in_transaction`` for every item, in one transaction.
 
 Every item gets a workflow id before anything is written (given, or generated), so a retry
 that passes the same ids enqueues nothing new: ids that already exist are looked up first
@@ -61,6 +62,7 @@ SQL_FUNCTION_OPTIONS = frozenset(
         "authenticated_roles",
         "application_name",
         "serialization_type",
+        "attributes",  # written by one UPDATE after the calls (the function takes none)
     }
 )
 _PORTABLE = DBOSPortableJSONSerializer()
@@ -299,11 +301,24 @@ def _enqueue_sql(
     try:
         with driver.cursor() as cur:
             cur.executemany(statement, params())
+        if mapped.get("attributes"):
+            _set_attributes(conn, mapped["attributes"], [batch[i].workflow_id for i in todo])
     except psycopg.Error as exc:
         raise DBOSBulkEnqueueError(
             f"bulk enqueue of {len(todo)} workflow(s) {mapped['workflow_name']!r} on queue "
             f"{mapped['queue_name']!r} failed and was rolled back, nothing enqueued: {str(exc).strip()}"
         ) from exc
+
+
+def _set_attributes(conn: sa.Connection, attributes: dict[str, Any], ids: list[str]) -> None:
+    """The ``attributes`` of the rows just enqueued: one statement, in the caller's transaction."""
+    from dbos._context import validate_workflow_attributes
+    from dbos._schemas.system_database import SystemSchema
+
+    validate_workflow_attributes(attributes)
+    ws = SystemSchema.workflow_status
+    match = ws.c.workflow_uuid == sa.any_(sa.bindparam("ids", ids, type_=ARRAY(sa.Text)))
+    conn.execute(sa.update(ws).where(match).values(attributes=attributes))
 
 
 def _enqueue_client(
