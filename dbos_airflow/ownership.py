@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["OWNER_KEY", "Owner", "owner_attributes", "owner_of", "with_owner"]
+__all__ = ["OWNER_KEY", "Owner", "owner_attributes", "owner_of", "record_owner", "with_owner"]
 
 OWNER_KEY = "airflow"
 MAX_MAP_INDEX = 2**31 - 1  # Airflow's map_index column is a 32-bit integer
@@ -79,6 +79,12 @@ def with_owner(options: Mapping[str, Any], ti: _TaskInstanceLike, conn_id: str) 
     """
     attributes = {**(options.get("attributes") or {}), **owner_attributes(ti, conn_id)}
     return {**options, "attributes": attributes}
+
+
+def record_owner(hook: Any, workflow_id: str, ti: _TaskInstanceLike, conn_id: str) -> None:
+    """Record ``ti`` as the owner of a workflow that exists (a fork: DBOS copied the original's
+    attributes to it); the rest of its attributes stay."""
+    hook.get_client().update_workflow_attributes(workflow_id, owner_attributes(ti, conn_id), merge=True)
 
 
 def owner_of(attributes: Any) -> Owner | None:

@@ -281,12 +281,8 @@ class DBOSHook(BaseHook):
         forked_workflow_id: str,
         application_version: str | None = None,
         queue_name: str | None = None,
-        attributes: dict[str, Any] | None = None,
     ) -> bool:
         """Fork ``workflow_id`` from ``start_step`` as ``forked_workflow_id``, at most once.
-
-        ``attributes`` (e.g. :func:`dbos_airflow.ownership.owner_attributes`) are merged into the
-        fork's own (DBOS copies the original's) right after the fork, on a retry too.
 
         Returns True if this call made the fork, False if ``forked_workflow_id`` already is a fork
         of ``workflow_id`` (a retry re-attaching). A workflow of that id that is not such a fork
@@ -308,21 +304,19 @@ class DBOSHook(BaseHook):
                 )
             return True
 
-        made = False
-        if not existing():
-            self.require_workflow(workflow_id)
-            try:
-                with SetWorkflowID(forked_workflow_id):
-                    self.get_client().fork_workflow(
-                        workflow_id, start_step, application_version=application_version, queue_name=queue_name
-                    )
-                made = True
-            except Exception:
-                if not existing():  # else another try of the same task forked first
-                    raise
-        if attributes:
-            self.get_client().update_workflow_attributes(forked_workflow_id, attributes, merge=True)
-        return made
+        if existing():
+            return False
+        self.require_workflow(workflow_id)
+        try:
+            with SetWorkflowID(forked_workflow_id):
+                self.get_client().fork_workflow(
+                    workflow_id, start_step, application_version=application_version, queue_name=queue_name
+                )
+        except Exception:
+            if existing():  # another try of the same task forked first
+                return False
+            raise
+        return True
 
     def cancel_workflow(self, workflow_id: str) -> None:
         """Cancel a workflow (idempotent; a finished or unknown workflow is left as it is)."""

@@ -16,7 +16,7 @@ from airflow.sdk import BaseOperator
 
 from dbos_airflow.exceptions import DBOSOptionsError, DBOSWorkflowNotFoundError, workflow_not_found_message
 from dbos_airflow.links import remember_workflow
-from dbos_airflow.ownership import owner_attributes
+from dbos_airflow.ownership import record_owner
 from dbos_airflow.status import DBOSWorkflowStatus
 from dbos_airflow.utils.ids import derived_id
 from dbos_airflow.utils.mixins import DBOSOperatorMixin, DBOSWaitMixin, dbos_template_fields
@@ -207,8 +207,8 @@ class DBOSForkWorkflowOperator(DBOSWaitMixin, BaseOperator):
             forked_workflow_id=fork_id,
             application_version=self.application_version or None,
             queue_name=self.queue_name or None,
-            attributes=owner_attributes(context["ti"], self.dbos_conn_id),  # docs/ui.md, Permissions
         )
+        record_owner(self.hook, fork_id, context["ti"], self.dbos_conn_id)  # on a retry too: docs/ui.md, Permissions
         if made:
             self.log.info("Forked DBOS workflow %s from step %s as %s", self.workflow_id, self.start_step, fork_id)
         else:

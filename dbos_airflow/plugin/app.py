@@ -95,7 +95,7 @@ def _workflow(
     lineage = records.owners(hook, [workflow_id]).get(workflow_id)
     status = data.status_of(hook, workflow_id) if lineage else None
     if lineage is None or status is None:
-        raise HTTPException(404, f"id: connection {conn_id!r} has no DBOS workflow {workflow_id!r}")
+        raise HTTPException(404, f"id: no DBOS workflow with id {workflow_id!r} on connection {conn_id!r}")
     decision = access.decide(user, lineage.owner, conn_id, method)
     if not decision:
         raise HTTPException(403, f"DBOS workflow {workflow_id!r}: {decision.reason}")
@@ -193,7 +193,7 @@ def create_app() -> FastAPI:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         if request.method == "GET" and not request.url.path.endswith(tuple(render.STATIC_FILES)):
-            return _html(render.message("DBOS", str(exc.detail), static=_static(request)), exc.status_code)
+            return _html(render.message("Error", str(exc.detail), static=_static(request)), exc.status_code)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

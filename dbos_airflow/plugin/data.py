@@ -184,7 +184,7 @@ def statuses(hook: DBOSHook, workflow_ids: list[str]) -> dict[str, WorkflowStatu
     """Metadata of the workflows (nothing decoded), by id."""
     if not workflow_ids:
         return {}
-    rows = hook.list_workflows(workflow_ids=workflow_ids, load_input=False, load_output=False)
+    rows = hook.list_workflows(workflow_ids=workflow_ids)  # metadata only
     return {r.workflow_id: r for r in rows}
 
 
