@@ -102,3 +102,26 @@ def test_readme_states_the_declared_versions(project: dict[str, Any], pins: dict
         [declared] = [r for r in project["dependencies"] if canonicalize_name(Requirement(r).name) == name]
         assert f"`{declared}`" in readme, f"README does not state {declared}"
     assert f"Python {_floor(SpecifierSet(project['requires-python']))}" in readme
+
+
+def test_wheel_ships_the_views_templates_and_static_files(tmp_path: Any) -> None:
+    """docs/ui.md, "Security": the templates and the CSS/JS the CSP allows are package data."""
+    import subprocess
+    import zipfile
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    [wheel] = tmp_path.glob("dbos_airflow-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    plugin = ROOT / "dbos_airflow" / "plugin"
+    wanted = {
+        f"dbos_airflow/plugin/{p.relative_to(plugin).as_posix()}"
+        for folder in ("templates", "static")
+        for p in (plugin / folder).iterdir()
+    }
+    assert wanted and wanted <= names, sorted(wanted - names)

@@ -19,6 +19,7 @@ AIRFLOW_FREE = [
     "waiting/probe.py",
     "waiting/feed.py",
     "utils/bulk.py",
+    "ownership.py",
 ]
 
 
