@@ -475,3 +475,40 @@ def test_bad_input_is_a_4xx_naming_the_field(
     # The shared hook survived the user's error: the next request is served.
     ok = requests.get(f"{stack.base}/dbos/workflows", headers=stack.headers("admin"), timeout=30)
     assert ok.status_code == 200
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_view_follows_airflows_theme(stack: Stack, theme: str) -> None:
+    """docs/ui.md, "Look": the tab takes Airflow's own theme setting; screenshots for the docs."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.fail(f"{chromium} is missing (`make system-packages`)", pytrace=False)
+    images = ROOT / "docs" / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    run = quote(stack.runs["alpha"], safe="")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme="light")
+            context.set_default_timeout(30_000)
+            pg = context.new_page()
+            pg.goto(f"{stack.base}/")
+            pg.get_by_label("Username").fill("admin")
+            pg.get_by_label("Password").fill(stack.passwords["admin"])
+            pg.get_by_role("button", name="Sign in").click()
+            pg.wait_for_url(f"{stack.base}/", timeout=60_000)
+            pg.evaluate("t => localStorage.setItem('theme', t)", theme)  # Airflow's own setting
+            pg.goto(f"{stack.base}/dags/dbos_alpha_wf/runs/{run}/tasks/run")
+            pg.get_by_text("DBOS workflow", exact=True).click()
+            frame = pg.frame_locator("iframe[title='DBOS workflow']")
+            frame.locator("#dbos-status").wait_for()
+            frame.locator(f"html[data-theme='{theme}']").wait_for()
+            pg.wait_for_timeout(500)
+            pg.screenshot(path=str(images / f"dbos-view-{theme}.png"))
+        finally:
+            browser.close()
