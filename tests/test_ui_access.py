@@ -182,17 +182,17 @@ def said(r: requests.Response) -> str:
 
 
 def dbos_state(stack: Stack) -> list[tuple[Any, ...]]:
-    """Every workflow row the access tests could touch: id, status, fork origin, attributes."""
+    """What a refused request could have changed in DBOS: the rows on the tests' unpolled queue
+    (id, status, attributes) and every fork's id and origin (a fork runs on DBOS' own queue)."""
     with stack.engine.connect() as conn:
-        return [
-            tuple(r)
-            for r in conn.execute(
-                sa.text(
-                    "SELECT workflow_uuid, status, forked_from, CAST(attributes AS TEXT) FROM dbos.workflow_status "
-                    "WHERE queue_name = 'q_access_nobody' ORDER BY workflow_uuid"
-                )
+        rows = conn.execute(
+            sa.text(
+                "SELECT workflow_uuid, CASE WHEN queue_name = 'q_access_nobody' THEN status END, forked_from, "
+                "CAST(attributes AS TEXT) FROM dbos.workflow_status "
+                "WHERE queue_name = 'q_access_nobody' OR forked_from IS NOT NULL ORDER BY workflow_uuid"
             )
-        ]
+        )
+        return [tuple(r) for r in rows]
 
 
 def audit_rows() -> int:
@@ -288,7 +288,6 @@ def test_actions_follow_the_rule_on_every_route(stack: Stack, user: str, client:
                 assert r.status_code == 200, (user, kind, url, said(r))
                 new = client.list_workflows(workflow_ids=[r.json()["workflow_id"]], load_input=False)
                 assert new and new[0].forked_from == wid
-                client.cancel_workflow(new[0].workflow_id)  # forks are on the unpolled queue: tidy
             else:
                 refused_changes_nothing(stack, send)
 
@@ -306,6 +305,11 @@ def test_cancel_changes_state_only_when_allowed(stack: Stack, client: DBOSClient
                 ),
             )
     assert client.list_workflows(workflow_ids=[wid], load_input=False)[0].status == "ENQUEUED"
+    logged = audit_rows()
+    ok = requests.post(stack.tab("alpha"), json=cancel, headers={**stack.headers("alpha_editor"), **CSRF}, timeout=30)
+    assert ok.status_code == 200, said(ok)
+    assert client.list_workflows(workflow_ids=[wid], load_input=False)[0].status == "CANCELLED"
+    assert audit_rows() == logged + 1
 
 
 def test_xcom_rewrite_points_nowhere_else(stack: Stack, client: DBOSClient) -> None:
