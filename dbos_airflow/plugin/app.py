@@ -153,7 +153,16 @@ def _checked(body: ActionBody) -> ActionBody:
     return body
 
 
-def _task_key(dag_id: str, task_id: str, map_index: str, run_id: str) -> tuple[str, str, int, str]:
+def _task_key(request: Request) -> tuple[str, str, int, str]:
+    """``dag_id, task_id, map_index, run_id`` from the path as sent: a ``%2F`` inside a segment
+    stays inside it (the decoded path would move it into the next field)."""
+    from urllib.parse import unquote
+
+    raw = bytes(request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
+    segments = raw.split("/ti/", 1)[-1].split("/", 3)
+    if len(segments) < 4:
+        raise inputs.BadInput("run_id", "missing from the path")
+    dag_id, task_id, map_index, run_id = (unquote(x, errors="replace") for x in segments)
     inputs.key("dag_id", dag_id)
     inputs.key("task_id", task_id)
     inputs.text("run_id", run_id, max_chars=inputs.MAX_ID_CHARS)
@@ -222,7 +231,7 @@ def create_app() -> FastAPI:
         fragment: bool = False,
         user: BaseUser = Depends(get_user),
     ) -> HTMLResponse:
-        dag_id, task_id, index, run_id = _task_key(dag_id, task_id, map_index, run_id)
+        dag_id, task_id, index, run_id = _task_key(request)
         if workflow_id is not None:
             inputs.text("workflow_id", workflow_id)
         task = _Task(user, dag_id, task_id, index, run_id)
@@ -263,7 +272,7 @@ def create_app() -> FastAPI:
         body: ActionBody,
         user: BaseUser = Depends(get_user),
     ) -> JSONResponse:
-        dag_id, task_id, index, run_id = _task_key(dag_id, task_id, map_index, run_id)
+        dag_id, task_id, index, run_id = _task_key(request)
         _checked(body)
         task = _Task(user, dag_id, task_id, index, run_id)
         try:
