@@ -19,10 +19,8 @@ requests are POSTs with a JSON body and the header ``X-DBOS-Airflow: 1`` from th
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser  # noqa: TC002 - FastAPI reads it
@@ -30,10 +28,10 @@ from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel
 
 from dbos_airflow.links import view_path
 from dbos_airflow.plugin import access, data, inputs, records, render
+from dbos_airflow.plugin.actions import ActionBody, audit, checked, perform
 from dbos_airflow.plugin.web import SecurityHeaders, check_same_origin
 
 if TYPE_CHECKING:
@@ -43,16 +41,6 @@ if TYPE_CHECKING:
     from dbos_airflow.ownership import Owner
 
 log = logging.getLogger(__name__)
-
-ACTIONS = ("cancel", "resume", "fork")
-
-
-class ActionBody(BaseModel):
-    """What the view's buttons post."""
-
-    action: str
-    workflow_id: str
-    step: int | None = None
 
 
 def _root(request: Request) -> str:
@@ -100,57 +88,6 @@ def _workflow(
     if not decision:
         raise HTTPException(403, f"DBOS workflow {workflow_id!r}: {decision.reason}")
     return status, lineage.owner
-
-
-def audit(user: BaseUser, action: str, extra: dict[str, Any], **ti: Any) -> None:
-    """One row in Airflow's audit log (Browse > Audit Log) for an action, with the user."""
-    from airflow.models.log import Log
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        session.add(
-            Log(
-                event=f"dbos.{action}",
-                owner=user.get_name(),
-                owner_display_name=user.get_name(),
-                extra=json.dumps(extra),
-                **{k: v for k, v in ti.items() if v is not None},
-            )
-        )
-
-
-def perform(hook: DBOSHook, status: WorkflowStatus, body: ActionBody) -> dict[str, Any]:
-    """Run one action on a workflow the user may change; the JSON answer the view shows."""
-    from dbos_airflow.operators.manage import RESUMABLE  # the one rule of what resumes
-    from dbos_airflow.status import DBOSWorkflowStatus
-
-    wid = status.workflow_id
-    state = DBOSWorkflowStatus.parse(status.status)
-    if body.action == "cancel":
-        if not state.is_active():
-            raise HTTPException(409, f"DBOS workflow {wid} already ended {state.value}: nothing to cancel")
-        hook.cancel_workflow(wid)
-        return {"message": f"Cancelled DBOS workflow {wid}", "workflow_id": wid}
-    if body.action == "resume":
-        if state not in RESUMABLE:
-            raise HTTPException(
-                409, f"DBOS workflow {wid} is {state.value}: only CANCELLED or dead-lettered workflows resume"
-            )
-        hook.resume_workflow(wid)
-        return {"message": f"Resumed DBOS workflow {wid}", "workflow_id": wid}
-    step = inputs.step(body.step)
-    new_id = str(uuid.uuid4())  # what dbos would choose; the hook forks under it exactly once
-    hook.fork_workflow(wid, step, forked_workflow_id=new_id, application_version=status.app_version)
-    return {"message": f"Forked DBOS workflow {wid} from step {step} as {new_id}", "workflow_id": new_id}
-
-
-def _checked(body: ActionBody) -> ActionBody:
-    if body.action not in ACTIONS:
-        raise inputs.BadInput("action", f"unknown action; use one of {', '.join(ACTIONS)}")
-    inputs.text("workflow_id", body.workflow_id)
-    if body.action == "fork":
-        inputs.step(body.step)
-    return body
 
 
 def _task_key(request: Request) -> tuple[str, str, int, str]:
@@ -273,7 +210,7 @@ def create_app() -> FastAPI:
         user: BaseUser = Depends(get_user),
     ) -> JSONResponse:
         dag_id, task_id, index, run_id = _task_key(request)
-        _checked(body)
+        checked(body)
         task = _Task(user, dag_id, task_id, index, run_id)
         try:
             status, owner = _workflow(user, task.hook, task.conn_id, body.workflow_id, access.ACT)
@@ -383,7 +320,7 @@ def create_app() -> FastAPI:
         user: BaseUser = Depends(get_user),
     ) -> JSONResponse:
         inputs.text("id", id)
-        _checked(body)
+        checked(body)
         hook = _connection(user, conn_id)
         try:
             status, owner = _workflow(user, hook, conn_id, body.workflow_id, access.ACT)
