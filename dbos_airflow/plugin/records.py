@@ -103,17 +103,23 @@ def owners(hook: DBOSHook, workflow_ids: Collection[str]) -> dict[str, Lineage]:
 def owned_by(
     hook: DBOSHook, dag_id: str, run_id: str, task_id: str, map_index: int, limit: int = MAX_OWNED
 ) -> list[str]:
-    """Ids of the workflows whose owner record names this task instance, oldest first."""
+    """Ids of the workflows this task instance started, by their owner records, oldest first.
+
+    A fork made from the view copies its original's record: it descends from the task's
+    workflow (reached from its view), it is not another workflow the task started.
+    """
     ws, engine = _table(), _engine(hook)
     wanted = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": str(map_index)}
     query = (
-        sa.select(ws.c.workflow_uuid)
+        sa.select(ws.c.workflow_uuid, ws.c.forked_from)
         .where(*[_owner_field(engine, ws, k) == v for k, v in wanted.items()])
         .order_by(ws.c.created_at, ws.c.workflow_uuid)
         .limit(limit)
     )
     with engine.connect() as conn:
-        return [str(row[0]) for row in conn.execute(query)]
+        rows = [(str(wid), origin) for wid, origin in conn.execute(query)]
+    ids = {wid for wid, _ in rows}
+    return [wid for wid, origin in rows if origin not in ids]
 
 
 @dataclass
