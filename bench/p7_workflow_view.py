@@ -65,7 +65,7 @@ def main() -> None:
     from dbos import WorkflowSerializationFormat
 
     from dbos_airflow.hooks.dbos import DBOSHook
-    from dbos_airflow.plugin import data, render
+    from dbos_airflow.plugin import data, records, render
 
     with bench_env() as env:
         client = dbos.DBOSClient(system_database_url=env.system_database_url)
@@ -87,11 +87,14 @@ def main() -> None:
                 assert len(client.list_workflow_steps("p7-steps")) == STEPS
 
             def ours_view() -> None:
-                detail = data.workflow_detail(env.conn_id, "p7-steps")
+                hook = data.hook_for(env.conn_id)
+                status = data.status_of(hook, "p7-steps")
+                assert status is not None
+                detail = data.workflow_detail(hook, status)
                 assert len(detail.steps) == STEPS
-                render.page("v", render.workflow_html(detail, lambda w: w, can_act=True, task_link=None))
+                render.workflow_page(detail, lambda w: w, can_act=True, task_link=None, static="/s")
 
-            filters = data.WorkflowFilters()
+            filters = records.Filters()
             http = _route_client()
 
             def route_view() -> None:
@@ -106,9 +109,21 @@ def main() -> None:
                 assert len(client.list_workflows(limit=50, sort_desc=True)) == 50
 
             def ours_list() -> None:
-                rows, more = data.list_page(env.conn_id, filters)
-                assert len(rows) == 50 and more
-                render.page("l", render.list_html(env.conn_id, rows, filters, more, "/dbos", {}))
+                hook = data.hook_for(env.conn_id)
+                ids, more = records.page_ids(hook, filters, None)
+                found = data.statuses(hook, ids)
+                assert len(ids) == 50 and more
+                render.list_page(
+                    env.conn_id,
+                    [found[w] for w in ids],
+                    filters,
+                    base="/dbos",
+                    view_link=lambda w: w,
+                    page_link=str,
+                    has_next=more,
+                    task_links={},
+                    static="/s",
+                )
 
             figures = [
                 (

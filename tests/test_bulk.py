@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -178,6 +179,48 @@ def test_existing_ids_are_left_alone_and_the_rest_enqueued(hook: DBOSHook, syste
     rows = _rows(system_database_url, again)
     assert len(rows) == 5
     assert {r.workflow_uuid: (r.xmin, r.created_at, r.updated_at) for r in rows if r.workflow_uuid in before} == before
+
+
+def test_owner_record_is_written_with_the_batch(hook: DBOSHook, system_database_url: str) -> None:
+    """docs/ui.md, "Permissions": the operator's owner record is written with every item of the batch,
+    through DBOS' client in the batch's one transaction (DBOS' SQL function takes no attributes)."""
+    run_id = unique("manual")
+    op = DBOSBulkEnqueueOperator(
+        task_id="bulk",
+        workflow_name="wf_double",
+        queue_name=NOBODY,
+        items=[[i] for i in range(500)],
+        dbos_conn_id="dbos_default",
+    )
+    ids = op.execute(_context("dag_owned", run_id))
+    rows = _rows(system_database_url, ids)
+    assert len(rows) == 500 and len({r.xmin for r in rows}) == 1  # one transaction wrote them all
+    engine = sa.create_engine(sa.make_url(system_database_url).set(drivername="postgresql+psycopg"))
+    try:
+        with engine.connect() as conn:
+            owners = (
+                conn.execute(
+                    sa.text(
+                        "SELECT DISTINCT attributes::text FROM dbos.workflow_status WHERE workflow_uuid = ANY(:ids)"
+                    ),
+                    {"ids": ids},
+                )
+                .scalars()
+                .all()
+            )
+    finally:
+        engine.dispose()
+    assert [json.loads(o) for o in owners] == [
+        {
+            "airflow": {
+                "dag_id": "dag_owned",
+                "run_id": run_id,
+                "task_id": "bulk",
+                "map_index": -1,
+                "conn_id": "dbos_default",
+            }
+        }
+    ]
 
 
 def test_pickle_falls_back_to_enqueue_in_transaction(hook: DBOSHook, system_database_url: str) -> None:

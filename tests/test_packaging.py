@@ -143,5 +143,14 @@ def test_both_wheels_build_with_their_type_marker(tmp_path: Any) -> None:
         assert not [n for n in names if "node_modules" in n or n.endswith(".ts")]
     core_files = zipfile.ZipFile(wheels["dbos_orchestrator"]).namelist()
     assert "dbos_orchestrator/waiting/waiter.py" in core_files and "dbos_orchestrator/store/values.py" in core_files
+    # docs/ui.md, "Security": the view's templates and the CSS/JS its CSP allows are package data.
+    plugin = ROOT / "dbos_airflow" / "plugin"
+    wanted = {
+        f"dbos_airflow/plugin/{p.relative_to(plugin).as_posix()}"
+        for folder in ("templates", "static")
+        for p in (plugin / folder).iterdir()
+    }
+    names = set(zipfile.ZipFile(wheels["dbos_airflow"]).namelist())
+    assert wanted and wanted <= names, sorted(wanted - names)
     metadata = zipfile.ZipFile(wheels["dbos_airflow"]).read("dbos_airflow-0.1.0.dist-info/METADATA").decode()
     assert "Requires-Dist: dbos-orchestrator==0.1.0" in metadata

@@ -327,8 +327,8 @@ def test_event_trigger_refuses_in_the_triggerer(rows: Rows) -> None:
 
 def test_workflow_view_shows_trapped_rows_without_loading_them(rows: Rows, dbos_conn: str) -> None:
     """The UI view (plugin/data.py, plugin/render.py) also reads inputs and every step's output and error."""
-    from dbos_airflow.plugin.data import forget_hook, workflow_detail
-    from dbos_airflow.plugin.render import steps_html, workflow_html
+    from dbos_airflow.plugin import data
+    from dbos_airflow.plugin.render import workflow_page
     from dbos_airflow.values import Undecoded
 
     with rows.engine.begin() as conn:  # the attacker also replaces the inputs and every step's output and error
@@ -345,10 +345,16 @@ def test_workflow_view_shows_trapped_rows_without_loading_them(rows: Rows, dbos_
             {"t": rows.trap, "w": rows.done},
         )
     try:
+        hook = data.hook_for(dbos_conn)
+
+        def workflow_detail(_conn: str, wid: str) -> data.WorkflowDetail:
+            status = data.status_of(hook, wid)
+            assert status is not None
+            return data.workflow_detail(hook, status)
+
         for wid in (rows.done, rows.failed_both):
             detail = workflow_detail(dbos_conn, wid)
-            html = workflow_html(detail, lambda w: f"/w/{w}", can_act=False, task_link=None)
-            html += steps_html(detail, lambda w: f"/w/{w}", can_act=False)
+            html = workflow_page(detail, lambda w: f"/w/{w}", can_act=False, task_link=None, static="/s")
             assert isinstance(detail.output, Undecoded) and "pickled, not decoded" in html
         assert isinstance(detail.inputs, Undecoded)
         done = workflow_detail(dbos_conn, rows.done)
@@ -357,7 +363,7 @@ def test_workflow_view_shows_trapped_rows_without_loading_them(rows: Rows, dbos_
         assert isinstance(done.events["k"], Undecoded)
         assert workflow_detail(dbos_conn, rows.failed).error == f"open: {rows.marker} w"
     finally:
-        forget_hook(dbos_conn)
+        data.forget_hook(dbos_conn)
 
 
 def test_completed_trigger_payloads_refuse_and_describe(rows: Rows, dbos_conn: str) -> None:

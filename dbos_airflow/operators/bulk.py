@@ -48,12 +48,15 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator):
     def execute_dbos(self, context: Context) -> list[str]:
         from dbos_orchestrator.store.bulk import normalize_items
 
+        from dbos_airflow.contract.ownership import with_owner
+
         base = derived_id(context)
         items = as_json("items", self.items, list)
         if not items:  # as Airflow does with a task mapped over an empty list
             raise AirflowSkipException("items is empty: no DBOS workflow to enqueue")
         batch = normalize_items(items, default_id=lambda index: bulk_item_id(base, index))
-        ids = self.hook.enqueue_many(self._options(), batch, serialization=self.serialization)
+        options = with_owner(self._options(), context["ti"], self.dbos_conn_id)  # docs/ui.md, Permissions
+        ids = self.hook.enqueue_many(options, batch, serialization=self.serialization)
         self.log.info("%d DBOS workflow(s) %s enqueued on %s", len(ids), self.workflow_name, self.queue_name)
         remember_workflow(context, self.dbos_conn_id)  # the ids are the return value
         return ids

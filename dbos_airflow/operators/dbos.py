@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from dbos_orchestrator.forms import as_json, as_text
 
 from dbos_airflow.contract.ids import derived_id
+from dbos_airflow.contract.ownership import with_owner
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import DBOSBaseOperator, dbos_template_fields
 from dbos_airflow.operators.waiting import DBOSWaitingOperator
@@ -164,6 +165,7 @@ class DBOSEnqueueOperator(DBOSWaitingOperator, DBOSBaseEnqueueOperator):
             args = as_json("workflow_args", self.workflow_args, list)
             kwargs = as_json("workflow_kwargs", self.workflow_kwargs or {}, dict)
             options = self._options(workflow_id=workflow_id, deduplication_id=self.deduplication_id)
+            options = with_owner(options, self._ti, self.dbos_conn_id)  # docs/ui.md, Permissions
             self.hook.enqueue(options, *args, serialization=self.serialization, **kwargs)
             self.log.info("Enqueued DBOS workflow %s (%s on %s)", workflow_id, self.workflow_name, self.queue_name)
             return

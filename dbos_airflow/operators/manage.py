@@ -16,6 +16,7 @@ from dbos_orchestrator.messages import workflow_not_found_message
 from dbos_orchestrator.status import DBOSWorkflowStatus
 
 from dbos_airflow.contract.ids import derived_id
+from dbos_airflow.contract.ownership import record_owner
 from dbos_airflow.exceptions import DBOSOptionsError, DBOSWorkflowNotFoundError
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import DBOSBaseOperator, dbos_template_fields
@@ -208,6 +209,7 @@ class DBOSForkWorkflowOperator(DBOSWaitingOperator):
             application_version=self.application_version or None,
             queue_name=self.queue_name or None,
         )
+        record_owner(self.hook, fork_id, context["ti"], self.dbos_conn_id)  # on a retry too: docs/ui.md, Permissions
         if made:
             self.log.info("Forked DBOS workflow %s from step %s as %s", self.workflow_id, self.start_step, fork_id)
         else:

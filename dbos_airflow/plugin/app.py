@@ -1,169 +1,163 @@
 """The plugin's FastAPI app, mounted by Airflow's API server at ``/dbos``.
 
-Routes (every one depends on Airflow's own auth; nothing is readable without a session):
+Routes (every one needs an Airflow session; docs/ui.md lists who may do what):
 
 * ``GET  /ti/{dag_id}/{task_id}/{map_index}/{run_id}``: the "DBOS workflow" tab of a task
-  instance (DAG read access). ``?workflow_id=`` picks one of a bulk task's workflows or a
-  child/fork of the task's workflow; ``?fragment=1`` returns only the part polling refreshes.
-* ``POST`` on the same path: cancel / resume / fork (DAG edit access).
-* ``GET  /workflows``: the "DBOS" page, workflows of a connection with filters (read access
-  to all DAGs); ``GET /workflow?conn_id=&id=``: one workflow from there.
-* ``POST /workflow?conn_id=&id=``: actions from there (edit access to that connection).
+  instance. ``?workflow_id=`` picks one of a bulk task's workflows or a child/fork of the
+  task's workflow; ``?fragment=1`` returns only the part polling refreshes.
+* ``POST`` on the same path: cancel / resume / fork.
+* ``GET  /workflows``: the "DBOS" page, the workflows of a connection the user may read, with
+  filters; ``GET /workflow?conn_id=&id=``: one workflow from there; ``POST /workflow``: actions.
+* ``GET  /static/{name}``: the views' own CSS and JavaScript.
 
-State-changing requests are POSTs with a JSON body and the header ``X-DBOS-Airflow: 1``, and
-their ``Origin`` (when sent) must be this server: a cross-site page can send neither (a form
-cannot set headers; a cross-origin ``fetch`` with one needs a CORS preflight nobody answers).
-Each action is written to Airflow's audit log (``Log``) with the user.
+Which workflow a user may read or change is decided by one rule,
+:func:`dbos_airflow.plugin.access.decide`, on the owner record DBOS keeps
+(:mod:`dbos_airflow.contract.ownership`); a task instance's XCom is only a pointer. State-changing
+requests are POSTs with a JSON body and the header ``X-DBOS-Airflow: 1`` from this origin
+(:mod:`dbos_airflow.plugin.web`). Each action is written to Airflow's audit log with the user.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
-from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser  # noqa: TC002 - FastAPI reads it
-from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
+from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from pydantic import BaseModel
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from dbos_airflow.plugin import data, render
+from dbos_airflow.links import view_path
+from dbos_airflow.plugin import access, data, inputs, records, render
+from dbos_airflow.plugin.actions import ActionBody, audit, checked, perform
+from dbos_airflow.plugin.web import SecurityHeaders, check_same_origin
+
+if TYPE_CHECKING:
+    from dbos import WorkflowStatus
+
+    from dbos_airflow.contract.ownership import Owner
+    from dbos_airflow.hooks.dbos import DBOSHook
 
 log = logging.getLogger(__name__)
-
-ACTIONS = ("cancel", "resume", "fork")
-CSRF_HEADER = "X-DBOS-Airflow"
-
-
-class ActionBody(BaseModel):
-    """What the view's buttons post."""
-
-    action: str
-    workflow_id: str
-    step: int | None = None
 
 
 def _root(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
-def map_index_of(text: str) -> int:
-    """The map index from the tab's URL: the UI leaves ``{MAP_INDEX}`` unfilled for unmapped tasks."""
-    try:
-        return int(text)
-    except ValueError:
-        return -1
-
-
-def _ti_path(root: str, dag_id: str, task_id: str, map_index: int, run_id: str) -> str:
-    parts = "/".join(quote(str(p), safe="") for p in (dag_id, task_id, map_index))
-    return f"{root}/ti/{parts}/{quote(run_id, safe='')}"
-
-
-def check_same_origin(request: Request) -> None:
-    """Refuse a state-changing request a cross-site page could have sent."""
-    if request.headers.get(CSRF_HEADER) != "1":
-        raise HTTPException(403, f"missing the {CSRF_HEADER} header: actions come from the DBOS view")
-    if not request.headers.get("content-type", "").startswith("application/json"):
-        raise HTTPException(415, "actions are JSON requests")
-    origin = request.headers.get("origin")
-    host = request.headers.get("x-forwarded-host") or request.headers.get("host")
-    if origin and urlsplit(origin).netloc != host:
-        raise HTTPException(403, "cross-origin action refused")
-
-
-def _may(user: BaseUser, *, dag_id: str | None = None, conn_id: str | None = None) -> bool:
-    """Whether ``user`` may edit the DAG (or, with ``conn_id``, that connection)."""
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails, DagDetails
-
-    manager = get_auth_manager()
-    if conn_id is not None:
-        return manager.is_authorized_connection(method="PUT", details=ConnectionDetails(conn_id=conn_id), user=user)
-    from airflow.models.dag import DagModel
-
-    team = DagModel.get_team_name(dag_id) if dag_id else None  # as requires_access_dag does
-    return manager.is_authorized_dag(method="PUT", details=DagDetails(id=dag_id, team_name=team), user=user)
-
-
-def requires_connection_edit(request: Request, user: BaseUser = Depends(get_user)) -> None:
-    """Actions from the DBOS page (no DAG to check) need edit access to the connection."""
-    if not _may(user, conn_id=request.query_params.get("conn_id") or data.DEFAULT_CONN_ID):
-        raise HTTPException(403, "Forbidden")
-
-
-def audit(user: BaseUser, action: str, extra: dict[str, Any], **ti: Any) -> None:
-    """One row in Airflow's audit log (Browse > Audit Log) for an action, with the user."""
-    from airflow.models.log import Log
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        session.add(
-            Log(
-                event=f"dbos.{action}",
-                owner=user.get_name(),
-                owner_display_name=user.get_name(),
-                extra=json.dumps(extra),
-                **{k: v for k, v in ti.items() if v is not None},
-            )
-        )
-
-
-def perform(conn_id: str, body: ActionBody) -> dict[str, Any]:
-    """Run one action; the JSON answer the view shows (``message``, and a fork's new id)."""
-    from dbos_airflow.status import DBOSWorkflowStatus
-
-    if body.action not in ACTIONS:
-        raise HTTPException(400, f"unknown action {body.action!r}; use one of {ACTIONS}")
-    wid = body.workflow_id
-    try:
-        hook = data.hook_for(conn_id)
-        status = data.status_of(hook, wid)
-        if status is None:
-            raise HTTPException(404, f"connection {conn_id!r}: no DBOS workflow with id {wid!r}")
-        state = DBOSWorkflowStatus.parse(status.status)
-        if body.action == "cancel":
-            if state.is_terminal():
-                raise HTTPException(409, f"DBOS workflow {wid} already ended {state.value}: nothing to cancel")
-            hook.cancel_workflow(wid)
-            return {"message": f"Cancelled DBOS workflow {wid}", "workflow_id": wid}
-        if body.action == "resume":
-            if state in (DBOSWorkflowStatus.SUCCESS, DBOSWorkflowStatus.ERROR) or state.is_active():
-                raise HTTPException(
-                    409, f"DBOS workflow {wid} is {state.value}: only CANCELLED or dead-lettered workflows resume"
-                )
-            hook.resume_workflow(wid)
-            return {"message": f"Resumed DBOS workflow {wid}", "workflow_id": wid}
-        step = body.step or 1
-        if step < 1:
-            raise HTTPException(400, f"step {step}: steps are numbered from 1")
-        new_id = str(uuid.uuid4())  # what dbos would choose; the hook forks under it exactly once
-        hook.fork_workflow(wid, step, forked_workflow_id=new_id, application_version=status.app_version)
-        return {"message": f"Forked DBOS workflow {wid} from step {step} as {new_id}", "workflow_id": new_id}
-    except HTTPException:
-        raise
-    except data.ViewError as exc:
-        raise HTTPException(400, str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - one line naming the connection
-        raise HTTPException(502, str(data.explain(conn_id, exc))) from None
+def _static(request: Request) -> str:
+    return f"{_root(request)}/static"
 
 
 def _html(text: str, status_code: int = 200) -> HTMLResponse:
-    return HTMLResponse(text, status_code=status_code, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(text, status_code=status_code)
+
+
+def _connection(user: BaseUser, conn_id: str) -> DBOSHook:
+    """The shared hook of ``conn_id``, for a user who may read that connection (else 403)."""
+    inputs.text("conn_id", conn_id, max_chars=inputs.MAX_ID_CHARS)
+    if not access.may_use_connection(user, conn_id):
+        raise HTTPException(403, f"conn_id: you may not read the connection {conn_id!r}")
+    try:
+        return data.hook_for(conn_id)
+    except data.ViewError as exc:
+        raise HTTPException(exc.status_code, str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - one line naming the connection
+        raise _fail(conn_id, exc) from None
+
+
+def _fail(conn_id: str, exc: Exception) -> HTTPException:
+    """An error reaching DBOS as one line: 502 when the database is at fault, never a traceback."""
+    if isinstance(exc, HTTPException):
+        return exc
+    error = data.explain(conn_id, exc)
+    return HTTPException(error.status_code, str(error))
+
+
+def _workflow(
+    user: BaseUser, hook: DBOSHook, conn_id: str, workflow_id: str, method: access.Method
+) -> tuple[WorkflowStatus, Owner | None]:
+    """The workflow's status and owner, if ``user`` may ``method`` it (else 403/404)."""
+    lineage = records.owners(hook, [workflow_id]).get(workflow_id)
+    status = data.status_of(hook, workflow_id) if lineage else None
+    if lineage is None or status is None:
+        raise HTTPException(404, f"id: no DBOS workflow with id {workflow_id!r} on connection {conn_id!r}")
+    decision = access.decide(user, lineage.owner, conn_id, method)
+    if not decision:
+        raise HTTPException(403, f"DBOS workflow {workflow_id!r}: {decision.reason}")
+    return status, lineage.owner
+
+
+def _task_key(request: Request) -> tuple[str, str, int, str]:
+    """``dag_id, task_id, map_index, run_id`` from the path as sent: a ``%2F`` inside a segment
+    stays inside it (the decoded path would move it into the next field)."""
+    from urllib.parse import unquote
+
+    raw = bytes(request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
+    segments = raw.split("/ti/", 1)[-1].split("/", 3)
+    if len(segments) < 4:
+        raise inputs.BadInput("run_id", "missing from the path")
+    dag_id, task_id, map_index, run_id = (unquote(x, errors="replace") for x in segments)
+    inputs.key("dag_id", dag_id)
+    inputs.key("task_id", task_id)
+    inputs.text("run_id", run_id, max_chars=inputs.MAX_ID_CHARS)
+    return dag_id, task_id, inputs.map_index(map_index), run_id
+
+
+class _Task:
+    """A task instance's tab: its connection (the XCom pointer) and the workflows DBOS says it owns."""
+
+    def __init__(self, user: BaseUser, dag_id: str, task_id: str, map_index: int, run_id: str) -> None:
+        from airflow.utils.session import create_session
+
+        if not access.may_dag(user, dag_id, access.READ):
+            raise HTTPException(403, "Forbidden")
+        self.key = (dag_id, run_id, task_id, map_index)
+        with create_session() as session:
+            pointer = data.task_pointer(session, dag_id, run_id, task_id, map_index)
+        self.conn_id = pointer.conn_id or data.DEFAULT_CONN_ID
+        self.hook = _connection(user, self.conn_id)
+        try:
+            owned = records.owned_by(self.hook, dag_id, run_id, task_id, map_index)
+        except Exception as exc:  # noqa: BLE001 - one line naming the connection
+            raise _fail(self.conn_id, exc) from None
+        # The records say what this task started; XCom counts only where it started nothing
+        # (a sensor points at another task's workflow, which the rule then checks on its own).
+        self.workflow_ids = owned or pointer.workflow_ids
+
+    def includes(self, workflow_id: str, owner: Owner | None) -> bool:
+        return workflow_id in self.workflow_ids or (owner is not None and owner.is_task_instance(*self.key))
 
 
 def create_app() -> FastAPI:
     """The app the plugin mounts (built once, in the API server)."""
     app = FastAPI(title="DBOS workflows", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(SecurityHeaders)
 
-    @app.get("/", dependencies=[Depends(requires_access_dag("GET"))])
-    def index(request: Request) -> RedirectResponse:
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if request.method == "GET" and not request.url.path.endswith(tuple(render.STATIC_FILES)):
+            return _html(render.message("Error", str(exc.detail), static=_static(request)), exc.status_code)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors() if e.get("loc"))
+        return await http_error(request, HTTPException(400, problems or "bad request"))
+
+    @app.get("/")
+    def index(request: Request, user: BaseUser = Depends(get_user)) -> RedirectResponse:
         return RedirectResponse(f"{_root(request)}/workflows", status_code=307)
 
-    @app.get("/ti/{dag_id}/{task_id}/{map_index}/{run_id:path}", dependencies=[Depends(requires_access_dag("GET"))])
+    @app.get("/static/{name}")
+    def static(name: str, user: BaseUser = Depends(get_user)) -> FileResponse:
+        if name not in render.STATIC_FILES:
+            raise HTTPException(404, "name: no such file")
+        return FileResponse(render.STATIC_DIR / name, media_type=render.STATIC_FILES[name])
+
+    @app.get("/ti/{dag_id}/{task_id}/{map_index}/{run_id:path}")
     def task_view(
         request: Request,
         dag_id: str,
@@ -174,78 +168,71 @@ def create_app() -> FastAPI:
         fragment: bool = False,
         user: BaseUser = Depends(get_user),
     ) -> HTMLResponse:
-        from airflow.utils.session import create_session
-
-        index = map_index_of(map_index)
-        here = _ti_path(_root(request), dag_id, task_id, index, run_id)
+        dag_id, task_id, index, run_id = _task_key(request)
+        if workflow_id is not None:
+            inputs.text("workflow_id", workflow_id)
+        task = _Task(user, dag_id, task_id, index, run_id)
+        static = _static(request)
+        here = _root(request) + view_path(dag_id, run_id, task_id, index).removeprefix("/dbos")
 
         def link_for(other: str) -> str:
             return f"{here}?{urlencode({'workflow_id': other})}"
 
-        with create_session() as session:
-            task = data.task_workflows(session, dag_id, run_id, task_id, index)
-        if not task.is_dbos_task:
-            return _html(render.page("DBOS workflow", "<p>This task does not run a DBOS workflow.</p>"))
-        if not task.workflow_ids:
-            return _html(render.page("DBOS workflow", "<p>The task has not started a DBOS workflow yet.</p>"))
+        if workflow_id is None and not task.workflow_ids:
+            return _html(
+                render.message(
+                    "DBOS workflow", "This task has not started a DBOS workflow.", static=static, error=False
+                )
+            )
         if workflow_id is None and len(task.workflow_ids) > 1:
-            return _html(render.page("DBOS workflows", render.ids_html(task.conn_id, task.workflow_ids, link_for)))
+            return _html(render.ids_page(task.conn_id, task.workflow_ids, link_for, static=static))
         wid = workflow_id or task.workflow_ids[0]
         try:
-            if not data.belongs_to(task.conn_id, wid, task.workflow_ids):
-                raise data.ViewError(f"DBOS workflow {wid!r} was not started by this task instance")
-            detail = data.workflow_detail(task.conn_id, wid)
-        except data.ViewError as exc:
-            return _html(render.page("DBOS workflow", render.error_message(str(exc))))
+            status, owner = _workflow(user, task.hook, task.conn_id, wid, access.READ)
+            if not task.includes(wid, owner):
+                raise HTTPException(403, f"DBOS workflow {wid!r} was not started by this task instance")
+            detail = data.workflow_detail(task.hook, status)
         except Exception as exc:  # noqa: BLE001 - one line naming the connection
-            return _html(render.page("DBOS workflow", render.error_message(str(data.explain(task.conn_id, exc)))))
-        can_act = _may(user, dag_id=dag_id)
-        inner = render.workflow_html(detail, link_for, can_act=can_act, task_link=None)
-        if fragment:
-            return _html(render.body(inner, detail.active))
-        return _html(render.page(f"DBOS workflow {wid}", inner, active=detail.active, actions=can_act))
+            raise _fail(task.conn_id, exc) from None
+        can_act = bool(access.decide(user, owner, task.conn_id, access.ACT))
+        return _html(
+            render.workflow_page(detail, link_for, can_act=can_act, task_link=None, static=static, fragment=fragment)
+        )
 
-    @app.post(
-        "/ti/{dag_id}/{task_id}/{map_index}/{run_id:path}",
-        dependencies=[Depends(requires_access_dag("PUT")), Depends(check_same_origin)],
-    )
+    @app.post("/ti/{dag_id}/{task_id}/{map_index}/{run_id:path}", dependencies=[Depends(check_same_origin)])
     def task_action(
+        request: Request,
         dag_id: str,
         task_id: str,
         map_index: str,
         run_id: str,
         body: ActionBody,
-        request: Request,
         user: BaseUser = Depends(get_user),
     ) -> JSONResponse:
-        from airflow.utils.session import create_session
-
-        index = map_index_of(map_index)
-        with create_session() as session:
-            task = data.task_workflows(session, dag_id, run_id, task_id, index)
+        dag_id, task_id, index, run_id = _task_key(request)
+        checked(body)
+        task = _Task(user, dag_id, task_id, index, run_id)
         try:
-            allowed = task.is_dbos_task and data.belongs_to(task.conn_id, body.workflow_id, task.workflow_ids)
-        except Exception as exc:  # noqa: BLE001
-            raise HTTPException(502, str(data.explain(task.conn_id, exc))) from None
-        if not allowed:
-            raise HTTPException(403, f"DBOS workflow {body.workflow_id!r} was not started by this task instance")
-        answer = perform(task.conn_id, body)
+            status, owner = _workflow(user, task.hook, task.conn_id, body.workflow_id, access.ACT)
+            if not task.includes(body.workflow_id, owner):
+                raise HTTPException(403, f"DBOS workflow {body.workflow_id!r} was not started by this task instance")
+            answer = perform(task.hook, status, body)
+        except Exception as exc:  # noqa: BLE001 - one line naming the connection
+            raise _fail(task.conn_id, exc) from None
         if body.action == "fork":
-            here = _ti_path(_root(request), dag_id, task_id, index, run_id)
+            here = _root(request) + view_path(dag_id, run_id, task_id, index).removeprefix("/dbos")
             answer["link"] = f"{here}?{urlencode({'workflow_id': answer['workflow_id']})}"
-        audit(
-            user,
-            body.action,
-            {"conn_id": task.conn_id, "workflow_id": body.workflow_id, "step": body.step, "result": answer["message"]},
-            dag_id=dag_id,
-            task_id=task_id,
-            run_id=run_id,
-            map_index=index,
-        )
+        extra = {
+            "conn_id": task.conn_id,
+            "workflow_id": body.workflow_id,
+            "step": body.step,
+            "result": answer["message"],
+        }
+        audit(user, body.action, extra, dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=index)
         log.info("%s by %s: %s", body.action, user.get_name(), answer["message"])
         return JSONResponse(answer)
 
-    @app.get("/workflows", dependencies=[Depends(requires_access_dag("GET"))])
+    @app.get("/workflows")
     def workflows(
         request: Request,
         conn_id: str = data.DEFAULT_CONN_ID,
@@ -255,29 +242,49 @@ def create_app() -> FastAPI:
         id_prefix: str = "",
         since_hours: str = "",
         page: int = 1,
+        user: BaseUser = Depends(get_user),
     ) -> HTMLResponse:
-        from airflow.utils.session import create_session
-
-        from dbos_airflow.status import DBOSWorkflowStatus
-
         root = _root(request)
+        filters = records.Filters(
+            status=inputs.status(status),
+            name=inputs.text("name", name, required=False),
+            queue=inputs.text("queue", queue, required=False),
+            id_prefix=inputs.text("id_prefix", id_prefix, required=False),
+            since_hours=inputs.since_hours(since_hours),
+            page=inputs.page(page),
+        )
+        hook = _connection(user, conn_id)
+        dag_ids = access.readable_dag_ids(user)
         try:
-            hours = float(since_hours) if since_hours.strip() else None
-            if status:
-                DBOSWorkflowStatus.parse(status)
-        except ValueError as exc:
-            return _html(render.page("DBOS workflows", render.error_message(str(exc))), 400)
-        filters = data.WorkflowFilters(status, name, queue, id_prefix, hours, max(page, 1))
-        try:
-            rows, has_next = data.list_page(conn_id, filters)
-        except data.ViewError as exc:
-            return _html(render.page("DBOS workflows", render.error_message(str(exc))))
-        with create_session() as session:
-            tis = data.find_task_instances(session, [r.workflow_id for r in rows])
-        links = {wid: data.task_instance_path(*key) for wid, key in tis.items()}
-        return _html(render.page("DBOS workflows", render.list_html(conn_id, rows, filters, has_next, root, links)))
+            ids, has_next = records.page_ids(hook, filters, dag_ids)
+            found = data.statuses(hook, ids)
+            owners = records.owners(hook, ids)
+        except Exception as exc:  # noqa: BLE001 - one line naming the connection
+            raise _fail(conn_id, exc) from None
+        rows = [found[w] for w in ids if w in found]
+        links = {w: data.task_instance_path(*o.owner.task_instance()) for w, o in owners.items() if o.owner}
+        query = {
+            "conn_id": conn_id,
+            "status": filters.status,
+            "name": filters.name,
+            "queue": filters.queue,
+            "id_prefix": filters.id_prefix,
+            "since_hours": "" if filters.since_hours is None else f"{filters.since_hours:g}",
+        }
+        html = render.list_page(
+            conn_id,
+            rows,
+            filters,
+            base=root,
+            view_link=lambda w: f"{root}/workflow?{urlencode({'conn_id': conn_id, 'id': w})}",
+            page_link=lambda n: f"{root}/workflows?{urlencode({**query, 'page': n})}",
+            has_next=has_next,
+            task_links=links,
+            static=_static(request),
+        )
+        return _html(html)
 
-    @app.get("/workflow", dependencies=[Depends(requires_access_dag("GET"))])
+    @app.get("/workflow")
     def workflow(
         request: Request,
         id: str,
@@ -285,27 +292,26 @@ def create_app() -> FastAPI:
         fragment: bool = False,
         user: BaseUser = Depends(get_user),
     ) -> HTMLResponse:
-        from airflow.utils.session import create_session
-
         root = _root(request)
+        inputs.text("id", id)
+        hook = _connection(user, conn_id)
 
         def link_for(other: str) -> str:
             return f"{root}/workflow?{urlencode({'conn_id': conn_id, 'id': other})}"
 
         try:
-            detail = data.workflow_detail(conn_id, id)
-        except data.ViewError as exc:
-            return _html(render.page("DBOS workflow", render.error_message(str(exc))))
-        with create_session() as session:
-            key = data.find_task_instances(session, [id]).get(id)
-        can_act = _may(user, conn_id=conn_id)
-        task_link = data.task_instance_path(*key) if key else None
-        inner = render.workflow_html(detail, link_for, can_act=can_act, task_link=task_link)
-        if fragment:
-            return _html(render.body(inner, detail.active))
-        return _html(render.page(f"DBOS workflow {id}", inner, active=detail.active, actions=can_act))
+            status, owner = _workflow(user, hook, conn_id, id, access.READ)
+            detail = data.workflow_detail(hook, status)
+        except Exception as exc:  # noqa: BLE001 - one line naming the connection
+            raise _fail(conn_id, exc) from None
+        can_act = bool(access.decide(user, owner, conn_id, access.ACT))
+        task_link = data.task_instance_path(*owner.task_instance()) if owner else None
+        html = render.workflow_page(
+            detail, link_for, can_act=can_act, task_link=task_link, static=_static(request), fragment=fragment
+        )
+        return _html(html)
 
-    @app.post("/workflow", dependencies=[Depends(requires_connection_edit), Depends(check_same_origin)])
+    @app.post("/workflow", dependencies=[Depends(check_same_origin)])
     def workflow_action(
         request: Request,
         id: str,
@@ -313,10 +319,18 @@ def create_app() -> FastAPI:
         conn_id: str = data.DEFAULT_CONN_ID,
         user: BaseUser = Depends(get_user),
     ) -> JSONResponse:
-        answer = perform(conn_id, body)
+        inputs.text("id", id)
+        checked(body)
+        hook = _connection(user, conn_id)
+        try:
+            status, owner = _workflow(user, hook, conn_id, body.workflow_id, access.ACT)
+            answer = perform(hook, status, body)
+        except Exception as exc:  # noqa: BLE001 - one line naming the connection
+            raise _fail(conn_id, exc) from None
         if body.action == "fork":
             answer["link"] = f"{_root(request)}/workflow?{urlencode({'conn_id': conn_id, 'id': answer['workflow_id']})}"
         audit(user, body.action, {"conn_id": conn_id, "workflow_id": body.workflow_id, "step": body.step})
+        log.info("%s by %s: %s", body.action, user.get_name(), answer["message"])
         return JSONResponse(answer)
 
     return app

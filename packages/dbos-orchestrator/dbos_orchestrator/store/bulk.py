@@ -7,9 +7,10 @@ Two maintained DBOS interfaces do the writing; nothing here writes DBOS tables i
   documents for non-Python clients), called once per item in one pipelined
   ``executemany`` inside one transaction. It writes ``portable_json`` rows, exactly what
   ``DBOSClient.enqueue(..., serialization_type=PORTABLE)`` writes.
-* **pickle, SQLite, or options the SQL function cannot express** (``attributes``,
-  ``workflow_id_reuse_policy``, ``shard_key``, ...): ``DBOSClient.enqueue_in_transaction``
-  for every item, in one transaction.
+* **pickle, SQLite, or options the SQL function cannot express** (``attributes``, e.g. an
+  orchestrator's owner record; ``workflow_id_reuse_policy``, ``shard_key``, ...):
+  ``DBOSClient.enqueue_in_transaction`` for every item, in one transaction. (The SQL function
+  takes no ``attributes``, and nothing here writes DBOS tables itself to add them.)
 
 Every item gets a workflow id before anything is written (given, or generated), so a retry
 that passes the same ids enqueues nothing new: ids that already exist are looked up first
