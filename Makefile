@@ -50,7 +50,9 @@ test: test-airflow test-prefect
 test-airflow: $(STAMP) system-packages ts-app
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The core's own tests run in both venvs (the Airflow one collects them through testpaths).
 test-prefect: $(PSTAMP)
+	$(PPY) -m pytest -q -p no:cacheprovider packages/dbos-orchestrator/tests
 	cd $(PREFECT_PKG) && ../../$(PPY) -m pytest -q $(PREFECT_PYTEST_ARGS)
 
 # Example worker on .demo/dbos.sqlite (or $DBOS_SYSTEM_DATABASE_URL), every example DAG via `airflow dags test`.
