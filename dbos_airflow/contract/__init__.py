@@ -1,4 +1,4 @@
-"""The two-engine contract, one module per rule (docs/architecture.md, "Two engines, one contract").
+"""The two-engine contract, one module per rule (docs/architecture.md, "The two-engine contract").
 
 * :mod:`~dbos_airflow.contract.ids`: the workflow id derived from a task instance (enqueued once).
 * :mod:`dbos_orchestrator.retry` (the core's, shared with prefect-dbos): what a later try does with the
