@@ -484,13 +484,14 @@ def test_bad_input_is_a_4xx_naming_the_field(
 @pytest.mark.browser
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_view_follows_airflows_theme(stack: Stack, theme: str) -> None:
-    """docs/ui.md, "Look": the tab takes Airflow's own theme setting; screenshots for the docs."""
+    """docs/ui.md, "Look": the tab takes Airflow's own theme setting. The screenshots go to
+    test-artifacts/ (gitignored); with ``DBOS_AIRFLOW_DOCS_IMAGES=1`` they replace docs/images/."""
     from playwright.sync_api import sync_playwright
 
     chromium = Path("/usr/bin/chromium")
     if not chromium.exists():
         pytest.fail(f"{chromium} is missing (`make system-packages`)", pytrace=False)
-    images = ROOT / "docs" / "images"
+    images = ROOT / ("docs/images" if os.environ.get("DBOS_AIRFLOW_DOCS_IMAGES") == "1" else "test-artifacts")
     images.mkdir(parents=True, exist_ok=True)
     run = quote(stack.runs["alpha"], safe="")
     with sync_playwright() as pw:
