@@ -166,9 +166,8 @@ def dbos_worker(system_database_url: str) -> Iterator[Worker]:
     worker.stop()
 
 
-@pytest.fixture(scope="session")
-def dbos_conn(system_database_url: str, dbos_worker: Worker) -> Iterator[str]:
-    """``AIRFLOW_CONN_DBOS_DEFAULT`` (JSON form) pointing at the worker's system database."""
+def connection_json(system_database_url: str) -> str:
+    """A dbos connection in Airflow's JSON form (for ``AIRFLOW_CONN_<ID>``), by its parts."""
     url = sa.make_url(system_database_url)
     conn = {
         "conn_type": "dbos",
@@ -178,7 +177,13 @@ def dbos_conn(system_database_url: str, dbos_worker: Worker) -> Iterator[str]:
         "password": url.password,
         "schema": url.database,
     }
-    os.environ["AIRFLOW_CONN_DBOS_DEFAULT"] = json.dumps(conn)
+    return json.dumps(conn)
+
+
+@pytest.fixture(scope="session")
+def dbos_conn(system_database_url: str, dbos_worker: Worker) -> Iterator[str]:
+    """``AIRFLOW_CONN_DBOS_DEFAULT`` (JSON form) pointing at the worker's system database."""
+    os.environ["AIRFLOW_CONN_DBOS_DEFAULT"] = connection_json(system_database_url)
     yield "dbos_default"
     os.environ.pop("AIRFLOW_CONN_DBOS_DEFAULT", None)
 

@@ -10,7 +10,6 @@ SDK rather than assumed: every claim of that section has a test below.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy as sa
 from child_process import ChildProcess  # scripts/ (pytest pythonpath)
-from conftest import ROOT, Worker
+from conftest import ROOT, Worker, connection_json
 from test_completed_trigger import MemoryStateStore, Run, trigger
 from test_operators import states, xcoms
 
@@ -112,16 +111,7 @@ def ts_worker(ts_built: None, ts_database_url: str) -> Iterator[TSWorker]:
 @pytest.fixture(scope="module")
 def ts_conn(ts_database_url: str, ts_worker: TSWorker) -> Iterator[str]:
     """``AIRFLOW_CONN_DBOS_TS`` (JSON form) pointing at the TypeScript app's system database."""
-    url = sa.make_url(ts_database_url)
-    conn = {
-        "conn_type": "dbos",
-        "host": url.host,
-        "port": url.port or 5432,
-        "login": url.username,
-        "password": url.password,
-        "schema": url.database,
-    }
-    os.environ["AIRFLOW_CONN_DBOS_TS"] = json.dumps(conn)
+    os.environ["AIRFLOW_CONN_DBOS_TS"] = connection_json(ts_database_url)
     yield CONN
     os.environ.pop("AIRFLOW_CONN_DBOS_TS", None)
 
