@@ -13,20 +13,21 @@ PREFECT_PKG := packages/prefect-dbos
 install: $(STAMP)
 
 # Creates .venv when missing and installs the project with its test extra, pinned by constraints.txt, and
-# the Airflow-free core it depends on (packages/dbos-orchestrator) from this checkout, in one pip command.
-$(STAMP): pyproject.toml packages/dbos-orchestrator/pyproject.toml constraints.txt
+# the Airflow-free core it depends on (packages/dbos-orchestrator) and the shared test helpers
+# (packages/dbos-testkit, development only) from this checkout, in one pip command.
+$(STAMP): pyproject.toml packages/dbos-orchestrator/pyproject.toml packages/dbos-testkit/pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e packages/dbos-orchestrator -e ".[test]"
+	$(PY) -m pip install -q -c constraints.txt -e packages/dbos-orchestrator -e packages/dbos-testkit -e ".[test]"
 	touch $(STAMP)
 
 install-prefect: $(PSTAMP)
 
 # Creates .venv-prefect with prefect-dbos and its test extra, pinned by its own constraints file, and
-# the shared core (packages/dbos-orchestrator) from this checkout, in one pip command.
-$(PSTAMP): $(PREFECT_PKG)/pyproject.toml packages/dbos-orchestrator/pyproject.toml $(PREFECT_PKG)/constraints.txt
+# the shared core (packages/dbos-orchestrator) and test helpers (packages/dbos-testkit) from this checkout.
+$(PSTAMP): $(PREFECT_PKG)/pyproject.toml packages/dbos-orchestrator/pyproject.toml packages/dbos-testkit/pyproject.toml $(PREFECT_PKG)/constraints.txt
 	test -x $(PPY) || python3 -m venv $(PVENV)
-	$(PPY) -m pip install -q -c $(PREFECT_PKG)/constraints.txt -e packages/dbos-orchestrator -e "$(PREFECT_PKG)[test]"
+	$(PPY) -m pip install -q -c $(PREFECT_PKG)/constraints.txt -e packages/dbos-orchestrator -e packages/dbos-testkit -e "$(PREFECT_PKG)[test]"
 	$(PPY) -m pip check
 	touch $(PSTAMP)
 
@@ -76,8 +77,8 @@ bench: $(STAMP)
 lint: lint-airflow lint-prefect
 
 lint-airflow: $(STAMP)
-	$(VENV)/bin/ruff check dbos_airflow packages/dbos-orchestrator tests dags examples scripts bench
-	$(VENV)/bin/ruff format --check dbos_airflow packages/dbos-orchestrator tests dags examples scripts bench
+	$(VENV)/bin/ruff check dbos_airflow packages/dbos-orchestrator packages/dbos-testkit tests dags examples scripts bench
+	$(VENV)/bin/ruff format --check dbos_airflow packages/dbos-orchestrator packages/dbos-testkit tests dags examples scripts bench
 	$(VENV)/bin/mypy
 
 # ruff with the root's settings; mypy in the Prefect venv (it needs prefect's types).

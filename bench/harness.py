@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from dbos_testkit.child_process import ChildProcess
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-from child_process import ChildProcess  # noqa: E402 - scripts/ holds the shared process helper
 
 RESULTS = BENCH / ".results"
 CONN_ID = "dbos_bench"

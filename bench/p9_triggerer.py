@@ -1,6 +1,6 @@
 """P9: 1,000 deferred DBOS tasks in one real triggerer process, beside 1,000 plain get_result() pollers.
 
-Ours: a real Airflow deployment (tests/airflow_stack.py: api-server, scheduler, dag-processor,
+Ours: a real Airflow deployment (dbos_testkit/airflow_stack.py: api-server, scheduler, dag-processor,
 one ``airflow triggerer``, LocalExecutor, Postgres metadata DB) runs bench/dags/p9_deferred.py,
 whose 1,000 tasks start deferred on a bench-only ``DBOSWorkflowTrigger`` subclass
 (bench/dags/p9_stamped_trigger.py; ``start_from_trigger``: no worker runs before the wait).
@@ -33,7 +33,7 @@ burst it lags the yield.
 Plain: 1,000 ``retrieve_workflow_async(id).get_result()`` on one ``dbos.DBOSClient`` (defaults)
 in this process; statements counted on its engine; wake-up = returned - stamp.
 Goals (ours): <= 20 statements/s while nothing changes, p99 committed -> yielded <= 0.5 s. Both
-databases live on a private Postgres server the figure starts (tests/private_postgres.py).
+databases live on a private Postgres server the figure starts (dbos_testkit/private_postgres.py).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ import datetime as dt
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -108,8 +107,7 @@ def _triggerer_connections(env: Env, pid: int) -> int:
 
 
 def ours(env: Env, client: Any) -> dict[str, Any]:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from airflow_stack import AirflowStack
+    from dbos_testkit.airflow_stack import AirflowStack
 
     stamps_file = Path(tempfile.mkdtemp(prefix="p9-stamps-")) / "stamps.txt"
     dags = ROOT / "bench" / "dags"
@@ -230,7 +228,7 @@ def _wait_persisted(stack: Any, timeout: float) -> dict[str, float]:
 
 
 def airflow_stack_postgres() -> str:
-    import airflow_stack
+    from dbos_testkit import airflow_stack
 
     return str(airflow_stack.POSTGRES)
 
@@ -309,10 +307,8 @@ async def plain(env: Env, client: Any) -> dict[str, Any]:
 
 def main() -> None:
     import dbos
-
-    sys.path.insert(0, str(ROOT / "tests"))
-    import airflow_stack
-    from private_postgres import PrivatePostgres
+    from dbos_testkit import airflow_stack
+    from dbos_testkit.private_postgres import PrivatePostgres
 
     from bench import harness
 

@@ -27,9 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import local_stack  # noqa: E402  (a sibling script, not a package)
+from dbos_testkit import local_stack  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -182,7 +180,7 @@ def main(argv: list[str] | None = None, runs: tuple[DemoRun, ...] = DEMO_RUNS) -
     env = local_stack.airflow_env(airflow_home, url, AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING")
     runs = tuple(r for r in runs if opts.only is None or r.dag_id in opts.only)
 
-    print(f"DBOS system database: {local_stack._shown(url)}", flush=True)
+    print(f"DBOS system database: {local_stack.shown_url(url)}", flush=True)
     print(f"Airflow metadata DB:  {airflow_home / 'airflow.db'} (migrating)", flush=True)
     local_stack.migrate(env)
     print("Starting the example DBOS worker (examples/order_worker.py)", flush=True)

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-dbos-demo-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-import local_stack  # noqa: E402  (a sibling script, not a package)
+from dbos_testkit import local_stack  # noqa: E402
 from prefect import flow  # noqa: E402
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 from prefect_dbos import (  # noqa: E402

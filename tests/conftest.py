@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
-from child_process import ChildProcess  # scripts/ (pytest pythonpath)
+from dbos_testkit.child_process import ChildProcess
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -1,6 +1,6 @@
 """The same contract under the CeleryExecutor (README, "Scaling out: the CeleryExecutor"): nothing in the provider assumes one process.
 
-A real deployment (tests/airflow_stack.py) with ``CeleryExecutor``, the local Redis as broker
+A real deployment (dbos_testkit/airflow_stack.py) with ``CeleryExecutor``, the local Redis as broker
 (``AIRFLOW_STACK_REDIS``, default redis://127.0.0.1:6379) and two ``airflow celery worker``
 processes. One worker is killed with -9 (with its task processes, as a lost node) while a
 task it runs waits for its workflow; the task's heartbeat times out, the retry runs on the other
@@ -17,8 +17,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow_stack import AirflowStack
 from conftest import Worker
+from dbos_testkit.airflow_stack import AirflowStack
 from test_deployment import DAGS, _conn_json, _one_workflow_each_step_once, _running_pid, _wait_status, _wid
 
 if TYPE_CHECKING:

@@ -11,11 +11,11 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import local_stack
 import pytest
 import sqlalchemy as sa
 import yaml
 from conftest import ROOT
+from dbos_testkit import local_stack
 
 from dbos_airflow.hooks.connection import DBOSConnectionSettings  # noqa: E402
 

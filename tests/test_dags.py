@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import local_stack
 import pytest
 from conftest import ROOT
+from dbos_testkit import local_stack
 
 EXAMPLE_DAGS = {"dbos_run_workflow", "dbos_order_approval", "dbos_fan_out", "dbos_order_incident"}
 

@@ -23,8 +23,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow_stack import AirflowStack
 from conftest import ROOT, Worker
+from dbos_testkit.airflow_stack import AirflowStack
 
 from dbos_airflow.utils.deferral import HOLD_EVENT_SECONDS
 

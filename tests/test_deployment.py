@@ -1,7 +1,7 @@
 """The contract under a real deployment, with faults injected by pid (README, "What happens when Airflow retries, kills or times out").
 
 Real ``airflow api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` with a
-LocalExecutor on a fresh Postgres metadata database (tests/airflow_stack.py), a real DBOS worker
+LocalExecutor on a fresh Postgres metadata database (dbos_testkit/airflow_stack.py), a real DBOS worker
 (tests/dbos_app.py) and the DAGs in tests/dags/dbos_deployment_dags.py. Faults are what an
 operator of Airflow sees: kill -9 of a task process, of the triggerer, of the scheduler; a
 person marking a deferred task failed through the REST API; the DBOS system database's own
@@ -21,9 +21,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow_stack import AirflowStack
 from conftest import ROOT, Worker, unique
-from private_postgres import PrivatePostgres
+from dbos_testkit.airflow_stack import AirflowStack
+from dbos_testkit.private_postgres import PrivatePostgres
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -1,5 +1,5 @@
 """Asset-driven DAGs from DBOS completions under a real Airflow: api-server, scheduler,
-dag-processor, triggerer, LocalExecutor, Postgres metadata DB (tests/airflow_stack.py), the real
+dag-processor, triggerer, LocalExecutor, Postgres metadata DB (dbos_testkit/airflow_stack.py), the real
 DBOS worker and Postgres. DAGs: tests/stack_dags/dbos_event_dags.py.
 
 Proves: every matching completion becomes one asset event and reaches a DAG run through
@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from airflow_stack import POSTGRES, AirflowStack
 from conftest import ROOT
+from dbos_testkit.airflow_stack import POSTGRES, AirflowStack
 
 from dbos_airflow.client import DBOSClient
 

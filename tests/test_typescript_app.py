@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
-from child_process import ChildProcess  # scripts/ (pytest pythonpath)
 from conftest import ROOT, Worker, connection_json
+from dbos_testkit.child_process import ChildProcess
 from test_completed_trigger import MemoryStateStore, Run, trigger
 from test_operators import states, xcoms
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import local_stack
 import pytest
 import sqlalchemy as sa
+from dbos_testkit import local_stack
 
 from dbos_airflow.client import DBOSClient
 from dbos_airflow.get_provider_info import get_provider_info  # noqa: E402

@@ -23,8 +23,8 @@ from urllib.parse import quote
 import pytest
 import requests
 import sqlalchemy as sa
-from child_process import ChildProcess
 from conftest import ROOT
+from dbos_testkit.child_process import ChildProcess
 
 from dbos_airflow.client import DBOSClient
 

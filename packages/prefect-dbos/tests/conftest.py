@@ -27,11 +27,10 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
 
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from dbos_testkit.child_process import ChildProcess  # noqa: E402
 
 PACKAGE = Path(__file__).resolve().parent.parent
 ROOT = PACKAGE.parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-from child_process import ChildProcess  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -42,7 +42,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import sqlalchemy as sa
-from child_process import ChildProcess  # scripts/ (pytest pythonpath)
+
+from dbos_testkit.child_process import ChildProcess
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
