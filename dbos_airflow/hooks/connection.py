@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from dbos_orchestrator.client import hide_password, with_connect_timeout
+from dbos_orchestrator.database_urls import hide_password, with_connect_timeout
 from dbos_orchestrator.forms import as_bool
 from dbos_orchestrator.serialization import SERIALIZATIONS, check_serialization, serialization_format
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
-from dbos_orchestrator.client import quiet_initialization
+from dbos_orchestrator.init_log import quiet_initialization
 
 from dbos_airflow.contract.events import TriggerEventKind, event_outcome
 from dbos_airflow.exceptions import DBOSOptionsError, DBOSSerializationError

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from dbos import DBOSPortableJSONSerializer, WorkflowSerializationFormat
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from dbos_orchestrator.client import to_dbos_options
+from dbos_orchestrator.options import to_dbos_options
 from dbos_orchestrator.exceptions import (
     DBOSBulkEnqueueError,
     DBOSOptionsError,
