@@ -32,13 +32,13 @@ import sqlalchemy as sa
 from dbos import DBOSPortableJSONSerializer, WorkflowSerializationFormat
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from dbos_orchestrator.options import to_dbos_options
 from dbos_orchestrator.exceptions import (
     DBOSBulkEnqueueError,
     DBOSOptionsError,
     DBOSOrchestratorError,
     DBOSSerializationError,
 )
+from dbos_orchestrator.options import to_dbos_options
 
 if TYPE_CHECKING:
     from dbos_orchestrator.client import DBOSClient, EnqueueOptions
