@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
-from dbos_orchestrator.client import hide_password
+from dbos_orchestrator.database_urls import hide_password
 from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS
 from dbos_orchestrator.serialization import choose_format
 from dbos_orchestrator.status import status_to_dict
 
-from dbos_airflow.exceptions import DBOSAirflowError, DBOSWorkflowNotFoundError
+from dbos_airflow.exceptions import DBOSAirflowError, DBOSWorkflowFailedError, DBOSWorkflowNotFoundError
 from dbos_airflow.hooks.connection import DBOSConnectionSettings, unparsable_env_connection
 
 __all__ = ["DBOSHook", "DBOSConnectionSettings"]
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from dbos import WorkflowHandle, WorkflowHandleAsync, WorkflowStatus
     from dbos_orchestrator.client import DBOSClient, EnqueueOptions
+    from dbos_orchestrator.retry import Reattach
     from dbos_orchestrator.service import DBOSService
     from dbos_orchestrator.store.values import ValueReader
     from dbos_orchestrator.waiting.waiter import DBOSWaiter
@@ -141,6 +142,7 @@ class DBOSHook(BaseHook):
             allow_pickle=settings.allow_pickle,
             serialization=settings.serialization_type,
             not_found=DBOSWorkflowNotFoundError,
+            failed=DBOSWorkflowFailedError,
             log=self.log,
         )
 
@@ -160,6 +162,23 @@ class DBOSHook(BaseHook):
         (pickled rows are unpickled). Read results safely with :meth:`get_workflow_status`.
         """
         return self.get_client().enqueue(self._options(options, serialization, self.settings), *args, **kwargs)
+
+    def enqueue_or_reattach(
+        self,
+        options: EnqueueOptions,
+        args: Iterable[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        serialization: str | None = None,
+        retry_mode: str = "resume",
+    ) -> Reattach | None:
+        """Enqueue ``options["workflow_id"]`` once, encoded with the connection's serialization; a later
+        call re-attaches or re-runs it by ``retry_mode`` (:meth:`DBOSService.enqueue_or_reattach
+        <dbos_orchestrator.service.DBOSService.enqueue_or_reattach>`). None: this call enqueued it."""
+        settings = self.settings
+        return self.service(settings).enqueue_or_reattach(
+            self._options(options, serialization, settings), args, kwargs, retry_mode=retry_mode
+        )
 
     async def enqueue_async(
         self, options: EnqueueOptions, *args: Any, serialization: str | None = None, **kwargs: Any

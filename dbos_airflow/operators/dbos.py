@@ -160,16 +160,13 @@ class DBOSEnqueueOperator(DBOSWaitingOperator, DBOSBaseEnqueueOperator):
         self.deduplication_id = deduplication_id
 
     def _enqueue_or_reattach(self, workflow_id: str) -> None:
-        existing = self.hook.get_workflow_status(workflow_id)
-        if existing is None:
-            args = as_json("workflow_args", self.workflow_args, list)
-            kwargs = as_json("workflow_kwargs", self.workflow_kwargs or {}, dict)
-            options = self._options(workflow_id=workflow_id, deduplication_id=self.deduplication_id)
-            options = with_owner(options, self._ti, self.dbos_conn_id)  # docs/ui.md, Permissions
-            self.hook.enqueue(options, *args, serialization=self.serialization, **kwargs)
-            self.log.info("Enqueued DBOS workflow %s (%s on %s)", workflow_id, self.workflow_name, self.queue_name)
-            return
-        self.reattach(existing, self.queue_name)
+        args = as_json("workflow_args", self.workflow_args, list)
+        kwargs = as_json("workflow_kwargs", self.workflow_kwargs or {}, dict)
+        options = self._options(workflow_id=workflow_id, deduplication_id=self.deduplication_id)
+        options = with_owner(options, self._ti, self.dbos_conn_id)  # docs/ui.md, Permissions
+        self.hook.enqueue_or_reattach(
+            options, args, kwargs, serialization=self.serialization, retry_mode=self.retry_mode
+        )
 
     def execute_dbos(self, context: Context) -> str:
         self._render_wait_settings()

@@ -14,7 +14,7 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException
 from dbos_orchestrator.forms import as_bool, as_timeout
 from dbos_orchestrator.messages import still_waiting_message
-from dbos_orchestrator.retry import Reattach, check_retry_mode, reattach
+from dbos_orchestrator.retry import check_retry_mode
 from dbos_orchestrator.status import DBOSWorkflowStatus
 
 from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS, check_in_worker, not_before_after_deferral
@@ -79,18 +79,8 @@ class DBOSWaitingOperator(DBOSBaseOperator):
 
     def reattach(self, status: dict[str, Any], queue_name: str | None) -> None:
         """A later try found the workflow it started: leave it, or run it again if it failed
-        (:func:`dbos_orchestrator.retry.reattach`)."""
-        workflow_id, state = status["workflow_id"], DBOSWorkflowStatus.parse(status["status"])
-        action = reattach(state, self.retry_mode)
-        if action is Reattach.LEAVE_RUNNING:
-            self.log.info("Re-attached to DBOS workflow %s, which is %s", workflow_id, state.value)
-        elif action is Reattach.LEAVE_ENDED:
-            self.log.info("DBOS workflow %s already ended %s; not running it again", workflow_id, state.value)
-        elif action is Reattach.FAIL:
-            workflow_result(status, self.hook.value_reader())  # raises with the workflow's own error
-        else:
-            self.log.info("DBOS workflow %s ended %s; retry_mode=%s", workflow_id, state.value, self.retry_mode)
-            self.hook.rerun_workflow(workflow_id, from_failed_step=action is Reattach.RESUME, queue_name=queue_name)
+        (the core's :meth:`DBOSService.reattach <dbos_orchestrator.service.DBOSService.reattach>`)."""
+        self.hook.service().reattach(status, self.retry_mode, queue_name=queue_name)
 
     def _render_wait_settings(self) -> None:
         """``wait_for_completion`` and ``timeout`` may come from templates (a UI form) as text."""

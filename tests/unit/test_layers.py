@@ -50,6 +50,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("dbos_orchestrator.diagnostics",),
     ("dbos_orchestrator.client",),
     ("dbos_orchestrator.store",),
+    # how an ended workflow becomes a result or a failure (reads through the store's reader)
+    ("dbos_orchestrator.outcome",),
     ("dbos_orchestrator.waiting",),
     ("dbos_orchestrator.service",),
     ("dbos_orchestrator",),

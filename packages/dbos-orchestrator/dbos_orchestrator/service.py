@@ -1,8 +1,9 @@
 """The DBOS side of an orchestrator's tasks, over one client: what every front end delegates to.
 
-Status reads (metadata only, never values), the wait loop, re-running an ended workflow
-(``retry_mode``'s I/O: :mod:`dbos_orchestrator.retry` decides), forking at most once, and
-enqueueing with the chosen serialization. The Airflow hook (``dbos_airflow.hooks.dbos.DBOSHook``)
+Status reads (metadata only, never values), enqueue-or-reattach and re-running an ended
+workflow (``retry_mode``'s I/O: :mod:`dbos_orchestrator.retry` decides), an ended workflow's
+result or failure (:mod:`dbos_orchestrator.outcome` decides), cancel and resume, forking at most
+once, and the wait loop. The Airflow hook (``dbos_airflow.hooks.dbos.DBOSHook``)
 builds one per call from its connection; a Prefect block would do the same from its own.
 """
 
@@ -12,9 +13,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSWorkflowNotFoundError
+from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSWorkflowFailedError, DBOSWorkflowNotFoundError
 from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS, progress_message, workflow_not_found_message
-from dbos_orchestrator.retry import rerun_start_step
+from dbos_orchestrator.outcome import workflow_result
+from dbos_orchestrator.retry import Reattach, check_retry_mode, reattach, rerun_start_step
 from dbos_orchestrator.status import DBOSWorkflowStatus, status_to_dict
 
 if TYPE_CHECKING:
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from dbos import WorkflowSerializationFormat, WorkflowStatus
 
     from dbos_orchestrator.client import DBOSClient
+    from dbos_orchestrator.options import EnqueueOptions
     from dbos_orchestrator.store.values import ValueReader
 
 __all__ = ["DBOSService"]
@@ -37,6 +40,7 @@ class DBOSService:
     :param serialization: the connection's default format for values written.
     :param not_found: the error type for a missing workflow (a front end may pass a subclass of
         :class:`DBOSWorkflowNotFoundError` that also fails its tasks).
+    :param failed: the error type for a workflow that ended in failure (likewise).
     :param log: where progress and re-runs are logged.
     """
 
@@ -47,12 +51,14 @@ class DBOSService:
         allow_pickle: bool,
         serialization: WorkflowSerializationFormat,
         not_found: type[DBOSWorkflowNotFoundError] = DBOSWorkflowNotFoundError,
+        failed: type[DBOSWorkflowFailedError] = DBOSWorkflowFailedError,
         log: logging.Logger | logging.LoggerAdapter[Any] | Any = _log,
     ) -> None:
         self.client = client
         self.allow_pickle = allow_pickle
         self.serialization = serialization
         self.not_found = not_found
+        self.failed = failed
         self.log = log
 
     def value_reader(self) -> ValueReader:
@@ -86,7 +92,66 @@ class DBOSService:
             raise self.not_found(workflow_not_found_message(workflow_id, self.client.target))
         return status
 
-    # -- re-running, forking -----------------------------------------------------------------
+    def result(self, workflow_id: str, *, log: Callable[[str], Any] | None = None) -> Any:
+        """The decoded output of an ended workflow; a failure raises :attr:`failed` with its own error
+        and id (:func:`dbos_orchestrator.outcome.workflow_result`).
+
+        :param log: given, gets the one closing line (how the workflow ended).
+        """
+        return workflow_result(self.require_workflow(workflow_id), self.value_reader(), log=log, failed=self.failed)
+
+    # -- enqueue or re-attach, re-running, cancel, resume, forking -----------------------------
+
+    def enqueue_or_reattach(
+        self,
+        options: EnqueueOptions,
+        args: Iterable[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        retry_mode: str = "resume",
+    ) -> Reattach | None:
+        """Enqueue ``options["workflow_id"]`` once; a later call follows the retry rule (:meth:`reattach`).
+
+        Returns None when this call enqueued it, else what the rule decided. ``options`` are
+        written as given (the caller chose ``serialization_type``); DBOS' own "return existing"
+        covers two calls racing.
+        """
+        check_retry_mode(retry_mode)
+        workflow_id = options["workflow_id"]
+        existing = self.get_workflow_status(workflow_id)
+        if existing is None:
+            self.client.enqueue(options, *args, **(kwargs or {}))
+            self.log.info(
+                "Enqueued DBOS workflow %s (%s on %s)", workflow_id, options["workflow_name"], options["queue_name"]
+            )
+            return None
+        return self.reattach(existing, retry_mode, queue_name=options.get("queue_name"))
+
+    def reattach(self, status: dict[str, Any], retry_mode: str, *, queue_name: str | None = None) -> Reattach:
+        """A later try found the workflow it started: leave it, run it again, or fail, by
+        :func:`dbos_orchestrator.retry.reattach` (``retry_mode="fail"`` on a failed workflow raises
+        :attr:`failed` with the workflow's own error)."""
+        workflow_id, state = status["workflow_id"], DBOSWorkflowStatus.parse(status["status"])
+        decision = reattach(state, retry_mode)
+        if decision is Reattach.LEAVE_RUNNING:
+            self.log.info("Re-attached to DBOS workflow %s, which is %s", workflow_id, state.value)
+        elif decision is Reattach.LEAVE_ENDED:
+            self.log.info("DBOS workflow %s already ended %s; not running it again", workflow_id, state.value)
+        elif decision is Reattach.FAIL:
+            workflow_result(status, self.value_reader(), failed=self.failed)  # raises with its own error
+        else:
+            self.log.info("DBOS workflow %s ended %s; retry_mode=%s", workflow_id, state.value, retry_mode)
+            self.rerun_workflow(workflow_id, from_failed_step=decision is Reattach.RESUME, queue_name=queue_name)
+        return decision
+
+    def cancel_workflows(self, workflow_ids: list[str]) -> None:
+        """Cancel workflows in one statement (idempotent: ended or unknown ones are left as they are)."""
+        if workflow_ids:
+            self.client.cancel_workflows(workflow_ids)
+
+    def resume_workflow(self, workflow_id: str, *, queue_name: str | None = None) -> None:
+        """Continue a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow where it stopped."""
+        self.client.resume_workflow(workflow_id, queue_name=queue_name)
 
     def rerun_workflow(self, workflow_id: str, *, from_failed_step: bool, queue_name: str | None = None) -> None:
         """Run an ended workflow again under the same id (:func:`~dbos_orchestrator.retry.rerun_start_step`)."""

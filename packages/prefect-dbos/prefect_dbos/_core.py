@@ -5,8 +5,9 @@ the safe value reader, the shared waiter, the completion feed, the bulk writer, 
 and the service, the sentences of a wait, the errors) is imported here and nowhere else.
 
 :class:`WorkflowService` is the core's :class:`DBOSService` plus what the Prefect tasks call in
-one step: enqueue-or-reattach (the core's :func:`~dbos_orchestrator.retry.reattach` rule decides),
-an ended workflow's result or failure, cancel and resume.
+one step under Prefect's names (status, require, cancel, resume, fork once). Enqueue-or-reattach
+(the core's :func:`~dbos_orchestrator.retry.reattach` rule decides) and an ended workflow's result
+or failure (:mod:`dbos_orchestrator.outcome`) are the core's own :class:`DBOSService` methods.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dbos_orchestrator.messages import (
     progress_message,
     still_waiting_message,
 )
-from dbos_orchestrator.retry import RETRY_MODES, Reattach, check_retry_mode, reattach
+from dbos_orchestrator.retry import RETRY_MODES, Reattach, check_retry_mode
 from dbos_orchestrator.serialization import serialization_format
 from dbos_orchestrator.service import DBOSService
 from dbos_orchestrator.status import DBOSWorkflowStatus, status_to_dict
@@ -114,71 +115,13 @@ class WorkflowService(DBOSService):
         """The last recorded step ``(number, name)``, or None."""
         return self.value_reader().last_step(workflow_id)
 
-    def result(self, workflow_id: str, *, log: Any = None) -> Any:
-        """The decoded output of an ended workflow; a failure raises with its own error and id.
-
-        :param log: given, a callable receiving the one closing line (the core's ``ended_message``).
-        """
-        status = self.require_workflow(workflow_id)
-        state = DBOSWorkflowStatus.parse(status["status"])
-        if state.is_success():
-            output = self.value_reader().output(workflow_id)
-            if log is not None:
-                log(ended_message(status, result=output))
-            return output
-        if state.is_failure():
-            error = self.value_reader().error_message(workflow_id)
-            if log is not None:
-                log(ended_message(status, error=error))
-            detail = f": {error}" if error else ""
-            raise DBOSWorkflowFailedError(f"DBOS workflow ended {state.value}{detail} (workflow {workflow_id})")
-        raise DBOSWorkflowFailedError(f"DBOS workflow is still {state.value} (workflow {workflow_id})")
-
-    def enqueue_or_reattach(
-        self,
-        options: EnqueueOptions,
-        args: Iterable[Any] = (),
-        kwargs: dict[str, Any] | None = None,
-        *,
-        retry_mode: RetryMode = "resume",
-    ) -> Reattach | None:
-        """Enqueue ``options["workflow_id"]`` once; a later call follows the core's retry rule.
-
-        Returns None when this call enqueued it, else what the rule decided. ``retry_mode="fail"``
-        on a failed workflow raises :class:`DBOSWorkflowFailedError` with the workflow's own error.
-        """
-        check_retry_mode(retry_mode)
-        workflow_id = options["workflow_id"]
-        existing = self.status(workflow_id)
-        if existing is None:
-            self.client.enqueue(options, *args, **(kwargs or {}))  # DBOS' "return-existing" covers a race
-            self.log.info(
-                "Enqueued DBOS workflow %s (%s on %s)", workflow_id, options["workflow_name"], options["queue_name"]
-            )
-            return None
-        state = DBOSWorkflowStatus.parse(existing["status"])
-        decision = reattach(state, retry_mode)
-        if decision is Reattach.LEAVE_RUNNING:
-            self.log.info("Re-attached to DBOS workflow %s, which is %s", workflow_id, state.value)
-        elif decision is Reattach.LEAVE_ENDED:
-            self.log.info("DBOS workflow %s already ended %s; not running it again", workflow_id, state.value)
-        elif decision is Reattach.FAIL:
-            self.result(workflow_id)  # raises with the workflow's own error
-        else:
-            self.log.info("DBOS workflow %s ended %s; retry_mode=%s", workflow_id, state.value, retry_mode)
-            self.rerun_workflow(
-                workflow_id, from_failed_step=decision is Reattach.RESUME, queue_name=options.get("queue_name")
-            )
-        return decision
-
     def cancel(self, workflow_ids: list[str]) -> None:
         """Cancel workflows (idempotent: ended or unknown ones are left as they are)."""
-        if workflow_ids:
-            self.client.cancel_workflows(workflow_ids)
+        self.cancel_workflows(workflow_ids)
 
     def resume(self, workflow_id: str, *, queue_name: str | None = None) -> None:
         """Continue a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow where it stopped."""
-        self.client.resume_workflow(workflow_id, queue_name=queue_name)
+        self.resume_workflow(workflow_id, queue_name=queue_name)
 
     def fork_once(
         self,
