@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from dbos_orchestrator.forms import as_json, as_text
 
-from dbos_airflow.contract.ids import derived_id
+from dbos_airflow.contract.ids import check_id_from, work_id
 from dbos_airflow.contract.ownership import with_owner
+from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import DBOSBaseOperator, dbos_template_fields
 from dbos_airflow.operators.waiting import DBOSWaitingOperator
@@ -29,6 +30,13 @@ TEXT_OPTIONS = frozenset(
         "deduplication_id",
     }
 )
+
+
+def _derived(context: Context, id_from: str, completion_key: Any, what: str) -> str:
+    key = as_text(completion_key) or None
+    if key is not None and id_from != "completion":
+        raise DBOSOptionsError(f"completion_key={key!r} is used only with id_from='completion' (id_from={id_from!r})")
+    return work_id(context, id_from=id_from, key=key, what=what)
 
 
 class DBOSBaseEnqueueOperator(DBOSBaseOperator):
@@ -101,13 +109,24 @@ class DBOSEnqueueOperator(DBOSWaitingOperator, DBOSBaseEnqueueOperator):
 
     The workflow id defaults to ``dag_id:run_id:task_id:map_index``, so a retry, a clear or a
     second worker running the same try attaches to the workflow already enqueued instead of
-    starting another. The id is pushed to XCom (key ``workflow_id``) before any waiting and is
-    the return value; when the task waits and the workflow succeeds, its output is pushed as
-    key ``result``.
+    starting another. In a DAG run triggered by DBOS completion events
+    (:class:`~dbos_airflow.triggers.completed.DBOSWorkflowCompletedTrigger`), ``id_from="completion"``
+    derives it from the triggering completion instead: ``dag_id:task_id:<completion_key>``, so a
+    completion Airflow delivered twice (in this run or another) re-attaches to the same workflow
+    (docs/events.md, "Exactly-once work downstream"). The id is pushed to XCom (key
+    ``workflow_id``) before any waiting and is the return value; when the task waits and the
+    workflow succeeds, its output is pushed as key ``result``.
 
     :param workflow_args: positional arguments (a JSON list).
     :param workflow_kwargs: keyword arguments (a JSON object).
     :param workflow_id: explicit workflow id (templated); overrides the derived one.
+    :param id_from: what the derived id comes from: ``run`` (the task instance, default) or
+        ``completion`` (the DBOS completion that triggered the run; see ``completion_key``). The
+        task fails, without retries, when the run was not triggered by DBOS completion events.
+    :param completion_key: with ``id_from="completion"``, the ``completion_key`` of the triggering
+        completion this task instance works for (templated); needed when several completions
+        triggered the run: map the task over
+        :func:`~dbos_airflow.triggers.completed.triggering_completions`. It must be one of them.
     :param deduplication_id: at most one active workflow per queue with this id.
     :param wait_for_completion: wait until the workflow ends and fail the task if it fails.
     :param deferrable: wait in the triggerer instead of a worker slot.
@@ -138,6 +157,7 @@ class DBOSEnqueueOperator(DBOSWaitingOperator, DBOSBaseEnqueueOperator):
         "workflow_args",
         "workflow_kwargs",
         "workflow_id",
+        "completion_key",
         "deduplication_id",
         "wait_for_completion",
         "timeout",
@@ -150,6 +170,8 @@ class DBOSEnqueueOperator(DBOSWaitingOperator, DBOSBaseEnqueueOperator):
         workflow_args: Sequence[Any] | str = (),
         workflow_kwargs: dict[str, Any] | str | None = None,
         workflow_id: str | None = None,
+        id_from: str = "run",
+        completion_key: str | None = None,
         deduplication_id: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -157,6 +179,8 @@ class DBOSEnqueueOperator(DBOSWaitingOperator, DBOSBaseEnqueueOperator):
         self.workflow_args = workflow_args
         self.workflow_kwargs = workflow_kwargs
         self.workflow_id = workflow_id
+        self.id_from = check_id_from(id_from)
+        self.completion_key = completion_key
         self.deduplication_id = deduplication_id
 
     def _enqueue_or_reattach(self, workflow_id: str) -> None:
@@ -178,7 +202,7 @@ class DBOSEnqueueOperator(DBOSWaitingOperator, DBOSBaseEnqueueOperator):
         return self.wait_for_workflow(context, workflow_id)
 
     def awaited_workflow_id(self, context: Context) -> str:
-        return as_text(self.workflow_id) or derived_id(context)
+        return as_text(self.workflow_id) or _derived(context, self.id_from, self.completion_key, "workflow id")
 
 
 class DBOSSendOperator(DBOSBaseOperator):
@@ -186,17 +210,27 @@ class DBOSSendOperator(DBOSBaseOperator):
     Send a message to a DBOS workflow (received with ``DBOS.recv(topic)``).
 
     The idempotency key defaults to ``dag_id:run_id:task_id:map_index`` (no try number), so a
-    retried or cleared task delivers the message exactly once. Returns the key.
+    retried or cleared task delivers the message exactly once. With ``id_from="completion"`` (a
+    run triggered by DBOS completion events) it is ``dag_id:task_id:<completion_key>``, so the
+    message for a completion Airflow delivered twice is sent once: DBOS drops the repeated send
+    (docs/events.md, "Exactly-once work downstream"). Returns the key.
 
     :param destination_id: id of the receiving workflow.
     :param message: the message (JSON-able with the default portable serialization).
     :param topic: topic the workflow receives on (None: the default topic).
-    :param idempotency_key: explicit idempotency key (templated).
+    :param idempotency_key: explicit idempotency key (templated); overrides the derived one.
+    :param id_from: what the derived key comes from: ``run`` (the task instance, default) or
+        ``completion`` (the DBOS completion that triggered the run), as for
+        :class:`DBOSEnqueueOperator`.
+    :param completion_key: with ``id_from="completion"``, the triggering completion this task
+        instance sends for (templated); needed when several completions triggered the run.
     :param serialization: ``portable`` (JSON, default) or ``pickle``, for the message.
     :param dbos_conn_id: the ``dbos`` connection.
     """
 
-    template_fields: Sequence[str] = dbos_template_fields("destination_id", "message", "topic", "idempotency_key")
+    template_fields: Sequence[str] = dbos_template_fields(
+        "destination_id", "message", "topic", "idempotency_key", "completion_key"
+    )
     template_fields_renderers = {"message": "json"}
 
     def __init__(
@@ -206,6 +240,8 @@ class DBOSSendOperator(DBOSBaseOperator):
         message: Any,
         topic: str | None = None,
         idempotency_key: str | None = None,
+        id_from: str = "run",
+        completion_key: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -213,9 +249,11 @@ class DBOSSendOperator(DBOSBaseOperator):
         self.message = message
         self.topic = topic
         self.idempotency_key = idempotency_key
+        self.id_from = check_id_from(id_from)
+        self.completion_key = completion_key
 
     def execute_dbos(self, context: Context) -> str:
-        key = self.idempotency_key or derived_id(context)
+        key = as_text(self.idempotency_key) or _derived(context, self.id_from, self.completion_key, "idempotency key")
         remember_workflow(context, self.dbos_conn_id, self.destination_id)
         self.hook.send(self.destination_id, self.message, self.topic, key, serialization=self.serialization)
         self.log.info(

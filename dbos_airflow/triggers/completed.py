@@ -34,8 +34,10 @@ Delivery
   come again; and when Airflow moves a trigger to another triggerer while the first one still
   runs, both may deliver for a while. Airflow stores the asset event and the position in two
   transactions and gives a trigger no way to read asset events back, so exactly-once across a
-  kill is not possible on Airflow 3.3. Each payload has a stable ``completion_key`` for
-  consumers that must deduplicate.
+  kill is not possible on Airflow 3.3. Each payload has a stable ``completion_key``: DBOS
+  operators with ``id_from="completion"`` derive their workflow id / idempotency key from it, so
+  the work a duplicated event triggers happens once (docs/events.md, "Exactly-once work
+  downstream"); :func:`triggering_completions` lists a run's completions, each once.
 * **Without asset_state_store** (the trigger run outside a triggerer's asset watcher): the
   position lives only in memory. On every start the trigger replays the last
   ``lookback_without_state_store`` seconds (default one hour): duplicates rather than losses.
@@ -59,6 +61,7 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from dbos_orchestrator.status import TERMINAL_STATUSES, DBOSWorkflowStatus
 from dbos_orchestrator.waiting.feed import Completion, CompletionFilter, FeedState
 
+from dbos_airflow.contract.ids import completion_key, triggering_completions
 from dbos_airflow.exceptions import DBOSOptionsError, DBOSUnsafeValueError
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.triggers.delivery import CompletionProducer, Watermark, acked_when_consumer_moves_on
@@ -68,7 +71,7 @@ if TYPE_CHECKING:
 
     from dbos_orchestrator.store.values import ValueReader
 
-__all__ = ["DBOSWorkflowCompletedTrigger", "completion_payload"]
+__all__ = ["DBOSWorkflowCompletedTrigger", "completion_payload", "triggering_completions"]
 
 DEFAULT_LOOKBACK_WITHOUT_STORE = 3600.0
 STATE_KEY_PREFIX = "dbos_completed:"
@@ -98,7 +101,7 @@ def completion_payload(c: Completion) -> dict[str, Any]:
         "created_at": _iso(c.created_at),
         "completed_at": _iso(c.completed_at),
         "completed_at_ms": c.completed_at,
-        "completion_key": f"{c.workflow_id}@{c.completed_at}",
+        "completion_key": completion_key(c.workflow_id, c.completed_at),
     }
 
 
