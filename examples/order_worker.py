@@ -11,6 +11,8 @@ An order-processing service. Airflow reaches it only through the DBOS system dat
   message on the ``approval`` topic (``{"approved": true, "by": "alice"}``), charges, ships and returns a
   JSON summary.
 * ``refund_order(order_id, amount)`` fails with a clear error for refunds above ``REFUND_LIMIT``.
+* ``open_incident(workflow_id, workflow_name, error)`` opens one incident for a failed order workflow
+  (the incident DAG, dags/dbos_order_incident.py, enqueues it once per failed workflow).
 * ``Warehouse.pack(order)`` is a class-based workflow: enqueue it as ``workflow_name="Warehouse.pack"``
   with ``workflow_class_name="Warehouse"``.
 
@@ -141,6 +143,19 @@ def refund_order(order_id: str, amount: float) -> dict[str, Any]:
             "for automatic refunds; ask a human"
         )
     return {"order_id": order_id, "refunded": amount}
+
+
+@DBOS.step()
+def page_on_call(workflow_id: str, workflow_name: str | None, error: str | None) -> str:
+    DBOS.logger.info("incident for %s %s: %s", workflow_name, workflow_id, error)
+    return f"INC-{workflow_id}"
+
+
+@DBOS.workflow()
+def open_incident(workflow_id: str, workflow_name: str | None, error: str | None) -> dict[str, Any]:
+    """Open one incident for a failed order workflow (stands in for paging someone)."""
+    incident = page_on_call(workflow_id, workflow_name, error)
+    return {"incident": incident, "workflow_id": workflow_id, "workflow": workflow_name}
 
 
 @DBOS.dbos_class()
