@@ -35,6 +35,8 @@ ASSET = "dbos_once_burst"
 DAG_ID = "dbos_once_downstream"
 INBOX = "dbos-once-inbox"  # tests/once_dags/dbos_once_dags.py
 PREFIX = f"{DAG_ID}:handle:"
+BATCH = 20
+BURST = 7 * BATCH
 
 
 @pytest.fixture(scope="module")
@@ -134,13 +136,13 @@ def test_each_completion_s_work_happens_once_although_its_asset_event_came_twice
         client.enqueue({"queue_name": event_stack.UNPOLLED, "workflow_name": "wf_noop", "workflow_id": INBOX})
         stack.wait_until(lambda: len(event_stack.watermarks(engine)) == 1, 90, "the watcher stored a watermark")
 
-        # A burst of cancellations, 10 every 0.2 s; the triggerer is killed (SIGKILL) after the
-        # 4th batch and restarted once 30 more ended while no triggerer ran.
+        # A burst of cancellations, 20 every 0.2 s (100/s); the triggerer is killed (SIGKILL) after
+        # the 4th batch and restarted once 60 more ended while no triggerer ran.
         burst: list[str] = []
 
         def produce() -> None:
             for i in range(6):
-                burst.extend(event_stack.cancel_named(client, "once_burst", 10))
+                burst.extend(event_stack.cancel_named(client, "once_burst", BATCH))
                 if i == 3:
                     time.sleep(0.5)
                     stack.kill("triggerer")
@@ -149,7 +151,7 @@ def test_each_completion_s_work_happens_once_although_its_asset_event_came_twice
         producer = threading.Thread(target=produce)
         producer.start()
         producer.join(60)
-        burst.extend(event_stack.cancel_named(client, "once_burst", 10))
+        burst.extend(event_stack.cancel_named(client, "once_burst", BATCH))
         stack.start_component("triggerer")
         stack.wait_until(
             lambda: {k.split("@")[0] for k in keys_of(engine)} >= set(burst), 120, "every completion delivered", 2
@@ -178,13 +180,13 @@ def test_each_completion_s_work_happens_once_although_its_asset_event_came_twice
         workflows, messages, workflow_ids = dbos_counts(hook)
         runs = downstream_runs(stack)
         print(
-            f"\nonce: {len(burst)} completions ({len(burst) - 70} ended later to start a run), {len(keys)} asset events, {kill_duplicates} duplicated by the kill "
+            f"\nonce: {len(burst)} completions ({len(burst) - BURST} ended later to start a run), {len(keys)} asset events, {kill_duplicates} duplicated by the kill "
             f"({in_other_runs} of them in another DAG run) + 1 replayed; {len(runs)} downstream runs; "
             f"downstream workflows {sum(workflows.values())} for {len(workflows)} completions "
             f"(duplicates: {sum(n - 1 for n in workflows.values())}); messages {sum(messages.values())} for "
             f"{len(messages)} completions (duplicates: {sum(n - 1 for n in messages.values())})"
         )
-        assert {k.split("@")[0] for k in completions} == set(burst) and len(burst) >= 70
+        assert {k.split("@")[0] for k in completions} == set(burst) and len(burst) >= BURST
         assert len(keys) - len(completions) == kill_duplicates + 1 >= 1  # the asset events had duplicates
         assert runs_per_key(engine)[replay_key] >= 2  # the replay reached a DAG run of its own
         # The work: exactly one downstream workflow and one message per completion.
