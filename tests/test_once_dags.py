@@ -17,7 +17,8 @@ from unittest import mock
 
 import pytest
 import sqlalchemy as sa
-from conftest import ROOT, unique
+from conftest import ROOT, Worker, connection_json, unique
+from test_demo import example_system_db  # noqa: F401 - a fixture: the example app's own system database
 
 from dbos_airflow.client import DBOSClient
 from dbos_airflow.hooks.dbos import DBOSHook
@@ -36,7 +37,7 @@ def dagbag(dbos_conn: str, airflow_db: object) -> Any:
 
 
 @contextmanager
-def triggered_by(payloads: list[dict[str, Any]]) -> Iterator[None]:
+def triggered_by(payloads: list[dict[str, Any]], asset_name: str = "dbos_t_once_completions") -> Iterator[None]:
     """The next ``dag.test()`` run consumed one asset event per payload (``extra["payload"]``)."""
     import airflow.models.dagrun as dagrun_module
     from airflow.models.asset import AssetEvent, AssetModel
@@ -46,7 +47,7 @@ def triggered_by(payloads: list[dict[str, Any]]) -> Iterator[None]:
     def with_events(**kwargs: Any) -> Any:
         dr = create(**kwargs)
         session = kwargs["session"]
-        asset = session.scalar(sa.select(AssetModel).where(AssetModel.name == "dbos_t_once_completions"))
+        asset = session.scalar(sa.select(AssetModel).where(AssetModel.name == asset_name))
         for payload in payloads:
             event = AssetEvent(asset_id=asset.id, extra={"from_trigger": True, "payload": payload})
             session.add(event)
@@ -123,3 +124,42 @@ def test_one_unmapped_task_takes_the_run_s_only_completion_and_names_what_is_wro
     (ti,) = several.get_task_instances()
     assert ti.state == "failed" and ti.try_number == 1
     assert not client.list_workflows(workflow_id_prefix=f"dbos_t_once_single:{by_hand.run_id}", load_input=False)
+
+
+@pytest.fixture(scope="module")
+def order_worker(example_system_db: str) -> Iterator[str]:  # noqa: F811
+    """examples/order_worker.py on a system database of its own (the tests' app has another version)."""
+    worker = Worker(example_system_db, ROOT / "examples" / "order_worker.py", executor_id="once-orders")
+    worker.wait_ready()
+    yield example_system_db
+    worker.stop()
+
+
+def test_the_incident_example_opens_one_incident_per_failed_workflow(
+    airflow_db: object, order_worker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dags/dbos_order_incident.py: ``id_from="completion"`` by default, so a failed workflow whose
+    event came twice (once beside another, once beside a third) has one ``open_incident``."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("AIRFLOW_CONN_DBOS_DEFAULT", connection_json(order_worker))
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "dbos_order_incident.py")).get_dag("dbos_order_incident")
+    failed = [
+        {**completion(unique("refund"), 1733150000000 + i), "name": "refund_order", "status": "ERROR", "error": f"e{i}"}
+        for i in range(3)
+    ]
+    with triggered_by([failed[0], failed[1]], "dbos_failed_orders"):
+        first = dag.test()
+    with triggered_by([failed[2], failed[1]], "dbos_failed_orders"):
+        second = dag.test()
+    assert set(states(first)) == {"success"} and set(states(second)) == {"success"}
+    client = DBOSClient(system_database_url=order_worker, retry_connection_errors=False)
+    try:
+        opened = client.list_workflows(name="open_incident", load_input=True, load_output=False)
+    finally:
+        client.destroy()
+    assert sorted(s.workflow_id for s in opened) == sorted(
+        f"dbos_order_incident:open_incident:{p['completion_key']}" for p in failed
+    )
+    assert Counter(s.input["args"][0] for s in opened) == Counter(p["workflow_id"] for p in failed)  # type: ignore[index]
+    assert {s.status for s in opened} == {"SUCCESS"}
