@@ -1,6 +1,7 @@
 """The two-engine contract, one module per rule (docs/architecture.md, "The two-engine contract").
 
-* :mod:`~dbos_airflow.contract.ids`: the workflow id derived from a task instance (enqueued once).
+* :mod:`~dbos_airflow.contract.ids`: the workflow id derived from a task instance (enqueued once), or
+  from the DBOS completion that triggered the run (``id_from="completion"``: its work done once).
 * :mod:`dbos_orchestrator.retry` (the core's, shared with prefect-dbos): what a later try does with the
   workflow it started (``retry_mode``).
 * :mod:`~dbos_airflow.contract.kill`: whether a stopped task cancels its workflow.
