@@ -102,8 +102,9 @@ def triggering_completions(triggering_asset_events: Mapping[Any, Any] | None) ->
     """The DBOS completion payloads among a DAG run's ``triggering_asset_events``, each once.
 
     In the order Airflow lists them; a completion delivered twice into one run (or listed under
-    an asset and an alias) counts once, by ``completion_key``. Asset events without a DBOS
-    completion payload (other assets, a manual event) are skipped.
+    an asset and an alias) counts once, by ``completion_key``. Asset events whose ``extra`` carries
+    no DBOS completion payload (other assets, a manual event without one) are skipped; a manual
+    event that carries one (a replay) counts as that completion.
     """
     seen: dict[str, dict[str, Any]] = {}
     for events in (triggering_asset_events or {}).values():
