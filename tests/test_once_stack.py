@@ -1,7 +1,7 @@
 """Exactly-once work downstream of DBOS completion events, under a real Airflow whose triggerer is
 killed with SIGKILL in the middle of a burst (docs/events.md, "Exactly-once work downstream").
 
-A real api-server, scheduler, dag-processor and triggerer (tests/airflow_stack.py, LocalExecutor,
+A real api-server, scheduler, dag-processor and triggerer (dbos_testkit.airflow_stack, LocalExecutor,
 Postgres metadata DB), the real DBOS worker and Postgres; DAG: tests/once_dags/dbos_once_dags.py.
 The completion watcher delivers at least once: completions Airflow stored in about the last second
 before the kill are delivered again after the restart (docs/events.md, "What it stores, and when"),
@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import test_event_stack as event_stack
-from airflow_stack import AirflowStack
 from conftest import ROOT
+from dbos_testkit.airflow_stack import AirflowStack
 
 from dbos_airflow.client import DBOSClient
 from dbos_airflow.hooks.dbos import DBOSHook
