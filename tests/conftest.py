@@ -224,3 +224,15 @@ def airflow_db() -> Path:
 
 def unique(prefix: str = "wf") -> str:
     return f"{prefix}-{secrets.token_hex(6)}"
+
+
+@pytest.fixture(scope="module")
+def example_system_db(postgres_server_url: str) -> Iterator[str]:
+    """A system database of its own for the example app (the tests' app has another version)."""
+    name = f"dbos_airflow_example_{secrets.token_hex(3)}_dbos_sys"
+    server = sa.make_url(postgres_server_url)
+    yield server.set(database=name).render_as_string(hide_password=False)
+    engine = sa.create_engine(server.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()

@@ -7,12 +7,10 @@ import importlib.util
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from conftest import ROOT
 
 from dbos_airflow.client import DBOSClient
@@ -29,18 +27,6 @@ def _demo_script() -> object:
 
 
 demo: Any = _demo_script()
-
-
-@pytest.fixture(scope="module")
-def example_system_db(postgres_server_url: str) -> Iterator[str]:
-    """A system database of its own for the example app (the tests' app has another version)."""
-    name = f"dbos_airflow_example_{__import__('secrets').token_hex(3)}_dbos_sys"
-    server = sa.make_url(postgres_server_url)
-    yield server.set(database=name).render_as_string(hide_password=False)
-    engine = sa.create_engine(server.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from unittest import mock
 import pytest
 import sqlalchemy as sa
 from conftest import ROOT, Worker, connection_json, unique
-from test_demo import example_system_db  # noqa: F401 - a fixture: the example app's own system database
 
 from dbos_airflow.client import DBOSClient
 from dbos_airflow.hooks.dbos import DBOSHook
@@ -127,7 +126,7 @@ def test_one_unmapped_task_takes_the_run_s_only_completion_and_names_what_is_wro
 
 
 @pytest.fixture(scope="module")
-def order_worker(example_system_db: str) -> Iterator[str]:  # noqa: F811
+def order_worker(example_system_db: str) -> Iterator[str]:
     """examples/order_worker.py on a system database of its own (the tests' app has another version)."""
     worker = Worker(example_system_db, ROOT / "examples" / "order_worker.py", executor_id="once-orders")
     worker.wait_ready()
