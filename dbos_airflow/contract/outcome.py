@@ -68,11 +68,13 @@ def batch_result(
     reader: ValueReader,
     *,
     fail_fast: bool = False,
+    cancelled: int | None = None,
 ) -> None:
     """The failure policy of a batch (docs/fanout.md, "Failure policy"): nothing when every item
     succeeded, else an error naming how many failed, by status, and the first
     :data:`FAILURES_NAMED` ids with their own errors (``failures``: ``(index, id, status)`` in item
-    order, at least that many). With ``fail_fast`` it may come before every item ended.
+    order, at least that many). With ``fail_fast`` it may come before every item ended
+    (``counts`` as seen then; ``cancelled``: how many still active were cancelled after).
 
     :raises DBOSWorkflowFailedError: an item ended in anything but success (or has no workflow).
     """
@@ -95,11 +97,12 @@ def batch_result(
         error = reader.error_message(workflow_id)
         named.append(f"item {index} {workflow_id}: {status}{f': {clip(error)}' if error else ''}")
     more = f" (and {counts.failed - len(named):,} more)" if counts.failed > len(named) else ""
-    when = (
-        f" (fail_fast: stopped at the first failure; {counts.pending:,} still pending)"
-        if fail_fast and counts.pending
-        else ""
-    )
+    when = ""
+    if fail_fast and counts.pending:
+        rest = (
+            f"cancelled the {cancelled:,} still active" if cancelled is not None else f"{counts.pending:,} left running"
+        )
+        when = f" (fail_fast: stopped at the first failure; {rest})"
     raise DBOSWorkflowFailedError(
         f"{counts.failed:,} of {counts.total:,} DBOS workflows failed ({by_status}){when}; "
         f"first {len(named)}: " + "; ".join(named) + more

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk.exceptions import AirflowException
-from dbos_orchestrator.messages import batch_progress_message
+from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS, batch_progress_message
 from dbos_orchestrator.retry import Reattach, reattach
 from dbos_orchestrator.status import ACTIVE_STATUSES, DBOSWorkflowStatus
 
@@ -83,7 +83,11 @@ class DBOSBatchMixin(DBOSTaskMixin):
             counts = self._defer_unless_batch_done(tracker)
         else:
             counts = self.hook.service().wait_for_batch(
-                tracker, timeout=self.timeout, poll_interval=self.poll_interval, fail_fast=self.fail_fast
+                tracker,
+                timeout=self.timeout,
+                poll_interval=self.poll_interval,
+                fail_fast=self.fail_fast,
+                progress_every=PROGRESS_LOG_SECONDS,
             )
         return self.finish_batch(context, spec, counts)
 
@@ -149,12 +153,12 @@ class DBOSBatchMixin(DBOSTaskMixin):
         self.log.info("DBOS batch %s: %s", spec.key, batch_progress_message(counts.total, counts.by_status))
         if counts.failed:
             failures = self.hook.service().batch_items(spec, statuses=self._not_success(counts), limit=FAILURES_NAMED)
+            cancelled = None
             if self.fail_fast and counts.pending and cancel_on_wait_timeout(cancel_on_kill=self.cancel_on_kill):
                 cancelled = self.hook.service().cancel_batch(spec)
                 self.log.info("fail_fast: cancelled the %d DBOS workflow(s) of the batch still active", cancelled)
-                counts = self.hook.service().batch_counts(spec)
-                ti.xcom_push(key=SUMMARY_KEY, value=counts.to_json())
-            batch_result(counts, failures, self.hook.value_reader(), fail_fast=self.fail_fast)
+                ti.xcom_push(key=SUMMARY_KEY, value=self.hook.service().batch_counts(spec).to_json())
+            batch_result(counts, failures, self.hook.value_reader(), fail_fast=self.fail_fast, cancelled=cancelled)
         if self.push_results:
             ti.xcom_push(key=RESULTS_KEY, value=self._results(spec))
         return counts
