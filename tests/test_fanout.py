@@ -423,3 +423,37 @@ async def test_batch_trigger_fail_fast_fires_at_the_first_failure(dbos_conn: str
     assert event["kind"] == "batch_ended" and event["counts"]["by_status"]["ERROR"] == 1
     assert event["counts"]["pending"] == 3
     await asyncio.to_thread(hook.cancel_workflows, ids)
+
+
+# -- the DBOS tab of a bulk task --------------------------------------------------------------
+
+
+def test_the_tab_counts_by_status_and_pages_through_the_items(dbos_conn: str, hook: DBOSHook) -> None:
+    """docs/fanout.md, "Progress" (docs/ui.md, the task-instance tab): a task's many workflows
+    are shown as counts by status and 100 items a page, in item order."""
+    from dbos_airflow.plugin import data, render
+
+    prefix = unique("tab")
+    ids = [f"{prefix}-{i}" for i in range(250)]
+    hook.enqueue_many(
+        {"workflow_name": "wf_item", "queue_name": NOBODY}, [{"args": [i], "workflow_id": w} for i, w in enumerate(ids)]
+    )
+    hook.cancel_workflows(ids[:7])
+    counts, rows = data.batch_page(hook, ids, 2)
+    assert counts.by_status == {"CANCELLED": 7, "ENQUEUED": 243}
+    assert rows == [(i, ids[i], "ENQUEUED") for i in range(100, 200)]
+    html = render.ids_page(
+        "dbos_default",
+        counts,
+        rows,
+        lambda w: f"/w/{w}",
+        page=2,
+        page_size=100,
+        page_link=lambda n: f"?page={n}",
+        static="",
+    )
+    assert "250 DBOS workflows" in html and "7/250 ended: 7 CANCELLED; 243 pending" in html
+    assert "page 2 of 3" in html and 'href="?page=1"' in html and 'href="?page=3"' in html
+    assert f"/w/{ids[100]}" in html and f"/w/{ids[99]}" not in html
+    assert data.batch_page(hook, ids, 3)[1][-1] == (249, ids[249], "ENQUEUED")
+    hook.cancel_workflows(ids)
