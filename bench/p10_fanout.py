@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from typing import Any
 
@@ -79,11 +80,36 @@ def _rows_written(server: str, database: str) -> int:
         engine.dispose()
 
 
+class _Sampler(threading.Thread):
+    """``(time.time(), Airflow-side statements so far)`` every 0.5 s while a run lasts."""
+
+    def __init__(self, server: str) -> None:
+        super().__init__(daemon=True)
+        self.server, self.stop = server, threading.Event()
+        self.samples: list[tuple[float, int]] = []
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            self.samples.append((time.time(), _airflow_statements(self.server)))
+
+    def rate(self, start: float, end: float) -> float | None:
+        """Statements/s between the samples nearest ``start`` and ``end``."""
+        inside = [(t, c) for t, c in self.samples if start <= t <= end]
+        if len(inside) < 2:
+            return None
+        (t0, c0), (t1, c1) = inside[0], inside[-1]
+        return (c1 - c0) / (t1 - t0)
+
+
 def _run(stack: Any, env: Env, server: str, dag_id: str, n: int, timeout: float) -> dict[str, Any]:
     meta = sa.make_url(server).set(database=stack.database).render_as_string(hide_password=False)
     stmts0, rows0 = _airflow_statements(server), _rows_written(server, stack.database)
+    sampler = _Sampler(server)
+    sampler.start()
     run_id = stack.trigger(dag_id, {"n": n})
     state = stack.wait_run(dag_id, run_id, {"success"}, timeout=timeout)
+    sampler.stop.set()
+    sampler.join()
     engine = _engine(meta)
     try:
         with engine.connect() as conn:
@@ -133,7 +159,16 @@ def _run(stack: Any, env: Env, server: str, dag_id: str, n: int, timeout: float)
         "first_dequeue_to_task_end_s": waits[1].timestamp() - int(dbos[1]) / 1000 if dbos[1] is not None else None,
         "first_dequeue_to_run_end_s": end.timestamp() - int(dbos[1]) / 1000 if dbos[1] is not None else None,
         "task_start_to_first_dequeue_s": int(dbos[1]) / 1000 - waits[0].timestamp() if dbos[1] is not None else None,
+        # While waiting: from the first dequeue (+0.5 s: the enqueue is over) to the last task's end.
+        "airflow_statements_per_s_waiting": sampler.rate(int(dbos[1]) / 1000 + 0.5, waits[1].timestamp())
+        if dbos[1] is not None
+        else None,
     }
+
+
+def _rate(run: dict[str, Any]) -> str:
+    rate = run["airflow_statements_per_s_waiting"]
+    return "n/a (under 1 s)" if rate is None else f"{rate:.0f}/s"
 
 
 def measure(server: str, env: Env) -> dict[str, Any]:
@@ -217,11 +252,12 @@ def main() -> None:
             f"{at}; pg_stat_database of the metadata DB, run start -> 11 s after its end (background included)",
         ),
         Row(
-            f"P10 {MAPPED_N:,} no-op workflows: DBOS-db statements/s from Airflow processes during the run",
-            f"{a['airflow_statements_per_s']:.0f}/s ({a['airflow_statements']:,} in all)",
-            f"{b['airflow_statements_per_s']:.0f}/s ({b['airflow_statements']:,} in all)",
+            f"P10 {MAPPED_N:,} no-op workflows: DBOS-db statements from Airflow processes",
+            f"{_rate(a)} while waiting; {a['airflow_statements']:,} in all",
+            f"{_rate(b)} while waiting; {b['airflow_statements']:,} in all",
             f"{a['airflow_statements'] / max(b['airflow_statements'], 1):.0f}x fewer statements",
-            f"{at}; pg_stat_statements of the Airflow side's own role",
+            f"{at}; pg_stat_statements of the Airflow side's own role, sampled every 0.5 s; "
+            "waiting = first dequeue + 0.5 s -> last task end",
         ),
     ]
     if "bulk_at_mapped_n" in o:
@@ -244,7 +280,7 @@ def main() -> None:
             f"(DAG run ended {big['first_dequeue_to_run_end_s']:.1f} s); "
             f"before it: task start -> first dequeue {big['task_start_to_first_dequeue_s']:.1f} s (items, enqueue)",
             f"{ours_end / big['dbos_workers_s']:.2f}",
-            f"{big['succeeded']:,} of {BIG_N:,} succeeded; {big['airflow_statements_per_s']:.1f} Airflow statements/s",
+            f"{big['succeeded']:,} of {BIG_N:,} succeeded; Airflow statements while waiting: {_rate(big)}",
             "<= 1.2x + 2 s",
             "met" if ours_end <= limit else "MISSED",
         )
