@@ -457,3 +457,17 @@ def test_the_tab_counts_by_status_and_pages_through_the_items(dbos_conn: str, ho
     assert f"/w/{ids[100]}" in html and f"/w/{ids[99]}" not in html
     assert data.batch_page(hook, ids, 3)[1][-1] == (249, ids[249], "ENQUEUED")
     hook.cancel_workflows(ids)
+
+
+def test_own_timeout_gives_up_and_cancels_the_active_items(dbos_conn: str, system_database_url: str) -> None:
+    """docs/fanout.md, "Parameters": ``timeout`` fails the task saying how far the batch got, and
+    cancels the items still active (``cancel_on_kill``)."""
+    from airflow.sdk.exceptions import AirflowException
+
+    ti = FakeTI("bulk")
+    with pytest.raises(
+        AirflowException, match=r"Gave up waiting after 1.5s for DBOS batch .*: 0/5 ended: none yet; 5 pending"
+    ):
+        operator([[i] for i in range(5)], queue_name=NOBODY, timeout=1.5).execute({"ti": ti})  # type: ignore[arg-type]
+    assert ti.xcom["summary"]["pending"] == 5
+    assert {s for s, _, _ in statuses(system_database_url, ti.xcom["return_value"]).values()} == {"CANCELLED"}

@@ -136,6 +136,7 @@ class DBOSBatchMixin(DBOSTaskMixin):
         from dbos_orchestrator.waiting.batch import BatchSpec
 
         spec = BatchSpec.from_json(event["batch"])
+        self._batch = spec
         self._give_up_batch(spec, self.hook.service().batch_counts(spec))
 
     def batch_return_value(self, spec: BatchSpec) -> Any:
@@ -183,6 +184,8 @@ class DBOSBatchMixin(DBOSTaskMixin):
         return results
 
     def _give_up_batch(self, spec: BatchSpec, counts: BatchCounts) -> NoReturn:
+        if self._batch_ti is not None:
+            self._batch_ti.xcom_push(key=SUMMARY_KEY, value=counts.to_json())  # the summary always
         if cancel_on_wait_timeout(cancel_on_kill=self.cancel_on_kill):
             cancelled = self.hook.service().cancel_batch(spec)
             self.log.info("Cancelled %d active DBOS workflow(s) of batch %s", cancelled, spec.key)
