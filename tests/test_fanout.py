@@ -471,3 +471,32 @@ def test_own_timeout_gives_up_and_cancels_the_active_items(dbos_conn: str, syste
         operator([[i] for i in range(5)], queue_name=NOBODY, timeout=1.5).execute({"ti": ti})  # type: ignore[arg-type]
     assert ti.xcom["summary"]["pending"] == 5
     assert {s for s, _, _ in statuses(system_database_url, ti.xcom["return_value"]).values()} == {"CANCELLED"}
+
+
+# -- kills --------------------------------------------------------------------------------------
+
+
+async def test_a_persons_kill_of_the_deferred_batch_cancels_its_active_items(
+    dbos_conn: str, hook: DBOSHook, system_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/fanout.md, "Parameters" (``cancel_on_kill``; the kill rule of docs/architecture.md):
+    a person's kill of the deferred task cancels the batch's active workflows; Airflow moving the
+    trigger (the task instance still deferred) cancels nothing."""
+    from dbos_airflow.triggers.dbos import DBOSBatchTrigger
+
+    base = f"unit:{unique('run')}:bulk:-1"
+    items = [{"args": [i, None, 60.0], "workflow_id": f"{base}:{i}"} for i in range(6)]
+    ids = await asyncio.to_thread(hook.enqueue_many, {"workflow_name": "wf_item", "queue_name": "q"}, items)
+    kwargs = {"workflow_id": base, "batch": {"key": base, "count": 6, "prefix": base + ":"}, "cancel_on_kill": True}
+
+    monkeypatch.setattr("dbos_airflow.utils.kills.current_ti_state", lambda ti, timeout=3.0: "deferred")
+    moved = DBOSBatchTrigger(**kwargs)
+    moved.task_instance = FakeTI("bulk")  # type: ignore[assignment]
+    await moved.on_kill()
+    assert {s for s, _, _ in statuses(system_database_url, ids).values()} <= {"ENQUEUED", "PENDING"}
+
+    monkeypatch.setattr("dbos_airflow.utils.kills.current_ti_state", lambda ti, timeout=3.0: "failed")
+    killed = DBOSBatchTrigger(**kwargs)
+    killed.task_instance = FakeTI("bulk")  # type: ignore[assignment]
+    await killed.on_kill()
+    assert {s for s, _, _ in statuses(system_database_url, ids).values()} == {"CANCELLED"}
