@@ -500,3 +500,28 @@ async def test_a_persons_kill_of_the_deferred_batch_cancels_its_active_items(
     killed.task_instance = FakeTI("bulk")  # type: ignore[assignment]
     await killed.on_kill()
     assert {s for s, _, _ in statuses(system_database_url, ids).values()} == {"CANCELLED"}
+
+
+def test_a_batch_about_to_end_is_waited_for_in_the_worker_not_deferred(dbos_conn: str) -> None:
+    """docs/fanout.md, "How the wait works" (deferring): after the 5 s check, a batch that at its
+    rate ends before a deferral's 15 s hold would let the event through is waited for in the
+    worker (deferring could only make it later); one that makes no progress defers."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    ti = FakeTI("bulk")
+    items: list[Any] = [[i, None, 2.0 + i * 0.03] for i in range(200)]  # they end from 2 s to 8 s
+    started = time.monotonic()
+    ids = operator(items, deferrable=True).execute({"ti": ti})  # type: ignore[arg-type]  # no TaskDeferred
+    assert len(ids) == 200 and ti.xcom["summary"]["by_status"] == {"SUCCESS": 200}
+    assert time.monotonic() - started > 5.0  # it outlasted the plain check
+    with pytest.raises(TaskDeferred):
+        operator([[0]], deferrable=True, queue_name=NOBODY).execute({"ti": FakeTI("bulk")})  # type: ignore[arg-type]
+
+
+def test_the_rule_for_staying_in_the_worker() -> None:
+    """docs/fanout.md, "How the wait works": the rule itself (contract/deferral.py)."""
+    from dbos_airflow.contract.deferral import HOLD_EVENT_SECONDS, batch_ends_before_the_hold
+
+    assert batch_ends_before_the_hold(100, 100 / HOLD_EVENT_SECONDS)
+    assert not batch_ends_before_the_hold(101, 100 / HOLD_EVENT_SECONDS)
+    assert not batch_ends_before_the_hold(1, 0.0)  # no progress: defer

@@ -19,7 +19,12 @@ from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS, batch_progress_mess
 from dbos_orchestrator.retry import Reattach, reattach
 from dbos_orchestrator.status import ACTIVE_STATUSES, DBOSWorkflowStatus
 
-from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS, check_in_worker, not_before_after_deferral
+from dbos_airflow.contract.deferral import (
+    CHECK_IN_WORKER_SECONDS,
+    batch_ends_before_the_hold,
+    check_in_worker,
+    not_before_after_deferral,
+)
 from dbos_airflow.contract.events import TriggerEventKind
 from dbos_airflow.contract.kill import cancel_on_wait_timeout, decide_on_kill
 from dbos_airflow.contract.outcome import FAILURES_NAMED, batch_result
@@ -98,16 +103,30 @@ class DBOSBatchMixin(DBOSTaskMixin):
         started = time.time()
         budget = CHECK_IN_WORKER_SECONDS if self.timeout is None else min(CHECK_IN_WORKER_SECONDS, self.timeout)
         service = self.hook.service()
+        seen: list[tuple[float, BatchCounts]] = []
 
         def done() -> BatchCounts | None:
             counts = service.batch_counts(tracker.spec)
+            seen.append((time.monotonic(), counts))
             return counts if counts.done or (self.fail_fast and counts.failed) else None
 
+        def timed_out() -> bool:
+            return self.timeout is not None and time.time() - started >= self.timeout
+
         answer = check_in_worker(done, seconds=budget)
+        if answer is None and not timed_out() and self._ends_before_the_hold(seen):
+            self.log.info(
+                "DBOS batch %s: %s; at its rate it ends before a deferral's event could: waiting in the worker",
+                tracker.spec.key,
+                batch_progress_message(seen[-1][1].total, seen[-1][1].by_status),
+            )
+            while answer is None and not timed_out() and self._ends_before_the_hold(seen):
+                time.sleep(1.0)
+                answer = done()
         if answer is not None:
             self.log.info("DBOS batch %s is done: finishing in the worker, no deferral", tracker.spec.key)
             return answer
-        if self.timeout is not None and time.time() - started >= self.timeout:
+        if timed_out():
             return service.batch_counts(tracker.spec)
         self.defer(  # type: ignore[attr-defined]
             trigger=DBOSBatchTrigger(
@@ -123,6 +142,13 @@ class DBOSBatchMixin(DBOSTaskMixin):
             timeout=None,
         )
         raise AssertionError("BaseOperator.defer() returned")  # it raises TaskDeferred
+
+    @staticmethod
+    def _ends_before_the_hold(seen: list[tuple[float, BatchCounts]]) -> bool:
+        """:func:`~dbos_airflow.contract.deferral.batch_ends_before_the_hold` at the rate seen so far."""
+        (t0, first), (t1, last) = seen[0], seen[-1]
+        rate = (last.ended - first.ended) / (t1 - t0) if t1 > t0 else 0.0
+        return batch_ends_before_the_hold(last.pending, rate)
 
     def complete(self, context: Context, event: dict[str, Any]) -> Any:
         from dbos_orchestrator.waiting.batch import BatchSpec
