@@ -2,12 +2,17 @@
 
 Both write portable-JSON no-op workflows onto a queue nobody polls; rows are deleted between
 rounds (untimed). Sequential enqueue runs 2,000 per round (its rate does not depend on N).
-Goals: >= 20,000 workflows/s and >= 25x the sequential rate.
+Goals: >= 20,000 workflows/s and >= 25x the sequential rate; enqueue_many >= 0.90 of the
+server-side ceiling (Postgres running ``enqueue_workflow`` BULK times in one statement). The
+operator's path (``DBOSBulkEnqueueOperator`` writes an owner record into DBOS' ``attributes``,
+which the SQL function cannot take: ``DBOSClient.enqueue_in_transaction`` per item, one
+transaction) is measured the same way, ``OWNER_ROUNDS`` rounds.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -17,6 +22,8 @@ from bench.harness import Env, Row, bench_env, engine_for, median, report
 BULK = 10_000
 SEQUENTIAL = 2_000
 ROUNDS = 5
+OWNER_ROUNDS = 2
+OWNER = {"airflow": {"dag_id": "p2", "run_id": "r", "task_id": "bulk", "map_index": -1, "conn_id": "dbos_bench"}}
 
 
 def server_floor(env: Env, r: int) -> float:
@@ -64,9 +71,17 @@ def main() -> None:
             clean(env)
             floor_rates.append(BULK / server_floor(env, r))
             clean(env)
+        owner_rates: list[float] = []
+        owned_options: dict[str, Any] = {**ours_options, "attributes": OWNER}
+        for r in range(OWNER_ROUNDS):  # the operator's options: the owner record in attributes
+            items = [{"args": [r, i], "workflow_id": f"owned-{r}-{i}"} for i in range(BULK)]
+            start = time.perf_counter()
+            hook.enqueue_many(owned_options, items)  # type: ignore[arg-type]
+            owner_rates.append(BULK / (time.perf_counter() - start))
+            clean(env)
         hook.close()
         plain.destroy()
-    s, b = median(seq_rates), median(bulk_rates)
+    s, b, ceiling, owned = median(seq_rates), median(bulk_rates), median(floor_rates), median(owner_rates)
     ratio = b / s
     met = "met" if b >= 20_000 and ratio >= 25 else "MISSED"
     print(
@@ -84,9 +99,32 @@ def main() -> None:
                 f"{ROUNDS} rounds ({BULK:,} bulk, {SEQUENTIAL:,} sequential)",
                 ">= 20,000/s and >= 25x",
                 met,
-            )
+            ),
+            Row(
+                "P2 bulk enqueue of 10,000: share of the server-side ceiling (enqueue_workflow x N, one statement)",
+                f"{ceiling:,.0f}/s (ceiling)",
+                f"{b:,.0f}/s (enqueue_many, SQL function path)",
+                f"{b / ceiling:.2f}",
+                f"{ROUNDS} rounds",
+                ">= 0.90",
+                "met" if b / ceiling >= 0.90 else "MISSED",
+            ),
+            Row(
+                "P2 bulk enqueue of 10,000 with the operator's owner record (DBOSBulkEnqueueOperator's path)",
+                f"{ceiling:,.0f}/s (ceiling)",
+                f"{owned:,.0f}/s (enqueue_in_transaction per item: the SQL function takes no attributes)",
+                f"{owned / ceiling:.2f}",
+                f"{OWNER_ROUNDS} rounds",
+                ">= 0.90",
+                "met" if owned / ceiling >= 0.90 else "MISSED",
+            ),
         ],
-        {"sequential_per_s": seq_rates, "bulk_per_s": bulk_rates, "server_ceiling_per_s": floor_rates},
+        {
+            "sequential_per_s": seq_rates,
+            "bulk_per_s": bulk_rates,
+            "server_ceiling_per_s": floor_rates,
+            "owner_record_per_s": owner_rates,
+        },
     )
 
 

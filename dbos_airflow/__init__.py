@@ -22,8 +22,10 @@ _PUBLIC = {
     "DBOSForkWorkflowOperator": "dbos_airflow.operators.manage",
     "DBOSWorkflowSensor": "dbos_airflow.sensors.dbos",
     "DBOSEventSensor": "dbos_airflow.sensors.dbos",
+    "DBOSWorkflowsSensor": "dbos_airflow.sensors.dbos",
     "DBOSWorkflowTrigger": "dbos_airflow.triggers.dbos",
     "DBOSEventTrigger": "dbos_airflow.triggers.dbos",
+    "DBOSBatchTrigger": "dbos_airflow.triggers.dbos",
     "DBOSWorkflowCompletedTrigger": "dbos_airflow.triggers.completed",
     "DBOSWorkflowStatus": "dbos_orchestrator.status",
 }

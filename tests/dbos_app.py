@@ -174,6 +174,24 @@ def wf_steps(tag: str) -> dict[str, int]:
     return {f"step{n}_runs": STEP_RUNS[f"{tag}:{n}"] for n in (1, 2, 3)}
 
 
+@DBOS.step(retries_allowed=False)
+def item_step(i: int, fail: str | None) -> int:
+    STEP_RUNS[f"{DBOS.workflow_id}:item"] += 1
+    runs = STEP_RUNS[f"{DBOS.workflow_id}:item"]
+    if fail == "always" or (fail == "first" and runs == 1):
+        raise AppError(f"item {i} failed on run {runs}")
+    return runs
+
+
+@DBOS.workflow()
+def wf_item(i: int, fail: str | None = None, sleep: float = 0.0) -> dict[str, int]:
+    """One item of a fan-out (tests/test_fanout.py): sleeps, then one counted step that fails
+    ``always``, on its ``first`` run only, or never; returns its index and the step's real runs."""
+    if sleep:
+        DBOS.sleep(sleep)
+    return {"i": i, "runs": item_step(i, fail)}
+
+
 def main() -> None:
     config: DBOSConfig = {
         "name": "dbos-airflow-tests",

@@ -14,6 +14,10 @@ kind                     extra keys                                  task result
 ``ended_without_event``  ``key``, ``status``, optional ``value``     fails: ended without (that value of)
                                                                      the event
 ``not_found``            (``key``)                                   fails: no workflow with that id
+``batch_ended``          ``batch``, ``counts``                       the outcome of the batch (every item
+                                                                     ended, or one failed with fail_fast):
+                                                                     :func:`~dbos_airflow.contract.outcome.batch_result`;
+                                                                     ``workflow_id`` is the batch's key
 ``timeout``              (``key``)                                   the task's own timeout (an operator
                                                                      cancels: :mod:`~dbos_airflow.contract.kill`)
 ``error``                ``message`` (``key``)                       fails: the wait itself failed
@@ -43,6 +47,7 @@ class TriggerEventKind(str, Enum):
     WORKFLOW_ENDED = "workflow_ended"
     EVENT_PUBLISHED = "event_published"
     ENDED_WITHOUT_EVENT = "ended_without_event"
+    BATCH_ENDED = "batch_ended"
     NOT_FOUND = "not_found"
     TIMEOUT = "timeout"
     ERROR = "error"
@@ -56,6 +61,7 @@ _REQUIRED: dict[TriggerEventKind, tuple[str, ...]] = {
     TriggerEventKind.WORKFLOW_ENDED: ("status",),
     TriggerEventKind.EVENT_PUBLISHED: ("key", "value"),
     TriggerEventKind.ENDED_WITHOUT_EVENT: ("key", "status"),
+    TriggerEventKind.BATCH_ENDED: ("batch", "counts"),
     TriggerEventKind.NOT_FOUND: (),
     TriggerEventKind.TIMEOUT: (),
     TriggerEventKind.ERROR: ("message",),

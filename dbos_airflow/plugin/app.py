@@ -126,6 +126,8 @@ class _Task:
         # The records say what this task started; XCom counts only where it started nothing
         # (a sensor points at another task's workflow, which the rule then checks on its own).
         self.workflow_ids = owned or pointer.workflow_ids
+        if owned and set(pointer.workflow_ids) == set(owned):
+            self.workflow_ids = pointer.workflow_ids  # the same workflows, in item order
 
     def includes(self, workflow_id: str, owner: Owner | None) -> bool:
         return workflow_id in self.workflow_ids or (owner is not None and owner.is_task_instance(*self.key))
@@ -166,6 +168,7 @@ def create_app() -> FastAPI:
         run_id: str,
         workflow_id: str | None = None,
         fragment: bool = False,
+        page: int = 1,
         user: BaseUser = Depends(get_user),
     ) -> HTMLResponse:
         dag_id, task_id, index, run_id = _task_key(request)
@@ -185,7 +188,23 @@ def create_app() -> FastAPI:
                 )
             )
         if workflow_id is None and len(task.workflow_ids) > 1:
-            return _html(render.ids_page(task.conn_id, task.workflow_ids, link_for, static=static))
+            number = inputs.page(page)
+            try:
+                counts, rows = data.batch_page(task.hook, task.workflow_ids, number)
+            except Exception as exc:  # noqa: BLE001 - one line naming the connection
+                raise _fail(task.conn_id, exc) from None
+            return _html(
+                render.ids_page(
+                    task.conn_id,
+                    counts,
+                    rows,
+                    link_for,
+                    page=number,
+                    page_size=data.IDS_PAGE_SIZE,
+                    page_link=lambda n: f"{here}?{urlencode({'page': n})}",
+                    static=static,
+                )
+            )
         wid = workflow_id or task.workflow_ids[0]
         try:
             status, owner = _workflow(user, task.hook, task.conn_id, wid, access.READ)

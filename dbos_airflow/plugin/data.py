@@ -19,6 +19,7 @@ from dbos_airflow.links import CONN_ID_KEY, WORKFLOW_ID_KEY
 
 if TYPE_CHECKING:
     from dbos import WorkflowStatus
+    from dbos_orchestrator.waiting.batch import BatchCounts
     from sqlalchemy.orm import Session
 
     from dbos_airflow.hooks.dbos import DBOSHook
@@ -205,3 +206,19 @@ def workflow_detail(hook: DBOSHook, status: WorkflowStatus) -> WorkflowDetail:
         events=reader.events(workflow_id),
         steps=reader.steps(workflow_id),
     )
+
+
+IDS_PAGE_SIZE = 100  # items per page of a task's many workflows
+
+
+def batch_page(
+    hook: DBOSHook, workflow_ids: list[str], page: int
+) -> tuple[BatchCounts, list[tuple[int, str, str | None]]]:
+    """Counts by status of a task's workflows and one page of them in order (two statements,
+    whatever the number: docs/fanout.md, "How the wait works")."""
+    from dbos_orchestrator.waiting.batch import BatchSpec
+
+    spec = BatchSpec.of_ids(workflow_ids)
+    service = hook.service()
+    start = (page - 1) * IDS_PAGE_SIZE
+    return service.batch_counts(spec), service.batch_items(spec, start=start, limit=IDS_PAGE_SIZE)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     import jinja2
     from dbos import WorkflowStatus
+    from dbos_orchestrator.waiting.batch import BatchCounts
 
     from dbos_airflow.plugin.data import WorkflowDetail
     from dbos_airflow.plugin.records import Filters
@@ -155,10 +156,33 @@ def workflow_page(
     return _render("workflow.html", title=title, active=detail.active, actions=can_act, static=static, **context)
 
 
-def ids_page(conn_id: str, workflow_ids: list[str], link_for: Callable[[str], str], *, static: str) -> str:
-    """A task's many workflows (bulk enqueue): one link each."""
+def ids_page(
+    conn_id: str,
+    counts: BatchCounts,
+    rows: list[tuple[int, str, str | None]],
+    link_for: Callable[[str], str],
+    *,
+    page: int,
+    page_size: int,
+    page_link: Callable[[int], str],
+    static: str,
+) -> str:
+    """A task's many workflows (a bulk task's fan-out): counts by status, then one page of items."""
+    from dbos_orchestrator.messages import batch_progress_message
+
     return _render(
-        "ids.html", title="DBOS workflows", conn_id=conn_id, workflow_ids=workflow_ids, link_for=link_for, static=static
+        "ids.html",
+        title="DBOS workflows",
+        conn_id=conn_id,
+        total=counts.total,
+        summary=batch_progress_message(counts.total, counts.by_status),
+        by_status=sorted(counts.by_status.items()),
+        rows=rows,
+        link_for=link_for,
+        page=page,
+        pages=max(1, -(-counts.total // page_size)),
+        page_link=page_link,
+        static=static,
     )
 
 

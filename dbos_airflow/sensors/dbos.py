@@ -1,4 +1,4 @@
-"""Sensors that wait for a DBOS workflow to end or to publish an event (poke, reschedule, deferrable)."""
+"""Sensors that wait for a DBOS workflow (or many) to end or to publish an event (poke, reschedule, deferrable)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
-from dbos_orchestrator.messages import event_missing_message
+from dbos_orchestrator.forms import as_json
+from dbos_orchestrator.messages import batch_progress_message, event_missing_message
 from dbos_orchestrator.status import FAILURE_STATUSES, SUCCESS_STATUSES, DBOSWorkflowStatus
 
 from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS, check_in_worker, not_before_after_deferral
@@ -19,13 +20,15 @@ from dbos_airflow.hooks.connection import check_serialization
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import EXTRA_LINKS, UI_COLOR, DBOSTaskMixin, dbos_template_fields
-from dbos_airflow.triggers.dbos import DBOSEventTrigger, DBOSWorkflowTrigger
+from dbos_airflow.operators.fanout import DBOSBatchMixin, check_push_results
+from dbos_airflow.triggers.dbos import DBOSBatchTrigger, DBOSEventTrigger, DBOSWorkflowTrigger
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
     from airflow.triggers.base import BaseTrigger
+    from dbos_orchestrator.waiting.batch import BatchSpec
 
 
 class _DBOSSensor(BaseSensorOperator, DBOSTaskMixin):
@@ -191,3 +194,108 @@ class DBOSEventSensor(_DBOSSensor):
 
     def complete(self, context: Context, event: dict[str, Any]) -> Any:
         return event["value"]  # event_published: ended_without_event already failed (contract.events)
+
+
+class DBOSWorkflowsSensor(BaseSensorOperator, DBOSBatchMixin):
+    """
+    Wait until every DBOS workflow of a list has ended, as **one** wait (docs/fanout.md, "Waiting
+    for workflows another task started"): a fan-out another task started is awaited in one place.
+
+    Each poke (and, deferred, each tick of the one :class:`~dbos_airflow.triggers.dbos.DBOSBatchTrigger`)
+    is one statement whatever the list's length; the ids already seen ended are not asked again.
+    Returns the counts by status (also XCom key ``summary``); fails by the same failure policy as
+    the bulk operator: after all ended, if any failed or does not exist, naming how many and the
+    first few ids with their own errors.
+
+    :param workflow_ids: the workflows (templated; a JSON list or e.g. a bulk task's return value).
+    :param fail_fast: fail at the first workflow that ended in anything but success.
+    :param push_results: push the outputs in list order to XCom key ``results`` (at most 1,000).
+    :param cancel_on_kill: with ``fail_fast``, cancel the workflows still active when one failed,
+        and cancel them when a person kills the task (default False: they are not this task's).
+    :param dbos_conn_id: the ``dbos`` connection.
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    """
+
+    ui_color = UI_COLOR
+    operator_extra_links = EXTRA_LINKS
+    template_fields: Sequence[str] = dbos_template_fields("workflow_ids")
+    on_kill = DBOSBatchMixin.on_kill  # BaseOperator's would come first
+
+    def __init__(
+        self,
+        *,
+        workflow_ids: Sequence[str] | str,
+        fail_fast: bool = False,
+        push_results: bool = False,
+        cancel_on_kill: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        dbos_conn_id: str = DBOSHook.default_conn_name,
+        serialization: str = "portable",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dbos_conn_id = dbos_conn_id
+        self.serialization = check_serialization(serialization)
+        self.workflow_ids = workflow_ids
+        self.fail_fast = fail_fast
+        self.push_results = push_results
+        self.cancel_on_kill = cancel_on_kill
+        self.deferrable = deferrable
+        self.poll_interval = self.poke_interval
+
+    def _spec(self) -> BatchSpec:
+        from dbos_orchestrator.waiting.batch import BatchSpec
+
+        spec = BatchSpec.of_ids(as_json("workflow_ids", self.workflow_ids, list))
+        check_push_results(self.push_results, spec.count)
+        return spec
+
+    def execute(self, context: Context) -> Any:
+        with self._dbos_call():
+            spec = self._spec()
+            self._batch, self._batch_ti = spec, context["ti"]
+            remember_workflow(context, self.dbos_conn_id)
+            if not self.deferrable:
+                return super().execute(context)
+            started = time.time()
+            budget = CHECK_IN_WORKER_SECONDS if self.timeout is None else min(CHECK_IN_WORKER_SECONDS, self.timeout)
+            done = check_in_worker(lambda: self._poke_done(context), seconds=budget)
+            if done is not None:
+                return done.xcom_value
+            self.defer(
+                trigger=DBOSBatchTrigger(
+                    workflow_id=spec.key,
+                    batch=spec.to_json(),
+                    fail_fast=self.fail_fast,
+                    dbos_conn_id=self.dbos_conn_id,
+                    end_time=None if self.timeout is None else started + self.timeout,
+                    cancel_on_kill=self.cancel_on_kill,
+                    not_before=not_before_after_deferral(),
+                ),
+                method_name="execute_complete",
+                timeout=None,
+            )
+
+    def _poke_done(self, context: Context) -> PokeReturnValue | None:
+        answer = self.poke(context)
+        return answer if isinstance(answer, PokeReturnValue) and answer.is_done else None
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        spec = self._spec()
+        counts = self.hook.service().batch_counts(spec)
+        if counts.done or (self.fail_fast and counts.failed):
+            return PokeReturnValue(True, self.finish_batch(context, spec, counts).to_json())
+        self.log.info("DBOS workflows: %s", batch_progress_message(counts.total, counts.by_status))
+        return False
+
+    def awaited_workflow_id(self, context: Context) -> str:
+        return self._spec().key
+
+    def batch_return_value(self, spec: BatchSpec) -> Any:
+        return self.hook.service().batch_counts(spec).to_json()
+
+    def on_wait_timeout(self, event: dict[str, Any]) -> NoReturn:
+        raise AirflowSensorTimeout(
+            f"Sensor timed out after {self.timeout}s waiting for DBOS batch {event['workflow_id']}: "
+            + batch_progress_message(int(event["counts"]["total"]), event["counts"]["by_status"])
+        )

@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS, progress_message
+from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS, batch_progress_message, progress_message
 from dbos_orchestrator.waiting.probe import is_transient_db_error
 
 from dbos_airflow.contract.deferral import hold_until
@@ -96,6 +96,10 @@ class _DBOSTrigger(BaseTrigger):
                 status, last_step = waiter.progress(self.workflow_id)
                 self.log.info(progress_message(self.workflow_id, status, last_step, time.time() - started))
 
+    async def _cancel(self) -> None:
+        await self.hook.cancel_workflow_async(self.workflow_id)
+        self.log.info("Cancelled DBOS workflow %s", self.workflow_id)
+
     async def _pause(self, seconds: float) -> bool:
         """Sleep ``seconds`` (at most until the deadline); False when the deadline has passed."""
         if self.end_time is not None:
@@ -128,8 +132,7 @@ class _DBOSTrigger(BaseTrigger):
             return
         self.log.info("Deferred task killed (%s): cancelling DBOS workflow %s", why, self.workflow_id)
         try:
-            await self.hook.cancel_workflow_async(self.workflow_id)
-            self.log.info("Cancelled DBOS workflow %s", self.workflow_id)
+            await self._cancel()
         except Exception:  # noqa: BLE001 - best effort: the task is being killed anyway
             self.log.warning("Could not cancel DBOS workflow %s", self.workflow_id, exc_info=True)
         finally:
@@ -242,3 +245,59 @@ class DBOSEventTrigger(_DBOSTrigger):
         reader = await self.hook.get_value_reader_async()
         _, value = await asyncio.to_thread(reader.event, self.workflow_id, self.key)
         return value
+
+
+class DBOSBatchTrigger(_DBOSTrigger):
+    """
+    Fires when every workflow of a batch has ended (with ``fail_fast``, at the first failure),
+    or at ``end_time``: **one** trigger for the whole fan-out, probed by the shared waiter with
+    one statement per tick whatever the batch's size (docs/fanout.md, "How the wait works").
+    Logs ``6,210/10,000 ended: 6,190 SUCCESS, 20 ERROR; 3,790 pending`` every ~30 s.
+
+    :param batch: the batch (:meth:`dbos_orchestrator.waiting.batch.BatchSpec.to_json`: a prefix
+        and a count for derived ids, else the ids).
+    :param fail_fast: fire at the first item that ended in anything but success.
+    :param workflow_id: the batch's key (what the event names; the task checks it).
+    :param cancel_on_kill: cancel the batch's active workflows when a person kills the deferred task.
+    """
+
+    def __init__(self, *, batch: dict[str, Any], fail_fast: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch = batch
+        self.fail_fast = fail_fast
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {**super()._kwargs(), "batch": self.batch, "fail_fast": self.fail_fast}
+
+    async def _events(self) -> AsyncIterator[TriggerEvent]:
+        from dbos_orchestrator.waiting.batch import BatchSpec, BatchTracker
+
+        try:
+            tracker = BatchTracker(BatchSpec.from_json(self.batch))
+            waiter = await self._waiter()
+            started = time.time()
+            while True:
+                step_end = time.time() + PROGRESS_LOG_SECONDS
+                deadline = step_end if self.end_time is None else min(self.end_time, step_end)
+                try:
+                    counts = await waiter.batches.observe(tracker, fail_fast=self.fail_fast, deadline=deadline)
+                    break
+                except DBOSWaitTimeoutError:
+                    if self.end_time is not None and time.time() >= self.end_time:
+                        yield self._event(TriggerEventKind.TIMEOUT, batch=self.batch, counts=tracker.counts.to_json())
+                        return
+                    counts = tracker.counts
+                    self.log.info(batch_progress_message(counts.total, counts.by_status, time.time() - started))
+        except Exception as exc:  # noqa: BLE001 - reported to execute_complete, which fails
+            yield self._event(TriggerEventKind.ERROR, message=f"{type(exc).__name__}: {exc}")
+            return
+        yield self._event(TriggerEventKind.BATCH_ENDED, batch=self.batch, counts=counts.to_json())
+
+    async def _cancel(self) -> None:
+        from dbos_orchestrator.waiting.batch import BatchSpec
+
+        spec = BatchSpec.from_json(self.batch)
+        settings = await self.hook.get_settings_async()
+        await self.hook.get_client_async()
+        cancelled = await asyncio.to_thread(lambda: self.hook.service(settings).cancel_batch(spec))
+        self.log.info("Cancelled %d active DBOS workflow(s) of batch %s", cancelled, spec.key)

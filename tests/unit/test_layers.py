@@ -86,6 +86,8 @@ SIDEWAYS: set[tuple[str, str]] = {
     ("dbos_airflow.operators", "dbos_airflow.operators"),
     ("dbos_airflow.operators", "dbos_airflow.links"),
     ("dbos_airflow.operators.waiting", "dbos_airflow.triggers.dbos"),
+    ("dbos_airflow.operators.fanout", "dbos_airflow.triggers.dbos"),
+    ("dbos_airflow.sensors", "dbos_airflow.operators.fanout"),
     ("dbos_airflow.sensors", "dbos_airflow.links"),
     ("dbos_airflow.sensors", "dbos_airflow.operators.base"),
     ("dbos_airflow.sensors", "dbos_airflow.triggers.dbos"),

@@ -113,3 +113,17 @@ def event_missing_message(workflow_id: str, key: str, status: Any, value: Any = 
 def workflow_not_found_message(workflow_id: str, target: str) -> str:
     """The one wording of "no such workflow": the id and where it was looked for."""
     return f"no DBOS workflow with id {workflow_id!r} in {target}"
+
+
+def batch_progress_message(total: int, by_status: dict[str, int], waited: float | None = None) -> str:
+    """One line of a batch wait: ``6,210/10,000 ended: 6,190 SUCCESS, 20 ERROR; 3,790 pending``.
+
+    ``by_status`` counts the batch's workflows by status (``NOT_FOUND`` for ids without a row).
+    """
+    active = {s.value for s in DBOSWorkflowStatus if s.is_active()}
+    pending = sum(n for s, n in by_status.items() if s in active)
+    ended = {s: n for s, n in by_status.items() if s not in active and n}
+    order = sorted(ended, key=lambda s: (s != DBOSWorkflowStatus.SUCCESS.value, s))
+    parts = ", ".join(f"{ended[s]:,} {s}" for s in order) or "none yet"
+    after = f" after {waited:.0f}s" if waited is not None else ""
+    return f"{total - pending:,}/{total:,} ended{after}: {parts}; {pending:,} pending"

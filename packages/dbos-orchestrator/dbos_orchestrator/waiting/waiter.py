@@ -5,7 +5,8 @@ connection) per task, all waits of a connection share a :class:`DBOSWaiter`:
 
 * one thread holds one autocommit connection and, every ``tick`` seconds while anything is
   pending, runs **one** statement that reads the status of every watched workflow and which
-  watched event keys exist; nothing runs while nothing is pending;
+  watched event keys exist; nothing runs while nothing is pending; a fan-out awaited as one
+  (:mod:`dbos_orchestrator.waiting.batch`) costs one statement per batch tick whatever its size;
 * on Postgres the same connection LISTENs on DBOS' ``dbos_workflow_events_channel``, so an
   event published by an application using LISTEN/NOTIFY wakes its waiters at once;
 * values (workflow outputs, event values) are then read by the caller through
@@ -15,11 +16,9 @@ The probe reads DBOS' tables through ``dbos``' own table definitions; it never w
 decodes nothing. A wait outlives a database outage wherever it is in its life: the waiter's
 client is lazy (creating it while the database is down is not an error), the polling thread
 reconnects every few seconds, and callers treat :func:`is_transient_db_error` as "wait again".
-Only a wait's own deadline ends it. On Postgres the waiter's connections have TCP keepalives,
-a TCP user timeout and a statement timeout (:func:`bounded_url`), so a half-open connection
-cannot hang every wait of the process. The statements and connection bounds live in
-:mod:`dbos_orchestrator.waiting.probe`. No Airflow import: the caller supplies the client's settings.
-See docs/architecture.md, "How waiting works".
+Only a wait's own deadline ends it. Connections are bounded (keepalives, TCP user timeout,
+statement timeout: :func:`bounded_url`); the statements live in :mod:`~dbos_orchestrator.waiting.probe`.
+No Airflow import. See docs/architecture.md, "How waiting works".
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from dbos_orchestrator.exceptions import DBOSWaitTimeoutError
 from dbos_orchestrator.status import DBOSWorkflowStatus
+from dbos_orchestrator.waiting.batch import BatchWaits
 from dbos_orchestrator.waiting.feed import (
     PAGE_SIZE,
     CompletionFeed,
@@ -115,6 +115,7 @@ class DBOSWaiter:
         self._feed_page_full = False
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self.batches = BatchWaits(wake=self._wake.set)  # fan-outs, each awaited as one: batches.observe()
         self._stopped = False
         self.probes = 0  # statements run; read by tests and benchmarks
         self.feed_probes = 0  # of which completion-feed statements
@@ -200,7 +201,7 @@ class DBOSWaiter:
 
     def _busy(self) -> bool:
         with self._lock:
-            return bool(self._waits or self._feeds)
+            return bool(self._waits or self._feeds or len(self.batches))
 
     # -- polling thread ------------------------------------------------------------------
 
@@ -232,6 +233,7 @@ class DBOSWaiter:
 
     def _probe(self, conn: sa.Connection) -> None:
         self._probe_feeds(conn)
+        self.batches.probe(conn)
         with self._lock:
             waits = [w for w in self._waits if not w.resolved]
         if not waits:
@@ -334,7 +336,7 @@ class DBOSWaiter:
 
     def _shutdown_if_idle(self) -> None:
         with _REGISTRY_LOCK, self._lock:
-            if not self._waits and not self._feeds:
+            if not self._waits and not self._feeds and not len(self.batches):
                 self._stopped = True
                 if _REGISTRY.get(self.conn_id) is self:
                     del _REGISTRY[self.conn_id]
