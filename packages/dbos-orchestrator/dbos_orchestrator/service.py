@@ -38,6 +38,8 @@ class DBOSService:
     :param not_found: the error type for a missing workflow (a front end may pass a subclass of
         :class:`DBOSWorkflowNotFoundError` that also fails its tasks).
     :param log: where progress and re-runs are logged.
+    :param pickle_hint: how the front end's user allows pickles (ends the refusal of a pickled value;
+        Airflow: the connection extra, Prefect: the block field); default: the core's neutral words.
     """
 
     def __init__(
@@ -48,9 +50,11 @@ class DBOSService:
         serialization: WorkflowSerializationFormat,
         not_found: type[DBOSWorkflowNotFoundError] = DBOSWorkflowNotFoundError,
         log: logging.Logger | logging.LoggerAdapter[Any] | Any = _log,
+        pickle_hint: str = "",
     ) -> None:
         self.client = client
         self.allow_pickle = allow_pickle
+        self.pickle_hint = pickle_hint
         self.serialization = serialization
         self.not_found = not_found
         self.log = log
@@ -59,7 +63,7 @@ class DBOSService:
         """Reads stored values safely: pickled rows are refused unless ``allow_pickle``."""
         from dbos_orchestrator.store.values import ValueReader
 
-        return ValueReader(self.client, allow_pickle=self.allow_pickle)
+        return ValueReader(self.client, allow_pickle=self.allow_pickle, pickle_hint=self.pickle_hint)
 
     # -- status reads (no values) ----------------------------------------------------------
 
