@@ -20,6 +20,7 @@ FIGURES = {
     "p7": "bench.p7_workflow_view",
     "p8": "bench.p8_completion_watchers",
     "p9": "bench.p9_triggerer",
+    "p11": "bench.p11_prefect",  # measured in the Prefect venv (.venv-prefect), reported from here
 }
 COLUMNS = ("figure", "plain", "ours", "ratio", "n", "goal", "met", "date")
 HEADER = ("Figure", "Plain dbos.DBOSClient", "dbos-airflow", "Ratio", "N", "Goal", "Met", "Date")
