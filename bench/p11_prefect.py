@@ -218,7 +218,8 @@ async def _prefect_waits(env: Env, database: Any) -> dict[str, Any]:
     # body (prefect-dbos' wait: status, last step, summary artifact, safe read, closing line) returned.
     seen: dict[str, float] = {}
     body: dict[str, float] = {}
-    observe, wait = waiter.observe, prefect_dbos.operations.wait
+    artifact: dict[str, float] = {}  # seconds the summary artifact's POST to the Prefect API took
+    observe, wait, summarize = waiter.observe, prefect_dbos.operations.wait, prefect_dbos.operations.summarize
 
     async def stamped_observe(workflow_id: str, key: str | None = None, *, deadline: float | None = None) -> Any:
         observation = await observe(workflow_id, key, deadline=deadline)
@@ -230,8 +231,14 @@ async def _prefect_waits(env: Env, database: Any) -> dict[str, Any]:
         body[workflow_id] = time.time()
         return result
 
+    async def timed_summarize(database: Any, status: dict[str, Any], last_step: Any) -> None:
+        start = time.time()
+        await summarize(database, status, last_step)
+        artifact[status["workflow_id"]] = time.time() - start
+
     waiter.observe = stamped_observe  # type: ignore[method-assign]
     prefect_dbos.operations.wait = stamped_wait
+    prefect_dbos.operations.summarize = timed_summarize
     t_start = time.monotonic()
     run = asyncio.create_task(many(database, ids))
     while waiter.pending < WAITS:
@@ -263,6 +270,7 @@ async def _prefect_waits(env: Env, database: Any) -> dict[str, Any]:
         "committed_to_seen": span(committed, seen),
         "seen_to_body_returned": span(seen, body),
         "body_to_task_returned": span(body, returned),
+        "summary_artifact_s": [artifact[w] for w in ids if w in artifact],
         "waiter_probes_per_s": probes,
         "waiter_probes_total": waiter.probes - probes0,
         "baseline_xacts_per_s": baseline,
