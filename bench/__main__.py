@@ -21,6 +21,7 @@ FIGURES = {
     "p8": "bench.p8_completion_watchers",
     "p9": "bench.p9_triggerer",
     "p10": "bench.p10_fanout",
+    "p11": "bench.p11_prefect",  # measured in the Prefect venv (.venv-prefect), reported from here
 }
 COLUMNS = ("figure", "plain", "ours", "ratio", "n", "goal", "met", "date")
 HEADER = ("Figure", "Plain dbos.DBOSClient", "dbos-airflow", "Ratio", "N", "Goal", "Met", "Date")

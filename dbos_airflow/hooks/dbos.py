@@ -20,6 +20,9 @@ from dbos_airflow.hooks.connection import DBOSConnectionSettings, unparsable_env
 
 __all__ = ["DBOSHook", "DBOSConnectionSettings"]
 
+# How an Airflow user allows pickles: the end of the core's refusal of a pickled value.
+PICKLE_HINT = "set the extra allow_pickle=true on the dbos connection to decode pickled values (runs their code)"
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -144,6 +147,7 @@ class DBOSHook(BaseHook):
             not_found=DBOSWorkflowNotFoundError,
             failed=DBOSWorkflowFailedError,
             log=self.log,
+            pickle_hint=PICKLE_HINT,
         )
 
     def _options(
@@ -265,7 +269,7 @@ class DBOSHook(BaseHook):
 
         waiter = await self.get_waiter_async()
         settings = await self.get_settings_async()
-        return ValueReader(waiter.client, allow_pickle=settings.allow_pickle)
+        return ValueReader(waiter.client, allow_pickle=settings.allow_pickle, pickle_hint=PICKLE_HINT)
 
     # -- workflow management -------------------------------------------------------------
 

@@ -43,6 +43,8 @@ class DBOSService:
         :class:`DBOSWorkflowNotFoundError` that also fails its tasks).
     :param failed: the error type for a workflow that ended in failure (likewise).
     :param log: where progress and re-runs are logged.
+    :param pickle_hint: how the front end's user allows pickles (ends the refusal of a pickled value;
+        Airflow: the connection extra, Prefect: the block field); default: the core's neutral words.
     """
 
     def __init__(
@@ -54,9 +56,11 @@ class DBOSService:
         not_found: type[DBOSWorkflowNotFoundError] = DBOSWorkflowNotFoundError,
         failed: type[DBOSWorkflowFailedError] = DBOSWorkflowFailedError,
         log: logging.Logger | logging.LoggerAdapter[Any] | Any = _log,
+        pickle_hint: str = "",
     ) -> None:
         self.client = client
         self.allow_pickle = allow_pickle
+        self.pickle_hint = pickle_hint
         self.serialization = serialization
         self.not_found = not_found
         self.failed = failed
@@ -66,7 +70,7 @@ class DBOSService:
         """Reads stored values safely: pickled rows are refused unless ``allow_pickle``."""
         from dbos_orchestrator.store.values import ValueReader
 
-        return ValueReader(self.client, allow_pickle=self.allow_pickle)
+        return ValueReader(self.client, allow_pickle=self.allow_pickle, pickle_hint=self.pickle_hint)
 
     # -- status reads (no values) ----------------------------------------------------------
 

@@ -93,6 +93,19 @@ def test_values_decode_portable_json_and_refuse_pickles() -> None:
     assert decode_value(pickled, "py_pickle", allow_pickle=True, workflow_id="w", what="output") == {"a": 1}
 
 
+def test_a_refused_pickle_ends_with_the_front_ends_hint_and_the_core_names_no_front_end() -> None:
+    pickled = base64.b64encode(pickle.dumps({"a": 1})).decode()
+    with pytest.raises(DBOSUnsafeValueError) as neutral:
+        decode_value(pickled, "py_pickle", allow_pickle=False, workflow_id="w", what="output")
+    assert "allow_pickle" in str(neutral.value)
+    assert not any(word in str(neutral.value) for word in ("Airflow", "connection", "Prefect", "block")), neutral.value
+    with pytest.raises(DBOSUnsafeValueError) as hinted:
+        decode_value(pickled, "py_pickle", allow_pickle=False, workflow_id="w", what="output", hint="flip X")
+    assert str(hinted.value).endswith("is decoded by default; flip X"), hinted.value
+    with pytest.raises(DBOSUnsafeValueError, match="cannot be decoded here"):
+        decode_value("x", "other_tag", allow_pickle=False, workflow_id="w", what="output")
+
+
 def test_a_pickled_error_is_described_without_loading_it() -> None:
     stored = base64.b64encode(pickle.dumps(ValueError("no stock for A-1"))).decode()
     described = describe_stored_error(stored, "py_pickle", allow_pickle=False, workflow_id="w")

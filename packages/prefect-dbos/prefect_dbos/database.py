@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 DOCS_URL = "https://github.com/dbos-inc/dbos-airflow/tree/main/packages/prefect-dbos#blocks"
 LOGO_URL = "https://avatars.githubusercontent.com/u/122426524?s=200&v=4"
 
+# How a Prefect user allows pickles: the end of the core's refusal of a pickled value.
+PICKLE_HINT = "set allow_pickle=True on the DBOSSystemDatabase block to decode pickled values (runs their code)"
+
 _CLIENTS: dict[str, DBOSClient] = {}
 _CLIENTS_LOCK = threading.Lock()
 
@@ -155,6 +158,7 @@ class DBOSSystemDatabase(CredentialsBlock):
             allow_pickle=self.allow_pickle,
             serialization=self.serialization_type,
             log=log or logging.getLogger("prefect_dbos"),
+            pickle_hint=PICKLE_HINT,
         )
 
     async def waiter(self) -> DBOSWaiter:

@@ -88,23 +88,44 @@ def _parent_flow_run_id(flow_run_id: str) -> str | None:
     return _PARENTS[flow_run_id]
 
 
+# The private attribute of Prefect's ContextModel that _calling_task_run reads (see there).
+CALLER_TOKEN = "_token"
+
+
 def _calling_task_run(task_ctx: Any) -> Any:
     """The task run this package's task was called from (a user's task), or None.
 
-    The engine enters a task's context on top of its caller's; the context variable's token
-    keeps the caller's context (Prefect writes task runs to its API asynchronously, so the API
-    cannot be asked).
+    Whether there is one is Prefect's public record: the own task run's
+    ``task_inputs["__parents__"]`` (``prefect.tasks._infer_parent_task_runs`` puts the calling task
+    run there when it creates the run, if it is in the same flow run). That record holds only the
+    caller's id, and the counting scope needs the caller's ``run_count`` and ``task_key`` too (a
+    retry of the caller must count its calls again from 0); task runs reach the API asynchronously
+    (events), so the API cannot be asked for them in time, and Prefect 3.9 has no public way to
+    reach the caller's ``TaskRunContext``. So the caller's context is read from
+    ``ContextModel._token`` (private): the ``contextvars.Token`` Prefect keeps when it enters a
+    context, whose ``old_value`` is the context that was current before, the caller's. The run
+    found must be the one Prefect recorded; if Prefect stops keeping the token, the call fails
+    naming the way out rather than deriving ids a retry would not find again.
     """
     from prefect.context import TaskRunContext
 
+    recorded = {str(getattr(p, "id", "")) for p in (task_ctx.task_run.task_inputs or {}).get("__parents__", ())}
+    recorded.discard("")
+    if not recorded:
+        return None  # called straight from a flow (or from another flow run's task)
+    if CALLER_TOKEN not in getattr(type(task_ctx), "__private_attributes__", {}):
+        raise DBOSOptionsError(
+            "prefect-dbos cannot read the task run it was called from in this Prefect version "
+            "(TaskRunContext keeps no _token): pass key= or workflow_id= to this call"
+        )
     own_id = task_ctx.task_run.id
     ctx = task_ctx
     for _ in range(100):  # the engine may enter a task's own context more than once
-        old = getattr(getattr(ctx, "_token", None), "old_value", None)
+        old = getattr(getattr(ctx, CALLER_TOKEN, None), "old_value", None)
         if not isinstance(old, TaskRunContext):
             return None
         if old.task_run.id != own_id:
-            return old.task_run if old.task_run.flow_run_id == task_ctx.task_run.flow_run_id else None
+            return old.task_run if str(old.task_run.id) in recorded else None
         ctx = old
     return None
 

@@ -213,3 +213,83 @@ async def test_kill_9_mid_burst_loses_nothing_and_duplicates_are_dropped(
         f"\nkill -9 mid-burst: first bridge sent {sent_before}, second {sent_after}; "
         f"{sent_before + sent_after - 40} re-sent and dropped by the server; 40 flow runs"
     )
+
+
+def test_the_event_resource_labels_name_queue_and_status() -> None:
+    """What a trigger's ``match`` can name: the workflow's name, queue and status are resource labels."""
+    from prefect_dbos._core import Completion, DBOSWorkflowStatus
+    from prefect_dbos.bridge import completion_event
+
+    done = Completion(
+        workflow_id="w-1",
+        status=DBOSWorkflowStatus.ERROR,
+        name="checkout",
+        class_name=None,
+        queue_name="orders",
+        app_version="v1",
+        created_at=1,
+        completed_at=2,
+    )
+    event = completion_event("db", done)
+    assert event.event == "dbos.workflow.error"
+    labels = dict(event.resource.items())
+    assert labels["dbos.workflow_name"] == "checkout"
+    assert labels["dbos.queue_name"] == "orders"
+    assert labels["dbos.status"] == "ERROR"
+    assert labels["prefect.resource.id"] == "dbos.workflow.w-1"
+
+
+async def test_a_trigger_matching_the_workflow_name_starts_runs_for_that_name_only(
+    database: DBOSSystemDatabase,
+) -> None:
+    """packages/prefect-dbos/README.md, "Events": a DeploymentEventTrigger with
+    match={"dbos.workflow_name": ...} starts a flow run for a completion of that workflow, none for another name."""
+    tag = unique("byname")
+    deployment = await on_dbos_completion.ato_deployment(
+        name=f"by-name-{tag}",
+        triggers=[
+            DeploymentEventTrigger(
+                expect={"dbos.workflow.success"},
+                # The id prefix keeps other tests' completions out; the name is what is tested.
+                match={"prefect.resource.id": f"dbos.workflow.{tag}-*", "dbos.workflow_name": "wf_double"},
+                parameters={
+                    "workflow_id": "{{ event.resource['dbos.workflow_id'] }}",
+                    "status": "{{ event.resource['dbos.status'] }}",
+                },
+            )
+        ],
+    )
+    deployment_id = await deployment.aapply()
+    name = f"test-{tag}"
+    await save_state(name, FeedState.starting_at(now_ms()))
+    stop = asyncio.Event()
+    bridge = asyncio.create_task(run_bridge(database, name=name, stop=stop))
+    await asyncio.sleep(1)
+    wanted, other = f"{tag}-double", f"{tag}-echo"
+
+    def enqueue_both() -> None:
+        client = database.get_client()
+        for wid, workflow_name in ((other, "wf_echo"), (wanted, "wf_double")):
+            client.enqueue(
+                {
+                    "workflow_name": workflow_name,
+                    "queue_name": QUEUE,
+                    "workflow_id": wid,
+                    "serialization_type": WorkflowSerializationFormat.PORTABLE,
+                },
+                3,
+            )
+
+    await asyncio.to_thread(enqueue_both)
+    try:
+        await _until(lambda: _sent_all(name, [wanted, other]), 60, "the bridge to send both completions")
+    finally:
+        stop.set()
+        await bridge
+
+    async def one() -> bool:
+        return len(await _runs(deployment_id)) >= 1
+
+    await _until(one, 60, "a flow run for the wf_double completion")
+    await asyncio.sleep(5)  # a run for the wf_echo completion would have arrived by now
+    assert await _runs(deployment_id) == [wanted]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prefect import flow, task
 
 from prefect_dbos._core import DBOSOptionsError
 from prefect_dbos.ids import RunIdentity, call_digest, derived_key, derived_workflow_id, flow_run_prefix
@@ -39,3 +40,37 @@ def test_subflow_calls_differ_by_their_salt_and_keys_win() -> None:
     assert derived_key("send", "wf-1", "topic", "hi", run=_run("5")).startswith("prefect-fr-send-")
     with pytest.raises(DBOSOptionsError, match="key must be a non-empty string"):
         derived_workflow_id("q", "wf", [], key=" ", run=_run())
+
+
+@task(name="enqueue-dbos-probe")
+def _own_task() -> str | None:
+    """Stands for one of this package's tasks (its name has their prefix)."""
+    from prefect.context import TaskRunContext
+
+    from prefect_dbos import ids
+
+    caller = ids._calling_task_run(TaskRunContext.get())
+    return None if caller is None else str(caller.id)
+
+
+@task
+def _users_task() -> tuple[str, str | None]:
+    from prefect.runtime import task_run
+
+    return str(task_run.id), _own_task()
+
+
+@flow
+def _calls() -> tuple[tuple[str, str | None], str | None]:
+    return _users_task(), _own_task()
+
+
+def test_the_calling_task_run_is_the_one_prefect_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found through the context's private token, checked against the public task_inputs["__parents__"]."""
+    (user_task_id, found), from_flow = _calls()
+    assert found == user_task_id
+    assert from_flow is None  # Prefect recorded no caller: no private attribute is read
+    monkeypatch.setattr("prefect_dbos.ids.CALLER_TOKEN", "_token_of_another_prefect")
+    with pytest.raises(DBOSOptionsError, match="pass key= or workflow_id="):
+        _users_task()
+    assert _own_task() is None

@@ -51,3 +51,30 @@ def test_no_status_string_in_the_package() -> None:
 
 def test_modules_stay_small() -> None:
     assert [p.name for p in _modules() if len(p.read_text().splitlines()) > 400] == []
+
+
+def test_the_p11_figure_measures_in_this_venv() -> None:
+    """bench/p11_prefect.py (``python -m bench p11``) runs its measuring here, in the Prefect venv: the
+    module and bench/harness.py import without Airflow, and its rows judge the goals."""
+    import subprocess
+    import sys
+
+    check = """
+import sys
+from bench import p11_prefect as p11
+assert "airflow" not in sys.modules and "dbos_airflow" not in sys.modules
+fast = [0.01 * i for i in range(1, 101)]
+side = {"statements_per_s": 10.0, "server_xacts_per_s_net": 10.0, "baseline_xacts_per_s": 50.0}
+for name in ("stamp_to_returned", "commit_lag", "committed_to_returned", "committed_to_seen",
+             "seen_to_body_returned", "body_to_task_returned"):
+    side[name] = fast
+data = {"enqueue_and_wait_s": {"floor": [0.1] * 3, "dbos": [0.3] * 3}, "spread_s": 20, "runs": 3,
+        "plain": {**side, "statements_per_s": 1000.0}, "ours": side}
+rows = p11.rows_of(data)
+assert [r.met for r in rows] == ["met", "met", "", "MISSED", ""], [r.met for r in rows]
+data["enqueue_and_wait_s"]["dbos"] = [0.5] * 3
+assert p11.rows_of(data)[0].met == "MISSED"
+"""
+    root = PACKAGE.parent.parent.parent
+    done = subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr

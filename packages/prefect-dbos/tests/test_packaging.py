@@ -56,6 +56,34 @@ def test_every_requirement_is_pinned_and_its_floor_is_the_pin(
         assert floors == [pins[name]], f"pyproject declares {req} but constraints.txt pins {name}=={pins[name]}"
 
 
+def _needed(project: dict[str, Any]) -> set[str]:
+    """Every distribution the package and its test extra need, transitively (installed metadata)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    todo, seen = _requirements(project), set()
+    while todo:
+        req = todo.pop()
+        name = canonicalize_name(req.name)
+        if (name, frozenset(req.extras)) in seen:
+            continue
+        seen.add((name, frozenset(req.extras)))
+        try:
+            dist = distribution(req.name)
+        except PackageNotFoundError:
+            continue  # an unmet marker's requirement (another Python, another platform)
+        for text in dist.requires or []:
+            dep = Requirement(text)
+            if dep.marker is None or any(dep.marker.evaluate({"extra": e}) for e in (*req.extras, "")):
+                todo.append(dep)
+    return {name for name, _ in seen}
+
+
+def test_every_pin_is_needed(project: dict[str, Any], pins: dict[str, Version]) -> None:
+    """A requirement dropped from pyproject takes its pins along (testcontainers was one: nothing used it)."""
+    unneeded = sorted(set(pins) - _needed(project))
+    assert not unneeded, f"packages/prefect-dbos/constraints.txt pins what nothing requires: {unneeded}"
+
+
 @pytest.mark.parametrize("name", FLOOR_IS_THE_PIN)
 def test_the_venv_has_the_pinned_engines(pins: dict[str, Version], name: str) -> None:
     assert Version(version(name)) == pins[name]

@@ -39,7 +39,8 @@ def _run_id(state: Any) -> str:
 
 
 async def test_pickled_output_is_refused_unless_the_block_allows_it(system_database_url: str, database: Any) -> None:
-    """packages/prefect-dbos/README.md, "Security": a pickled output is never unpickled unless allow_pickle is set."""
+    """packages/prefect-dbos/README.md, "Security": a pickled output is never unpickled unless allow_pickle is set;
+    the refusal names the block field to set (not the Airflow connection extra)."""
     pickling = DBOSSystemDatabase(system_database_url=system_database_url, serialization="pickle")
     allowing = DBOSSystemDatabase(system_database_url=system_database_url, allow_pickle=True)
 
@@ -47,8 +48,12 @@ async def test_pickled_output_is_refused_unless_the_block_allows_it(system_datab
     async def pickled() -> Any:
         wid = await aenqueue_workflow(pickling, QUEUE, "wf_double", [4])
         refused = await await_workflow(pickling, wid, return_state=True)
-        with pytest.raises(DBOSUnsafeValueError, match="allow_pickle"):
+        with pytest.raises(DBOSUnsafeValueError, match="allow_pickle") as refusal:
             await refused.result()
+        message = str(refusal.value)
+        assert "stored as 'py_pickle'" in message, message
+        assert "set allow_pickle=True on the DBOSSystemDatabase block" in message, message
+        assert "connection" not in message and "Airflow" not in message, message
         return await await_workflow(allowing, wid)
 
     assert await pickled() == 8

@@ -46,7 +46,8 @@ __all__ = [
 
 PORTABLE = "portable_json"
 PICKLE = "py_pickle"
-OPT_IN_HINT = "set the extra allow_pickle=true on the dbos connection to decode pickled values (runs their code)"
+# How to opt in: each front end passes its own words (Airflow the connection extra, Prefect the block field).
+OPT_IN_HINT = "set allow_pickle where this system database is configured to decode pickled values (runs their code)"
 
 _PORTABLE = DBOSPortableJSONSerializer()
 
@@ -67,7 +68,7 @@ def _tag(serialization: str | None) -> str:
 
 
 def decode_value(
-    text: str | None, serialization: str | None, *, allow_pickle: bool, workflow_id: str, what: str
+    text: str | None, serialization: str | None, *, allow_pickle: bool, workflow_id: str, what: str, hint: str = ""
 ) -> Any:
     """The Python value of one stored DBOS value, or :class:`DBOSUnsafeValueError`.
 
@@ -76,6 +77,7 @@ def decode_value(
     :param allow_pickle: the connection's opt-in to loading ``py_pickle`` rows.
     :param workflow_id: named in the error.
     :param what: what is being read, named in the error (``output``, ``event 'k'``, ``input``).
+    :param hint: how to opt in to pickles, in the front end's words (default :data:`OPT_IN_HINT`).
     """
     if text is None:
         return None
@@ -93,9 +95,9 @@ def decode_value(
     raise DBOSUnsafeValueError(
         f"refusing to decode the {what} of DBOS workflow {workflow_id}: it is stored as {tag!r}, "
         + (
-            f"and only {PORTABLE!r} is decoded inside Airflow by default; {OPT_IN_HINT}"
+            f"and only {PORTABLE!r} is decoded by default; {hint or OPT_IN_HINT}"
             if tag == PICKLE
-            else f"which dbos-airflow cannot decode (only {PORTABLE!r} and, when allowed, {PICKLE!r})"
+            else f"which cannot be decoded here (only {PORTABLE!r} and, when allowed, {PICKLE!r})"
             + (SUPERJSON_HINT if tag == SUPERJSON else "")
         )
     )
@@ -172,11 +174,17 @@ class ValueReader:
 
     :param client: the client whose engine (and schema mapping) to read with.
     :param allow_pickle: the connection's opt-in to loading ``py_pickle`` rows.
+    :param pickle_hint: how to opt in, in the front end's words (ends the refusal of a pickle).
     """
 
-    def __init__(self, client: DBOSClient, *, allow_pickle: bool = False) -> None:
+    def __init__(self, client: DBOSClient, *, allow_pickle: bool = False, pickle_hint: str = "") -> None:
         self.client = client
         self.allow_pickle = allow_pickle
+        self.pickle_hint = pickle_hint
+
+    def _decode(self, text: str | None, tag: str | None, workflow_id: str, what: str) -> Any:
+        kw: dict[str, Any] = {"allow_pickle": self.allow_pickle, "hint": self.pickle_hint}
+        return decode_value(text, tag, workflow_id=workflow_id, what=what, **kw)
 
     def _rows(self, statement: sa.Executable) -> list[tuple[Any, ...]]:
         with self.client.system_database_engine.connect() as conn:
@@ -204,7 +212,7 @@ class ValueReader:
         if row is None:
             return None
         output, _, tag = row
-        return decode_value(output, tag, allow_pickle=self.allow_pickle, workflow_id=workflow_id, what="output")
+        return self._decode(output, tag, workflow_id, "output")
 
     def output_and_error(self, workflow_id: str) -> tuple[Any, str | None]:
         """The workflow's decoded output and its error message (``Name: message``)."""
@@ -214,7 +222,7 @@ class ValueReader:
         output, error, tag = row
         allow = self.allow_pickle
         return (
-            decode_value(output, tag, allow_pickle=allow, workflow_id=workflow_id, what="output"),
+            self._decode(output, tag, workflow_id, "output"),
             describe_stored_error(error, tag, allow_pickle=allow, workflow_id=workflow_id),
         )
 
@@ -237,9 +245,7 @@ class ValueReader:
         if not rows:
             return False, None
         value, tag = rows[0]
-        return True, decode_value(
-            value, tag, allow_pickle=self.allow_pickle, workflow_id=workflow_id, what=f"event {key!r}"
-        )
+        return True, self._decode(value, tag, workflow_id, f"event {key!r}")
 
     def step_outcomes(self, workflow_id: str) -> list[tuple[int, bool]]:
         """``(step number, succeeded)`` of every recorded step, in order; no value is decoded."""
