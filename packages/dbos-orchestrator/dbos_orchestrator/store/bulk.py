@@ -4,8 +4,8 @@ Two maintained DBOS interfaces do the writing; nothing here writes DBOS tables i
 
 * **portable JSON on Postgres** (the default): DBOS' own SQL function
   ``<schema>.enqueue_workflow(...)`` (installed by DBOS' migrations, the interface DBOS
-  documents for non-Python clients), called once per item in one pipelined
-  ``executemany`` inside one transaction. It writes ``portable_json`` rows, exactly what
+  documents for non-Python clients), called once per item by one statement over arrays of
+  the items' ids and arguments, inside one transaction. It writes ``portable_json`` rows, exactly what
   ``DBOSClient.enqueue(..., serialization_type=PORTABLE)`` writes.
 * **pickle, SQLite, or options the SQL function cannot express** (``attributes``, e.g. an
   orchestrator's owner record; ``workflow_id_reuse_policy``, ``shard_key``, ...):
@@ -70,6 +70,7 @@ SQL_FUNCTION_OPTIONS = frozenset(
     }
 )
 _PORTABLE = DBOSPortableJSONSerializer()
+CHUNK = 1000  # items per statement: big enough to amortize a round trip, small enough to overlap encoding
 
 
 class BulkItem(NamedTuple):
@@ -259,7 +260,7 @@ def _existing(conn: sa.Connection, mapped: Mapping[str, Any], batch: list[BulkIt
 def _enqueue_sql(
     conn: sa.Connection, client: DBOSClient, mapped: Mapping[str, Any], batch: list[BulkItem], todo: list[int]
 ) -> None:
-    """One ``enqueue_workflow`` call per item, pipelined, in the caller's transaction."""
+    """One ``enqueue_workflow`` call per item, all in one statement, in the caller's transaction."""
     if not todo:
         return
     import psycopg
@@ -289,22 +290,29 @@ def _enqueue_sql(
         for name, (value, sql_type) in shared.items()
         if value is not None
     ]
+    # One statement per chunk of items: Postgres runs the function once per element of one JSON
+    # array of ``[workflow id, [positional args...], named args]`` (the items' portable JSON text,
+    # joined, not re-encoded), so a chunk costs one round trip and one parse.
     statement = sql.SQL(
-        "SELECT {}.enqueue_workflow({}, positional_args => %s::json[], named_args => %s::json, workflow_id => %s)"
+        "SELECT count({}.enqueue_workflow({}, positional_args => ARRAY(SELECT json_array_elements(e->1)), "
+        "named_args => e->2, workflow_id => e->>0)) FROM json_array_elements(%s::json) AS e"
     ).format(sql.Identifier(client.schema or "dbos"), sql.SQL(", ").join(constants))
 
-    def params() -> Iterator[tuple[Any, ...]]:
-        # A generator: psycopg pipelines executemany, so items are encoded while the server
-        # runs the ones already sent. An encoding error stops the batch; the rollback undoes it.
-        for i in todo:
-            args, kwargs = _encode_portable(i, batch[i])
-            yield args, kwargs, batch[i].workflow_id
+    def chunks() -> Iterator[tuple[str]]:
+        # A generator: psycopg pipelines executemany, so one chunk is encoded while the server runs
+        # the one before. An encoding error stops the batch; the rollback undoes what was sent.
+        for start in range(0, len(todo), CHUNK):
+            rows = []
+            for i in todo[start : start + CHUNK]:
+                args, kwargs = _encode_portable(i, batch[i])
+                rows.append(f"[{json.dumps(batch[i].workflow_id)},[{','.join(args)}],{kwargs}]")
+            yield ("[" + ",".join(rows) + "]",)
 
     driver = conn.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
     try:
         with driver.cursor() as cur:
-            cur.executemany(statement, params())
+            cur.executemany(statement, chunks())
     except psycopg.Error as exc:
         raise DBOSBulkEnqueueError(
             f"bulk enqueue of {len(todo)} workflow(s) {mapped['workflow_name']!r} on queue "
