@@ -128,11 +128,14 @@ async def wait(
     logger: Any,
     timeout: float | None = None,
     cancel_on_timeout: bool = True,
+    summary_artifact: bool = True,
 ) -> Any:
     """Wait until the workflow ends; return its decoded output or raise with its own error.
 
     ``timeout`` passing (or the task's own ``timeout_seconds``) cancels the workflow unless
-    ``cancel_on_timeout=False``; a crash cancels nothing (a retry re-attaches).
+    ``cancel_on_timeout=False``; a crash cancels nothing (a retry re-attaches). With
+    ``summary_artifact`` the run gets a markdown artifact saying how the workflow ended (one write
+    to the Prefect API per wait).
     """
     started = time.time()
     try:
@@ -148,8 +151,9 @@ async def wait(
             logger.warning("Cancelling DBOS workflow %s: its wait ran out", workflow_id)
             await asyncio.to_thread(service.cancel, [workflow_id])
         raise error
-    last_step = await asyncio.to_thread(service.last_step, workflow_id)
-    await summarize(database, status, last_step)
+    if summary_artifact:
+        last_step = await asyncio.to_thread(service.last_step, workflow_id)
+        await summarize(database, status, last_step)
     return await asyncio.to_thread(service.result, workflow_id, log=lambda line: logger.info("%s", line))
 
 

@@ -185,6 +185,7 @@ async def await_workflow(
     *,
     timeout: float | None = None,
     cancel_on_timeout: bool = True,
+    summary_artifact: bool = True,
 ) -> Any:
     """Wait until the workflow ends; return its output, or fail with its status and own error.
 
@@ -195,9 +196,17 @@ async def await_workflow(
     :param timeout: seconds to wait (None: as long as it takes); passing it fails the task.
     :param cancel_on_timeout: cancel the workflow when ``timeout`` or the task's own
         ``timeout_seconds`` passes (a crash never cancels).
+    :param summary_artifact: create the summary artifact (id, status, duration, last step). It is
+        one write to the Prefect API per wait: a flow awaiting hundreds of workflows at once may
+        pass False and keep the closing log line only (README, "Many waits in one flow").
     """
     return await operations.wait(
-        database, workflow_id, logger=get_run_logger(), timeout=timeout, cancel_on_timeout=cancel_on_timeout
+        database,
+        workflow_id,
+        logger=get_run_logger(),
+        timeout=timeout,
+        cancel_on_timeout=cancel_on_timeout,
+        summary_artifact=summary_artifact,
     )
 
 
@@ -208,13 +217,21 @@ def wait_for_workflow(
     *,
     timeout: float | None = None,
     cancel_on_timeout: bool = True,
+    summary_artifact: bool = True,
 ) -> Any:
     """Sync twin of :func:`await_workflow` (same parameters)."""
     logger = get_run_logger()
     started = time.time()
     try:
         return _sync(
-            operations.wait(database, workflow_id, logger=logger, timeout=timeout, cancel_on_timeout=cancel_on_timeout)
+            operations.wait(
+                database,
+                workflow_id,
+                logger=logger,
+                timeout=timeout,
+                cancel_on_timeout=cancel_on_timeout,
+                summary_artifact=summary_artifact,
+            )
         )
     except BaseException:
         if cancel_on_timeout and is_own_timeout(started):

@@ -72,6 +72,8 @@ data = {"enqueue_and_wait_s": {"floor": [0.1] * 3, "dbos": [0.3] * 3}, "spread_s
         "plain": {**side, "statements_per_s": 1000.0}, "ours": side}
 rows = p11.rows_of(data)
 assert [r.met for r in rows] == ["met", "met", "", "MISSED", ""], [r.met for r in rows]
+data["ours_quiet"] = {**side, "stamp_to_returned": [0.01] * 100}
+assert [r.met for r in p11.rows_of(data)][5:] == ["met"], [r.met for r in p11.rows_of(data)]
 data["enqueue_and_wait_s"]["dbos"] = [0.5] * 3
 assert p11.rows_of(data)[0].met == "MISSED"
 """

@@ -92,6 +92,24 @@ async def test_link_and_summary_artifacts_and_the_run_url_on_the_workflow(
     )
 
 
+async def test_summary_artifact_off_leaves_the_closing_line_and_the_result(database: Any) -> None:
+    """packages/prefect-dbos/README.md, "Many waits in one flow": ``summary_artifact=False`` writes no
+    summary artifact; the wait still returns the output."""
+
+    @flow
+    async def quiet() -> tuple[str, int]:
+        wid = await aenqueue_workflow(database, QUEUE, "wf_double", [5])
+        return wid, await await_workflow(database, wid, summary_artifact=False)
+
+    wid, output = await quiet()
+    assert output == 10
+    async with get_client() as client:
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key("summary", wid)]))
+        )
+    assert found == []
+
+
 @pytest.mark.parametrize(
     ("call", "names"),
     [
