@@ -244,7 +244,15 @@ def test_cancel_from_the_view_fails_the_waiting_task(server: Server, page: Any, 
                 workflow_id_prefix="dbos_ui_wait:", status="PENDING", load_input=False, load_output=False
             )
         ):
-            assert time.monotonic() < deadline and run.poll() is None, "the waiting task never started its workflow"
+            if time.monotonic() >= deadline or run.poll() is not None:
+                if run.poll() is None:
+                    run.kill()
+                seen = client.list_workflows(workflow_id_prefix="dbos_ui_wait:", load_input=False, load_output=False)
+                output = run.communicate(timeout=30)[0]
+                raise AssertionError(
+                    f"the waiting task's workflow was not PENDING within 90 s (workflows: "
+                    f"{[(w.workflow_id, w.status) for w in seen]}); `airflow dags test` said:\n{output[-3000:]}"
+                )
             time.sleep(0.5)
         wid = rows[0].workflow_id
         run_id = wid[len("dbos_ui_wait:") : -len(":wait:-1")]
