@@ -229,14 +229,21 @@ def test_fork_from_step_2_does_not_rerun_step_1(server: Server, steps_run: Any, 
     assert rows and rows[-1][0] == "admin" and wid in rows[-1][1]
 
 
-def test_cancel_from_the_view_fails_the_waiting_task(server: Server, page: Any, client: DBOSClient) -> None:
+def test_cancel_from_the_view_fails_the_waiting_task(
+    server: Server, page: Any, client: DBOSClient, tmp_path: Path
+) -> None:
+    # The run's output goes to a file: a pipe nobody reads while the test polls fills up (64 KiB of
+    # DAG-parsing lines) and blocks `airflow dags test` before it runs the task.
+    log_path = tmp_path / "dags-test.log"
+    log = log_path.open("w")
     run = subprocess.Popen(
         [str(BIN / "airflow"), "dags", "test", "dbos_ui_wait"],
         env=server.env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    output = ""
     try:
         deadline = time.monotonic() + 90
         while not (
@@ -248,7 +255,8 @@ def test_cancel_from_the_view_fails_the_waiting_task(server: Server, page: Any, 
                 if run.poll() is None:
                     run.kill()
                 seen = client.list_workflows(workflow_id_prefix="dbos_ui_wait:", load_input=False, load_output=False)
-                output = run.communicate(timeout=30)[0]
+                run.wait(timeout=30)
+                output = log_path.read_text()
                 raise AssertionError(
                     f"the waiting task's workflow was not PENDING within 90 s (workflows: "
                     f"{[(w.workflow_id, w.status) for w in seen]}); `airflow dags test` said:\n{output[-3000:]}"
@@ -262,10 +270,12 @@ def test_cancel_from_the_view_fails_the_waiting_task(server: Server, page: Any, 
         page.locator("#confirm-yes").click()
         page.locator("#dbos-msg.ok").wait_for()
         page.locator("#dbos-status:text('CANCELLED')").wait_for(timeout=10_000)  # polling refreshed the view
-        output, _ = run.communicate(timeout=120)
+        run.wait(timeout=120)
+        output = log_path.read_text()
     finally:
         if run.poll() is None:
             run.kill()
+        log.close()
     with sqlite3.connect(server.home / "airflow.db") as db:
         [(state,)] = db.execute(
             "SELECT state FROM task_instance WHERE dag_id = 'dbos_ui_wait' AND run_id = ?", (run_id,)
