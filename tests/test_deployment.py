@@ -340,8 +340,15 @@ def _all_lines(stack: AirflowStack) -> list[str]:
 def test_scheduler_kill_and_restart_cancels_nothing(stack: AirflowStack, client: Any, dbos_worker: Worker) -> None:
     """kill -9 of the scheduler (only its own pid, as an OOM kill) and a new scheduler: the new one
     resets the orphaned try, whose supervisor SIGTERMs the task; on_kill must not cancel the
-    workflow the next try re-attaches to (retries=0, retry_mode="fail": a cancel fails the run)."""
-    runs = {d: stack.trigger(d, {"steps": 4, "delay": 5}) for d in ("dbos_deploy_wait", "dbos_deploy_wait_deferrable")}
+    workflow the next try re-attaches to (retries=0, retry_mode="fail": a cancel fails the run).
+
+    The sync workflow must outlive the reset, which comes the new scheduler's start-up plus
+    ``scheduler_health_check_threshold`` (10 s) plus up to ``orphaned_tasks_check_interval`` (5 s)
+    after the kill: 6-18 s on a loaded machine. Its 4 steps 15 s apart leave a minute."""
+    runs = {
+        "dbos_deploy_wait": stack.trigger("dbos_deploy_wait", {"steps": 4, "delay": 15}),
+        "dbos_deploy_wait_deferrable": stack.trigger("dbos_deploy_wait_deferrable", {"steps": 4, "delay": 5}),
+    }
     _running_pid(stack, "dbos_deploy_wait", runs["dbos_deploy_wait"])
     _wait_status(client, _wid("dbos_deploy_wait", runs["dbos_deploy_wait"]), {"PENDING"})
     stack.wait_ti("dbos_deploy_wait_deferrable", runs["dbos_deploy_wait_deferrable"], "run", {"deferred"}, 120)

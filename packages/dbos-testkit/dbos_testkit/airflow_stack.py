@@ -343,8 +343,26 @@ class AirflowStack:
             seen[:] = [self.run_state(dag_id, run_id)]
             return seen[0] in states | done
 
-        self.wait_until(ready, timeout, f"run {run_id} in {sorted(states)}")
+        try:
+            self.wait_until(ready, timeout, f"run {run_id} of {dag_id} in {sorted(states)}")
+        except TimeoutError as exc:  # say where the run stands, not only that it did not arrive
+            tis = [
+                {k: ti.get(k) for k in ("task_id", "map_index", "state", "try_number", "hostname", "pid")}
+                for ti in self.task_instances(dag_id, run_id)
+            ]
+            raise TimeoutError(
+                f"{exc}; run state {seen[0] if seen else None!r}; task instances {tis}\n{self.recent_lines()}"
+            ) from None
         return seen[0]
+
+    def recent_lines(self, lines: int = 12, kinds: tuple[str, ...] = ("scheduler", "triggerer")) -> str:
+        """The last ``lines`` lines of each running scheduler and triggerer, for a failure message."""
+        out = []
+        for name, component in self.components.items():
+            if name.startswith(kinds) and component.proc.poll() is None:
+                out.append(f"--- {name}:")
+                out.extend(line[:300] for line in component.lines[-lines:])
+        return "\n".join(out)
 
     def wait_ti(
         self, dag_id: str, run_id: str, task_id: str, states: set[str | None], timeout: float, map_index: int = -1
