@@ -473,6 +473,31 @@ def test_own_timeout_gives_up_and_cancels_the_active_items(dbos_conn: str, syste
     assert {s for s, _, _ in statuses(system_database_url, ti.xcom["return_value"]).values()} == {"CANCELLED"}
 
 
+async def test_the_deferred_deadline_pushes_the_summary_and_cancels_the_active_items(
+    dbos_conn: str, hook: DBOSHook, system_database_url: str
+) -> None:
+    """docs/fanout.md, "Parameters" (``timeout``) and "Results" (the summary always): when the
+    trigger's deadline passes, the resumed task pushes the counts, cancels what is still active and
+    fails saying how far the batch got, as the wait in the worker does."""
+    from airflow.sdk.exceptions import AirflowException
+
+    from dbos_airflow.triggers.dbos import DBOSBatchTrigger
+
+    ti = FakeTI("bulk")
+    base = f"{ti.dag_id}:{ti.run_id}:bulk:-1"
+    items = [{"args": [i], "workflow_id": f"{base}:{i}"} for i in range(4)]
+    ids = await asyncio.to_thread(hook.enqueue_many, {"workflow_name": "wf_item", "queue_name": NOBODY}, items)
+    batch = {"key": base, "count": 4, "prefix": base + ":"}
+    (event,) = await asyncio.wait_for(
+        _events(DBOSBatchTrigger(workflow_id=base, batch=batch, end_time=time.time() + 1.0)), 30
+    )
+    op = operator([[i] for i in range(4)], queue_name=NOBODY, deferrable=True, timeout=1.0)
+    with pytest.raises(AirflowException, match=r"Gave up waiting after 1.0s for DBOS batch .*: 0/4 ended"):
+        await asyncio.to_thread(op.execute_complete, {"ti": ti}, event)  # type: ignore[arg-type]
+    assert ti.xcom["summary"]["pending"] == 4 and ti.xcom["summary"]["total"] == 4
+    assert {s for s, _, _ in statuses(system_database_url, ids).values()} == {"CANCELLED"}
+
+
 # -- kills --------------------------------------------------------------------------------------
 
 

@@ -78,7 +78,7 @@ class DBOSTaskMixin:
                 expected_value=self.expected_value,
             )
             if event["kind"] is TriggerEventKind.TIMEOUT:
-                self.on_wait_timeout(event)
+                self.on_wait_timeout(context, event)
             return self.complete(context, event)
 
     def awaited_workflow_id(self, context: Context) -> str:
@@ -89,7 +89,7 @@ class DBOSTaskMixin:
         """The task's result for a validated event of one of :attr:`accepted_event_kinds`."""
         raise NotImplementedError
 
-    def on_wait_timeout(self, event: dict[str, Any]) -> NoReturn:
+    def on_wait_timeout(self, context: Context, event: dict[str, Any]) -> NoReturn:
         """Fail the task because the trigger's deadline passed."""
         raise NotImplementedError
 

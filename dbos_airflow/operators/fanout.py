@@ -158,11 +158,11 @@ class DBOSBatchMixin(DBOSTaskMixin):
         self.finish_batch(context, spec, self.hook.service().batch_counts(spec))
         return self.batch_return_value(spec)
 
-    def on_wait_timeout(self, event: dict[str, Any]) -> NoReturn:
+    def on_wait_timeout(self, context: Context, event: dict[str, Any]) -> NoReturn:
         from dbos_orchestrator.waiting.batch import BatchSpec
 
         spec = BatchSpec.from_json(event["batch"])
-        self._batch = spec
+        self._batch, self._batch_ti = spec, context["ti"]  # the summary is pushed on this path too
         self._give_up_batch(spec, self.hook.service().batch_counts(spec))
 
     def batch_return_value(self, spec: BatchSpec) -> Any:

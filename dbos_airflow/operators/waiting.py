@@ -139,7 +139,7 @@ class DBOSWaitingOperator(DBOSBaseOperator):
         self._workflow_id = event["workflow_id"]
         return self._succeed(context, event["workflow_id"])
 
-    def on_wait_timeout(self, event: dict[str, Any]) -> NoReturn:
+    def on_wait_timeout(self, context: Context, event: dict[str, Any]) -> NoReturn:
         self._render_wait_settings()
         self._give_up(self.hook.require_workflow(event["workflow_id"]))
 

@@ -82,7 +82,7 @@ class _DBOSSensor(BaseSensorOperator, DBOSTaskMixin):
     def awaited_workflow_id(self, context: Context) -> str:
         return self.workflow_id
 
-    def on_wait_timeout(self, event: dict[str, Any]) -> NoReturn:
+    def on_wait_timeout(self, context: Context, event: dict[str, Any]) -> NoReturn:
         raise AirflowSensorTimeout(
             f"Sensor timed out after {self.timeout}s waiting for DBOS workflow {event['workflow_id']}"
         )
@@ -294,7 +294,7 @@ class DBOSWorkflowsSensor(BaseSensorOperator, DBOSBatchMixin):
     def batch_return_value(self, spec: BatchSpec) -> Any:
         return self.hook.service().batch_counts(spec).to_json()
 
-    def on_wait_timeout(self, event: dict[str, Any]) -> NoReturn:
+    def on_wait_timeout(self, context: Context, event: dict[str, Any]) -> NoReturn:
         raise AirflowSensorTimeout(
             f"Sensor timed out after {self.timeout}s waiting for DBOS batch {event['workflow_id']}: "
             + batch_progress_message(int(event["counts"]["total"]), event["counts"]["by_status"])
