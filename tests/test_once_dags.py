@@ -125,6 +125,37 @@ def test_one_unmapped_task_takes_the_run_s_only_completion_and_names_what_is_wro
     assert not client.list_workflows(workflow_id_prefix=f"dbos_t_once_single:{by_hand.run_id}", load_input=False)
 
 
+def test_a_duplicated_completion_fans_out_once(dagbag: Any, client: DBOSClient) -> None:
+    """docs/fanout.md, "Parameters" (``id_from``): a bulk enqueue with ``id_from="completion"`` in two
+    runs of one completion enqueues its items once; both runs return the same ids."""
+    dag = dagbag.get_dag("dbos_t_once_bulk")
+    only = completion(unique("done"), 1733150000000)
+    runs = []
+    for _ in range(2):
+        with triggered_by([only]):
+            runs.append(dag.test())
+    assert [states(dr) for dr in runs] == [Counter({"success": 1})] * 2
+    base = f"dbos_t_once_bulk:fan_out:{only['completion_key']}"
+    ids = [f"{base}:{i}" for i in range(3)]
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        returned = [
+            session.query(XComModel.value).filter_by(run_id=dr.run_id, task_id="fan_out", key="return_value").scalar()
+            for dr in runs
+        ]
+    assert returned == [ids, ids]
+    rows = client.list_workflows(workflow_id_prefix=base + ":", load_input=True, load_output=False)
+    assert sorted(r.workflow_id for r in rows) == ids
+    assert [r.status for r in rows] == ["SUCCESS"] * 3
+
+    by_hand = dag.test()  # not triggered by DBOS completion events: fails at once, nothing enqueued
+    (ti,) = by_hand.get_task_instances()
+    assert ti.state == "failed" and ti.try_number == 1
+    assert not client.list_workflows(workflow_id_prefix=f"dbos_t_once_bulk:{by_hand.run_id}", load_input=False)
+
+
 @pytest.fixture(scope="module")
 def order_worker(example_system_db: str) -> Iterator[str]:
     """examples/order_worker.py on a system database of its own (the tests' app has another version)."""

@@ -9,10 +9,10 @@ from airflow.sdk.exceptions import AirflowSkipException
 from dbos_orchestrator.forms import as_bool, as_json, as_timeout
 from dbos_orchestrator.retry import check_retry_mode
 
-from dbos_airflow.contract.ids import SEPARATOR, bulk_item_id, derived_id
+from dbos_airflow.contract.ids import SEPARATOR, bulk_item_id, check_id_from
 from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.links import remember_workflow
-from dbos_airflow.operators.dbos import DBOSBaseEnqueueOperator
+from dbos_airflow.operators.dbos import DBOSBaseEnqueueOperator, derived_work_id
 from dbos_airflow.operators.fanout import DBOSBatchMixin, check_push_results
 
 if TYPE_CHECKING:
@@ -27,8 +27,11 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
 
     Either every workflow is enqueued or none is. Item ``i`` without an explicit
     ``workflow_id`` gets ``dag_id:run_id:task_id:map_index:i``, the same on every try of the
-    task instance: a retry after a crash enqueues nothing new and returns the same ids. The
-    XCom return value is the list of workflow ids, in item order.
+    task instance: a retry after a crash enqueues nothing new and returns the same ids. In a
+    run triggered by DBOS completion events, ``id_from="completion"`` makes that
+    ``dag_id:task_id:<completion_key>:i`` instead (docs/events.md, "Exactly-once work
+    downstream"): a completion delivered twice fans out once. The XCom return value is the
+    list of workflow ids, in item order.
 
     With portable serialization (the default) on Postgres, the workflows are written by DBOS'
     own ``enqueue_workflow`` SQL function in one pipelined batch (tens of thousands per
@@ -59,6 +62,10 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
         ``execution_timeout`` or its own ``timeout`` passes, or ``fail_fast`` stops it.
     :param retry_mode: what a later try does with items that ended in ERROR, CANCELLED or
         MAX_RECOVERY_ATTEMPTS_EXCEEDED: ``resume`` (keep completed steps), ``restart`` or ``fail``.
+    :param id_from: what the items' derived ids come from: ``run`` (the task instance, default) or
+        ``completion`` (the DBOS completion that triggered the run; see ``completion_key``).
+    :param completion_key: with ``id_from="completion"``, which of the run's triggering completions
+        this task instance fans out for (templated; needed when several triggered the run).
 
     The other parameters are those of :class:`~dbos_airflow.operators.dbos.DBOSBaseEnqueueOperator`.
     """
@@ -68,6 +75,7 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
         "items",
         "wait_for_completion",
         "timeout",
+        "completion_key",
     )
     template_fields_renderers = {"items": "json"}
     on_kill = DBOSBatchMixin.on_kill  # BaseOperator's would come first
@@ -84,6 +92,8 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
         push_results: bool = False,
         cancel_on_kill: bool = True,
         retry_mode: str = "resume",
+        id_from: str = "run",
+        completion_key: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -98,6 +108,8 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
         self.push_results = push_results
         self.cancel_on_kill = cancel_on_kill
         self.retry_mode = check_retry_mode(retry_mode)
+        self.id_from = check_id_from(id_from)
+        self.completion_key = completion_key
 
     def execute_dbos(self, context: Context) -> list[str]:
         from dbos_orchestrator.store.bulk import normalize_items
@@ -107,7 +119,7 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
 
         self.wait_for_completion = as_bool("wait_for_completion", self.wait_for_completion)
         self.timeout = as_timeout("timeout", self.timeout)
-        base = derived_id(context)
+        base = self.awaited_workflow_id(context)
         items = as_json("items", self.items, list)
         if not items:  # as Airflow does with a task mapped over an empty list
             raise AirflowSkipException("items is empty: no DBOS workflow to enqueue")
@@ -130,5 +142,5 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
         return ids
 
     def awaited_workflow_id(self, context: Context) -> str:
-        """The batch's key: the task instance's derived id (what its trigger's event names)."""
-        return derived_id(context)
+        """The batch's key: the derived id by ``id_from`` (what its trigger's event names)."""
+        return derived_work_id(context, self.id_from, self.completion_key, "workflow id")

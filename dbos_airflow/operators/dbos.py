@@ -32,7 +32,9 @@ TEXT_OPTIONS = frozenset(
 )
 
 
-def _derived(context: Context, id_from: str, completion_key: Any, what: str) -> str:
+def derived_work_id(context: Context, id_from: str, completion_key: Any, what: str) -> str:
+    """The derived id of an operator's work by ``id_from`` (:func:`~dbos_airflow.contract.ids.work_id`);
+    a ``completion_key`` given with ``id_from="run"`` is refused rather than ignored."""
     key = as_text(completion_key) or None
     if key is not None and id_from != "completion":
         raise DBOSOptionsError(f"completion_key={key!r} is used only with id_from='completion' (id_from={id_from!r})")
@@ -202,7 +204,7 @@ class DBOSEnqueueOperator(DBOSWaitingOperator, DBOSBaseEnqueueOperator):
         return self.wait_for_workflow(context, workflow_id)
 
     def awaited_workflow_id(self, context: Context) -> str:
-        return as_text(self.workflow_id) or _derived(context, self.id_from, self.completion_key, "workflow id")
+        return as_text(self.workflow_id) or derived_work_id(context, self.id_from, self.completion_key, "workflow id")
 
 
 class DBOSSendOperator(DBOSBaseOperator):
@@ -253,7 +255,9 @@ class DBOSSendOperator(DBOSBaseOperator):
         self.completion_key = completion_key
 
     def execute_dbos(self, context: Context) -> str:
-        key = as_text(self.idempotency_key) or _derived(context, self.id_from, self.completion_key, "idempotency key")
+        key = as_text(self.idempotency_key) or derived_work_id(
+            context, self.id_from, self.completion_key, "idempotency key"
+        )
         remember_workflow(context, self.dbos_conn_id, self.destination_id)
         self.hook.send(self.destination_id, self.message, self.topic, key, serialization=self.serialization)
         self.log.info(

@@ -14,6 +14,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Asset, task
 
+from dbos_airflow.operators.bulk import DBOSBulkEnqueueOperator
 from dbos_airflow.operators.dbos import DBOSEnqueueOperator, DBOSSendOperator
 from dbos_airflow.triggers.completed import triggering_completions
 
@@ -44,3 +45,14 @@ with DAG("dbos_t_once", schedule=[COMPLETIONS], start_date=START, catchup=False)
 
 with DAG("dbos_t_once_single", schedule=[COMPLETIONS], start_date=START, catchup=False):
     DBOSEnqueueOperator(task_id="handle", workflow_name="wf_noop", queue_name="q", id_from="completion", retries=2)
+
+with DAG("dbos_t_once_bulk", schedule=[COMPLETIONS], start_date=START, catchup=False):
+    DBOSBulkEnqueueOperator(
+        task_id="fan_out",
+        workflow_name="wf_echo",
+        queue_name="q",
+        items=[["a"], ["b"], ["c"]],
+        wait_for_completion=True,
+        poll_interval=0.2,
+        id_from="completion",
+    )
