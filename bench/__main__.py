@@ -27,27 +27,72 @@ COLUMNS = ("figure", "plain", "ours", "ratio", "n", "goal", "met", "date")
 HEADER = ("Figure", "Plain dbos.DBOSClient", "dbos-airflow", "Ratio", "N", "Goal", "Met", "Date")
 
 
-def write_results(names: list[str], seconds: float) -> None:
-    lines = [
+def write_results(names: list[str], seconds: float | None) -> None:
+    """Put the rows of ``names`` (bench/.results/<name>.json) into bench/results.md.
+
+    Each figure's rows replace its old ones of the same run variant in place (a figure that did
+    not run keeps its rows; one that failed gets a "failed" row beside them); the notes below the
+    table stay. ``seconds``: the total
+    run time of ``python -m bench all`` (None: one figure ran, the recorded total stays).
+    """
+    path = BENCH / "results.md"
+    old = path.read_text() if path.exists() else ""
+    path.write_text(merge_results(old, {name: _rows(name) for name in names}, seconds))
+    print(path.read_text())
+
+
+def _rows(name: str) -> list[str]:
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return [f"| {name.upper()} | (failed: see the output of `python -m bench {name}`) |" + " |" * 6]
+    return ["| " + " | ".join(str(row[c]) for c in COLUMNS) + " |" for row in json.loads(path.read_text())["rows"]]
+
+
+def _figure(row: str) -> str:
+    """``p9`` for a row of figure P9 (its first cell starts with the figure's name)."""
+    return row[2:].split(" ", 1)[0].lower()
+
+
+def _variant(row: str) -> str:
+    """Which run of its figure a row comes from: the last ``;`` part of its N cell (P9 runs twice:
+    ``all 1,000 end at once`` and ``completions spread over 20 s``); empty for a one-part N."""
+    cells = [c.strip() for c in row.strip().strip("|").split(" | ")]
+    n = cells[COLUMNS.index("n")] if len(cells) == len(COLUMNS) else ""
+    return n.rsplit("; ", 1)[1] if "; " in n else ""
+
+
+def merge_results(old: str, rows: dict[str, list[str]], seconds: float | None) -> str:
+    """bench/results.md with ``rows`` (figure name -> table lines) in place of the rows of the same
+    figure and run variant (:func:`_variant`); other rows and the notes below the table stay."""
+    lines = old.splitlines()
+    head = [
         "# dbos-airflow benchmarks",
         "",
         "Made by `make bench` (`python -m bench all`): every figure runs the plain `dbos.DBOSClient` way",
         "and the dbos-airflow way in the same process, against a real DBOS worker (bench/app.py) on a",
         "fresh Postgres database. Medians / percentiles over N; see bench/<figure>.py for the method.",
-        f"Total run time: {seconds:.0f} s.",
-        "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "---|" * len(HEADER),
     ]
-    for name in names:
-        path = RESULTS / f"{name}.json"
-        if not path.exists():
-            lines.append(f"| {name.upper()} | (failed: see the output of `python -m bench {name}`) |" + " |" * 6)
-            continue
-        for row in json.loads(path.read_text())["rows"]:
-            lines.append("| " + " | ".join(str(row[c]) for c in COLUMNS) + " |")
-    (BENCH / "results.md").write_text("\n".join(lines) + "\n")
-    print((BENCH / "results.md").read_text())
+    total = next((line for line in lines if line.startswith("Total run time:")), None)
+    if seconds is not None:
+        total = f"Total run time: {seconds:.0f} s."
+    head += [*([total] if total else []), "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    start = next((i for i, line in enumerate(lines) if line.startswith("|---")), None)
+    table: list[str] = []
+    notes: list[str] = []
+    if start is not None:
+        end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("|")), len(lines))
+        table, notes = lines[start + 1 : end], lines[end:]
+
+    merged = list(table)
+    for name, new_rows in rows.items():
+        variants = {_variant(row) for row in new_rows}
+        stale = [i for i, line in enumerate(merged) if _figure(line) == name and _variant(line) in variants]
+        mine = [i for i, line in enumerate(merged) if _figure(line) == name]
+        at = stale[0] if stale else (mine[-1] + 1 if mine else len(merged))
+        kept = [line for i, line in enumerate(merged) if i not in set(stale)]
+        at -= sum(1 for i in stale if i < at)
+        merged = kept[:at] + new_rows + kept[at:]
+    return "\n".join(head + merged + notes) + "\n"
 
 
 def main(argv: list[str]) -> int:
@@ -67,6 +112,7 @@ def main(argv: list[str]) -> int:
             print(f"unknown figure {name!r}; choose from {', '.join(FIGURES)} or all", file=sys.stderr)
             return 2
         importlib.import_module(FIGURES[name]).main()
+        write_results([name], None)
     return 0
 
 
