@@ -1,8 +1,9 @@
 """How an ended DBOS workflow becomes a task result or a task failure (docs/architecture.md, "The two-engine contract").
 
-The rule is the core's (:func:`dbos_orchestrator.outcome.workflow_result`, which prefect-dbos
-uses too); this module binds it to Airflow: a failure raises
-:class:`dbos_airflow.exceptions.DBOSWorkflowFailedError`, which also fails the task instance.
+The rules are the core's (:func:`dbos_orchestrator.outcome.workflow_result` and
+:func:`~dbos_orchestrator.outcome.batch_result`, which prefect-dbos uses too); this module binds
+them to Airflow: a failure raises :class:`dbos_airflow.exceptions.DBOSWorkflowFailedError`, which
+also fails the task instance.
 Shared by operators and sensors in sync and deferred mode, so both modes decide alike.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dbos_orchestrator import outcome as _core
-from dbos_orchestrator.messages import clip
+from dbos_orchestrator.outcome import FAILURES_NAMED
 from dbos_orchestrator.status import FAILURE_STATUSES, SUCCESS_STATUSES, DBOSWorkflowStatus
 
 from dbos_airflow.exceptions import DBOSWorkflowFailedError
@@ -52,9 +53,6 @@ def workflow_result(
     )
 
 
-FAILURES_NAMED = 5  # how many failed items a batch's failure names, each with its own error
-
-
 def batch_result(
     counts: BatchCounts,
     failures: Sequence[tuple[int, str, str | None]],
@@ -63,40 +61,11 @@ def batch_result(
     fail_fast: bool = False,
     cancelled: int | None = None,
 ) -> None:
-    """The failure policy of a batch (docs/fanout.md, "Failure policy"): nothing when every item
-    succeeded, else an error naming how many failed, by status, and the first
-    :data:`FAILURES_NAMED` ids with their own errors (``failures``: ``(index, id, status)`` in item
-    order, at least that many). With ``fail_fast`` it may come before every item ended
-    (``counts`` as seen then; ``cancelled``: how many still active were cancelled after).
+    """The failure policy of a batch (:func:`dbos_orchestrator.outcome.batch_result`, docs/fanout.md,
+    "Failure policy"), failing the task instance.
 
     :raises DBOSWorkflowFailedError: an item ended in anything but success (or has no workflow).
     """
-    from dbos_orchestrator.waiting.batch import NOT_FOUND
-
-    if counts.failed == 0 and counts.done:
-        return
-    if counts.failed == 0:  # fail_fast never stops here; be explicit rather than succeed
-        raise DBOSWorkflowFailedError(f"DBOS batch not done: {counts.pending:,} of {counts.total:,} still pending")
-    ok = {s.value for s in SUCCESS_STATUSES}
-    active = {s.value for s in DBOSWorkflowStatus if s.is_active()}
-    by_status = ", ".join(
-        f"{n:,} {s}" for s, n in sorted(counts.by_status.items()) if s not in ok and s not in active and n
-    )
-    named = []
-    for index, workflow_id, status in failures[:FAILURES_NAMED]:
-        if status is None or status == NOT_FOUND:
-            named.append(f"item {index} {workflow_id}: no such workflow")
-            continue
-        error = reader.error_message(workflow_id)
-        named.append(f"item {index} {workflow_id}: {status}{f': {clip(error)}' if error else ''}")
-    more = f" (and {counts.failed - len(named):,} more)" if counts.failed > len(named) else ""
-    when = ""
-    if fail_fast and counts.pending:
-        rest = (
-            f"cancelled the {cancelled:,} still active" if cancelled is not None else f"{counts.pending:,} left running"
-        )
-        when = f" (fail_fast: stopped at the first failure; {rest})"
-    raise DBOSWorkflowFailedError(
-        f"{counts.failed:,} of {counts.total:,} DBOS workflows failed ({by_status}){when}; "
-        f"first {len(named)}: " + "; ".join(named) + more
+    _core.batch_result(
+        counts, failures, reader, fail_fast=fail_fast, cancelled=cancelled, failed=DBOSWorkflowFailedError
     )

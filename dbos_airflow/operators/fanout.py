@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from airflow.sdk.exceptions import AirflowException
 from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS, batch_progress_message
 from dbos_orchestrator.retry import Reattach, reattach
-from dbos_orchestrator.status import ACTIVE_STATUSES, DBOSWorkflowStatus
+from dbos_orchestrator.status import DBOSWorkflowStatus
 
 from dbos_airflow.contract.deferral import (
     CHECK_IN_WORKER_SECONDS,
@@ -179,7 +179,7 @@ class DBOSBatchMixin(DBOSTaskMixin):
         ti.xcom_push(key=SUMMARY_KEY, value=counts.to_json())
         self.log.info("DBOS batch %s: %s", spec.key, batch_progress_message(counts.total, counts.by_status))
         if counts.failed:
-            failures = self.hook.service().batch_items(spec, statuses=self._not_success(counts), limit=FAILURES_NAMED)
+            failures = self.hook.service().batch_items(spec, statuses=counts.failure_statuses(), limit=FAILURES_NAMED)
             cancelled = None
             if self.fail_fast and counts.pending and cancel_on_wait_timeout(cancel_on_kill=self.cancel_on_kill):
                 cancelled = self.hook.service().cancel_batch(spec)
@@ -189,11 +189,6 @@ class DBOSBatchMixin(DBOSTaskMixin):
         if self.push_results:
             ti.xcom_push(key=RESULTS_KEY, value=self._results(spec))
         return counts
-
-    @staticmethod
-    def _not_success(counts: BatchCounts) -> list[str]:
-        active = {s.value for s in ACTIVE_STATUSES}
-        return [s for s in counts.by_status if s != DBOSWorkflowStatus.SUCCESS.value and s not in active]
 
     def _results(self, spec: BatchSpec) -> list[Any]:
         """The outputs in item order, through the connection's safe reader; size-checked."""
@@ -232,7 +227,7 @@ class DBOSBatchMixin(DBOSTaskMixin):
                 "Re-attached to DBOS batch %s: %s", spec.key, batch_progress_message(counts.total, counts.by_status)
             )
             return 0
-        failed = service.batch_items(spec, statuses=self._not_success(counts))
+        failed = service.batch_items(spec, statuses=counts.failure_statuses())
         rerun = 0
         for _index, workflow_id, status in failed:
             if status is None:

@@ -50,9 +50,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("dbos_orchestrator.diagnostics",),
     ("dbos_orchestrator.client",),
     ("dbos_orchestrator.store",),
-    # how an ended workflow becomes a result or a failure (reads through the store's reader)
-    ("dbos_orchestrator.outcome",),
     ("dbos_orchestrator.waiting",),
+    # how an ended workflow (or a batch: waiting's counts) becomes a result or a failure (reads
+    # through the store's reader)
+    ("dbos_orchestrator.outcome",),
     ("dbos_orchestrator.service",),
     ("dbos_orchestrator",),
     # dbos_airflow: its errors (the core's, the task-failing ones Airflow-facing)

@@ -30,9 +30,11 @@ from prefect_dbos.tasks import (
     aenqueue_workflow,
     aenqueue_workflows,
     await_workflow,
+    await_workflows,
     enqueue_workflow,
     enqueue_workflows,
     wait_for_workflow,
+    wait_for_workflows,
 )
 
 __version__ = "0.1.0"
@@ -52,6 +54,7 @@ __all__ = [
     "asend_message",
     "await_workflow",
     "await_workflow_event",
+    "await_workflows",
     "cancel_dbos_workflows",
     "cancel_workflow",
     "enqueue_workflow",
@@ -63,5 +66,6 @@ __all__ = [
     "run_dbos_workflow_and_wait_for_completion",
     "send_message",
     "wait_for_workflow",
+    "wait_for_workflows",
     "wait_for_workflow_event",
 ]

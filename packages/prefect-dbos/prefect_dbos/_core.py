@@ -1,7 +1,7 @@
 """The one module through which prefect-dbos reaches the shared core (``dbos_orchestrator``).
 
 Everything prefect-dbos needs of the two-engine contract (the documented client, statuses,
-the safe value reader, the shared waiter, the completion feed, the bulk writer, the retry rule
+the safe value reader, the shared waiter and its batch waits, the completion feed, the bulk writer, the retry rule
 and the service, the sentences of a wait, the errors) is imported here and nowhere else.
 
 :class:`WorkflowService` is the core's :class:`DBOSService` plus what the Prefect tasks call in
@@ -25,17 +25,20 @@ from dbos_orchestrator.exceptions import (
 )
 from dbos_orchestrator.messages import (
     PROGRESS_LOG_SECONDS,
+    batch_progress_message,
     ended_message,
     event_missing_message,
     progress_message,
     still_waiting_message,
 )
+from dbos_orchestrator.outcome import FAILURES_NAMED, batch_result
 from dbos_orchestrator.retry import RETRY_MODES, Reattach, check_retry_mode
 from dbos_orchestrator.serialization import serialization_format
 from dbos_orchestrator.service import DBOSService
 from dbos_orchestrator.status import DBOSWorkflowStatus, status_to_dict
 from dbos_orchestrator.store.bulk import enqueue_many
 from dbos_orchestrator.store.values import ValueReader
+from dbos_orchestrator.waiting.batch import BatchCounts, BatchSpec, BatchTracker
 from dbos_orchestrator.waiting.feed import Completion, CompletionFilter, FeedState, now_ms
 from dbos_orchestrator.waiting.waiter import DBOSWaiter, Observation, get_waiter, running_waiters
 
@@ -45,8 +48,12 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = [
+    "FAILURES_NAMED",
     "PROGRESS_LOG_SECONDS",
     "RETRY_MODES",
+    "BatchCounts",
+    "BatchSpec",
+    "BatchTracker",
     "Completion",
     "CompletionFilter",
     "DBOSClient",
@@ -65,6 +72,8 @@ __all__ = [
     "RetryMode",
     "ValueReader",
     "WorkflowService",
+    "batch_progress_message",
+    "batch_result",
     "check_retry_mode",
     "ended_message",
     "enqueue_many",

@@ -72,3 +72,17 @@ async def summarize(database: DBOSSystemDatabase, status: dict[str, Any], last_s
         key=artifact_key("summary", wid),
         description="How the DBOS workflow ended.",
     )
+
+
+async def summarize_batch(key: str, counts: dict[str, Any]) -> None:
+    """A markdown artifact with a batch's counts by status (one write, however many workflows)."""
+    from prefect.artifacts import acreate_markdown_artifact
+
+    rows = "\n".join(f"| {status} | {n:,} |" for status, n in counts["by_status"].items())
+    await acreate_markdown_artifact(
+        f"### {counts['total']:,} DBOS workflows\n\n"
+        f"{counts['ended']:,} ended ({counts['succeeded']:,} succeeded, {counts['failed']:,} failed), "
+        f"{counts['pending']:,} pending\n\n| status | workflows |\n|---|---|\n{rows}\n",
+        key=artifact_key("batch", key),
+        description="How the DBOS workflows this task waited for ended.",
+    )

@@ -9,10 +9,25 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prefect_dbos._core import DBOSOptionsError, check_retry_mode, enqueue_many
+from prefect_dbos._core import (
+    FAILURES_NAMED,
+    BatchSpec,
+    DBOSOptionsError,
+    DBOSWaitTimeoutError,
+    batch_progress_message,
+    batch_result,
+    check_retry_mode,
+    enqueue_many,
+)
 from prefect_dbos.ids import current_run, derived_key, derived_workflow_id, flow_run_prefix
-from prefect_dbos.links import link_workflow, prefect_attributes, summarize
-from prefect_dbos.waiting import is_own_timeout, timed_out_error, wait_for_event, wait_until_ended
+from prefect_dbos.links import link_workflow, prefect_attributes, summarize, summarize_batch
+from prefect_dbos.waiting import (
+    is_own_timeout,
+    timed_out_error,
+    wait_for_event,
+    wait_until_batch_done,
+    wait_until_ended,
+)
 
 if TYPE_CHECKING:
     from prefect_dbos._core import RetryMode
@@ -155,6 +170,61 @@ async def wait(
         last_step = await asyncio.to_thread(service.last_step, workflow_id)
         await summarize(database, status, last_step)
     return await asyncio.to_thread(service.result, workflow_id, log=lambda line: logger.info("%s", line))
+
+
+async def wait_many(
+    database: DBOSSystemDatabase,
+    workflow_ids: Sequence[str],
+    *,
+    logger: Any,
+    timeout: float | None = None,
+    fail_fast: bool = False,
+    cancel_on_timeout: bool = True,
+    summary_artifact: bool = True,
+) -> dict[str, Any]:
+    """Wait for every workflow of ``workflow_ids`` as one wait; return the counts by status.
+
+    Fails after all ended if any ended in anything but success (or does not exist), naming how
+    many and the first :data:`FAILURES_NAMED` ids with their own errors; with ``fail_fast`` at the
+    first such one (the rest are left running). ``timeout`` passing (or the task's own
+    ``timeout_seconds``) cancels the ones still active unless ``cancel_on_timeout=False``; a crash
+    cancels nothing.
+    """
+    if isinstance(workflow_ids, (str, bytes)) or not isinstance(workflow_ids, Sequence):
+        raise DBOSOptionsError(f"workflow_ids must be a list of ids, got {type(workflow_ids).__name__}")
+    spec = BatchSpec.of_ids(workflow_ids)
+    service = database.service(log=logger)
+    started = time.time()
+    try:
+        counts, done = await wait_until_batch_done(database, spec, timeout=timeout, fail_fast=fail_fast, logger=logger)
+    except (asyncio.CancelledError, TimeoutError):
+        if cancel_on_timeout and is_own_timeout(started):
+            cancel_many_on_own_timeout(database, workflow_ids, logger)
+        raise
+    summary = counts.to_json()
+    if not done:
+        line = batch_progress_message(counts.total, counts.by_status, time.time() - started)
+        if cancel_on_timeout:
+            cancelled = await asyncio.to_thread(service.cancel_batch, spec)
+            logger.warning("Cancelled %d active DBOS workflow(s) of %s: the wait ran out", cancelled, spec.key)
+        raise DBOSWaitTimeoutError(f"Gave up waiting after {timeout}s for {counts.total:,} DBOS workflows: {line}")
+    logger.info("%s", batch_progress_message(counts.total, counts.by_status, time.time() - started))
+    if summary_artifact:
+        await summarize_batch(spec.key, summary)
+    if counts.failed:
+        failures = await asyncio.to_thread(
+            service.batch_items, spec, statuses=counts.failure_statuses(), limit=FAILURES_NAMED
+        )
+        await asyncio.to_thread(batch_result, counts, failures, service.reader(), fail_fast=fail_fast)
+    return summary
+
+
+def cancel_many_on_own_timeout(database: DBOSSystemDatabase, workflow_ids: Sequence[str], logger: Any) -> None:
+    """The task's own ``timeout_seconds`` passed while it waited for ``workflow_ids``: cancel the
+    active ones, in this thread (the task is being stopped)."""
+    spec = BatchSpec.of_ids(workflow_ids)
+    logger.warning("Task timed out: cancelling the active DBOS workflows of %s", spec.key)
+    database.service(log=logger).cancel_batch(spec)
 
 
 async def event(database: DBOSSystemDatabase, workflow_id: str, key: str, *, logger: Any, timeout: float | None) -> Any:

@@ -2,10 +2,11 @@
 
 Every wait of a process on one system database goes through that database's one
 ``DBOSWaiter``: one polling statement per tick for all of them, however many tasks wait
-(README, "Waiting"). A wait logs a progress line every ``PROGRESS_LOG_SECONDS`` (status and
-last recorded step: statuses come with the waiter's probes, steps are read every 10 s for all
-waits at once) and one closing line; values are decoded afterwards by the core's safe
-reader (pickles refused unless the block allows them).
+(README, "Waiting"); a list of workflows is one wait (:func:`wait_until_batch_done`). A wait
+logs a progress line every ``PROGRESS_LOG_SECONDS`` (status and last recorded step: statuses come
+with the waiter's probes, steps are read every 10 s for all waits at once) and one closing line;
+values are decoded afterwards by the core's safe reader (pickles refused unless the block allows
+them).
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from prefect_dbos._core import (
     PROGRESS_LOG_SECONDS,
+    BatchCounts,
+    BatchSpec,
+    BatchTracker,
     DBOSWaitTimeoutError,
     DBOSWorkflowFailedError,
     DBOSWorkflowNotFoundError,
     DBOSWorkflowStatus,
+    batch_progress_message,
     event_missing_message,
     progress_message,
     still_waiting_message,
@@ -66,6 +71,32 @@ async def wait_until_ended(
             continue
         # A missing workflow raises here, naming the id and the database.
         return await asyncio.to_thread(service.require, workflow_id)
+
+
+async def wait_until_batch_done(
+    database: DBOSSystemDatabase, spec: BatchSpec, *, timeout: float | None, fail_fast: bool, logger: Any
+) -> tuple[BatchCounts, bool]:
+    """Wait for every workflow of ``spec`` as **one** wait on the shared waiter: one statement per
+    batch tick whatever the batch's size. Returns the counts and whether the batch is done (every
+    item ended or, with ``fail_fast``, one failed); False: ``timeout`` passed first.
+
+    :param logger: receives a progress line (``6,210/10,000 ended: ...``) every ``PROGRESS_SECONDS``.
+    """
+    waiter = await database.waiter()
+    tracker = BatchTracker(spec)
+    started = time.time()
+    deadline = None if timeout is None else started + timeout
+    while True:
+        next_line = time.time() + PROGRESS_SECONDS
+        until = next_line if deadline is None else min(next_line, deadline)
+        try:
+            return await waiter.batches.observe(tracker, fail_fast=fail_fast, deadline=until), True
+        except DBOSWaitTimeoutError:
+            now = time.time()
+            if deadline is not None and now >= deadline:
+                return tracker.counts, False
+            counts = tracker.counts
+            logger.info("%s", batch_progress_message(counts.total, counts.by_status, now - started))
 
 
 def timed_out_error(database: DBOSSystemDatabase, workflow_id: str, waited: float) -> DBOSWaitTimeoutError:

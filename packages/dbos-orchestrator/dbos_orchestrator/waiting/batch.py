@@ -144,6 +144,10 @@ class BatchCounts:
     def done(self) -> bool:
         return self.pending == 0
 
+    def failure_statuses(self) -> list[str]:
+        """The statuses counted as :attr:`failed` that some item has (what to list the failures by)."""
+        return [s for s in self.by_status if s not in _SUCCESS and s not in _ACTIVE]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "total": self.total,
