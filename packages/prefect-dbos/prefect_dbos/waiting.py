@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prefect_dbos._core import (
     PROGRESS_LOG_SECONDS,
@@ -31,9 +31,35 @@ from prefect_dbos._core import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from prefect_dbos.database import DBOSSystemDatabase
 
+T = TypeVar("T")
+
 PROGRESS_SECONDS = PROGRESS_LOG_SECONDS  # how often a waiting task logs a progress line
+
+
+async def observe_with_progress(
+    observe: Callable[[float], Awaitable[T]], *, timeout: float | None, progress: Callable[[float], str], logger: Any
+) -> T | None:
+    """``await observe(until)`` in steps of :data:`PROGRESS_SECONDS`, logging ``progress(waited)``
+    after each step that ran out; the answer, or None once ``timeout`` seconds passed.
+
+    :param observe: one wait on the shared waiter up to ``until`` (wall clock); raises
+        :class:`DBOSWaitTimeoutError` when ``until`` comes first.
+    """
+    started = time.time()
+    deadline = None if timeout is None else started + timeout
+    while True:
+        next_line = time.time() + PROGRESS_SECONDS
+        try:
+            return await observe(next_line if deadline is None else min(next_line, deadline))
+        except DBOSWaitTimeoutError:
+            now = time.time()
+            if deadline is not None and now >= deadline:
+                return None
+            logger.info("%s", progress(now - started))
 
 
 async def wait_until_ended(
@@ -50,27 +76,24 @@ async def wait_until_ended(
     :class:`DBOSWorkflowNotFoundError` at once.
 
     :param timeout: seconds to wait (None: as long as it takes).
-    :param logger: receives the progress lines.
+    :param logger: receives the progress lines (status and last recorded step).
     :param key: also stop as soon as this event key exists.
     """
     waiter = await database.waiter()
-    service = database.service()
-    started = time.time()
-    deadline = None if timeout is None else started + timeout
-    while True:
-        next_line = time.time() + PROGRESS_SECONDS
-        until = next_line if deadline is None else min(next_line, deadline)
-        try:
-            await waiter.observe(workflow_id, key, deadline=until)
-        except DBOSWaitTimeoutError:
-            now = time.time()
-            if deadline is not None and now >= deadline:
-                return None
-            status, last_step = waiter.progress(workflow_id)
-            logger.info("%s", progress_message(workflow_id, status, last_step, now - started))
-            continue
-        # A missing workflow raises here, naming the id and the database.
-        return await asyncio.to_thread(service.require, workflow_id)
+
+    def progress(waited: float) -> str:
+        return progress_message(workflow_id, *waiter.progress(workflow_id), waited)
+
+    seen = await observe_with_progress(
+        lambda until: waiter.observe(workflow_id, key, deadline=until),
+        timeout=timeout,
+        progress=progress,
+        logger=logger,
+    )
+    if seen is None:
+        return None
+    # A missing workflow raises here, naming the id and the database.
+    return await asyncio.to_thread(database.service().require, workflow_id)
 
 
 async def wait_until_batch_done(
@@ -84,19 +107,17 @@ async def wait_until_batch_done(
     """
     waiter = await database.waiter()
     tracker = BatchTracker(spec)
-    started = time.time()
-    deadline = None if timeout is None else started + timeout
-    while True:
-        next_line = time.time() + PROGRESS_SECONDS
-        until = next_line if deadline is None else min(next_line, deadline)
-        try:
-            return await waiter.batches.observe(tracker, fail_fast=fail_fast, deadline=until), True
-        except DBOSWaitTimeoutError:
-            now = time.time()
-            if deadline is not None and now >= deadline:
-                return tracker.counts, False
-            counts = tracker.counts
-            logger.info("%s", batch_progress_message(counts.total, counts.by_status, now - started))
+
+    def progress(waited: float) -> str:
+        return batch_progress_message(tracker.counts.total, tracker.counts.by_status, waited)
+
+    counts = await observe_with_progress(
+        lambda until: waiter.batches.observe(tracker, fail_fast=fail_fast, deadline=until),
+        timeout=timeout,
+        progress=progress,
+        logger=logger,
+    )
+    return (tracker.counts, False) if counts is None else (counts, True)
 
 
 def timed_out_error(database: DBOSSystemDatabase, workflow_id: str, waited: float) -> DBOSWaitTimeoutError:
