@@ -26,11 +26,24 @@ class _Collect(logging.Handler):
 
 
 @pytest.fixture
-async def strict_loop() -> Any:
-    """Debug mode, 50 ms slow-callback threshold; fails the test if any callback blocked longer."""
+async def strict_loop(dbos_conn: str) -> Any:
+    """Debug mode, 250 ms slow-callback threshold; fails the test if any callback blocked longer.
+
+    What it catches is a blocking call in a trigger's steps (a client built, a query or a connect
+    waited for in the loop: hundreds of ms, or a statement timeout). Not tighter: with two busy
+    processes on this 2-core machine a plain step of ``run()`` took 60-70 ms of wall time. The
+    connection's shared waiter is created first (its thread imports dbos' client and builds its
+    engine, off the loop by design): that thread holding the GIL made the loop's own steps look
+    slow on a loaded machine (0.14 s), although nothing blocked the loop.
+    """
+    from dbos_airflow.hooks.dbos import DBOSHook
+
+    hook = DBOSHook(dbos_conn)
+    await hook.get_waiter_async()
+    await hook.__aexit__()
     loop = asyncio.get_running_loop()
     loop.set_debug(True)
-    loop.slow_callback_duration = 0.05
+    loop.slow_callback_duration = 0.25
     handler, asyncio_log = _Collect(), logging.getLogger("asyncio")
     asyncio_log.addHandler(handler)
     try:
@@ -114,12 +127,14 @@ async def test_many_triggers_share_one_waiter(strict_loop: Any, dbos_conn: str, 
     from dbos_airflow.hooks.dbos import DBOSHook
     from dbos_airflow.waiting.waiter import running_waiters
 
-    # Set-up in one thread and one transaction: 50 concurrent enqueue threads contending for the
-    # GIL on a 2-core machine made the loop's own callbacks look slow (0.7 s) to the strict check.
-    with DBOSHook() as hook:
-        ids = await asyncio.to_thread(
-            hook.enqueue_many, {"queue_name": "q", "workflow_name": "wf_double"}, [[i] for i in range(50)]
-        )
+    # Set-up off the loop, in one thread and one transaction: 50 concurrent enqueue threads
+    # contending for the GIL on a 2-core machine made the loop's own callbacks look slow (0.7 s) to
+    # the strict check, and so did closing the hook's client in the loop (0.67 s in a full run).
+    def enqueue() -> list[str]:
+        with DBOSHook() as hook:
+            return hook.enqueue_many({"queue_name": "q", "workflow_name": "wf_double"}, [[i] for i in range(50)])
+
+    ids = await asyncio.to_thread(enqueue)
     events = await asyncio.gather(*(collect(DBOSWorkflowTrigger(workflow_id=w)) for w in ids))
     assert all(e[0].payload["status"] == "SUCCESS" for e in events)
     assert list(running_waiters()) == ["dbos_default"]  # one waiter (one polling loop) for all 50
