@@ -27,6 +27,7 @@ _PUBLIC = {
     "DBOSEventTrigger": "dbos_airflow.triggers.dbos",
     "DBOSBatchTrigger": "dbos_airflow.triggers.dbos",
     "DBOSWorkflowCompletedTrigger": "dbos_airflow.triggers.completed",
+    "triggering_completions": "dbos_airflow.contract.ids",
     "DBOSWorkflowStatus": "dbos_orchestrator.status",
 }
 

@@ -14,9 +14,10 @@ import pytest
 import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowFailException
 from conftest import ROOT, unique
+from dbos_orchestrator.exceptions import DBOSOptionsError
 from fakes import FakeTI
 
-from dbos_airflow.exceptions import DBOSOptionsError, DBOSWorkflowFailedError
+from dbos_airflow.exceptions import DBOSWorkflowFailedError
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.operators.bulk import DBOSBulkEnqueueOperator
 from dbos_airflow.sensors.dbos import DBOSWorkflowsSensor
@@ -300,9 +301,8 @@ async def test_a_tick_costs_one_statement_whatever_n(dbos_conn: str, hook: DBOSH
     """docs/fanout.md, "How the wait works": a batch of 1,000 costs the shared waiter the same
     statements per tick as a batch of 10 (one, with the same bound parameters), and rows back
     by status, not by workflow. Counted on the waiter's own engine."""
+    from dbos_orchestrator.exceptions import DBOSWaitTimeoutError
     from dbos_orchestrator.waiting.batch import BATCH_TICK_SECONDS, BatchSpec, BatchTracker
-
-    from dbos_airflow.exceptions import DBOSWaitTimeoutError
 
     waiter = await DBOSHook(dbos_conn).get_waiter_async()
     engine = waiter.client.system_database_engine
@@ -514,13 +514,13 @@ async def test_a_persons_kill_of_the_deferred_batch_cancels_its_active_items(
     ids = await asyncio.to_thread(hook.enqueue_many, {"workflow_name": "wf_item", "queue_name": "q"}, items)
     kwargs = {"workflow_id": base, "batch": {"key": base, "count": 6, "prefix": base + ":"}, "cancel_on_kill": True}
 
-    monkeypatch.setattr("dbos_airflow.utils.kills.current_ti_state", lambda ti, timeout=3.0: "deferred")
+    monkeypatch.setattr("dbos_airflow.contract.kill.current_ti_state", lambda ti, timeout=3.0: "deferred")
     moved = DBOSBatchTrigger(**kwargs)
     moved.task_instance = FakeTI("bulk")  # type: ignore[assignment]
     await moved.on_kill()
     assert {s for s, _, _ in statuses(system_database_url, ids).values()} <= {"ENQUEUED", "PENDING"}
 
-    monkeypatch.setattr("dbos_airflow.utils.kills.current_ti_state", lambda ti, timeout=3.0: "failed")
+    monkeypatch.setattr("dbos_airflow.contract.kill.current_ti_state", lambda ti, timeout=3.0: "failed")
     killed = DBOSBatchTrigger(**kwargs)
     killed.task_instance = FakeTI("bulk")  # type: ignore[assignment]
     await killed.on_kill()

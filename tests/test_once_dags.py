@@ -18,10 +18,10 @@ from unittest import mock
 import pytest
 import sqlalchemy as sa
 from conftest import ROOT, Worker, connection_json, unique
+from dbos_orchestrator.client import DBOSClient
+from dbos_orchestrator.store.codec import decode_value
 
-from dbos_airflow.client import DBOSClient
 from dbos_airflow.hooks.dbos import DBOSHook
-from dbos_airflow.values import decode_value
 
 UNPOLLED = "q_once_nobody"
 

@@ -25,11 +25,11 @@ import pytest
 import sqlalchemy as sa
 import test_event_stack as event_stack
 from conftest import ROOT
+from dbos_orchestrator.client import DBOSClient
+from dbos_orchestrator.store.codec import decode_value
 from dbos_testkit.airflow_stack import AirflowStack
 
-from dbos_airflow.client import DBOSClient
 from dbos_airflow.hooks.dbos import DBOSHook
-from dbos_airflow.values import decode_value
 
 ASSET = "dbos_once_burst"
 DAG_ID = "dbos_once_downstream"

@@ -24,9 +24,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 from conftest import ROOT
+from dbos_orchestrator.client import DBOSClient
 from dbos_testkit.child_process import ChildProcess
-
-from dbos_airflow.client import DBOSClient
 
 pytestmark = pytest.mark.browser
 

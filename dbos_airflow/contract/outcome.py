@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dbos_orchestrator import outcome as _core
-from dbos_orchestrator.outcome import FAILURES_NAMED
 from dbos_orchestrator.status import FAILURE_STATUSES, SUCCESS_STATUSES, DBOSWorkflowStatus
 
 from dbos_airflow.exceptions import DBOSWorkflowFailedError
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
     from dbos_orchestrator.store.values import ValueReader
     from dbos_orchestrator.waiting.batch import BatchCounts
 
-__all__ = ["FAILURES_NAMED", "batch_result", "workflow_result"]
+__all__ = ["batch_result", "workflow_result"]
 
 
 def workflow_result(

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
+from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSSerializationError
 from dbos_orchestrator.init_log import quiet_initialization
+from dbos_orchestrator.serialization import check_serialization
 
 from dbos_airflow.contract.events import TriggerEventKind, event_outcome
-from dbos_airflow.exceptions import DBOSOptionsError, DBOSSerializationError
-from dbos_airflow.hooks.connection import check_serialization
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.links import DBOSConsoleLink, DBOSWorkflowLink
 

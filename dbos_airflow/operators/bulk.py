@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSkipException
+from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.forms import as_bool, as_json, as_timeout
 from dbos_orchestrator.retry import check_retry_mode
 
 from dbos_airflow.contract.ids import SEPARATOR, bulk_item_id, check_id_from
-from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.dbos import DBOSBaseEnqueueOperator, derived_work_id
 from dbos_airflow.operators.fanout import DBOSBatchMixin, check_push_results

@@ -15,7 +15,9 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk.exceptions import AirflowException
+from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS, batch_progress_message
+from dbos_orchestrator.outcome import FAILURES_NAMED
 from dbos_orchestrator.retry import Reattach, reattach
 from dbos_orchestrator.status import DBOSWorkflowStatus
 
@@ -27,8 +29,7 @@ from dbos_airflow.contract.deferral import (
 )
 from dbos_airflow.contract.events import TriggerEventKind
 from dbos_airflow.contract.kill import cancel_on_wait_timeout, decide_on_kill
-from dbos_airflow.contract.outcome import FAILURES_NAMED, batch_result
-from dbos_airflow.exceptions import DBOSOptionsError
+from dbos_airflow.contract.outcome import batch_result
 from dbos_airflow.operators.base import DBOSTaskMixin
 
 if TYPE_CHECKING:

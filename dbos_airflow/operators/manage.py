@@ -12,12 +12,13 @@ import ast
 import json
 from typing import TYPE_CHECKING, Any
 
+from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.messages import workflow_not_found_message
 from dbos_orchestrator.status import DBOSWorkflowStatus
 
 from dbos_airflow.contract.ids import derived_id
 from dbos_airflow.contract.ownership import record_owner
-from dbos_airflow.exceptions import DBOSOptionsError, DBOSWorkflowNotFoundError
+from dbos_airflow.exceptions import DBOSWorkflowNotFoundError
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import DBOSBaseOperator, dbos_template_fields
 from dbos_airflow.operators.waiting import DBOSWaitingOperator

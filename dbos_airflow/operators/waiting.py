@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException
+from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.forms import as_bool, as_timeout
 from dbos_orchestrator.messages import still_waiting_message
 from dbos_orchestrator.retry import check_retry_mode
@@ -21,7 +22,6 @@ from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS, check_in_wor
 from dbos_airflow.contract.events import TriggerEventKind
 from dbos_airflow.contract.kill import cancel_on_wait_timeout, decide_on_kill
 from dbos_airflow.contract.outcome import workflow_result
-from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.operators.base import DBOSBaseOperator
 
 if TYPE_CHECKING:

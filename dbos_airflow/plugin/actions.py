@@ -43,8 +43,9 @@ def checked(body: ActionBody) -> ActionBody:
 
 def perform(hook: DBOSHook, status: WorkflowStatus, body: ActionBody) -> dict[str, Any]:
     """Run one action on a workflow the user may change; the JSON answer the view shows."""
+    from dbos_orchestrator.status import DBOSWorkflowStatus
+
     from dbos_airflow.operators.manage import RESUMABLE  # the one rule of what resumes
-    from dbos_airflow.status import DBOSWorkflowStatus
 
     wid = status.workflow_id
     state = DBOSWorkflowStatus.parse(status.status)

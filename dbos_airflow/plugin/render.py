@@ -13,8 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dbos_airflow.status import DBOSWorkflowStatus
-from dbos_airflow.values import Undecoded
+from dbos_orchestrator.status import DBOSWorkflowStatus
+from dbos_orchestrator.store.codec import Undecoded
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -10,13 +10,13 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 from dbos_orchestrator.forms import as_json
 from dbos_orchestrator.messages import batch_progress_message, event_missing_message
+from dbos_orchestrator.serialization import check_serialization
 from dbos_orchestrator.status import FAILURE_STATUSES, SUCCESS_STATUSES, DBOSWorkflowStatus
 
 from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS, check_in_worker, not_before_after_deferral
 from dbos_airflow.contract.events import TriggerEventKind
 from dbos_airflow.contract.outcome import workflow_result
 from dbos_airflow.exceptions import DBOSWorkflowFailedError
-from dbos_airflow.hooks.connection import check_serialization
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import EXTRA_LINKS, UI_COLOR, DBOSTaskMixin, dbos_template_fields

@@ -17,12 +17,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from dbos_orchestrator.exceptions import DBOSWaitTimeoutError
 from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS, batch_progress_message, progress_message
 from dbos_orchestrator.waiting.probe import is_transient_db_error
 
 from dbos_airflow.contract.deferral import hold_until
 from dbos_airflow.contract.events import TriggerEventKind, trigger_event_payload
-from dbos_airflow.exceptions import DBOSWaitTimeoutError
 from dbos_airflow.hooks.dbos import DBOSHook
 
 if TYPE_CHECKING:

@@ -23,9 +23,8 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome, SharedStreamProducer
+from dbos_orchestrator.exceptions import DBOSOrchestratorError
 from dbos_orchestrator.waiting.feed import PAGE_SIZE, FeedState, now_ms
-
-from dbos_airflow.exceptions import DBOSAirflowError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -44,7 +43,7 @@ __all__ = [
 MAX_OUTSTANDING = PAGE_SIZE  # completions handed out but not yet confirmed stored (Airflow's queue holds 1,024)
 
 
-class DBOSDeliveryError(DBOSAirflowError):
+class DBOSDeliveryError(DBOSOrchestratorError):
     """Airflow did not confirm that it stored an event: the position stays before it (re-delivered)."""
 
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from dbos_airflow.utils import kills
+from dbos_airflow.contract import kill as kills
 
 TI = SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=-1)
 

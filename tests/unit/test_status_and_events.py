@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
-
-from dbos_airflow.exceptions import DBOSTriggerEventError
-from dbos_airflow.status import (
+from dbos_orchestrator.status import (
     ACTIVE_STATUSES,
     FAILURE_STATUSES,
     SUCCESS_STATUSES,
     TERMINAL_STATUSES,
     DBOSWorkflowStatus,
 )
-from dbos_airflow.waiting.events import TriggerEventKind, trigger_event_payload, validate_trigger_event
+
+from dbos_airflow.contract.events import TriggerEventKind, trigger_event_payload, validate_trigger_event
+from dbos_airflow.exceptions import DBOSTriggerEventError
 
 
 def test_every_status_is_exactly_one_of_active_success_failure() -> None:

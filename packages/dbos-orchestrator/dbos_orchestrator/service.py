@@ -90,6 +90,15 @@ class DBOSService:
         rows = self.list_workflows(workflow_ids=list(workflow_ids))
         return {r.workflow_id: {**status_to_dict(r), "forked_from": r.forked_from} for r in rows}
 
+    def get_workflow_status_with_fork(self, workflow_id: str) -> dict[str, Any] | None:
+        """The workflow's status dict with ``forked_from`` (the id it was forked from, or None);
+        None when it does not exist."""
+        return self.get_workflow_statuses([workflow_id]).get(workflow_id)
+
+    def list_workflows_with_prefix(self, prefix: str) -> list[dict[str, Any]]:
+        """Status dicts of every workflow whose id starts with ``prefix`` (no values read)."""
+        return [status_to_dict(r) for r in self.list_workflows(workflow_id_prefix=prefix)]
+
     def require_workflow(self, workflow_id: str) -> dict[str, Any]:
         """The workflow's status dict; :attr:`not_found` names a missing id."""
         status = self.get_workflow_status(workflow_id)

@@ -20,7 +20,7 @@ from dbos_orchestrator.forms import as_bool, as_json, as_timeout
 from dbos_orchestrator.retry import Reattach, check_retry_mode, reattach, rerun_start_step
 from dbos_orchestrator.serialization import check_serialization
 from dbos_orchestrator.status import DBOSWorkflowStatus as S
-from dbos_orchestrator.store.values import decode_value, describe_stored_error
+from dbos_orchestrator.store.codec import decode_value, describe_stored_error
 
 
 def test_importing_the_core_pulls_in_no_orchestrator() -> None:

@@ -21,7 +21,8 @@ from prefect_dbos.waiting import is_own_timeout
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Mapping, Sequence
 
-    from prefect_dbos._core import RetryMode
+    from dbos_orchestrator.retry import RetryMode
+
     from prefect_dbos.database import DBOSSystemDatabase
 
 __all__ = [
@@ -238,7 +239,7 @@ def wait_for_workflow(
     except BaseException:
         if cancel_on_timeout and is_own_timeout(started):
             logger.warning("Task timed out: cancelling DBOS workflow %s", workflow_id)
-            database.service().cancel([workflow_id])
+            database.service().cancel_workflows([workflow_id])
         raise
 
 

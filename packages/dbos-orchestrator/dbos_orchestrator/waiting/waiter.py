@@ -385,7 +385,8 @@ def running_waiters() -> dict[str, DBOSWaiter]:
 
 def _create_waiter(conn_id: str, client_kwargs: dict[str, Any]) -> DBOSWaiter:
     """Connect and start the polling thread, off the event loop; first caller wins a race."""
-    from dbos_orchestrator.client import DBOSClient, quiet_initialization
+    from dbos_orchestrator.client import DBOSClient
+    from dbos_orchestrator.init_log import quiet_initialization
 
     with quiet_initialization():  # one waiter serves many tasks: not a line in one task's log
         client = DBOSClient(**client_kwargs)
