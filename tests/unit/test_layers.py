@@ -262,7 +262,9 @@ def test_no_module_is_an_alias_or_a_re_export() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and any(alias.name == "*" for alias in node.names):
                 found.append(f"{name}:{node.lineno} star import")
-            if isinstance(node, ast.Subscript) and ast.unparse(node) == "sys.modules[" + "__name__]":  # split: the repository greps for it
+            if (
+                isinstance(node, ast.Subscript) and ast.unparse(node) == "sys.modules[" + "__name__]"
+            ):  # split: the repository greps for it
                 found.append(f"{name}:{node.lineno} replaces itself in sys.modules")
         for node in tree.body:
             if isinstance(node, ast.Assign) and any(ast.unparse(t) == "__all__" for t in node.targets):
