@@ -1,9 +1,9 @@
-"""The errors that fail an Airflow task because of what happened to a workflow.
+"""dbos-airflow's own errors: the ones that fail an Airflow task, and the completion feed's delivery error.
 
 Every other error dbos-airflow raises is the core's own (:mod:`dbos_orchestrator.exceptions`,
 base :class:`~dbos_orchestrator.exceptions.DBOSOrchestratorError`), imported from there. The ones
-here (a workflow failed or is missing, a bad trigger event) subclass the core's and are also
-:class:`AirflowException` subclasses when Airflow is installed.
+that fail a task because of what happened to a workflow (it failed or is missing, a bad trigger
+event) subclass the core's and are also :class:`AirflowException` subclasses when Airflow is installed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ try:
 except ImportError:  # pragma: no cover - only without Airflow
     _TaskFailure = Exception  # type: ignore[assignment,misc]
 
-__all__ = ["DBOSTriggerEventError", "DBOSWorkflowFailedError", "DBOSWorkflowNotFoundError"]
+__all__ = ["DBOSDeliveryError", "DBOSTriggerEventError", "DBOSWorkflowFailedError", "DBOSWorkflowNotFoundError"]
 
 
 class DBOSWorkflowFailedError(_core.DBOSWorkflowFailedError, _TaskFailure):
@@ -28,3 +28,8 @@ class DBOSWorkflowNotFoundError(_core.DBOSWorkflowNotFoundError, _TaskFailure):
 
 class DBOSTriggerEventError(_core.DBOSOrchestratorError, _TaskFailure):
     """A trigger event that is missing or malformed (the task fails closed)."""
+
+
+class DBOSDeliveryError(_core.DBOSOrchestratorError):
+    """Airflow did not confirm that it stored an event (``triggers/delivery.py``): the position stays
+    before it, and the event is delivered again."""

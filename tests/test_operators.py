@@ -168,7 +168,7 @@ def test_succeeded_workflow_is_never_rerun(dbos_conn: str, client: DBOSClient) -
 
 
 def ti_state_now(monkeypatch: pytest.MonkeyPatch, state: str | None) -> None:
-    """What Airflow's API says about the task instance when ``on_kill`` asks (see utils/kills.py)."""
+    """What Airflow's API says about the task instance when ``on_kill`` asks (see contract/kill.py)."""
     monkeypatch.setattr("dbos_airflow.contract.kill.current_ti_state", lambda ti, timeout=3.0: state)
 
 

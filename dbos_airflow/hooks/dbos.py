@@ -236,7 +236,7 @@ class DBOSHook(BaseHook):
         """The latest value of event ``key`` of a workflow, or None after ``timeout_seconds``.
 
         Read through :meth:`value_reader`: a pickled value is refused
-        (:class:`~dbos_airflow.exceptions.DBOSUnsafeValueError`) unless the connection allows it.
+        (:class:`~dbos_orchestrator.exceptions.DBOSUnsafeValueError`) unless the connection allows it.
         """
         reader = self.value_reader()
         deadline = time.monotonic() + max(0.0, timeout_seconds)
@@ -319,7 +319,7 @@ class DBOSHook(BaseHook):
 
         Returns True if this call made the fork, False if ``forked_workflow_id`` already is a fork
         of ``workflow_id`` (a retry re-attaching). A workflow of that id that is not such a fork
-        raises :class:`~dbos_airflow.exceptions.DBOSOptionsError`; a missing original raises
+        raises :class:`~dbos_orchestrator.exceptions.DBOSOptionsError`; a missing original raises
         :class:`~dbos_airflow.exceptions.DBOSWorkflowNotFoundError`.
         """
         return self.service().fork_workflow(

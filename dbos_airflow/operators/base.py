@@ -10,7 +10,7 @@ plus an ``__init__``-less mixin).
   (:func:`~dbos_airflow.contract.events.event_outcome`);
 * :class:`DBOSBaseOperator`: ``dbos_conn_id`` (templated: :func:`dbos_template_fields`) and
   ``serialization``, ``execute`` calling :meth:`~DBOSBaseOperator.execute_dbos`;
-* :class:`~dbos_airflow.operators.waiting.DBOSWaitingOperator` (its own module): the optional
+* :class:`~dbos_airflow.operators.lifecycle.DBOSLifecycleOperator` (its own module): the optional
   wait for a workflow the task started (enqueue, fork), in a worker slot or deferred,
   re-attaching by ``retry_mode`` and cancelling on a kill.
 """

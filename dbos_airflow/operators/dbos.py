@@ -11,7 +11,7 @@ from dbos_airflow.contract.ids import check_id_from, work_id
 from dbos_airflow.contract.ownership import with_owner
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import DBOSBaseOperator, dbos_template_fields
-from dbos_airflow.operators.waiting import DBOSWaitingOperator
+from dbos_airflow.operators.lifecycle import DBOSLifecycleOperator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -105,7 +105,7 @@ class DBOSBaseEnqueueOperator(DBOSBaseOperator):
         return {k: as_text(v) if k in TEXT_OPTIONS else v for k, v in options.items() if v is not None}  # type: ignore[return-value]
 
 
-class DBOSEnqueueOperator(DBOSWaitingOperator, DBOSBaseEnqueueOperator):
+class DBOSEnqueueOperator(DBOSLifecycleOperator, DBOSBaseEnqueueOperator):
     """
     Enqueue a DBOS workflow and, optionally, wait for it.
 

@@ -214,7 +214,7 @@ def batch_page(
     hook: DBOSHook, workflow_ids: list[str], page: int
 ) -> tuple[BatchCounts, list[tuple[int, str, str | None]]]:
     """Counts by status of a task's workflows and one page of them in order (two statements,
-    whatever the number: docs/fanout.md, "How the wait works")."""
+    whatever the number: docs/batch.md, "How the wait works")."""
     from dbos_orchestrator.waiting.batch import BatchSpec
 
     spec = BatchSpec.of_ids(workflow_ids)

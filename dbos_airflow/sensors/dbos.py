@@ -18,7 +18,7 @@ from dbos_airflow.exceptions import DBOSWorkflowFailedError
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import EXTRA_LINKS, UI_COLOR, DBOSTaskMixin, dbos_template_fields
-from dbos_airflow.operators.fanout import DBOSBatchMixin, check_push_results
+from dbos_airflow.operators.batch import DBOSBatchMixin, check_push_results
 from dbos_airflow.triggers.dbos import DBOSBatchTrigger, DBOSEventTrigger, DBOSWorkflowTrigger
 
 if TYPE_CHECKING:
@@ -194,8 +194,8 @@ class DBOSEventSensor(_DBOSSensor):
 
 class DBOSWorkflowsSensor(BaseSensorOperator, DBOSBatchMixin):
     """
-    Wait until every DBOS workflow of a list has ended, as **one** wait (docs/fanout.md, "Waiting
-    for workflows another task started"): a fan-out another task started is awaited in one place.
+    Wait until every DBOS workflow of a list has ended, as **one** wait (docs/batch.md, "Waiting
+    for workflows another task started"): a batch another task started is awaited in one place.
 
     Each poke (and, deferred, each tick of the one :class:`~dbos_airflow.triggers.dbos.DBOSBatchTrigger`)
     is one statement whatever the list's length; the ids already seen ended are not asked again.

@@ -250,8 +250,8 @@ class DBOSEventTrigger(_DBOSTrigger):
 class DBOSBatchTrigger(_DBOSTrigger):
     """
     Fires when every workflow of a batch has ended (with ``fail_fast``, at the first failure),
-    or at ``end_time``: **one** trigger for the whole fan-out, probed by the shared waiter with
-    one statement per tick whatever the batch's size (docs/fanout.md, "How the wait works").
+    or at ``end_time``: **one** trigger for the whole batch, probed by the shared waiter with
+    one statement per tick whatever the batch's size (docs/batch.md, "How the wait works").
     Logs ``6,210/10,000 ended: 6,190 SUCCESS, 20 ERROR; 3,790 pending`` every ~30 s.
 
     :param batch: the batch (:meth:`dbos_orchestrator.waiting.batch.BatchSpec.to_json`: a prefix

@@ -1,4 +1,4 @@
-"""on_kill's evidence (dbos_airflow/utils/kills.py): which task-instance states mean a person's kill."""
+"""on_kill's evidence (dbos_airflow/contract/kill.py): which task-instance states mean a person's kill."""
 
 from __future__ import annotations
 

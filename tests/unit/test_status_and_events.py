@@ -60,3 +60,10 @@ def test_trigger_event_error_fails_an_airflow_task() -> None:
     from airflow.sdk.exceptions import AirflowException
 
     assert issubclass(DBOSTriggerEventError, AirflowException)
+
+
+def test_resumable_is_cancelled_or_dead_lettered() -> None:
+    """The resume operator and the view's button share this rule (DBOSWorkflowStatus.is_resumable)."""
+    resumable = {s for s in DBOSWorkflowStatus if s.is_resumable()}
+    assert resumable == {DBOSWorkflowStatus.CANCELLED, DBOSWorkflowStatus.MAX_RECOVERY_ATTEMPTS_EXCEEDED}
+    assert all(s.is_terminal() for s in resumable)

@@ -280,7 +280,7 @@ class DBOSService:
             time.sleep(delay if deadline is None else max(0.0, min(delay, deadline - now)))
             delay = min(delay * 2, poll_interval)
 
-    # -- batches (docs/fanout.md) -------------------------------------------------------
+    # -- batches (docs/batch.md) -------------------------------------------------------
 
     def batch_counts(self, spec: BatchSpec) -> BatchCounts:
         """The batch's counts by status now (one statement)."""

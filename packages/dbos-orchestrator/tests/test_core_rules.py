@@ -118,7 +118,7 @@ def test_a_pickled_error_is_described_without_loading_it() -> None:
 
 
 def test_a_failed_batch_names_how_many_and_the_first_ids_in_the_front_ends_error() -> None:
-    """docs/fanout.md, "Failure policy": one rule for the bulk task, the many-ids sensor and
+    """docs/batch.md, "Failure policy": one rule for the bulk task, the many-ids sensor and
     prefect-dbos' ``await_workflows``; each front end passes the error type that fails its tasks."""
     from dbos_orchestrator.exceptions import DBOSWorkflowFailedError
     from dbos_orchestrator.outcome import FAILURES_NAMED, batch_result

@@ -259,7 +259,7 @@ async def await_workflows(
     """Wait until every workflow of a list has ended, as **one** wait; return the counts by status.
 
     One task run and one statement per tick of the shared waiter whatever the list's length (a
-    fan-out of ``aenqueue_workflows`` is awaited here, not with one ``await_workflow`` task per
+    batch ``aenqueue_workflows`` enqueued is awaited here, not with one ``await_workflow`` task per
     id). A progress line every 30 s (``6,210/10,000 ended: 6,190 SUCCESS, 20 ERROR; 3,790
     pending``), one closing line, one summary artifact.
 

@@ -1,4 +1,4 @@
-"""The operators that start a workflow (enqueue, fork): re-attach on a later try, wait, cancel on a kill.
+"""The lifecycle of a workflow a task starts (enqueue, fork): re-attach on a later try, wait, cancel on a kill.
 
 The rules come from one module each: ``retry_mode`` from :mod:`dbos_orchestrator.retry`, the
 kill decision from :mod:`dbos_airflow.contract.kill`, the result of an ended workflow from
@@ -27,12 +27,13 @@ from dbos_airflow.operators.base import DBOSBaseOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["DBOSWaitingOperator"]
+__all__ = ["DBOSLifecycleOperator"]
 
 
-class DBOSWaitingOperator(DBOSBaseOperator):
+class DBOSLifecycleOperator(DBOSBaseOperator):
     """
-    Wait (optionally) for the workflow the task started, and fail the task if it fails.
+    Base of the operators that start a workflow: re-attach to it on a later try, wait for it
+    (optionally), fail the task if it fails, cancel it when a person kills the task.
 
     Subclasses (enqueue, fork) call :meth:`reattach` when a later try finds its workflow, and
     :meth:`wait_for_workflow` with its id at the end of ``execute_dbos``. When it succeeds its

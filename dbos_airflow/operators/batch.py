@@ -1,6 +1,6 @@
-"""The wait for a batch of workflows in one task (docs/fanout.md): bulk enqueue and the many-ids sensor.
+"""The wait for a batch of workflows in one task (docs/batch.md): bulk enqueue and the many-ids sensor.
 
-:class:`DBOSBatchMixin` is to a batch what :class:`~dbos_airflow.operators.waiting.DBOSWaitingOperator`
+:class:`DBOSBatchMixin` is to a batch what :class:`~dbos_airflow.operators.lifecycle.DBOSLifecycleOperator`
 is to one workflow: wait in the worker or deferred (one :class:`~dbos_airflow.triggers.dbos.DBOSBatchTrigger`
 for the whole batch), re-attach on a later try and re-run only the failed items by ``retry_mode``
 (:mod:`dbos_orchestrator.retry`), the failure policy (:func:`dbos_orchestrator.outcome.batch_result`, through the
@@ -45,7 +45,7 @@ def check_push_results(push_results: bool, count: int) -> None:
     if push_results and count > MAX_RESULTS:
         raise DBOSOptionsError(
             f"push_results=True with {count:,} items: at most {MAX_RESULTS:,} outputs are pushed to XCom "
-            "(XCom is not a data store); read the outputs downstream by id instead (docs/fanout.md, Results)"
+            "(XCom is not a data store); read the outputs downstream by id instead (docs/batch.md, Results)"
         )
 
 
@@ -189,7 +189,7 @@ class DBOSBatchMixin(DBOSTaskMixin):
         if size > MAX_RESULTS_BYTES:
             raise DBOSOptionsError(
                 f"push_results: the {spec.count:,} outputs take {size:,} bytes as JSON, more than the "
-                f"{MAX_RESULTS_BYTES:,} allowed in XCom (docs/fanout.md, Results); read them downstream by id"
+                f"{MAX_RESULTS_BYTES:,} allowed in XCom (docs/batch.md, Results); read them downstream by id"
             )
         return results
 
