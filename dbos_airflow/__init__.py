@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "DBOSClient": "dbos_orchestrator.client",
-    "EnqueueOptions": "dbos_orchestrator.client",
+    "EnqueueOptions": "dbos_orchestrator.options",
     "DBOSHook": "dbos_airflow.hooks.dbos",
     "DBOSEnqueueOperator": "dbos_airflow.operators.dbos",
     "DBOSSendOperator": "dbos_airflow.operators.dbos",

@@ -285,3 +285,18 @@ def test_the_core_imports_no_orchestrator() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_the_facade_names_the_defining_modules() -> None:
+    """``from dbos_airflow import X`` resolves lazily to the module that defines X (no re-export in between)."""
+    import importlib
+
+    import dbos_airflow
+
+    wrong = []
+    for name, module in dbos_airflow._PUBLIC.items():
+        obj = getattr(importlib.import_module(module), name, None)
+        if obj is None or getattr(obj, "__module__", module) != module:
+            wrong.append(f"{name}: {module}")
+        assert getattr(dbos_airflow, name) is obj
+    assert wrong == []
