@@ -317,6 +317,7 @@ def create_app() -> FastAPI:
             has_next=has_next,
             task_links=links,
             static=_static(request),
+            clock=data.clock_of(hook),
         )
         return _html(html)
 

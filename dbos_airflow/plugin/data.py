@@ -1,7 +1,7 @@
 """What the DBOS views show, read safely: workflows through the hook, pointers from Airflow's DB.
 
 Workflow metadata comes from ``list_workflows(load_input=False, load_output=False)`` (no
-decoding); inputs, outputs, errors, events and steps from :class:`~dbos_airflow.values.ValueReader`
+decoding); inputs, outputs, errors, events and steps from :class:`~dbos_orchestrator.store.values.ValueReader`
 (pickled values stay "pickled, not decoded" unless the connection has ``allow_pickle``).
 Which workflows a task instance started is what DBOS' owner records say
 (:mod:`dbos_airflow.plugin.records`); its XCom (``dbos_conn_id``, ``workflow_id``, a bulk
@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dbos_airflow.links import CONN_ID_KEY, WORKFLOW_ID_KEY
+from dbos_airflow.plugin.times import Clock
 
 if TYPE_CHECKING:
     from dbos import WorkflowStatus
+    from dbos_orchestrator.store.steps import StoredStep
     from dbos_orchestrator.waiting.batch import BatchCounts
     from sqlalchemy.orm import Session
 
     from dbos_airflow.hooks.dbos import DBOSHook
-    from dbos_airflow.values import StoredStep
 
 DEFAULT_CONN_ID = "dbos_default"
 HOOK_TTL_SECONDS = 300
@@ -166,10 +167,11 @@ class WorkflowDetail:
     error: str | None
     events: dict[str, Any]
     steps: list[StoredStep] = field(default_factory=list)
+    clock: Clock = field(default_factory=Clock)
 
     @property
     def state(self) -> Any:
-        from dbos_airflow.status import DBOSWorkflowStatus
+        from dbos_orchestrator.status import DBOSWorkflowStatus
 
         try:
             return DBOSWorkflowStatus.parse(self.status.status)
@@ -193,6 +195,11 @@ def status_of(hook: DBOSHook, workflow_id: str) -> WorkflowStatus | None:
     return statuses(hook, [workflow_id]).get(workflow_id)
 
 
+def clock_of(hook: DBOSHook) -> Clock:
+    """How precise the workflow times of the hook's system database are (SQLite: maybe seconds)."""
+    return Clock.of_dialect(hook.get_client().system_database_engine.dialect.name)
+
+
 def workflow_detail(hook: DBOSHook, status: WorkflowStatus) -> WorkflowDetail:
     """Everything the view shows of one workflow (whose metadata is ``status``)."""
     reader = hook.value_reader()
@@ -205,6 +212,7 @@ def workflow_detail(hook: DBOSHook, status: WorkflowStatus) -> WorkflowDetail:
         error=error,
         events=reader.events(workflow_id),
         steps=reader.steps(workflow_id),
+        clock=clock_of(hook),
     )
 
 
