@@ -531,7 +531,7 @@ def test_view_follows_airflows_theme(stack: Stack, theme: str) -> None:
         )
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme="light")
-            context.set_default_timeout(30_000)
+            context.set_default_timeout(60_000)
             pg = context.new_page()
             pg.goto(f"{stack.base}/")
             pg.get_by_label("Username").fill("admin")
