@@ -380,6 +380,22 @@ def test_without_the_connection_no_id_is_told_apart(stack: Stack, user: str) -> 
             assert said(r) == f"DBOS workflow {wid!r}: you may not read the connection 'dbos_default'", said(r)
 
 
+@pytest.mark.parametrize("user", sorted(NO_CONNECTION))
+def test_without_the_connection_no_connection_id_is_told_apart(stack: Stack, user: str) -> None:
+    """docs/ui.md, "Permissions": the single view through a connection the user may not read says
+    nothing of whether that connection exists."""
+    wid = stack.workflows["alpha"]
+    for conn_id in ("no_such_conn", "dbos_beta_only"):
+        r = requests.get(
+            f"{stack.base}/dbos/workflow",
+            params={"id": wid, "conn_id": conn_id},
+            headers=stack.headers(user),
+            timeout=30,
+        )
+        assert r.status_code == 403 and said(r).endswith(f": you may not read the connection {conn_id!r}"), said(r)
+        assert "Inputs" not in r.text and "not defined" not in r.text
+
+
 def test_chosen_run_id_reaches_no_workflow(stack: Stack, client: DBOSClient) -> None:
     """docs/ui.md, "Permissions": a run id chosen to match a workflow's id shape reaches nothing."""
     run_id = unique("chosen")

@@ -61,7 +61,10 @@ def _hook(user: BaseUser, conn_id: str) -> DBOSHook:
     try:
         return data.hook_for(conn_id)
     except data.ViewError as exc:
-        raise HTTPException(exc.status_code, str(exc)) from None
+        listing = access.may_list(user, conn_id)  # whether it exists, and its type, are the connection's to tell
+        raise HTTPException(
+            exc.status_code if listing else 403, str(exc) if listing else f"conn_id: {listing.reason}"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - one line naming the connection
         raise _fail(conn_id, exc, user) from None
 
