@@ -22,6 +22,7 @@ from prefect_dbos import (
     enqueue_workflow,
     run_dbos_workflow_and_wait_for_completion,
     wait_for_workflow,
+    wait_for_workflow_event,
     wait_for_workflows,
 )
 
@@ -110,14 +111,16 @@ SUBMITTED_SLEEP = 60  # seconds: a wait the task's own 3 s timeout must end long
 @flow
 def wait_submitted_with_task_timeout_sync(url: str) -> dict[str, Any]:
     """The sync twins submitted to the flow's task runner (worker threads: Prefect's own timeout
-    cannot interrupt them there), one mapped, one batch wait; each with timeout_seconds=3."""
+    cannot interrupt them there), one mapped, one batch wait, one event wait; each with
+    timeout_seconds=3. The last workflow is only the event wait's: nothing cancels it."""
     database = db(url)
-    ids = [enqueue_workflow(database, QUEUE, "wf_sleep", [SUBMITTED_SLEEP], key=f"s{i}") for i in range(4)]
+    ids = [enqueue_workflow(database, QUEUE, "wf_sleep", [SUBMITTED_SLEEP], key=f"s{i}") for i in range(5)]
     started = time.monotonic()
     submitted = wait_for_workflow.with_options(timeout_seconds=3).submit(database, ids[0])
     mapped = wait_for_workflow.with_options(timeout_seconds=3).map(unmapped(database), ids[1:3])
-    batch = wait_for_workflows.with_options(timeout_seconds=3).submit(database, ids[3:])
-    futures = [submitted, *mapped, batch]
+    batch = wait_for_workflows.with_options(timeout_seconds=3).submit(database, ids[3:4])
+    event = wait_for_workflow_event.with_options(timeout_seconds=3).submit(database, ids[4], "never")
+    futures = [submitted, *mapped, batch, event]
     for future in futures:
         future.wait()
     return {"ids": ids, "failed": [f.state.is_failed() for f in futures], "seconds": time.monotonic() - started}

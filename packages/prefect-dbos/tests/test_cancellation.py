@@ -65,12 +65,16 @@ def test_a_submitted_or_mapped_sync_tasks_own_timeout_cancels_its_workflows(
 ) -> None:
     """packages/prefect-dbos/README.md, "Cancellation": the sync twins run by the flow's task
     runner (``.submit``, ``.map``: a worker thread, where Prefect's timeout cannot interrupt a
-    blocking call) end at their own ``timeout_seconds`` too, and cancel what they waited for."""
+    blocking call) end at their own ``timeout_seconds`` too, and cancel what they waited for; an
+    event wait ends there too and cancels nothing."""
     out = wait_submitted_with_task_timeout_sync(system_database_url)
-    assert out["failed"] == [True] * 4, out
+    assert out["failed"] == [True] * 5, out
     assert out["seconds"] < SUBMITTED_SLEEP / 2, out
-    for wid in out["ids"]:
+    *waited, evented = out["ids"]
+    for wid in waited:
         assert _eventually(lambda wid=wid: _status(rows, wid) == "CANCELLED", 20), (wid, _status(rows, wid))
+    assert _status(rows, evented) in ("ENQUEUED", "PENDING")
+    DBOSSystemDatabase(system_database_url=system_database_url).service().cancel([evented])
 
 
 async def test_a_submitted_async_tasks_own_timeout_cancels_its_workflows(
