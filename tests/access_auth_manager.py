@@ -7,7 +7,9 @@ permissions, Keycloak, multi-team) do not: this one models them.
 * DAGs: admin everything; others only DAGs of their own team (the DAG bundle's team, multi-team
   mode), read from ``viewer`` up, change from ``user`` up, and never "all DAGs" (no DAG named).
 * Connections: read from ``viewer`` up, change from ``op`` up; a connection whose id ends in
-  ``_beta_only`` is team beta's (env-var connections carry no team in Airflow).
+  ``_beta_only`` is team beta's (env-var connections carry no team in Airflow). A user whose name
+  ends in ``_simple`` gets the simple auth manager's own answer instead (read from ``op`` up: its
+  viewers and users read no connection).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class AccessAuthManager(SimpleAuthManager):
         return _level(user) >= (ORDER["viewer"] if method == "GET" else ORDER["user"])
 
     def is_authorized_connection(self, *, method: Any, user: Any, details: Any = None) -> bool:
+        if str(user.username).endswith("_simple"):
+            return super().is_authorized_connection(method=method, user=user, details=details)
         if _level(user) == ORDER["admin"]:
             return True
         conn_id = getattr(details, "conn_id", None) or ""

@@ -26,6 +26,7 @@ FLOOR_IS_THE_PIN = ("apache-airflow", "dbos", "apache-airflow-providers-celery")
 # Built from this repository and required at exactly this project's version (not in constraints.txt:
 # pip cannot constrain a path install to a version).
 CORE = ROOT / "packages" / "dbos-orchestrator"
+PREFECT = ROOT / "packages" / "prefect-dbos"
 SIBLINGS = ("dbos-orchestrator",)
 
 
@@ -125,22 +126,51 @@ def test_the_core_is_required_at_this_version(project: dict[str, Any]) -> None:
     assert set(core["dependencies"]) <= ours
 
 
-def test_both_wheels_build_with_their_type_marker(tmp_path: Any) -> None:
+def test_the_license_text_is_the_full_apache_license() -> None:
+    """The three distributions declare Apache-2.0: the repository and each distribution's own
+    folder (a wheel ships only files below its pyproject) carry its whole text."""
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License\n                           Version 2.0, January 2004" in text
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+    assert "END OF TERMS AND CONDITIONS" in text and len(text.splitlines()) > 200
+    for folder in (CORE, PREFECT):
+        assert (folder / "LICENSE").read_text() == text, folder
+
+
+def test_the_wheels_build_with_their_type_marker_and_license(tmp_path: Any) -> None:
     """README, "Applications in other languages": the wheels hold their package and its metadata,
-    never the example apps (``make ts-app`` installs node_modules under examples/)."""
+    never the example apps (``make ts-app`` installs node_modules under examples/), and the
+    license text their metadata names (PEP 639: ``License-File``, in ``.dist-info/licenses/``)."""
 
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(CORE), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "-w",
+            str(tmp_path),
+            str(CORE),
+            str(PREFECT),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
     )
     wheels = {p.name.split("-")[0]: p for p in tmp_path.glob("*.whl")}
-    assert set(wheels) == {"dbos_airflow", "dbos_orchestrator"}
+    assert set(wheels) == {"dbos_airflow", "dbos_orchestrator", "prefect_dbos"}
+    license_text = (ROOT / "LICENSE").read_bytes()
     for package, wheel in wheels.items():
         names = zipfile.ZipFile(wheel).namelist()
+        dist_info = wheel.name.rsplit("-", 3)[0] + ".dist-info"
         assert f"{package}/py.typed" in names
-        assert not [n for n in names if n.split("/")[0] not in (package, wheel.name.rsplit("-", 3)[0] + ".dist-info")]
+        assert not [n for n in names if n.split("/")[0] not in (package, dist_info)]
         assert not [n for n in names if "node_modules" in n or n.endswith(".ts")]
+        metadata = zipfile.ZipFile(wheel).read(f"{dist_info}/METADATA").decode()
+        assert "License-Expression: Apache-2.0" in metadata and "License-File: LICENSE" in metadata, package
+        assert zipfile.ZipFile(wheel).read(f"{dist_info}/licenses/LICENSE") == license_text, package
     core_files = zipfile.ZipFile(wheels["dbos_orchestrator"]).namelist()
     assert "dbos_orchestrator/waiting/waiter.py" in core_files and "dbos_orchestrator/store/values.py" in core_files
     # docs/ui.md, "Security": the view's templates and the CSS/JS its CSP allows are package data.

@@ -5,11 +5,12 @@ A real ``airflow api-server`` in multi-team mode with a per-DAG auth manager
 the tests' DBOS worker on Postgres. Two DAG bundles owned by teams alpha and beta, one DAG each
 (tests/dags/dbos_access_dags.py), each of whose runs enqueues one workflow that stays ENQUEUED;
 one workflow no Airflow task owns. Users: admin, an alpha viewer, an alpha editor, a beta user, a
-beta op. Every refusal is checked to change nothing in DBOS' database nor in Airflow's audit log.
+beta op, and an alpha viewer and editor who read no connection (the simple auth manager's rule). Every refusal is checked to change nothing in DBOS' database nor in Airflow's audit log.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -36,7 +37,11 @@ USERS = {
     "alpha_editor": "user:alpha",
     "beta_user": "user:beta",
     "beta_op": "op:beta",
+    # The simple auth manager's connection rule (tests/access_auth_manager.py): no connection read.
+    "alpha_viewer_simple": "viewer:alpha",
+    "alpha_editor_simple": "user:alpha",
 }
+NO_CONNECTION = {"alpha_viewer_simple", "alpha_editor_simple"}
 CSRF = {"X-DBOS-Airflow": "1"}
 # Who may read / change which workflow: the rule of docs/ui.md, "Permissions", written out.
 READS = {
@@ -45,6 +50,8 @@ READS = {
     "alpha_editor": {"alpha"},
     "beta_user": {"beta"},
     "beta_op": {"beta"},
+    "alpha_viewer_simple": {"alpha"},
+    "alpha_editor_simple": {"alpha"},
 }
 ACTS = {
     "admin": {"alpha", "beta", "unowned"},
@@ -52,6 +59,8 @@ ACTS = {
     "alpha_editor": {"alpha"},
     "beta_user": {"beta"},
     "beta_op": {"beta"},
+    "alpha_viewer_simple": set(),
+    "alpha_editor_simple": {"alpha"},
 }
 
 
@@ -177,7 +186,7 @@ def stack(dbos_conn: str, airflow_db: Path, system_database_url: str, client: DB
 def said(r: requests.Response) -> str:
     """The one-line message of an answer (its error box, or the start of its text)."""
     found = re.search(r'id="dbos-error">([^<]*)<', r.text)
-    return found.group(1) if found else r.text[:300]
+    return html.unescape(found.group(1)) if found else r.text[:300]
 
 
 def dbos_state(stack: Stack) -> list[tuple[Any, ...]]:
@@ -202,11 +211,11 @@ def audit_rows() -> int:
         return int(session.scalar(sa.select(sa.func.count()).select_from(Log).where(Log.event.like("dbos.%"))) or 0)
 
 
-def refused_changes_nothing(stack: Stack, send: Any) -> requests.Response:
+def refused_changes_nothing(stack: Stack, send: Any, status: tuple[int, ...] = (401, 403)) -> requests.Response:
     """``send()`` a request that must be refused; DBOS' rows and the audit log stay as they were."""
     before, logged = dbos_state(stack), audit_rows()
     answer = send()
-    assert answer.status_code in (401, 403), (answer.status_code, said(answer))
+    assert answer.status_code in status, (answer.status_code, said(answer))
     assert dbos_state(stack) == before and audit_rows() == logged
     return answer
 
@@ -241,10 +250,15 @@ def test_single_view_reads_only_what_the_rule_allows(stack: Stack, user: str) ->
 
 @pytest.mark.parametrize("user", list(USERS))
 def test_page_lists_only_readable_workflows(stack: Stack, user: str) -> None:
-    """docs/ui.md, "Permissions": the DBOS page lists what the user may read, filtered in the query."""
+    """docs/ui.md, "Permissions": the DBOS page lists what the user may read, filtered in the query;
+    listing a connection's workflows needs read on it."""
     r = requests.get(
         f"{stack.base}/dbos/workflows", params={"name": "wf_double"}, headers=stack.headers(user), timeout=30
     )
+    if user in NO_CONNECTION:
+        assert r.status_code == 403 and said(r) == "conn_id: you may not read the connection 'dbos_default'"
+        assert not any(wid in r.text for wid in stack.workflows.values())
+        return
     assert r.status_code == 200, said(r)
     shown = {kind for kind, wid in stack.workflows.items() if wid in r.text}
     assert shown == READS[user], (user, shown)
@@ -295,7 +309,7 @@ def test_cancel_changes_state_only_when_allowed(stack: Stack, client: DBOSClient
     """docs/ui.md, "Permissions": another team's cancel is refused; the owner's editor cancels."""
     wid = stack.workflows["alpha"]
     cancel = {"action": "cancel", "workflow_id": wid}
-    for user in ("beta_op", "beta_user", "alpha_viewer"):
+    for user in ("beta_op", "beta_user", "alpha_viewer", "alpha_viewer_simple"):
         for url, params in ((f"{stack.base}/dbos/workflow", {"id": wid}), (stack.tab("alpha"), {})):
             refused_changes_nothing(
                 stack,
@@ -311,9 +325,11 @@ def test_cancel_changes_state_only_when_allowed(stack: Stack, client: DBOSClient
     assert audit_rows() == logged + 1
 
 
-def test_xcom_rewrite_points_nowhere_else(stack: Stack, client: DBOSClient) -> None:
-    """docs/ui.md, "Permissions": XCom is only a pointer; rewriting it through the REST API gains nothing."""
-    editor = stack.headers("alpha_editor")
+@pytest.mark.parametrize("user", ["alpha_editor", "alpha_editor_simple"])
+def test_xcom_rewrite_points_nowhere_else(stack: Stack, client: DBOSClient, user: str) -> None:
+    """docs/ui.md, "Permissions": XCom is only a pointer; rewriting it through the REST API gains
+    nothing, with or without read on the connections."""
+    editor = stack.headers(user)
     xcom = (
         f"{stack.base}/api/v2/dags/dbos_alpha_wf/dagRuns/{quote(stack.runs['alpha'], safe='')}"
         "/taskInstances/run/xcomEntries"
@@ -350,6 +366,33 @@ def test_xcom_rewrite_points_nowhere_else(stack: Stack, client: DBOSClient) -> N
     finally:
         requests.patch(f"{xcom}/dbos_conn_id", json={"value": "dbos_default"}, headers=editor, timeout=30)
         requests.patch(f"{xcom}/workflow_id", json={"value": stack.workflows["alpha"]}, headers=editor, timeout=30)
+
+
+@pytest.mark.parametrize("user", sorted(NO_CONNECTION))
+def test_without_the_connection_no_id_is_told_apart(stack: Stack, user: str) -> None:
+    """docs/ui.md, "Permissions": a user who may not read the connection learns nothing of a
+    workflow it may not read, not even whether its id exists."""
+    for wid in (stack.workflows["unowned"], unique("no-such-workflow")):
+        for url, params in ((f"{stack.base}/dbos/workflow", {"id": wid}), (stack.tab("alpha"), {"workflow_id": wid})):
+            r = requests.get(url, params=params, headers=stack.headers(user), timeout=30)
+            assert r.status_code == 403, (url, wid, said(r))
+            assert said(r) == f"DBOS workflow {wid!r}: you may not read the connection 'dbos_default'", said(r)
+
+
+@pytest.mark.parametrize("user", sorted(NO_CONNECTION))
+def test_without_the_connection_no_connection_id_is_told_apart(stack: Stack, user: str) -> None:
+    """docs/ui.md, "Permissions": the single view through a connection the user may not read says
+    nothing of whether that connection exists."""
+    wid = stack.workflows["alpha"]
+    for conn_id in ("no_such_conn", "dbos_beta_only"):
+        r = requests.get(
+            f"{stack.base}/dbos/workflow",
+            params={"id": wid, "conn_id": conn_id},
+            headers=stack.headers(user),
+            timeout=30,
+        )
+        assert r.status_code == 403 and said(r).endswith(f": you may not read the connection {conn_id!r}"), said(r)
+        assert "Inputs" not in r.text and "not defined" not in r.text
 
 
 def test_chosen_run_id_reaches_no_workflow(stack: Stack, client: DBOSClient) -> None:
@@ -409,14 +452,18 @@ def test_anonymous_and_cross_site_are_refused(stack: Stack) -> None:
         {"Origin": "https://evil.example"},
         {"Origin": "https://evil.example", "X-Forwarded-Host": "evil.example"},
         {"Origin": f"https://{host}"},  # the right host, another scheme
+        {"Origin": f"http://{host}.evil.example"},  # our host with a suffix (was a 500: the port is no number)
         {"Origin": "null"},
     ):
-        refused_changes_nothing(
-            stack,
-            lambda forged=forged: requests.post(
-                f"{stack.base}/dbos/workflow", params={"id": wid}, json=body, headers={**admin, **forged}, timeout=30
-            ),
-        )
+        for url, params in ((f"{stack.base}/dbos/workflow", {"id": wid}), (stack.tab("alpha"), {})):
+            answer = refused_changes_nothing(
+                stack,
+                lambda forged=forged, url=url, params=params: requests.post(
+                    url, params=params, json=body, headers={**admin, **forged}, timeout=30
+                ),
+                status=(403,),
+            )
+            assert "cross-origin" in answer.text, (forged, said(answer))
 
 
 def test_security_headers_on_every_answer(stack: Stack) -> None:
@@ -499,7 +546,7 @@ def test_view_follows_airflows_theme(stack: Stack, theme: str) -> None:
         )
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme="light")
-            context.set_default_timeout(30_000)
+            context.set_default_timeout(60_000)
             pg = context.new_page()
             pg.goto(f"{stack.base}/")
             pg.get_by_label("Username").fill("admin")
@@ -514,5 +561,40 @@ def test_view_follows_airflows_theme(stack: Stack, theme: str) -> None:
             frame.locator(f"html[data-theme='{theme}']").wait_for()
             pg.wait_for_timeout(500)
             pg.screenshot(path=str(images / f"dbos-view-{theme}.png"))
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+def test_a_viewer_without_the_connection_sees_the_tab(stack: Stack) -> None:
+    """docs/ui.md, "Permissions": in Airflow's own UI, a viewer who reads no connection (the simple
+    auth manager's viewers) opens the DBOS tab of a task it may read, as it opens its logs."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.fail(f"{chromium} is missing (`make system-packages`)", pytrace=False)
+    user = "alpha_viewer_simple"
+    run = quote(stack.runs["alpha"], safe="")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            context.set_default_timeout(60_000)
+            pg = context.new_page()
+            pg.goto(f"{stack.base}/")
+            pg.get_by_label("Username").fill(user)
+            pg.get_by_label("Password").fill(stack.passwords[user])
+            pg.get_by_role("button", name="Sign in").click()
+            pg.wait_for_url(f"{stack.base}/", timeout=60_000)
+            pg.goto(f"{stack.base}/dags/dbos_alpha_wf/runs/{run}/tasks/run")
+            pg.get_by_text("DBOS workflow", exact=True).click()
+            frame = pg.frame_locator("iframe[title='DBOS workflow']")
+            frame.locator("#dbos-status").wait_for()
+            body = frame.locator("body").inner_text()
+            assert stack.workflows["alpha"] in body and "may not" not in body, body[:500]
+            assert frame.locator("[data-action]").count() == 0  # a viewer reads; it does not act
         finally:
             browser.close()

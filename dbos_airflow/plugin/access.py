@@ -2,15 +2,25 @@
 
 Reading a workflow (``GET``) or acting on it (``PUT``: cancel, resume, fork):
 
-* every request needs **read on the connection** it goes through (``is_authorized_connection``
-  GET), and on the connection the owner record names;
-* a workflow an Airflow task owns (:mod:`dbos_airflow.contract.ownership`) needs that method on its
-  **owning DAG** (``is_authorized_dag`` with the DAG's id and team);
-* a workflow no Airflow task owns needs that method on **all DAGs**: the auth manager's
-  DAG-wide permission (``is_authorized_dag`` without details) *and* every DAG in Airflow's
-  metadata database (``get_authorized_dag_ids``), so a team- or DAG-scoped user never has it.
+* a workflow an Airflow task owns (:mod:`dbos_airflow.contract.ownership`), read through the
+  connection its owner record names, needs that method on its **owning DAG** (``is_authorized_dag``
+  with the DAG's id and team) and nothing else: it is read like the task's logs and changed like
+  its clear button (Airflow lets most people read no connection: the simple auth manager only
+  ``op`` and ``admin``). The record is DBOS' own, written when the task enqueued the workflow;
+  no Airflow user can rewrite it;
+* read through another connection, it also needs **read on each connection** (the one read
+  through and the record's: ``is_authorized_connection`` GET);
+* a workflow no Airflow task owns needs read on the connection and that method on **all DAGs**:
+  the auth manager's DAG-wide permission (``is_authorized_dag`` without details) *and* every DAG
+  in Airflow's metadata database (``get_authorized_dag_ids``), so a team- or DAG-scoped user
+  never has it.
 
-The tab, the DBOS page, the single-workflow view and every action call :func:`decide`.
+Listing a connection's workflows (the DBOS page) needs read on the connection
+(:func:`may_list`), and shows every workflow only to a reader of all DAGs
+(:func:`readable_dag_ids`). A task's tab lists its workflows to a reader of its DAG when DBOS
+records every one of them as started by that task instance through that connection
+(:func:`may_open_task`). The tab, the DBOS page, the single-workflow view and every action call
+these functions and :func:`decide`.
 """
 
 from __future__ import annotations
@@ -92,12 +102,33 @@ def readable_dag_ids(user: BaseUser) -> set[str] | None:
     return set(_manager().get_authorized_dag_ids(user=user, method=READ))
 
 
+def _connection_refused(conn_id: str) -> Decision:
+    return Decision(False, f"you may not read the connection {conn_id!r}")
+
+
+def may_list(user: BaseUser, conn_id: str) -> Decision:
+    """Listing the workflows of ``conn_id`` (the DBOS page): read on the connection."""
+    return Decision(True) if may_use_connection(user, conn_id) else _connection_refused(conn_id)
+
+
+def may_open_task(user: BaseUser, dag_id: str, conn_id: str, *, owned_here: bool) -> Decision:
+    """A task instance's tab listing its workflows read through ``conn_id``: read on its DAG, and
+    read on the connection unless DBOS records each listed workflow as started by this task
+    instance through ``conn_id`` (``owned_here``; else the tab follows the task's XCom pointer)."""
+    if not may_dag(user, dag_id, READ):
+        return Decision(False, "you may not read this DAG")
+    if owned_here:
+        return Decision(True)
+    return may_list(user, conn_id)
+
+
 def decide(user: BaseUser, owner: Owner | None, conn_id: str, method: Method) -> Decision:
     """Whether ``user`` may read (GET) or act on (PUT) a workflow of ``owner`` through ``conn_id``."""
-    for conn in dict.fromkeys([conn_id, *([owner.conn_id] if owner else [])]):
-        if not may_use_connection(user, conn):
-            return Decision(False, f"you may not read the connection {conn!r}")
     verb = "read" if method == READ else "change"
+    if owner is None or owner.conn_id != conn_id:
+        for conn in dict.fromkeys([conn_id, *([owner.conn_id] if owner else [])]):
+            if not may_use_connection(user, conn):
+                return _connection_refused(conn)
     if owner is None:
         if may_all_dags(user, method):
             return Decision(True)

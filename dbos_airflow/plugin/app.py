@@ -55,24 +55,37 @@ def _html(text: str, status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(text, status_code=status_code)
 
 
-def _connection(user: BaseUser, conn_id: str) -> DBOSHook:
-    """The shared hook of ``conn_id``, for a user who may read that connection (else 403)."""
+def _hook(user: BaseUser, conn_id: str) -> DBOSHook:
+    """The shared hook of ``conn_id``; what it may read for ``user`` is decided per workflow."""
     inputs.text("conn_id", conn_id, max_chars=inputs.MAX_ID_CHARS)
-    if not access.may_use_connection(user, conn_id):
-        raise HTTPException(403, f"conn_id: you may not read the connection {conn_id!r}")
     try:
         return data.hook_for(conn_id)
     except data.ViewError as exc:
-        raise HTTPException(exc.status_code, str(exc)) from None
+        listing = access.may_list(user, conn_id)  # whether it exists, and its type, are the connection's to tell
+        raise HTTPException(
+            exc.status_code if listing else 403, str(exc) if listing else f"conn_id: {listing.reason}"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - one line naming the connection
-        raise _fail(conn_id, exc) from None
+        raise _fail(conn_id, exc, user) from None
 
 
-def _fail(conn_id: str, exc: Exception) -> HTTPException:
-    """An error reaching DBOS as one line: 502 when the database is at fault, never a traceback."""
+def _connection(user: BaseUser, conn_id: str) -> DBOSHook:
+    """The shared hook of ``conn_id``, for a user who may list its workflows (else 403)."""
+    inputs.text("conn_id", conn_id, max_chars=inputs.MAX_ID_CHARS)
+    decision = access.may_list(user, conn_id)
+    if not decision:
+        raise HTTPException(403, f"conn_id: {decision.reason}")
+    return _hook(user, conn_id)
+
+
+def _fail(conn_id: str, exc: Exception, user: BaseUser) -> HTTPException:
+    """An error reaching DBOS as one line: 502 when the database is at fault, never a traceback.
+    The driver's words (host, database) only for a user who may read the connection."""
     if isinstance(exc, HTTPException):
         return exc
     error = data.explain(conn_id, exc)
+    if error.status_code >= 500 and not access.may_list(user, conn_id):
+        return HTTPException(error.status_code, f"connection {conn_id!r}: DBOS' database could not be read")
     return HTTPException(error.status_code, str(error))
 
 
@@ -83,6 +96,9 @@ def _workflow(
     lineage = records.owners(hook, [workflow_id]).get(workflow_id)
     status = data.status_of(hook, workflow_id) if lineage else None
     if lineage is None or status is None:
+        listing = access.may_list(user, conn_id)  # which ids exist is the connection's to tell
+        if not listing:
+            raise HTTPException(403, f"DBOS workflow {workflow_id!r}: {listing.reason}")
         raise HTTPException(404, f"id: no DBOS workflow with id {workflow_id!r} on connection {conn_id!r}")
     decision = access.decide(user, lineage.owner, conn_id, method)
     if not decision:
@@ -107,7 +123,8 @@ def _task_key(request: Request) -> tuple[str, str, int, str]:
 
 
 class _Task:
-    """A task instance's tab: its connection (the XCom pointer) and the workflows DBOS says it owns."""
+    """A task instance's tab: its connection (the XCom pointer) and the workflows DBOS says it
+    started through that connection (its owner records)."""
 
     def __init__(self, user: BaseUser, dag_id: str, task_id: str, map_index: int, run_id: str) -> None:
         from airflow.utils.session import create_session
@@ -118,11 +135,14 @@ class _Task:
         with create_session() as session:
             pointer = data.task_pointer(session, dag_id, run_id, task_id, map_index)
         self.conn_id = pointer.conn_id or data.DEFAULT_CONN_ID
-        self.hook = _connection(user, self.conn_id)
+        self.hook = _hook(user, self.conn_id)
         try:
-            owned = records.owned_by(self.hook, dag_id, run_id, task_id, map_index)
+            owned = records.owned_by(self.hook, dag_id, run_id, task_id, map_index, conn_id=self.conn_id)
         except Exception as exc:  # noqa: BLE001 - one line naming the connection
-            raise _fail(self.conn_id, exc) from None
+            raise _fail(self.conn_id, exc, user) from None
+        decision = access.may_open_task(user, dag_id, self.conn_id, owned_here=bool(owned))
+        if not decision:
+            raise HTTPException(403, f"conn_id: {decision.reason}")
         # The records say what this task started; XCom counts only where it started nothing
         # (a sensor points at another task's workflow, which the rule then checks on its own).
         self.workflow_ids = owned or pointer.workflow_ids
@@ -192,7 +212,7 @@ def create_app() -> FastAPI:
             try:
                 counts, rows = data.batch_page(task.hook, task.workflow_ids, number)
             except Exception as exc:  # noqa: BLE001 - one line naming the connection
-                raise _fail(task.conn_id, exc) from None
+                raise _fail(task.conn_id, exc, user) from None
             return _html(
                 render.ids_page(
                     task.conn_id,
@@ -212,7 +232,7 @@ def create_app() -> FastAPI:
                 raise HTTPException(403, f"DBOS workflow {wid!r} was not started by this task instance")
             detail = data.workflow_detail(task.hook, status)
         except Exception as exc:  # noqa: BLE001 - one line naming the connection
-            raise _fail(task.conn_id, exc) from None
+            raise _fail(task.conn_id, exc, user) from None
         can_act = bool(access.decide(user, owner, task.conn_id, access.ACT))
         return _html(
             render.workflow_page(detail, link_for, can_act=can_act, task_link=None, static=static, fragment=fragment)
@@ -237,7 +257,7 @@ def create_app() -> FastAPI:
                 raise HTTPException(403, f"DBOS workflow {body.workflow_id!r} was not started by this task instance")
             answer = perform(task.hook, status, body)
         except Exception as exc:  # noqa: BLE001 - one line naming the connection
-            raise _fail(task.conn_id, exc) from None
+            raise _fail(task.conn_id, exc, user) from None
         if body.action == "fork":
             here = _root(request) + view_path(dag_id, run_id, task_id, index).removeprefix("/dbos")
             answer["link"] = f"{here}?{urlencode({'workflow_id': answer['workflow_id']})}"
@@ -279,7 +299,7 @@ def create_app() -> FastAPI:
             found = data.statuses(hook, ids)
             owners = records.owners(hook, ids)
         except Exception as exc:  # noqa: BLE001 - one line naming the connection
-            raise _fail(conn_id, exc) from None
+            raise _fail(conn_id, exc, user) from None
         rows = [found[w] for w in ids if w in found]
         links = {w: data.task_instance_path(*o.owner.task_instance()) for w, o in owners.items() if o.owner}
         query = {
@@ -300,6 +320,7 @@ def create_app() -> FastAPI:
             has_next=has_next,
             task_links=links,
             static=_static(request),
+            clock=data.clock_of(hook),
         )
         return _html(html)
 
@@ -313,7 +334,7 @@ def create_app() -> FastAPI:
     ) -> HTMLResponse:
         root = _root(request)
         inputs.text("id", id)
-        hook = _connection(user, conn_id)
+        hook = _hook(user, conn_id)
 
         def link_for(other: str) -> str:
             return f"{root}/workflow?{urlencode({'conn_id': conn_id, 'id': other})}"
@@ -322,7 +343,7 @@ def create_app() -> FastAPI:
             status, owner = _workflow(user, hook, conn_id, id, access.READ)
             detail = data.workflow_detail(hook, status)
         except Exception as exc:  # noqa: BLE001 - one line naming the connection
-            raise _fail(conn_id, exc) from None
+            raise _fail(conn_id, exc, user) from None
         can_act = bool(access.decide(user, owner, conn_id, access.ACT))
         task_link = data.task_instance_path(*owner.task_instance()) if owner else None
         html = render.workflow_page(
@@ -340,12 +361,12 @@ def create_app() -> FastAPI:
     ) -> JSONResponse:
         inputs.text("id", id)
         checked(body)
-        hook = _connection(user, conn_id)
+        hook = _hook(user, conn_id)
         try:
             status, owner = _workflow(user, hook, conn_id, body.workflow_id, access.ACT)
             answer = perform(hook, status, body)
         except Exception as exc:  # noqa: BLE001 - one line naming the connection
-            raise _fail(conn_id, exc) from None
+            raise _fail(conn_id, exc, user) from None
         if body.action == "fork":
             answer["link"] = f"{_root(request)}/workflow?{urlencode({'conn_id': conn_id, 'id': answer['workflow_id']})}"
         audit(user, body.action, {"conn_id": conn_id, "workflow_id": body.workflow_id, "step": body.step})

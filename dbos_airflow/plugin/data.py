@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dbos_airflow.links import CONN_ID_KEY, WORKFLOW_ID_KEY
+from dbos_airflow.plugin.times import Clock
 
 if TYPE_CHECKING:
     from dbos import WorkflowStatus
@@ -165,6 +166,7 @@ class WorkflowDetail:
     error: str | None
     events: dict[str, Any]
     steps: list[StoredStep] = field(default_factory=list)
+    clock: Clock = field(default_factory=Clock)
 
     @property
     def state(self) -> Any:
@@ -192,6 +194,11 @@ def status_of(hook: DBOSHook, workflow_id: str) -> WorkflowStatus | None:
     return statuses(hook, [workflow_id]).get(workflow_id)
 
 
+def clock_of(hook: DBOSHook) -> Clock:
+    """How precise the workflow times of the hook's system database are (SQLite: maybe seconds)."""
+    return Clock.of_dialect(hook.get_client().system_database_engine.dialect.name)
+
+
 def workflow_detail(hook: DBOSHook, status: WorkflowStatus) -> WorkflowDetail:
     """Everything the view shows of one workflow (whose metadata is ``status``)."""
     reader = hook.value_reader()
@@ -204,6 +211,7 @@ def workflow_detail(hook: DBOSHook, status: WorkflowStatus) -> WorkflowDetail:
         error=error,
         events=reader.events(workflow_id),
         steps=reader.steps(workflow_id),
+        clock=clock_of(hook),
     )
 
 

@@ -2,7 +2,7 @@
 
 * :func:`owners`: the owner of each workflow (its own record, else its parent's or the
   original's it was forked from, walking up in one recursive query);
-* :func:`owned_by`: the workflows a task instance started, by their records;
+* :func:`owned_by`: the workflows a task instance started through a connection, by their records;
 * :func:`page_ids`: one page of the DBOS page's listing, with the reader's DAGs filtered in SQL.
 
 Reads go through dbos' own table definitions on the hook's engine (schema already mapped).
@@ -101,15 +101,23 @@ def owners(hook: DBOSHook, workflow_ids: Collection[str]) -> dict[str, Lineage]:
 
 
 def owned_by(
-    hook: DBOSHook, dag_id: str, run_id: str, task_id: str, map_index: int, limit: int = MAX_OWNED
+    hook: DBOSHook,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    map_index: int,
+    *,
+    conn_id: str,
+    limit: int = MAX_OWNED,
 ) -> list[str]:
-    """Ids of the workflows this task instance started, by their owner records, oldest first.
+    """Ids of the workflows this task instance started through ``conn_id``, by their owner
+    records, oldest first.
 
     A fork made from the view copies its original's record: it descends from the task's
     workflow (reached from its view), it is not another workflow the task started.
     """
     ws, engine = _table(), _engine(hook)
-    wanted = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": str(map_index)}
+    wanted = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": str(map_index), "conn_id": conn_id}
     query = (
         sa.select(ws.c.workflow_uuid, ws.c.forked_from)
         .where(*[_owner_field(engine, ws, k) == v for k, v in wanted.items()])

@@ -8,13 +8,14 @@ Content-Security-Policy allows the page's own script and style only (docs/ui.md,
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dbos_orchestrator.status import DBOSWorkflowStatus
 from dbos_orchestrator.store.codec import Undecoded
+
+from dbos_airflow.plugin.times import Clock, duration, instant, when, workflow_duration
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,18 +32,6 @@ MAX_STEP_VALUE_CHARS = 300
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 STATIC_FILES = {"dbos.css": "text/css", "dbos.js": "text/javascript", "theme.js": "text/javascript"}
-
-
-def when(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
-
-
-def duration(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    return f"{ms / 1000:.3f} s" if ms < 60_000 else f"{ms / 60_000:.1f} min"
 
 
 def shown(value: Any, limit: int = MAX_VALUE_CHARS) -> dict[str, Any]:
@@ -71,7 +60,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=when, duration=duration, shown=shown)
+    env.filters.update(when=when, duration=duration, shown=shown, instant=instant)
     return env
 
 
@@ -94,19 +83,18 @@ def _workflow_context(
     can_act: bool,
     task_link: str | None,
 ) -> dict[str, Any]:
-    s, state = detail.status, detail.state
-    total = (s.completed_at or s.updated_at or 0) - (s.created_at or 0) if s.created_at else None
+    s, state, clock = detail.status, detail.state, detail.clock
     facts = [
         ("name", s.name or ""),
         ("class", s.class_name or ""),
         ("queue", s.queue_name or ""),
         ("app version", s.app_version or ""),
         ("executor", s.executor_id or ""),
-        ("created", when(s.created_at)),
-        ("dequeued", when(s.dequeued_at)),
+        ("created", instant(s.created_at, clock)),
+        ("dequeued", instant(s.dequeued_at, clock)),
         ("first step started", when(detail.steps[0].started_at_ms) if detail.steps else ""),
-        ("ended", when(s.completed_at)),
-        ("duration", duration(total) if s.completed_at else ""),
+        ("ended", instant(s.completed_at, clock)),
+        ("duration", workflow_duration(s.created_at, s.completed_at, clock, detail.steps)),
         ("recovery attempts", str(s.recovery_attempts or 0)),
     ]
     relatives = [(k, v) for k, v in (("parent", s.parent_workflow_id), ("forked from", s.forked_from)) if v]
@@ -195,8 +183,9 @@ def list_page(
     has_next: bool,
     task_links: dict[str, str],
     static: str,
+    clock: Clock | None = None,
 ) -> str:
-    """The nav page: filters, one row per workflow, pagination."""
+    """The nav page: filters, one row per workflow, pagination (times as ``clock`` keeps them)."""
     return _render(
         "list.html",
         title="DBOS workflows",
@@ -211,4 +200,5 @@ def list_page(
         next=page_link(filters.page + 1) if has_next else None,
         task_links=task_links,
         static=static,
+        clock=clock or Clock(),
     )

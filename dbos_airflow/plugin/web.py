@@ -45,12 +45,17 @@ class SecurityHeaders(BaseHTTPMiddleware):
 
 
 def _origin(url: str) -> str | None:
-    parts = urlsplit(url)
+    """``scheme://host[:port]`` of ``url``; None for anything that is not an origin (no scheme,
+    no host, a port that is not a number in range such as ``http://host:8080.evil.example``)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
     if not parts.scheme or not parts.netloc:
         return None
     default = {"http": 80, "https": 443}.get(parts.scheme.lower())
     host = (parts.hostname or "").lower()
-    port = parts.port
     return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port and port != default else "")
 
 

@@ -20,10 +20,14 @@ from prefect_dbos.ids import current_run, derived_key, derived_workflow_id, flow
 from prefect_dbos.links import link_workflow, prefect_attributes, summarize, summarize_batch
 from prefect_dbos.waiting import (
     is_own_timeout,
+    own_deadline,
+    own_timeout_error,
+    own_timeout_passed,
     timed_out_error,
     wait_for_event,
     wait_until_batch_done,
     wait_until_ended,
+    within_own_timeout,
 )
 
 if TYPE_CHECKING:
@@ -151,13 +155,21 @@ async def wait(
     to the Prefect API per wait).
     """
     started = time.time()
+    deadline = own_deadline(started)
     try:
-        status = await wait_until_ended(database, workflow_id, timeout=timeout, logger=logger)
+        status = await wait_until_ended(
+            database, workflow_id, timeout=within_own_timeout(timeout, deadline), logger=logger
+        )
     except (asyncio.CancelledError, TimeoutError):
         if cancel_on_timeout:
             _cancel_on_own_timeout(database, workflow_id, started, logger)
         raise
     service = database.service(log=logger)
+    if status is None and own_timeout_passed(deadline):
+        if cancel_on_timeout:
+            logger.warning("Task timed out: cancelling DBOS workflow %s", workflow_id)
+            await asyncio.to_thread(service.cancel, [workflow_id])
+        raise own_timeout_error(f"DBOS workflow {workflow_id}")
     if status is None:
         error = await asyncio.to_thread(timed_out_error, database, workflow_id, time.time() - started)
         if cancel_on_timeout:
@@ -193,8 +205,11 @@ async def wait_many(
     spec = BatchSpec.of_ids(workflow_ids)
     service = database.service(log=logger)
     started = time.time()
+    deadline = own_deadline(started)
     try:
-        counts, done = await wait_until_batch_done(database, spec, timeout=timeout, fail_fast=fail_fast, logger=logger)
+        counts, done = await wait_until_batch_done(
+            database, spec, timeout=within_own_timeout(timeout, deadline), fail_fast=fail_fast, logger=logger
+        )
     except (asyncio.CancelledError, TimeoutError):
         if cancel_on_timeout and is_own_timeout(started):
             cancel_many_on_own_timeout(database, workflow_ids, logger)
@@ -202,6 +217,10 @@ async def wait_many(
     summary = counts.to_json()
     if not done:
         line = batch_progress_message(counts.total, counts.by_status, time.time() - started)
+        if own_timeout_passed(deadline):
+            if cancel_on_timeout:
+                await asyncio.to_thread(cancel_many_on_own_timeout, database, workflow_ids, logger)
+            raise own_timeout_error(f"{counts.total:,} DBOS workflows: {line}")
         if cancel_on_timeout:
             cancelled = await asyncio.to_thread(service.cancel_batch, spec)
             logger.warning("Cancelled %d active DBOS workflow(s) of %s: the wait ran out", cancelled, spec.key)
@@ -232,7 +251,15 @@ async def event(database: DBOSSystemDatabase, workflow_id: str, key: str, *, log
         if not published:
             await asyncio.to_thread(database.service().require_workflow, workflow_id)
         return value
-    return await wait_for_event(database, workflow_id, key, timeout=timeout, logger=logger)
+    deadline = own_deadline()
+    try:
+        return await wait_for_event(
+            database, workflow_id, key, timeout=within_own_timeout(timeout, deadline), logger=logger
+        )
+    except DBOSWaitTimeoutError:
+        if own_timeout_passed(deadline):  # an event wait cancels nothing: the workflow is not its own
+            raise own_timeout_error(f"event {key!r} of DBOS workflow {workflow_id}") from None
+        raise
 
 
 async def send(

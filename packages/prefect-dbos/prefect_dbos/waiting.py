@@ -147,19 +147,58 @@ async def wait_for_event(
     raise DBOSWorkflowNotFoundError(f"event {key!r} of DBOS workflow {workflow_id} vanished")  # pragma: no cover
 
 
+OWN_TIMEOUT_MARGIN = 0.5  # seconds: a wait ends (and cancels) this much before Prefect stops the task
+
+
+def own_deadline(started: float | None = None) -> float | None:
+    """When the running task's own ``timeout_seconds`` ends, less :data:`OWN_TIMEOUT_MARGIN`
+    (wall clock); None outside a task or without one.
+
+    Prefect enforces ``timeout_seconds`` by cancelling the task: an async task at its next
+    ``await``, a sync task in the flow's main thread by an alarm signal, but a sync task in a
+    worker thread (``.submit``, ``.map``) only once its blocking call returns, which for a wait is
+    when the workflow ends. So every wait ends by itself at this deadline, however it runs.
+
+    :param started: when the wait began, if before the task run's recorded start.
+    """
+    from prefect.context import TaskRunContext
+
+    ctx = TaskRunContext.get()
+    if ctx is None or ctx.task.timeout_seconds is None:
+        return None
+    began = ctx.task_run.start_time.timestamp() if ctx.task_run.start_time is not None else time.time()
+    if started is not None:
+        began = min(began, started)
+    return began + ctx.task.timeout_seconds - OWN_TIMEOUT_MARGIN
+
+
+def within_own_timeout(timeout: float | None, deadline: float | None) -> float | None:
+    """``timeout`` shortened to what is left before the task's own ``deadline``."""
+    if deadline is None:
+        return timeout
+    left = max(0.0, deadline - time.time())
+    return left if timeout is None else min(timeout, left)
+
+
+def own_timeout_passed(deadline: float | None) -> bool:
+    return deadline is not None and time.time() >= deadline
+
+
+def own_timeout_error(what: str) -> TimeoutError:
+    """The error of a task whose own ``timeout_seconds`` passed while it waited for ``what``:
+    Prefect's own, so the task run ends ``TimedOut`` as any timed-out task does."""
+    from prefect.context import TaskRunContext
+    from prefect.task_engine import TaskRunTimeoutError
+
+    ctx = TaskRunContext.get()
+    seconds = ctx.task.timeout_seconds if ctx is not None else None
+    return TaskRunTimeoutError(f"Task run exceeded its timeout_seconds={seconds} while waiting for {what}")
+
+
 def is_own_timeout(started: float) -> bool:
     """Whether the running task's own ``timeout_seconds`` has passed (a timeout, not a crash).
 
     Prefect stops a timed-out task by raising a cancellation inside it; a crash (SIGTERM, a
     lost process) does not count, so a retry can re-attach to the still running workflow.
     """
-    from prefect.context import TaskRunContext
-
-    ctx = TaskRunContext.get()
-    limit = ctx.task.timeout_seconds if ctx is not None else None
-    if limit is None:
-        return False
-    began = started
-    if ctx is not None and ctx.task_run.start_time is not None:
-        began = min(began, ctx.task_run.start_time.timestamp())
-    return time.time() - began >= limit - 0.5
+    return own_timeout_passed(own_deadline(started))

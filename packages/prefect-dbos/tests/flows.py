@@ -6,19 +6,24 @@ Prefect API, which masks secrets, and ``flow-run retry`` reads them back from it
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, task, unmapped
 
 from prefect_dbos import (
     DBOSSystemDatabase,
     aenqueue_workflow,
     await_workflow,
+    await_workflows,
     cancel_dbos_workflows,
     enqueue_workflow,
     run_dbos_workflow_and_wait_for_completion,
     wait_for_workflow,
+    wait_for_workflow_event,
+    wait_for_workflows,
 )
 
 QUEUE = "q"
@@ -98,6 +103,42 @@ def wait_with_task_timeout_sync(url: str) -> tuple[str, bool]:
     wid = enqueue_workflow(database, QUEUE, "wf_sleep", [600])
     state = wait_for_workflow.with_options(timeout_seconds=3)(database, wid, return_state=True)
     return wid, state.is_failed()
+
+
+SUBMITTED_SLEEP = 60  # seconds: a wait the task's own 3 s timeout must end long before
+
+
+@flow
+def wait_submitted_with_task_timeout_sync(url: str) -> dict[str, Any]:
+    """The sync twins submitted to the flow's task runner (worker threads: Prefect's own timeout
+    cannot interrupt them there), one mapped, one batch wait, one event wait; each with
+    timeout_seconds=3. The last workflow is only the event wait's: nothing cancels it."""
+    database = db(url)
+    ids = [enqueue_workflow(database, QUEUE, "wf_sleep", [SUBMITTED_SLEEP], key=f"s{i}") for i in range(5)]
+    started = time.monotonic()
+    submitted = wait_for_workflow.with_options(timeout_seconds=3).submit(database, ids[0])
+    mapped = wait_for_workflow.with_options(timeout_seconds=3).map(unmapped(database), ids[1:3])
+    batch = wait_for_workflows.with_options(timeout_seconds=3).submit(database, ids[3:4])
+    event = wait_for_workflow_event.with_options(timeout_seconds=3).submit(database, ids[4], "never")
+    futures = [submitted, *mapped, batch, event]
+    for future in futures:
+        future.wait()
+    return {"ids": ids, "failed": [f.state.is_failed() for f in futures], "seconds": time.monotonic() - started}
+
+
+@flow
+async def wait_submitted_with_task_timeout(url: str) -> dict[str, Any]:
+    """The async tasks submitted to the flow's task runner, each with timeout_seconds=3."""
+    database = db(url)
+    ids = [await aenqueue_workflow(database, QUEUE, "wf_sleep", [SUBMITTED_SLEEP], key=f"a{i}") for i in range(2)]
+    started = time.monotonic()
+    futures = [
+        await_workflow.with_options(timeout_seconds=3).submit(database, ids[0]),
+        await_workflows.with_options(timeout_seconds=3).submit(database, ids[1:]),
+    ]
+    for future in futures:
+        await asyncio.to_thread(future.wait)
+    return {"ids": ids, "failed": [f.state.is_failed() for f in futures], "seconds": time.monotonic() - started}
 
 
 @flow

@@ -11,7 +11,13 @@ import time
 
 import sqlalchemy as sa
 from conftest import PACKAGE, ChildProcess, workflow_rows
-from flows import wait_with_task_timeout, wait_with_task_timeout_sync
+from flows import (
+    SUBMITTED_SLEEP,
+    wait_submitted_with_task_timeout,
+    wait_submitted_with_task_timeout_sync,
+    wait_with_task_timeout,
+    wait_with_task_timeout_sync,
+)
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.states import Cancelling
@@ -52,6 +58,34 @@ def test_a_sync_tasks_own_timeout_cancels_its_workflow(
     wid, failed = wait_with_task_timeout_sync(system_database_url)
     assert failed
     assert _eventually(lambda: _status(rows, wid) == "CANCELLED", 20), _status(rows, wid)
+
+
+def test_a_submitted_or_mapped_sync_tasks_own_timeout_cancels_its_workflows(
+    database: object, rows: sa.Engine, system_database_url: str
+) -> None:
+    """packages/prefect-dbos/README.md, "Cancellation": the sync twins run by the flow's task
+    runner (``.submit``, ``.map``: a worker thread, where Prefect's timeout cannot interrupt a
+    blocking call) end at their own ``timeout_seconds`` too, and cancel what they waited for; an
+    event wait ends there too and cancels nothing."""
+    out = wait_submitted_with_task_timeout_sync(system_database_url)
+    assert out["failed"] == [True] * 5, out
+    assert out["seconds"] < SUBMITTED_SLEEP / 2, out
+    *waited, evented = out["ids"]
+    for wid in waited:
+        assert _eventually(lambda wid=wid: _status(rows, wid) == "CANCELLED", 20), (wid, _status(rows, wid))
+    assert _status(rows, evented) in ("ENQUEUED", "PENDING")
+    DBOSSystemDatabase(system_database_url=system_database_url).service().cancel([evented])
+
+
+async def test_a_submitted_async_tasks_own_timeout_cancels_its_workflows(
+    database: object, rows: sa.Engine, system_database_url: str
+) -> None:
+    """packages/prefect-dbos/README.md, "Cancellation": the same for the async tasks submitted."""
+    out = await wait_submitted_with_task_timeout(system_database_url)
+    assert out["failed"] == [True] * 2, out
+    assert out["seconds"] < SUBMITTED_SLEEP / 2, out
+    for wid in out["ids"]:
+        assert _eventually(lambda wid=wid: _status(rows, wid) == "CANCELLED", 20), (wid, _status(rows, wid))
 
 
 def test_a_crash_cancels_nothing(
