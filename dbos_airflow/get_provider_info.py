@@ -108,7 +108,7 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "sslkey": {
                         "label": "TLS client key (sslkey)",
-                        "description": "Path or PEM of the client certificate's unencrypted key (written to a private file)",
+                        "description": "Path or PEM of the client certificate's unencrypted key (PEM: a private file)",
                         "schema": {"type": ["string", "null"], "format": "password"},
                     },
                     "console_url": {

@@ -24,13 +24,15 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from dbos_orchestrator.exceptions import DBOSOptionsError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "FILE_FIELDS",

@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import text as sa_text
+
 from dbos_orchestrator.exceptions import DBOSWaitTimeoutError
 from dbos_orchestrator.status import DBOSWorkflowStatus
 from dbos_orchestrator.waiting.batch import BatchWaits
@@ -58,6 +60,12 @@ IDLE_SHUTDOWN_SECONDS = 30.0
 RECONNECT_MAX_SECONDS = 5.0
 PROGRESS_REFRESH_SECONDS = 10.0
 EVENTS_CHANNEL = "dbos_workflow_events_channel"
+# The waiter checks that LISTEN works on its connection: it listens on a channel of its own too,
+# notifies it from another connection and waits this long for the echo. Behind a pooler in
+# transaction mode (PgBouncer's pool_mode=transaction) the echo never comes: the LISTEN ran on a
+# server connection the pooler handed back after that statement. The waiter then polls alone.
+CHECK_CHANNEL = "dbos_orchestrator_listen_check"
+LISTEN_CHECK_SECONDS = 3.0
 SETTLE_CHUNK = 25  # waits completed per loop callback
 
 
@@ -118,6 +126,8 @@ class DBOSWaiter:
         self.batches = BatchWaits(wake=self._wake.set)  # fan-outs, each awaited as one: batches.observe()
         self._stopped = False
         self.probes = 0  # statements run; read by tests and benchmarks
+        self.listening = False  # LISTEN/NOTIFY checked and working on the polling connection
+        self._said_no_listen = False
         self.feed_probes = 0  # of which completion-feed statements
         # Progress of pending waits, for their periodic log lines: statuses come free with every
         # probe; the last recorded steps of all of them are read in one statement every
@@ -301,6 +311,38 @@ class DBOSWaiter:
             if notified is None or notified in watched:
                 return
 
+    def _listen(self, conn: sa.Connection) -> bool:
+        """LISTEN on DBOS' events channel, and whether notifications really reach this connection.
+
+        Checked with a notification on :data:`CHECK_CHANNEL` sent from another connection of the
+        client's pool; when it does not come back within :data:`LISTEN_CHECK_SECONDS` (a
+        transaction-pooling PgBouncer), says so once and polls every ``tick`` instead.
+        """
+        import secrets
+
+        conn.exec_driver_sql(f"LISTEN {EVENTS_CHANNEL}")
+        conn.exec_driver_sql(f"LISTEN {CHECK_CHANNEL}")
+        token = secrets.token_hex(8)
+        with self.client.system_database_engine.connect() as other:
+            other.execute(sa_text("SELECT pg_notify(:channel, :token)"), {"channel": CHECK_CHANNEL, "token": token})
+            other.commit()
+        driver = conn.connection.driver_connection
+        deadline = time.monotonic() + LISTEN_CHECK_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            for notify in driver.notifies(timeout=left, stop_after=1):  # type: ignore[union-attr]
+                if notify.channel == CHECK_CHANNEL and notify.payload == token:
+                    return True
+        conn.exec_driver_sql("UNLISTEN *")
+        if not self._said_no_listen:
+            self._said_no_listen = True
+            log.warning(
+                "DBOS waiter for %s: LISTEN/NOTIFY does not reach this connection (a connection pooler in "
+                "transaction mode, such as PgBouncer's pool_mode=transaction?); waiting by polling every %.1fs",
+                self.conn_id,
+                self.tick,
+            )
+        return False
+
     def _run(self) -> None:
         backoff = 1.0
         idle_since = time.monotonic()
@@ -308,9 +350,8 @@ class DBOSWaiter:
             try:
                 with self.client.system_database_engine.connect() as conn:
                     conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                    listening = conn.dialect.name == "postgresql"
-                    if listening:
-                        conn.exec_driver_sql(f"LISTEN {EVENTS_CHANNEL}")
+                    listening = conn.dialect.name == "postgresql" and self._listen(conn)
+                    self.listening = listening
                     backoff = 1.0
                     while not self._stopped:
                         if self._busy():
