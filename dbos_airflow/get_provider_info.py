@@ -88,6 +88,12 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Only if the DBOS application runs with use_listen_notify=True (its default)",
                         "schema": {"type": ["boolean", "null"], "default": False},
                     },
+                    "transaction_pooling": {
+                        "label": "Behind a transaction pooler",
+                        "description": "The database is reached through PgBouncer pool_mode=transaction (or "
+                        "another transaction pooler): no prepared statements, no LISTEN (waits poll)",
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                    },
                     "sslmode": {
                         "label": "TLS mode (sslmode)",
                         "description": "libpq sslmode; managed Postgres needs require or (better) verify-full",

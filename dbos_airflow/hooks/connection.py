@@ -44,6 +44,7 @@ EXTRA_FIELDS = (
     "serialization",
     "allow_pickle",
     "use_listen_notify",
+    "transaction_pooling",
     "console_url",
     *TLS_FIELDS,
 )
@@ -60,6 +61,7 @@ class DBOSConnectionSettings:
     serialization: str = "portable"
     use_listen_notify: bool = False
     allow_pickle: bool = False
+    transaction_pooling: bool = False
 
     def __repr__(self) -> str:
         shown = sa.make_url(self.system_database_url).render_as_string(hide_password=True)
@@ -125,15 +127,21 @@ class DBOSConnectionSettings:
             )
         where = f"connection {conn.conn_id!r}: extra "
         url = with_connect_timeout(with_libpq_params(check_url(url, where), libpq_params, where), timeout)
+        listen = as_bool(f"{where}use_listen_notify", extra.get("use_listen_notify", False))
+        pooling = as_bool(f"{where}transaction_pooling", extra.get("transaction_pooling", False))
+        if listen and pooling:
+            raise DBOSOptionsError(
+                f"connection {conn.conn_id!r}: extras use_listen_notify and transaction_pooling cannot both be "
+                "true: LISTEN does not survive a pooler in transaction mode"
+            )
         return cls(
             system_database_url=url,
             dbos_system_schema=str(extra.get("dbos_system_schema", "dbos")),
             application_name=extra.get("application_name"),
             connect_timeout=timeout,
             serialization=serialization,
-            use_listen_notify=as_bool(
-                f"connection {conn.conn_id!r}: extra use_listen_notify", extra.get("use_listen_notify", False)
-            ),
+            use_listen_notify=listen,
+            transaction_pooling=pooling,
             allow_pickle=as_bool(f"connection {conn.conn_id!r}: extra allow_pickle", extra.get("allow_pickle", False)),
         )
 
@@ -144,6 +152,7 @@ class DBOSConnectionSettings:
             "dbos_system_schema": self.dbos_system_schema,
             "application_name": self.application_name,
             "use_listen_notify": self.use_listen_notify,
+            "transaction_pooling": self.transaction_pooling,
             "retry_connection_errors": False,
         }
 

@@ -116,6 +116,14 @@ class ErrorDescriber:
                 f"no DBOS system tables in {where}: launch the DBOS application against it once, "
                 f"or check the database/schema name [{self._clean(text.splitlines()[0])}]",
             )
+        if "prepared statement" in text and ("already exists" in text or "does not exist" in text):
+            return replacing(
+                DBOSConnectionError,
+                exc,
+                f"the DBOS system database at {self.target} is reached through a connection pooler in "
+                "transaction mode (e.g. PgBouncer pool_mode=transaction), which loses prepared statements: "
+                f"set transaction_pooling=true on the connection [{self._clean(text.splitlines()[0])}]",
+            )
         if isinstance(exc, sa.exc.OperationalError) and (connecting or "connection" in text):
             tls = tls_problem(text)
             if tls is not None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -65,6 +67,12 @@ class PgBouncer:
 
     def close(self) -> None:
         if self.process is not None:
+            if self.process.proc.poll() is None:
+                try:  # SIGINT: PgBouncer's immediate shutdown (SIGTERM waits for its clients to leave)
+                    os.killpg(self.process.proc.pid, signal.SIGINT)
+                    self.process.proc.wait(5)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    pass
             self.process.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 

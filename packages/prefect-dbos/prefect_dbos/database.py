@@ -84,6 +84,13 @@ class DBOSSystemDatabase(CredentialsBlock):
         description="How arguments and messages are written: portable JSON (any language) or Python pickle.",
     )
     connect_timeout: float = Field(default=10, gt=0, description="Seconds to wait when connecting.")
+    transaction_pooling: bool = Field(
+        default=False,
+        description=(
+            "The database is reached through a pooler in transaction mode (PgBouncer pool_mode=transaction): "
+            "no prepared statements, no LISTEN (waits poll)."
+        ),
+    )
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
         default=None,
         description="libpq TLS mode; managed Postgres needs require or (better) verify-full with sslrootcert.",
@@ -162,12 +169,13 @@ class DBOSSystemDatabase(CredentialsBlock):
         return {
             "system_database_url": url,
             "dbos_system_schema": self.dbos_system_schema,
+            "transaction_pooling": self.transaction_pooling,
             "retry_connection_errors": False,
         }
 
     def key(self) -> str:
         """A digest naming this database (no secret in it): one client and one waiter per key per process."""
-        raw = f"{self.url()}|{self.dbos_system_schema}|{sorted(self._tls().items(), key=str)}"
+        raw = f"{self.url()}|{self.dbos_system_schema}|{sorted(self._tls().items(), key=str)}|{self.transaction_pooling}"
         return "dbos-" + hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     @property

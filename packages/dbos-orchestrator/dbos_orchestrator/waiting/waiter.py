@@ -126,7 +126,8 @@ class DBOSWaiter:
         self.batches = BatchWaits(wake=self._wake.set)  # fan-outs, each awaited as one: batches.observe()
         self._stopped = False
         self.probes = 0  # statements run; read by tests and benchmarks
-        self.listening = False  # LISTEN/NOTIFY checked and working on the polling connection
+        # LISTEN/NOTIFY on the polling connection: None until checked, then whether it works.
+        self.listening: bool | None = None
         self._said_no_listen = False
         self.feed_probes = 0  # of which completion-feed statements
         # Progress of pending waits, for their periodic log lines: statuses come free with every
@@ -350,7 +351,9 @@ class DBOSWaiter:
             try:
                 with self.client.system_database_engine.connect() as conn:
                     conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                    listening = conn.dialect.name == "postgresql" and self._listen(conn)
+                    listening = (
+                        conn.dialect.name == "postgresql" and not self.client.transaction_pooling and self._listen(conn)
+                    )
                     self.listening = listening
                     backoff = 1.0
                     while not self._stopped:
