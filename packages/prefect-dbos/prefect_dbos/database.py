@@ -175,7 +175,8 @@ class DBOSSystemDatabase(CredentialsBlock):
 
     def key(self) -> str:
         """A digest naming this database (no secret in it): one client and one waiter per key per process."""
-        raw = f"{self.url()}|{self.dbos_system_schema}|{sorted(self._tls().items(), key=str)}|{self.transaction_pooling}"
+        tls = sorted(self._tls().items(), key=str)
+        raw = f"{self.url()}|{self.dbos_system_schema}|{tls}|{self.transaction_pooling}"
         return "dbos-" + hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     @property

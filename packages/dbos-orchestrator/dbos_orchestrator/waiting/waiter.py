@@ -30,8 +30,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text as sa_text
-
 from dbos_orchestrator.exceptions import DBOSWaitTimeoutError
 from dbos_orchestrator.status import DBOSWorkflowStatus
 from dbos_orchestrator.waiting.batch import BatchWaits
@@ -43,7 +41,7 @@ from dbos_orchestrator.waiting.feed import (
     feed_statement,
     rows_to_completions,
 )
-from dbos_orchestrator.waiting.probe import bounded_url, wait_probe_statement
+from dbos_orchestrator.waiting.probe import bounded_url, listen_round_trip, wait_probe_statement
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -60,12 +58,6 @@ IDLE_SHUTDOWN_SECONDS = 30.0
 RECONNECT_MAX_SECONDS = 5.0
 PROGRESS_REFRESH_SECONDS = 10.0
 EVENTS_CHANNEL = "dbos_workflow_events_channel"
-# The waiter checks that LISTEN works on its connection: it listens on a channel of its own too,
-# notifies it from another connection and waits this long for the echo. Behind a pooler in
-# transaction mode (PgBouncer's pool_mode=transaction) the echo never comes: the LISTEN ran on a
-# server connection the pooler handed back after that statement. The waiter then polls alone.
-CHECK_CHANNEL = "dbos_orchestrator_listen_check"
-LISTEN_CHECK_SECONDS = 3.0
 SETTLE_CHUNK = 25  # waits completed per loop callback
 
 
@@ -126,9 +118,7 @@ class DBOSWaiter:
         self.batches = BatchWaits(wake=self._wake.set)  # fan-outs, each awaited as one: batches.observe()
         self._stopped = False
         self.probes = 0  # statements run; read by tests and benchmarks
-        # LISTEN/NOTIFY on the polling connection: None until checked, then whether it works.
-        self.listening: bool | None = None
-        self._said_no_listen = False
+        self.listening: bool | None = None  # LISTEN works on the polling connection (None: not checked yet)
         self.feed_probes = 0  # of which completion-feed statements
         # Progress of pending waits, for their periodic log lines: statuses come free with every
         # probe; the last recorded steps of all of them are read in one statement every
@@ -312,38 +302,6 @@ class DBOSWaiter:
             if notified is None or notified in watched:
                 return
 
-    def _listen(self, conn: sa.Connection) -> bool:
-        """LISTEN on DBOS' events channel, and whether notifications really reach this connection.
-
-        Checked with a notification on :data:`CHECK_CHANNEL` sent from another connection of the
-        client's pool; when it does not come back within :data:`LISTEN_CHECK_SECONDS` (a
-        transaction-pooling PgBouncer), says so once and polls every ``tick`` instead.
-        """
-        import secrets
-
-        conn.exec_driver_sql(f"LISTEN {EVENTS_CHANNEL}")
-        conn.exec_driver_sql(f"LISTEN {CHECK_CHANNEL}")
-        token = secrets.token_hex(8)
-        with self.client.system_database_engine.connect() as other:
-            other.execute(sa_text("SELECT pg_notify(:channel, :token)"), {"channel": CHECK_CHANNEL, "token": token})
-            other.commit()
-        driver = conn.connection.driver_connection
-        deadline = time.monotonic() + LISTEN_CHECK_SECONDS
-        while (left := deadline - time.monotonic()) > 0:
-            for notify in driver.notifies(timeout=left, stop_after=1):  # type: ignore[union-attr]
-                if notify.channel == CHECK_CHANNEL and notify.payload == token:
-                    return True
-        conn.exec_driver_sql("UNLISTEN *")
-        if not self._said_no_listen:
-            self._said_no_listen = True
-            log.warning(
-                "DBOS waiter for %s: LISTEN/NOTIFY does not reach this connection (a connection pooler in "
-                "transaction mode, such as PgBouncer's pool_mode=transaction?); waiting by polling every %.1fs",
-                self.conn_id,
-                self.tick,
-            )
-        return False
-
     def _run(self) -> None:
         backoff = 1.0
         idle_since = time.monotonic()
@@ -351,10 +309,10 @@ class DBOSWaiter:
             try:
                 with self.client.system_database_engine.connect() as conn:
                     conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                    listening = (
-                        conn.dialect.name == "postgresql" and not self.client.transaction_pooling and self._listen(conn)
+                    listen = conn.dialect.name == "postgresql" and not self.client.transaction_pooling
+                    listening = self.listening = listen and listen_round_trip(
+                        conn, self.client.system_database_engine, EVENTS_CHANNEL, self.conn_id, self.tick
                     )
-                    self.listening = listening
                     backoff = 1.0
                     while not self._stopped:
                         if self._busy():
