@@ -55,7 +55,7 @@ class DBOSSystemDatabase(CredentialsBlock):
     """
 
     # A bad URL's error names the field and the reason; the input (URL, password, key) is never echoed.
-    model_config = ConfigDict(**CredentialsBlock.model_config, hide_input_in_errors=True)  # type: ignore[typeddict-item]
+    model_config = ConfigDict(**CredentialsBlock.model_config, hide_input_in_errors=True)
 
     _block_type_name = "DBOS System Database"
     _logo_url = LOGO_URL  # type: ignore[assignment]
