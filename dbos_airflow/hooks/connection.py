@@ -45,8 +45,8 @@ EXTRA_FIELDS = (
     "allow_pickle",
     "use_listen_notify",
     "transaction_pooling",
-    "console_url",
     *TLS_FIELDS,
+    "console_url",
 )
 
 
