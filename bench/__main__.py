@@ -14,6 +14,7 @@ FIGURES = {
     "p1": "bench.p1_single_enqueue",
     "p2": "bench.p2_bulk_enqueue",
     "p3": "bench.p3_completion_latency",
+    "p3b": "bench.p3b_pgbouncer",  # P3 with the waits through PgBouncer (transaction and session pooling)
     "p4": "bench.p4_event_latency",
     "p5": "bench.p5_many_waits",
     "p6": "bench.p6_dag",

@@ -88,6 +88,35 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Only if the DBOS application runs with use_listen_notify=True (its default)",
                         "schema": {"type": ["boolean", "null"], "default": False},
                     },
+                    "transaction_pooling": {
+                        "label": "Behind a transaction pooler",
+                        "description": "The database is reached through PgBouncer pool_mode=transaction (or "
+                        "another transaction pooler): no prepared statements, no LISTEN (waits poll)",
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                    },
+                    "sslmode": {
+                        "label": "TLS mode (sslmode)",
+                        "description": "libpq sslmode; managed Postgres needs require or (better) verify-full",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full", None],
+                        },
+                    },
+                    "sslrootcert": {
+                        "label": "TLS CA certificate (sslrootcert)",
+                        "description": "Path of the CA bundle that signed the server's certificate, or the PEM itself",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "sslcert": {
+                        "label": "TLS client certificate (sslcert)",
+                        "description": "Path or PEM of the client certificate (servers with hostssl ... cert)",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "sslkey": {
+                        "label": "TLS client key (sslkey)",
+                        "description": "Path or PEM of the client certificate's unencrypted key (PEM: a private file)",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
                     "console_url": {
                         "label": "DBOS console URL",
                         "description": "Link template for a workflow in a DBOS console, e.g. "

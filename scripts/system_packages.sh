@@ -10,6 +10,8 @@ set -euo pipefail
 
 NEEDED=(
   "/usr/bin/chromium chromium the browser tests (tests/test_ui*.py drive Debian's chromium through Playwright)"
+  "/usr/sbin/pgbouncer pgbouncer the connection-pooler tests (tests/integration/test_pgbouncer.py run a private PgBouncer)"
+  "/usr/bin/openssl openssl the TLS tests (tests/integration/test_tls.py make a CA and certificates)"
 )
 # tests/test_packaging.py adds an entry that can never be installed, to see the refusal for a non-root user.
 [ -n "${SYSTEM_PACKAGES_EXTRA:-}" ] && NEEDED+=("$SYSTEM_PACKAGES_EXTRA")

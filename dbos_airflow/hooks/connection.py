@@ -1,7 +1,11 @@
 """The settings of an Airflow connection of type ``dbos``, validated.
 
 Host, port, login, password and schema (the DBOS system database's name) plus the extras
-below. Every bad value raises :class:`DBOSOptionsError` naming the connection and the field.
+below. TLS (``sslmode``, ``sslrootcert``, ``sslcert``, ``sslkey``: a path or the PEM itself) and
+any other libpq connection parameter (also as the URI's query, ``dbos://...?sslmode=require``)
+go into the system-database URL through :mod:`dbos_orchestrator.libpq`, so every connection the
+provider opens uses them. Every bad value raises :class:`DBOSOptionsError` naming the connection
+and the field.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sqlalchemy as sa
 from dbos_orchestrator.database_urls import hide_password, with_connect_timeout
 from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.forms import as_bool
+from dbos_orchestrator.libpq import TLS_FIELDS, check_url, is_pem, pass_through_keywords, with_libpq_params
 from dbos_orchestrator.serialization import SERIALIZATIONS, serialization_format
 
 if TYPE_CHECKING:
@@ -35,6 +40,8 @@ EXTRA_FIELDS = (
     "serialization",
     "allow_pickle",
     "use_listen_notify",
+    "transaction_pooling",
+    *TLS_FIELDS,
     "console_url",
 )
 
@@ -50,6 +57,7 @@ class DBOSConnectionSettings:
     serialization: str = "portable"
     use_listen_notify: bool = False
     allow_pickle: bool = False
+    transaction_pooling: bool = False
 
     def __repr__(self) -> str:
         shown = sa.make_url(self.system_database_url).render_as_string(hide_password=True)
@@ -58,12 +66,19 @@ class DBOSConnectionSettings:
     @classmethod
     def from_connection(cls, conn: Connection) -> DBOSConnectionSettings:
         extra = {k: v for k, v in _extra_object(conn).items() if v not in (None, "")}
-        unknown = sorted(set(extra) - set(EXTRA_FIELDS))
+        libpq_params = {k: v for k, v in extra.items() if k in TLS_FIELDS or k in pass_through_keywords()}
+        unknown = sorted(set(extra) - set(EXTRA_FIELDS) - set(libpq_params))
         if unknown:
             raise DBOSOptionsError(
                 f"connection {conn.conn_id!r}: unknown extra field(s) {', '.join(unknown)}; "
-                f"valid extras are: {', '.join(EXTRA_FIELDS)}"
+                f"valid extras are: {', '.join(EXTRA_FIELDS)} and libpq connection parameters "
+                "(e.g. sslcrl, target_session_attrs)"
             )
+        libpq_params.pop("connect_timeout", None)  # an extra of its own, checked below
+        if isinstance(libpq_params.get("sslkey"), str) and is_pem(libpq_params["sslkey"]):
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(libpq_params["sslkey"])  # Airflow's logs redact it wherever it would appear
         serialization = str(extra.get("serialization", "portable")).lower()
         if serialization not in SERIALIZATIONS:
             raise DBOSOptionsError(
@@ -106,16 +121,23 @@ class DBOSConnectionSettings:
                 f"{parsed.render_as_string(hide_password=True)} must be a postgresql:// or sqlite:/// URL "
                 "(the system databases DBOS supports)"
             )
-        url = with_connect_timeout(url, timeout)
+        where = f"connection {conn.conn_id!r}: extra "
+        url = with_connect_timeout(with_libpq_params(check_url(url, where), libpq_params, where), timeout)
+        listen = as_bool(f"{where}use_listen_notify", extra.get("use_listen_notify", False))
+        pooling = as_bool(f"{where}transaction_pooling", extra.get("transaction_pooling", False))
+        if listen and pooling:
+            raise DBOSOptionsError(
+                f"connection {conn.conn_id!r}: extras use_listen_notify and transaction_pooling cannot both be "
+                "true: LISTEN does not survive a pooler in transaction mode"
+            )
         return cls(
             system_database_url=url,
             dbos_system_schema=str(extra.get("dbos_system_schema", "dbos")),
             application_name=extra.get("application_name"),
             connect_timeout=timeout,
             serialization=serialization,
-            use_listen_notify=as_bool(
-                f"connection {conn.conn_id!r}: extra use_listen_notify", extra.get("use_listen_notify", False)
-            ),
+            use_listen_notify=listen,
+            transaction_pooling=pooling,
             allow_pickle=as_bool(f"connection {conn.conn_id!r}: extra allow_pickle", extra.get("allow_pickle", False)),
         )
 
@@ -126,6 +148,7 @@ class DBOSConnectionSettings:
             "dbos_system_schema": self.dbos_system_schema,
             "application_name": self.application_name,
             "use_listen_notify": self.use_listen_notify,
+            "transaction_pooling": self.transaction_pooling,
             "retry_connection_errors": False,
         }
 

@@ -30,8 +30,14 @@ LAYERS: list[tuple[str, ...]] = [
         "dbos_orchestrator.retry",
         "dbos_orchestrator.serialization",
     ),
-    # what the documented client is made of: options, URL rules, its log line, its error explanations
-    ("dbos_orchestrator.options", "dbos_orchestrator.database_urls", "dbos_orchestrator.init_log"),
+    # what the documented client is made of: options, URL rules and libpq parameters, its log line, its
+    # error explanations
+    (
+        "dbos_orchestrator.options",
+        "dbos_orchestrator.database_urls",
+        "dbos_orchestrator.libpq",
+        "dbos_orchestrator.init_log",
+    ),
     ("dbos_orchestrator.diagnostics",),
     ("dbos_orchestrator.client",),
     ("dbos_orchestrator.store",),

@@ -51,6 +51,11 @@ class DBOSClient(dbos.DBOSClient):
         (Postgres or ``sqlite:///path``). Give it instead of ``database_url``.
     :param dbos_kwargs: any other keyword of ``dbos.DBOSClient`` (``dbos_system_schema``,
         ``application_name``, ``use_listen_notify``, ``retry_connection_errors``, ...).
+    :param transaction_pooling: the system database is reached through a pooler in transaction
+        mode (PgBouncer ``pool_mode=transaction`` before 1.21, or without ``max_prepared_statements``):
+        no server-side prepared statements (psycopg prepares a statement on its 5th run, and the
+        next transaction may land on another server connection). LISTEN does not survive such a
+        pooler either: ``use_listen_notify`` cannot be combined with it.
     """
 
     def __init__(
@@ -59,8 +64,15 @@ class DBOSClient(dbos.DBOSClient):
         *,
         system_database: str | None = None,
         system_database_url: str | None = None,
+        transaction_pooling: bool = False,
         **dbos_kwargs: Any,
     ) -> None:
+        if transaction_pooling and dbos_kwargs.get("use_listen_notify"):
+            raise DBOSOptionsError(
+                "use_listen_notify cannot be combined with transaction_pooling: LISTEN does not survive a "
+                "pooler in transaction mode (notifications would never arrive)"
+            )
+        self.transaction_pooling = transaction_pooling
         if database_url and system_database_url:
             raise DBOSOptionsError("give either database_url or system_database_url, not both")
         if system_database_url is None:
@@ -78,6 +90,8 @@ class DBOSClient(dbos.DBOSClient):
         except Exception as exc:  # noqa: BLE001 - re-raised, described when we can
             raise self._describer.describe(exc) or exc from None
         sa.event.listen(self._sys_db.engine, "handle_error", self._describer.on_error, retval=True)
+        if transaction_pooling and url.get_backend_name() == "postgresql":
+            sa.event.listen(self._sys_db.engine, "checkout", _no_server_side_prepare)
 
     @property
     def target(self) -> str:
@@ -125,3 +139,9 @@ class DBOSClient(dbos.DBOSClient):
             await super().send_async(destination_id, message, *args, **kwargs)
         except (TypeError, ValueError, AttributeError, pickle.PicklingError) as exc:
             raise explain_message(exc, destination_id, message, args, kwargs) from exc
+
+
+def _no_server_side_prepare(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """psycopg never prepares statements on this connection (a transaction pooler's server
+    connections change between transactions; a prepared statement would be missing or doubled)."""
+    dbapi_connection.prepare_threshold = None

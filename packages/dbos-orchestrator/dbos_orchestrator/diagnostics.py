@@ -20,7 +20,7 @@ from dbos_orchestrator.exceptions import DBOSConnectionError, DBOSSchemaMissingE
 if TYPE_CHECKING:
     import dbos
 
-__all__ = ["ErrorDescriber", "encoding_problem", "explain_encoding", "explain_message"]
+__all__ = ["ErrorDescriber", "encoding_problem", "explain_encoding", "explain_message", "tls_problem"]
 
 
 def explain_message(
@@ -66,6 +66,25 @@ def encoding_problem(value: Any, *, portable: bool) -> str | None:
     return None
 
 
+# libpq's words for a TLS handshake or verification failure (OpenSSL's reason, or libpq's own check).
+TLS_FAILURES = (
+    ("certificate verify failed", "the server's certificate is not signed by the trusted CA"),
+    ("does not match host name", "the server's certificate does not name this host"),
+    ("root certificate file", "the CA file (sslrootcert) cannot be read"),
+    ("could not load private key", "the client key (sslkey) cannot be read"),
+    ("could not open certificate file", "the client certificate (sslcert) cannot be read"),
+    ("requires a valid client certificate", "the server requires a client certificate (sslcert, sslkey)"),
+    ("server does not support SSL", "the server does not offer TLS"),
+    ("SSL error", "the TLS handshake failed"),
+)
+
+
+def tls_problem(text: str) -> str | None:
+    """What a driver error says went wrong with TLS, or None if it is not about TLS."""
+    lowered = text.lower()
+    return next((meaning for words, meaning in TLS_FAILURES if words.lower() in lowered), None)
+
+
 class ErrorDescriber:
     """Turns driver errors about reaching the system database into clear, password-free errors."""
 
@@ -97,7 +116,23 @@ class ErrorDescriber:
                 f"no DBOS system tables in {where}: launch the DBOS application against it once, "
                 f"or check the database/schema name [{self._clean(text.splitlines()[0])}]",
             )
+        if "prepared statement" in text and ("already exists" in text or "does not exist" in text):
+            return replacing(
+                DBOSConnectionError,
+                exc,
+                f"the DBOS system database at {self.target} is reached through a connection pooler in "
+                "transaction mode (e.g. PgBouncer pool_mode=transaction), which loses prepared statements: "
+                f"set transaction_pooling=true on the connection [{self._clean(text.splitlines()[0])}]",
+            )
         if isinstance(exc, sa.exc.OperationalError) and (connecting or "connection" in text):
+            tls = tls_problem(text)
+            if tls is not None:
+                return replacing(
+                    DBOSConnectionError,
+                    exc,
+                    f"TLS verification failed for the DBOS system database at {self.target}: {tls}; check "
+                    f"sslrootcert (the CA that signed the server's certificate) and sslmode [{self._clean(text)}]",
+                )
             return replacing(
                 DBOSConnectionError,
                 exc,

@@ -11,11 +11,12 @@ from urllib.parse import quote
 from dbos_orchestrator.client import DBOSClient
 from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.init_log import quiet_initialization
+from dbos_orchestrator.libpq import check_url, with_libpq_params
 from dbos_orchestrator.serialization import serialization_format
 from dbos_orchestrator.service import DBOSService
 from dbos_orchestrator.waiting.waiter import get_waiter
 from prefect.blocks.abstract import CredentialsBlock
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 if TYPE_CHECKING:
     from dbos import WorkflowSerializationFormat
@@ -49,6 +50,9 @@ class DBOSSystemDatabase(CredentialsBlock):
         ```
     """
 
+    # A bad URL's error names the field and the reason; the input (URL, password, key) is never echoed.
+    model_config = ConfigDict(**CredentialsBlock.model_config, hide_input_in_errors=True)
+
     _block_type_name = "DBOS System Database"
     _logo_url = LOGO_URL  # type: ignore[assignment]
     _documentation_url = DOCS_URL  # type: ignore[assignment]
@@ -76,6 +80,27 @@ class DBOSSystemDatabase(CredentialsBlock):
         description="How arguments and messages are written: portable JSON (any language) or Python pickle.",
     )
     connect_timeout: float = Field(default=10, gt=0, description="Seconds to wait when connecting.")
+    transaction_pooling: bool = Field(
+        default=False,
+        description=(
+            "The database is reached through a pooler in transaction mode (PgBouncer pool_mode=transaction): "
+            "no prepared statements, no LISTEN (waits poll)."
+        ),
+    )
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
+        default=None,
+        description="libpq TLS mode; managed Postgres needs require or (better) verify-full with sslrootcert.",
+    )
+    sslrootcert: str | None = Field(
+        default=None, description="Path of the CA bundle that signed the server's certificate, or the PEM itself."
+    )
+    sslcert: str | None = Field(
+        default=None, description="Path or PEM of the client certificate (servers with hostssl ... cert)."
+    )
+    sslkey: SecretStr | None = Field(
+        default=None,
+        description="Path or PEM of the client certificate's unencrypted key (PEM is written to a private file).",
+    )
     console_url: str | None = Field(
         default=None,
         description="Link to a workflow in a console, with {workflow_id} in it (e.g. https://console/workflows/{workflow_id}).",
@@ -101,6 +126,25 @@ class DBOSSystemDatabase(CredentialsBlock):
             raise ValueError(f"give system_database_url, or host and database ({missing} missing)")
         return self
 
+    @field_validator("system_database_url")
+    @classmethod
+    def _url_parameters(cls, value: SecretStr | None) -> SecretStr | None:
+        """The URL's own libpq parameters (``?sslmode=...``), named when bad (the error shows no URL)."""
+        if value is not None:
+            try:
+                check_url(value.get_secret_value())
+            except DBOSOptionsError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    def _tls(self) -> dict[str, str | None]:
+        return {
+            "sslmode": self.sslmode,
+            "sslrootcert": self.sslrootcert,
+            "sslcert": self.sslcert,
+            "sslkey": self.sslkey.get_secret_value() if self.sslkey is not None else None,
+        }
+
     # -- what the tasks use --------------------------------------------------------------
 
     def url(self) -> str:
@@ -113,20 +157,22 @@ class DBOSSystemDatabase(CredentialsBlock):
         return f"postgresql://{auth}{'@' if auth else ''}{self.host}:{self.port}/{self.database}"
 
     def client_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of the core's client (Prefect owns retries)."""
-        url = self.url()
+        """Keyword arguments of the core's client (Prefect owns retries), with the TLS fields in the URL."""
+        url = with_libpq_params(check_url(self.url()), self._tls())
         if url.startswith("postgresql") or url.startswith("postgres://"):
             sep = "&" if "?" in url else "?"
             url = f"{url}{sep}connect_timeout={int(self.connect_timeout)}" if "connect_timeout=" not in url else url
         return {
             "system_database_url": url,
             "dbos_system_schema": self.dbos_system_schema,
+            "transaction_pooling": self.transaction_pooling,
             "retry_connection_errors": False,
         }
 
     def key(self) -> str:
         """A digest naming this database (no secret in it): one client and one waiter per key per process."""
-        raw = f"{self.url()}|{self.dbos_system_schema}"
+        tls = sorted(self._tls().items(), key=str)
+        raw = f"{self.url()}|{self.dbos_system_schema}|{tls}|{self.transaction_pooling}"
         return "dbos-" + hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     @property

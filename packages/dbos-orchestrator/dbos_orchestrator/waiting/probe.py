@@ -4,19 +4,24 @@
   watched workflow and which watched event keys exist, through dbos' own table definitions;
 * :func:`bounded_url` / :func:`is_transient_db_error`: TCP keepalives, a TCP user timeout and a
   statement timeout on the waiter's connections, and which errors mean "the database is
-  unreachable right now, wait again".
+  unreachable right now, wait again";
+* :func:`listen_round_trip`: LISTEN, and whether notifications really reach the connection.
 
 No Airflow import; nothing here writes or decodes.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
-__all__ = ["bounded_url", "is_transient_db_error", "wait_probe_statement"]
+log = logging.getLogger("dbos_orchestrator.waiting.waiter")  # the waiter's lines, one logger
+
+__all__ = ["bounded_url", "is_transient_db_error", "listen_round_trip", "wait_probe_statement"]
 
 # libpq settings of the waiter's connections (seconds unless noted): a dead peer is noticed
 # within ~25 s by keepalives, unacknowledged writes give up after 30 s, and no statement
@@ -46,6 +51,50 @@ def bounded_url(system_database_url: str) -> str:
     if "statement_timeout" not in options:
         query["options"] = f"{options} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip()
     return url.update_query_dict(query).render_as_string(hide_password=False)
+
+
+# The waiter checks that LISTEN works on its connection: it listens on a channel of its own too,
+# notifies it from another connection and waits this long for the echo. Behind a pooler in
+# transaction mode (PgBouncer's pool_mode=transaction) the echo never comes: the LISTEN ran on a
+# server connection the pooler took back after that statement. The waiter then polls alone.
+CHECK_CHANNEL = "dbos_orchestrator_listen_check"
+LISTEN_CHECK_SECONDS = 3.0
+
+
+_SAID_NO_LISTEN: set[str] = set()
+
+
+def listen_round_trip(conn: sa.Connection, engine: sa.Engine, channel: str, conn_id: str, tick: float) -> bool:
+    """LISTEN on ``channel`` (autocommit ``conn``) and check by a round trip that notifications arrive.
+
+    A notification on :data:`CHECK_CHANNEL` is sent from another connection of ``engine``; when it
+    has not arrived within :data:`LISTEN_CHECK_SECONDS`, the connection stops listening, one line
+    per process and connection id says the waits poll every ``tick`` seconds, and the answer is False.
+    """
+    import secrets
+
+    conn.exec_driver_sql(f"LISTEN {channel}")
+    conn.exec_driver_sql(f"LISTEN {CHECK_CHANNEL}")
+    token = secrets.token_hex(8)
+    with engine.connect() as other:
+        other.execute(sa.text("SELECT pg_notify(:channel, :token)"), {"channel": CHECK_CHANNEL, "token": token})
+        other.commit()
+    driver = conn.connection.driver_connection
+    deadline = time.monotonic() + LISTEN_CHECK_SECONDS
+    while (left := deadline - time.monotonic()) > 0:
+        for notify in driver.notifies(timeout=left, stop_after=1):  # type: ignore[union-attr]
+            if notify.channel == CHECK_CHANNEL and notify.payload == token:
+                return True
+    conn.exec_driver_sql("UNLISTEN *")
+    if conn_id not in _SAID_NO_LISTEN:
+        _SAID_NO_LISTEN.add(conn_id)
+        log.warning(
+            "DBOS waiter for %s: LISTEN/NOTIFY does not reach this connection (a connection pooler in "
+            "transaction mode, such as PgBouncer's pool_mode=transaction?); waiting by polling every %.1fs",
+            conn_id,
+            tick,
+        )
+    return False
 
 
 def is_transient_db_error(exc: BaseException) -> bool:

@@ -41,7 +41,7 @@ from dbos_orchestrator.waiting.feed import (
     feed_statement,
     rows_to_completions,
 )
-from dbos_orchestrator.waiting.probe import bounded_url, wait_probe_statement
+from dbos_orchestrator.waiting.probe import bounded_url, listen_round_trip, wait_probe_statement
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -118,6 +118,7 @@ class DBOSWaiter:
         self.batches = BatchWaits(wake=self._wake.set)  # batches, each awaited as one: batches.observe()
         self._stopped = False
         self.probes = 0  # statements run; read by tests and benchmarks
+        self.listening: bool | None = None  # LISTEN works on the polling connection (None: not checked yet)
         self.feed_probes = 0  # of which completion-feed statements
         # Progress of pending waits, for their periodic log lines: statuses come free with every
         # probe; the last recorded steps of all of them are read in one statement every
@@ -308,9 +309,10 @@ class DBOSWaiter:
             try:
                 with self.client.system_database_engine.connect() as conn:
                     conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                    listening = conn.dialect.name == "postgresql"
-                    if listening:
-                        conn.exec_driver_sql(f"LISTEN {EVENTS_CHANNEL}")
+                    listen = conn.dialect.name == "postgresql" and not self.client.transaction_pooling
+                    listening = self.listening = listen and listen_round_trip(
+                        conn, self.client.system_database_engine, EVENTS_CHANNEL, self.conn_id, self.tick
+                    )
                     backoff = 1.0
                     while not self._stopped:
                         if self._busy():
