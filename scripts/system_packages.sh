@@ -9,7 +9,7 @@
 set -euo pipefail
 
 NEEDED=(
-  "/usr/bin/chromium chromium the browser tests (tests/test_ui*.py drive Debian's chromium through Playwright)"
+  "/usr/bin/chromium chromium the browser tests (tests/browser/test_ui*.py drive Debian's chromium through Playwright)"
 )
 # tests/test_packaging.py adds an entry that can never be installed, to see the refusal for a non-root user.
 [ -n "${SYSTEM_PACKAGES_EXTRA:-}" ] && NEEDED+=("$SYSTEM_PACKAGES_EXTRA")

@@ -1,6 +1,6 @@
 """Asset-driven DAGs from DBOS completions under a real Airflow: api-server, scheduler,
 dag-processor, triggerer, LocalExecutor, Postgres metadata DB (dbos_testkit/airflow_stack.py), the real
-DBOS worker and Postgres. DAGs: tests/stack_dags/dbos_event_dags.py.
+DBOS worker and Postgres. DAGs: tests/dags/event_stack/dbos_event_dags.py.
 
 Proves: every matching completion becomes one asset event and reaches a DAG run through
 ``triggering_asset_events`` with its payload; the filters keep out other names and statuses;
@@ -36,7 +36,7 @@ UNPOLLED = "q_stack_nobody"
 @pytest.fixture(scope="module")
 def stack(dbos_conn: str) -> Any:
     s = AirflowStack(
-        ROOT / "tests" / "stack_dags",
+        ROOT / "tests" / "dags" / "event_stack",
         env={"AIRFLOW_CONN_DBOS_DEFAULT": os.environ["AIRFLOW_CONN_DBOS_DEFAULT"]},
         parallelism=8,
     )

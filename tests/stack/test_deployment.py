@@ -2,7 +2,7 @@
 
 Real ``airflow api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` with a
 LocalExecutor on a fresh Postgres metadata database (dbos_testkit/airflow_stack.py), a real DBOS worker
-(tests/dbos_app.py) and the DAGs in tests/dags/dbos_deployment_dags.py. Faults are what an
+(tests/dbos_app.py) and the DAGs in tests/dags/deployment/dbos_deployment_dags.py. Faults are what an
 operator of Airflow sees: kill -9 of a task process, of the triggerer, of the scheduler; a
 person marking a deferred task failed through the REST API; the DBOS system database's own
 Postgres server restarting (a private server, never the shared one).
@@ -188,7 +188,7 @@ def test_waiter_connections_are_bounded(private_pg: PrivatePostgres) -> None:
 
 # -- a real Airflow deployment ------------------------------------------------------------------
 
-DAGS = ROOT / "tests" / "dags"
+DAGS = ROOT / "tests" / "dags" / "deployment"
 
 
 @pytest.fixture(scope="module")

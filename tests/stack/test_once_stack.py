@@ -2,7 +2,7 @@
 killed with SIGKILL in the middle of a burst (docs/events.md, "Exactly-once work downstream").
 
 A real api-server, scheduler, dag-processor and triggerer (dbos_testkit.airflow_stack, LocalExecutor,
-Postgres metadata DB), the real DBOS worker and Postgres; DAG: tests/once_dags/dbos_once_dags.py.
+Postgres metadata DB), the real DBOS worker and Postgres; DAG: tests/dags/once_stack/dbos_once_dags.py.
 The completion watcher delivers at least once: completions Airflow stored in about the last second
 before the kill are delivered again after the restart (docs/events.md, "What it stores, and when"),
 as a second asset event that may reach another DAG run. Each run enqueues one ``wf_echo`` per
@@ -23,17 +23,17 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-import test_event_stack as event_stack
 from conftest import ROOT
 from dbos_testkit.airflow_stack import AirflowStack
 
+import stack.test_event_stack as event_stack
 from dbos_airflow.client import DBOSClient
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.values import decode_value
 
 ASSET = "dbos_once_burst"
 DAG_ID = "dbos_once_downstream"
-INBOX = "dbos-once-inbox"  # tests/once_dags/dbos_once_dags.py
+INBOX = "dbos-once-inbox"  # tests/dags/once_stack/dbos_once_dags.py
 PREFIX = f"{DAG_ID}:handle:"
 BATCH = 20
 BURST = 7 * BATCH
@@ -42,7 +42,7 @@ BURST = 7 * BATCH
 @pytest.fixture(scope="module")
 def stack(dbos_conn: str) -> Any:
     s = AirflowStack(
-        ROOT / "tests" / "once_dags",
+        ROOT / "tests" / "dags" / "once_stack",
         env={"AIRFLOW_CONN_DBOS_DEFAULT": os.environ["AIRFLOW_CONN_DBOS_DEFAULT"]},
         parallelism=8,
     )

@@ -1,4 +1,4 @@
-"""DAGs of the access tests (tests/test_ui_access.py): one per team, each enqueueing a workflow
+"""DAGs of the access tests (tests/browser/test_ui_access.py): one per team, each enqueueing a workflow
 on a queue no worker polls, so it stays ENQUEUED (cancellable) for the whole module."""
 
 from __future__ import annotations

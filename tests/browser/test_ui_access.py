@@ -3,7 +3,7 @@
 A real ``airflow api-server`` in multi-team mode with a per-DAG auth manager
 (tests/access_auth_manager.py), this session's Airflow metadata DB (DAG runs from ``dag.test()``),
 the tests' DBOS worker on Postgres. Two DAG bundles owned by teams alpha and beta, one DAG each
-(tests/dags/dbos_access_dags.py), each of whose runs enqueues one workflow that stays ENQUEUED;
+(tests/dags/ui_access/dbos_access_dags.py), each of whose runs enqueues one workflow that stays ENQUEUED;
 one workflow no Airflow task owns. Users: admin, an alpha viewer, an alpha editor, a beta user, a
 beta op. Every refusal is checked to change nothing in DBOS' database nor in Airflow's audit log.
 """
@@ -128,7 +128,7 @@ def client(system_database_url: str, dbos_worker: Any) -> Iterator[DBOSClient]:
 def stack(dbos_conn: str, airflow_db: Path, system_database_url: str, client: DBOSClient) -> Iterator[Stack]:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags" / "dbos_access_dags.py"))
+    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags" / "ui_access" / "dbos_access_dags.py"))
     assert not bag.import_errors, bag.import_errors
     runs = {}
     for team in TEAMS:

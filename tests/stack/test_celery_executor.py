@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from conftest import Worker
 from dbos_testkit.airflow_stack import AirflowStack
-from test_deployment import DAGS, _conn_json, _one_workflow_each_step_once, _running_pid, _wait_status, _wid
+
+from stack.test_deployment import DAGS, _conn_json, _one_workflow_each_step_once, _running_pid, _wait_status, _wid
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -66,7 +66,7 @@ def _free_port() -> int:
 def dagbag(dbos_conn: str, airflow_db: Path) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags" / "dbos_ui_dags.py"))
+    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags" / "ui_workflow_view" / "dbos_ui_dags.py"))
     assert not bag.import_errors, bag.import_errors
     return bag
 

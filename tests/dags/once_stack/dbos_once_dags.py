@@ -1,4 +1,4 @@
-"""The DAG of tests/test_once_stack.py, parsed by a real dag-processor (docs/events.md, "Exactly-once
+"""The DAG of tests/stack/test_once_stack.py, parsed by a real dag-processor (docs/events.md, "Exactly-once
 work downstream").
 
 Every CANCELLED workflow named ``once_burst`` is an asset event of ``dbos_once_burst``. Each run of

@@ -66,12 +66,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     port = local_stack.free_port()
     home = root / "airflow"
     worker = local_stack.start_worker(url, root / "worker.log")
-    web = local_stack.ChildProcess(
-        "airflow",
-        [str(local_stack.BIN / "airflow"), "standalone"],
-        local_stack.standalone_env(home, url, port),
-        root / "standalone.log",
-    )
+    web = local_stack.start_standalone(home, url, port, root / "standalone.log")
     stack = Stack(f"http://127.0.0.1:{port}", "", home, url, (root / "standalone.log", root / "worker.log"))
     try:
         local_stack.wait_http(f"{stack.base_url}/api/v2/monitor/health", timeout=240)

@@ -1,4 +1,4 @@
-"""DAGs of tests/test_event_stack.py, parsed by a real dag-processor (not by ``dag.test()``).
+"""DAGs of tests/stack/test_event_stack.py, parsed by a real dag-processor (not by ``dag.test()``).
 
 Two watched assets: every CANCELLED workflow named ``stack_burst``, and every ``wf_fail`` or
 ``wf_double`` that ends in ERROR (with its error message). Each consumer DAG returns what its

@@ -1,4 +1,4 @@
-"""DAGs the deployment tests (tests/test_deployment.py) run under a real scheduler.
+"""DAGs the deployment tests (tests/stack/test_deployment.py) run under a real scheduler.
 
 Every enqueue task uses ``retry_mode="fail"``: if anything cancelled its workflow by mistake, the
 next try fails instead of quietly resuming it. ``dag.test()`` never runs these.
@@ -91,7 +91,7 @@ with DAG("dbos_deploy_send", params={"destination": ""}, **COMMON):
 
 
 # Workflows that end at once or within moments, mapped and deferrable (docs/architecture.md,
-# "Deferring"; tests/test_deferral_race.py): ``quick`` enqueues no-ops, ``reattach`` re-attaches
+# "Deferring"; tests/stack/test_deferral_race.py): ``quick`` enqueues no-ops, ``reattach`` re-attaches
 # to those ended workflows, ``just_after`` ends half a second after the in-worker check gave up.
 RACE_ITEMS, RACE_LATE_ITEMS, RACE_LATE_SECONDS = 50, 20, CHECK_IN_WORKER_SECONDS + 0.5
 with DAG("dbos_deploy_race", **COMMON):

@@ -1,4 +1,4 @@
-"""DAGs of the DBOS workflow view's browser tests (tests/test_ui_workflow_view.py)."""
+"""DAGs of the DBOS workflow view's browser tests (tests/browser/test_ui_workflow_view.py)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Airflow 3.3 burns a try when a trigger fires before the scheduler has processed the executor's
 report that the deferring process exited ("... finished with state success, but the task
-instance's state attribute is queued"). ``dbos_deploy_race`` (tests/dags/dbos_deployment_dags.py)
+instance's state attribute is queued"). ``dbos_deploy_race`` (tests/dags/deployment/dbos_deployment_dags.py)
 walks into it on purpose: 50 mapped deferrable tasks whose workflows end at once, 50 that
 re-attach to those ended workflows, and 20 whose workflows end just after the in-worker check
 gave up. Real api-server, scheduler, dag-processor and triggerer, LocalExecutor, Postgres
@@ -45,7 +45,7 @@ RECEIVED = re.compile(
 @pytest.fixture(scope="module")
 def stack(system_database_url: str, dbos_worker: Worker) -> Iterator[AirflowStack]:
     conn = json.dumps({"conn_type": "dbos", "extra": {"system_database_url": system_database_url}})
-    s = AirflowStack(ROOT / "tests" / "dags", env={"AIRFLOW_CONN_DBOS_DEFAULT": conn})
+    s = AirflowStack(ROOT / "tests" / "dags" / "deployment", env={"AIRFLOW_CONN_DBOS_DEFAULT": conn})
     try:
         s.start()
         s.wait_dag(DAG_ID, timeout=180)
