@@ -25,14 +25,13 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
 from dbos_testkit.child_process import ChildProcess
-from dbos_testkit.processes import MARKS, describe, marked_pids, new_mark, stop_marked, with_mark
+from dbos_testkit.processes import MARKS, leftovers, new_mark, with_mark
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -84,11 +83,7 @@ def nothing_outlives_the_suite() -> Iterator[None]:
     """At the very end of the session (after every other fixture stopped what it started): fail if a
     process carrying this session's mark is still alive, after stopping it."""
     yield
-    deadline = time.monotonic() + 15  # a process stopped by the last teardown may still be exiting
-    while marked_pids(SESSION_MARK) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    left = [describe(pid) for pid in marked_pids(SESSION_MARK)]
-    stop_marked(SESSION_MARK)
+    left = leftovers(SESSION_MARK)
     if left:
         pytest.fail(
             "processes started by this test session were still alive at its end (now stopped):\n  " + "\n  ".join(left),

@@ -25,7 +25,10 @@ from dbos_testkit.local_stack import free_port
 from dbos_testkit.processes import describe, marked_pids, new_mark, stop_marked, with_mark
 
 VENV = Path(sys.prefix)
-SIGNALS = [pytest.param(signal.SIGTERM, id="kill-pid-SIGTERM"), pytest.param(signal.SIGHUP, id="terminal-closed-SIGHUP")]
+SIGNALS = [
+    pytest.param(signal.SIGTERM, id="kill-pid-SIGTERM"),
+    pytest.param(signal.SIGHUP, id="terminal-closed-SIGHUP"),
+]
 
 
 def _make(target: str, demo_dir: Path, mark: str) -> ChildProcess:

@@ -107,6 +107,21 @@ def stop_marked(mark: str, grace: float = 10) -> list[str]:
     return found
 
 
+def leftovers(mark: str, wait: float = 15) -> list[str]:
+    """What still carries ``mark`` once ``wait`` seconds passed (a process stopped just before may still be
+    exiting): those processes (``pid command``), stopped before returning; empty when none was left.
+
+    A test session's last check (both conftests): every process it started must be gone by its end.
+    """
+    deadline = time.monotonic() + wait
+    while marked_pids(mark) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = [describe(pid) for pid in marked_pids(mark)]
+    if left:
+        stop_marked(mark)
+    return left
+
+
 class Stopped(SystemExit):
     """SIGTERM or SIGHUP reached a script run under :func:`owned` (exit status 128 + the signal)."""
 
