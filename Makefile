@@ -53,7 +53,12 @@ $(TS_STAMP): $(TS_APP)/package.json $(TS_APP)/package-lock.json $(TS_APP)/tsconf
 # One test: .venv/bin/python -m pytest tests/unit/test_layers.py::test_name (or make test-fast PYTEST_ARGS=...).
 UNIT_TESTS := tests/unit packages/dbos-orchestrator/tests
 
-test: test-airflow test-prefect
+# Both venvs and the system packages first (one at a time: both installs write the core's egg-info), then
+# the two suites at once: they share only the Postgres server (each on databases of its own, with its own
+# DBOS worker, Airflow or Prefect home and ports), and the Prefect suite's minutes hide behind the Airflow
+# suite's. -O: each suite's output is printed whole when it ends.
+test: $(STAMP) $(PSTAMP) system-packages ts-app
+	$(MAKE) --no-print-directory -j2 -O test-airflow test-prefect
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q $(UNIT_TESTS) $(PYTEST_ARGS)

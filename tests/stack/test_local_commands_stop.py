@@ -31,6 +31,12 @@ SIGNALS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One demo dir for the module: the second run of each command finds its Airflow home migrated."""
+    return tmp_path_factory.mktemp("demo")
+
+
 def _make(target: str, demo_dir: Path, mark: str) -> ChildProcess:
     """``make <target>`` of this checkout with this venv, never reinstalling (``-o`` the install stamp)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k != "DBOS_SYSTEM_DATABASE_URL"}
@@ -53,9 +59,9 @@ def _signal_and_check(make: ChildProcess, sig: int, mark: str, started: str) -> 
 
 
 @pytest.mark.parametrize("sig", SIGNALS)
-def test_make_airflow_stops_everything(sig: int, tmp_path: Path) -> None:
+def test_make_airflow_stops_everything(sig: int, demo_dir: Path) -> None:
     mark = new_mark("make-airflow-test")
-    make = _make("airflow", tmp_path, mark)
+    make = _make("airflow", demo_dir, mark)
     try:
         make.wait_for("Airflow UI:", timeout=420)
         # Every component of airflow standalone is up before the signal.
@@ -73,9 +79,9 @@ def test_make_airflow_stops_everything(sig: int, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("sig", SIGNALS)
-def test_make_demo_stops_everything(sig: int, tmp_path: Path) -> None:
+def test_make_demo_stops_everything(sig: int, demo_dir: Path) -> None:
     mark = new_mark("make-demo-test")
-    make = _make("demo", tmp_path, mark)
+    make = _make("demo", demo_dir, mark)
     try:
         make.wait_for("airflow dags test ", timeout=300)
         _signal_and_check(make, sig, mark, "examples/order_worker.py")
