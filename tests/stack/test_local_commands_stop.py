@@ -64,9 +64,10 @@ def test_make_airflow_stops_everything(sig: int, demo_dir: Path) -> None:
     make = _make("airflow", demo_dir, mark)
     try:
         make.wait_for("Airflow UI:", timeout=420)
-        # Every component of airflow standalone is up before the signal.
+        # Every component of airflow standalone is up before the signal (the api-server retitles itself
+        # "airflow api_server -- ..." over its environment: found through its session).
         deadline = time.monotonic() + 120
-        wanted = ("airflow scheduler", "airflow dag-processor", "airflow triggerer", "airflow api-server")
+        wanted = ("airflow scheduler", "airflow dag-processor", "airflow triggerer", "airflow api_server")
         running = ""
         while not all(w in running for w in wanted) and time.monotonic() < deadline:
             time.sleep(1)

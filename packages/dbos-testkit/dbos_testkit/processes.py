@@ -12,8 +12,10 @@ everything it starts, at any depth, carries it::
     stop_marked(mark)  # SIGTERM every process carrying it, SIGKILL what is left after the grace
 
 Marks nest (the variable holds a space-separated list), so a test that starts ``make airflow`` finds
-the worker that script started under its own mark. Only processes carrying the token are signalled:
-never another user's, never one found by name. Linux (``/proc``); elsewhere nothing is found.
+the worker that script started under its own mark. A process that wrote its title over its
+environment is found through its session or its parent (:func:`marked_pids`). Only those processes
+are signalled: never another user's, never one found by name. Linux (``/proc``); elsewhere nothing
+is found.
 
 :func:`owned` wraps a whole script (``make demo``, ``make airflow``): SIGTERM and SIGHUP end it like
 Ctrl-C does, and on the way out whatever it started is stopped.
@@ -60,14 +62,45 @@ def _marks_of(pid: int) -> list[str]:
     return []
 
 
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """``(state, parent pid, session id)`` of ``pid``, or None when it is gone."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # the command (in parentheses) may hold spaces
+    return fields[0], int(fields[1]), int(fields[3])
+
+
 def marked_pids(mark: str) -> list[int]:
-    """The live processes (other than this one) started with ``mark`` in their environment."""
+    """The live processes started with ``mark`` in their environment, and what they started.
+
+    Some processes rewrite their title over their environment (``setproctitle``: Airflow's api-server,
+    executor workers, task supervisors), so the mark alone misses them. Also counted: every process in
+    a session a marked process belongs to (a command started in a session of its own, with whatever
+    it started there, orphans included), except this process's own session (shared with the shell),
+    and the descendants of marked processes. This process and its ancestors never count.
+    """
     if not PROC.is_dir():
         return []
-    me = os.getpid()
-    return sorted(
-        int(p.name) for p in PROC.iterdir() if p.name.isdigit() and int(p.name) != me and mark in _marks_of(int(p.name))
-    )
+    stats = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None and stat[0] != "Z":
+            stats[int(entry.name)] = stat
+    mine = set()
+    pid = os.getpid()
+    while pid > 1 and pid not in mine:
+        mine.add(pid)
+        pid = stats.get(pid, ("", 0, 0))[1]
+    marked = {pid for pid in stats if pid not in mine and mark in _marks_of(pid)}
+    sessions = {stats[pid][2] for pid in marked} - {os.getsid(0), 0}
+    found = marked | {pid for pid, (_, _, sid) in stats.items() if sid in sessions}
+    grew = True
+    while grew:  # descendants, at any depth
+        more = {pid for pid, (_, ppid, _) in stats.items() if ppid in found} - found
+        grew = bool(more)
+        found |= more
+    return sorted(found - mine)
 
 
 def describe(pid: int) -> str:
