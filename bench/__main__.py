@@ -20,7 +20,7 @@ FIGURES = {
     "p7": "bench.p7_workflow_view",
     "p8": "bench.p8_completion_watchers",
     "p9": "bench.p9_triggerer",
-    "p10": "bench.p10_fanout",
+    "p10": "bench.p10_batch",
     "p11": "bench.p11_prefect",  # measured in the Prefect venv (.venv-prefect), reported from here
 }
 COLUMNS = ("figure", "plain", "ours", "ratio", "n", "goal", "met", "date")

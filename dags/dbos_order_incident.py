@@ -28,8 +28,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import Asset, AssetWatcher, Param, dag, task
 
+from dbos_airflow.contract.ids import triggering_completions
 from dbos_airflow.operators.dbos import DBOSEnqueueOperator
-from dbos_airflow.triggers.completed import DBOSWorkflowCompletedTrigger, triggering_completions
+from dbos_airflow.triggers.completed import DBOSWorkflowCompletedTrigger
 
 ORDER_WORKFLOWS = ["quote_order", "process_order", "refund_order", "Warehouse.pack"]
 

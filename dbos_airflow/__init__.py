@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "DBOSClient": "dbos_orchestrator.client",
-    "EnqueueOptions": "dbos_orchestrator.client",
+    "EnqueueOptions": "dbos_orchestrator.options",
     "DBOSHook": "dbos_airflow.hooks.dbos",
     "DBOSEnqueueOperator": "dbos_airflow.operators.dbos",
     "DBOSSendOperator": "dbos_airflow.operators.dbos",
@@ -27,6 +27,7 @@ _PUBLIC = {
     "DBOSEventTrigger": "dbos_airflow.triggers.dbos",
     "DBOSBatchTrigger": "dbos_airflow.triggers.dbos",
     "DBOSWorkflowCompletedTrigger": "dbos_airflow.triggers.completed",
+    "triggering_completions": "dbos_airflow.contract.ids",
     "DBOSWorkflowStatus": "dbos_orchestrator.status",
 }
 

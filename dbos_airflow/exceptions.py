@@ -1,46 +1,21 @@
-"""Errors dbos-airflow raises instead of driver tracebacks.
+"""dbos-airflow's own errors: the ones that fail an Airflow task, and the completion feed's delivery error.
 
-The core's errors (:mod:`dbos_orchestrator.exceptions`) under their dbos-airflow names; the
-errors that fail an Airflow task because of what happened to a workflow (failed, not found, a
-bad trigger event) are also :class:`AirflowException` subclasses when Airflow is installed.
+Every other error dbos-airflow raises is the core's own (:mod:`dbos_orchestrator.exceptions`,
+base :class:`~dbos_orchestrator.exceptions.DBOSOrchestratorError`), imported from there. The ones
+that fail a task because of what happened to a workflow (it failed or is missing, a bad trigger
+event) subclass the core's and are also :class:`AirflowException` subclasses when Airflow is installed.
 """
 
 from __future__ import annotations
 
 from dbos_orchestrator import exceptions as _core
-from dbos_orchestrator.exceptions import (
-    DBOSBulkEnqueueError,
-    DBOSConnectionError,
-    DBOSOptionsError,
-    DBOSSchemaMissingError,
-    DBOSSerializationError,
-    DBOSUnsafeValueError,
-    DBOSWaitTimeoutError,
-    replacing,
-)
-from dbos_orchestrator.exceptions import DBOSOrchestratorError as DBOSAirflowError
-from dbos_orchestrator.messages import workflow_not_found_message
 
 try:
     from airflow.sdk.exceptions import AirflowException as _TaskFailure
 except ImportError:  # pragma: no cover - only without Airflow
     _TaskFailure = Exception  # type: ignore[assignment,misc]
 
-__all__ = [
-    "DBOSAirflowError",
-    "DBOSBulkEnqueueError",
-    "DBOSConnectionError",
-    "DBOSOptionsError",
-    "DBOSSchemaMissingError",
-    "DBOSSerializationError",
-    "DBOSTriggerEventError",
-    "DBOSUnsafeValueError",
-    "DBOSWaitTimeoutError",
-    "DBOSWorkflowFailedError",
-    "DBOSWorkflowNotFoundError",
-    "replacing",
-    "workflow_not_found_message",
-]
+__all__ = ["DBOSDeliveryError", "DBOSTriggerEventError", "DBOSWorkflowFailedError", "DBOSWorkflowNotFoundError"]
 
 
 class DBOSWorkflowFailedError(_core.DBOSWorkflowFailedError, _TaskFailure):
@@ -51,5 +26,10 @@ class DBOSWorkflowNotFoundError(_core.DBOSWorkflowNotFoundError, _TaskFailure):
     """No workflow with the given id exists in the system database."""
 
 
-class DBOSTriggerEventError(DBOSAirflowError, _TaskFailure):
+class DBOSTriggerEventError(_core.DBOSOrchestratorError, _TaskFailure):
     """A trigger event that is missing or malformed (the task fails closed)."""
+
+
+class DBOSDeliveryError(_core.DBOSOrchestratorError):
+    """Airflow did not confirm that it stored an event (``triggers/delivery.py``): the position stays
+    before it, and the event is delivered again."""

@@ -230,15 +230,14 @@ def dbos_conn(system_database_url: str, dbos_worker: Worker) -> Iterator[str]:
 
 @pytest.fixture
 def client(system_database_url: str, dbos_worker: Worker) -> Iterator[object]:
-    """A dbos_airflow.client.DBOSClient on the worker's system database.
+    """A dbos_orchestrator.client.DBOSClient on the worker's system database.
 
     It writes DBOS portable JSON (as the provider's operators do), so the workflows it starts
     can be read inside Airflow without ``allow_pickle``; tests of pickled rows ask for
     ``serialization_type=WorkflowSerializationFormat.NATIVE`` explicitly.
     """
     from dbos import DBOSPortableJSONSerializer
-
-    from dbos_airflow.client import DBOSClient
+    from dbos_orchestrator.client import DBOSClient
 
     c = DBOSClient(
         system_database_url=system_database_url, retry_connection_errors=False, serializer=DBOSPortableJSONSerializer()

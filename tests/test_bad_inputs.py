@@ -21,23 +21,22 @@ import pytest
 import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
 from conftest import ROOT, unique
-from fakes import FakeTI
-
-from dbos_airflow.exceptions import (
+from dbos_orchestrator.exceptions import (
     DBOSConnectionError,
     DBOSOptionsError,
     DBOSSchemaMissingError,
     DBOSSerializationError,
-    DBOSTriggerEventError,
     DBOSUnsafeValueError,
-    DBOSWorkflowNotFoundError,
 )
+from fakes import FakeTI
+
+from dbos_airflow.exceptions import DBOSTriggerEventError, DBOSWorkflowNotFoundError
 from dbos_airflow.hooks.dbos import DBOSHook
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from dbos_airflow.client import DBOSClient
+    from dbos_orchestrator.client import DBOSClient
 
 SECRET = "s3cret-Bad-Inputs-pw"
 Q: Any = {"queue_name": "q", "workflow_name": "wf_double"}

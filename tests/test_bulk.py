@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowFailException
 from conftest import ROOT, unique
+from dbos_orchestrator.exceptions import DBOSBulkEnqueueError, DBOSOptionsError, DBOSSerializationError
 
-from dbos_airflow.exceptions import DBOSBulkEnqueueError, DBOSOptionsError, DBOSSerializationError
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.operators.bulk import DBOSBulkEnqueueOperator
 
@@ -243,9 +243,8 @@ def test_pickle_falls_back_to_enqueue_in_transaction(hook: DBOSHook, system_data
 
 def test_sqlite_system_database_uses_the_client_path(tmp_path: Path) -> None:
     from dbos import DBOS, WorkflowSerializationFormat
-
-    from dbos_airflow.client import DBOSClient
-    from dbos_airflow.utils.bulk import enqueue_many
+    from dbos_orchestrator.client import DBOSClient
+    from dbos_orchestrator.store.bulk import enqueue_many
 
     url = f"sqlite:///{tmp_path / 'sys.sqlite'}"
     DBOS.migrate(url)

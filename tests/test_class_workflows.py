@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from conftest import ROOT
+from dbos_orchestrator.options import qualified_workflow_name
 from fakes import FakeTI
 
-from dbos_airflow.client import qualified_workflow_name
 from dbos_airflow.hooks.dbos import DBOSHook
 
 if TYPE_CHECKING:
-    from dbos_airflow.client import DBOSClient
+    from dbos_orchestrator.client import DBOSClient
 
 CLASS_FORM: Any = {"queue_name": "q", "workflow_name": "scale", "workflow_class_name": "Calculator"}
 

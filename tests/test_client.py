@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import ROOT, Worker, unique
-
-from dbos_airflow.client import DBOSClient, EnqueueOptions, system_database_url_for
-from dbos_airflow.exceptions import (
+from dbos_orchestrator.client import DBOSClient
+from dbos_orchestrator.database_urls import system_database_url_for
+from dbos_orchestrator.exceptions import (
     DBOSConnectionError,
     DBOSOptionsError,
     DBOSSchemaMissingError,
     DBOSSerializationError,
 )
+from dbos_orchestrator.options import EnqueueOptions
 
 
 @pytest.fixture
@@ -305,16 +306,14 @@ def test_database_without_dbos_tables(postgres_server_url: str) -> None:
 
 
 def test_client_import_is_cheap_and_connects_nothing() -> None:
-    code = (
-        "import dbos_airflow, dbos_airflow.client, dbos_airflow.hooks.dbos, threading; print(threading.active_count())"
-    )
+    code = "import dbos_airflow, dbos_orchestrator.client, dbos_airflow.hooks.dbos, threading; print(threading.active_count())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"
 
 
 def test_a_missing_schema_is_not_a_connection_outage(tmp_path: Path) -> None:
     """docs/architecture.md, "How waiting works": waits outlive outages, not a wrong database."""
-    from dbos_airflow.waiting.probe import is_transient_db_error
+    from dbos_orchestrator.waiting.probe import is_transient_db_error
 
     path = tmp_path / "empty.sqlite"
     path.touch()

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 from conftest import unique
+from dbos_orchestrator.exceptions import DBOSOptionsError
+from dbos_orchestrator.waiting.feed import LATE_COMMIT_MS, FeedState
 
-from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.triggers.completed import DBOSWorkflowCompletedTrigger
-from dbos_airflow.waiting.feed import LATE_COMMIT_MS, FeedState
 
 UNPOLLED = "q_completed_nobody"
 
@@ -312,7 +312,7 @@ async def test_without_asset_state_store_replays_the_lookback(dbos_conn: str, ho
 
 
 async def test_50_watchers_one_statement_per_feed_tick(dbos_conn: str, hook: DBOSHook) -> None:
-    from dbos_airflow.waiting.waiter import FEED_TICK_SECONDS
+    from dbos_orchestrator.waiting.waiter import FEED_TICK_SECONDS
 
     names = [unique("many") for _ in range(50)]
     runs = [Run(trigger(MemoryStateStore(), workflow_name=n)) for n in names]

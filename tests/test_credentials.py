@@ -99,7 +99,7 @@ def _connections(role: str, system_database_url: str) -> dict[str, dict[str, Any
 def stop_waiters() -> Iterator[None]:
     """Stop the shared waiters the deferred tasks started on these connections (other tests count them)."""
     yield
-    from dbos_airflow.waiting.waiter import running_waiters
+    from dbos_orchestrator.waiting.waiter import running_waiters
 
     for conn_id, waiter in running_waiters().items():
         if conn_id.startswith("cred_"):

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 from conftest import unique
+from dbos_orchestrator.client import DBOSClient
 from test_operators import FakeTI
 
-from dbos_airflow.client import DBOSClient
+from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS, HOLD_EVENT_SECONDS, check_in_worker
 from dbos_airflow.exceptions import DBOSWorkflowFailedError
-from dbos_airflow.utils.deferral import CHECK_IN_WORKER_SECONDS, HOLD_EVENT_SECONDS, check_in_worker
 
 
 def enqueue_op(**kwargs: Any) -> Any:

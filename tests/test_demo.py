@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT
-
-from dbos_airflow.client import DBOSClient
+from dbos_orchestrator.client import DBOSClient
 
 
 def _demo_script() -> object:

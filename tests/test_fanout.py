@@ -1,4 +1,4 @@
-"""Fan-out in one task (docs/fanout.md): one bulk task enqueues N workflows and waits for all of
+"""Fan-out in one task (docs/batch.md): one bulk task enqueues N workflows and waits for all of
 them as one wait; the many-ids sensor. Real Postgres, the real DBOS worker (tests/dbos_app.py),
 ``dag.test()`` (its triggers run inline) or the operator driven directly with a faked context."""
 
@@ -14,9 +14,10 @@ import pytest
 import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowFailException
 from conftest import ROOT, unique
+from dbos_orchestrator.exceptions import DBOSOptionsError
 from fakes import FakeTI
 
-from dbos_airflow.exceptions import DBOSOptionsError, DBOSWorkflowFailedError
+from dbos_airflow.exceptions import DBOSWorkflowFailedError
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.operators.bulk import DBOSBulkEnqueueOperator
 from dbos_airflow.sensors.dbos import DBOSWorkflowsSensor
@@ -91,7 +92,7 @@ def lines_of(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str
 
 @pytest.mark.parametrize("dag_id", ["dbos_t_fanout", "dbos_t_fanout_deferrable"])
 def test_one_task_waits_for_200_workflows(dagbag: Any, dag_id: str) -> None:
-    """docs/fanout.md, "How the wait works": one task instance, one wait (deferred: one trigger, no
+    """docs/batch.md, "How the wait works": one task instance, one wait (deferred: one trigger, no
     per-workflow wait on the shared waiter), the ids before the wait, the summary always."""
     from dbos_orchestrator.waiting.waiter import running_waiters
 
@@ -124,8 +125,8 @@ def test_one_task_waits_for_200_workflows(dagbag: Any, dag_id: str) -> None:
 def test_progress_and_closing_lines(
     dbos_conn: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capsys: Any
 ) -> None:
-    """docs/fanout.md, "Progress": a line with the counts by status every ~30 s, one closing line."""
-    monkeypatch.setattr("dbos_airflow.operators.fanout.PROGRESS_LOG_SECONDS", 0.5)
+    """docs/batch.md, "Progress": a line with the counts by status every ~30 s, one closing line."""
+    monkeypatch.setattr("dbos_airflow.operators.batch.PROGRESS_LOG_SECONDS", 0.5)
     caplog.set_level(logging.INFO)
     ti = FakeTI("bulk")
     ids = operator([[i, None, 2.0 + i * 0.05] for i in range(20)]).execute({"ti": ti})  # type: ignore[arg-type]
@@ -142,7 +143,7 @@ def test_progress_and_closing_lines(
 
 
 def test_default_policy_fails_after_all_ended_naming_ids_and_errors(dbos_conn: str, system_database_url: str) -> None:
-    """docs/fanout.md, "Failure policy": the task fails only after every item ended, naming how
+    """docs/batch.md, "Failure policy": the task fails only after every item ended, naming how
     many failed and the first few ids with their own error messages."""
     items: list[Any] = [[i, "always" if i in (2, 5, 11) else None, 3.0 if i == 19 else 0.0] for i in range(20)]
     ti = FakeTI("bulk")
@@ -161,7 +162,7 @@ def test_default_policy_fails_after_all_ended_naming_ids_and_errors(dbos_conn: s
 
 
 def test_fail_fast_fails_at_the_first_failure_and_cancels_the_rest(dbos_conn: str, system_database_url: str) -> None:
-    """docs/fanout.md, "Failure policy": ``fail_fast`` stops at the first failure and, with
+    """docs/batch.md, "Failure policy": ``fail_fast`` stops at the first failure and, with
     ``cancel_on_kill`` (the default), cancels the items still active."""
     items: list[Any] = [[0, "always", 0.0]] + [[i, None, 60.0] for i in range(1, 30)]
     ti = FakeTI("bulk")
@@ -179,7 +180,7 @@ def test_fail_fast_fails_at_the_first_failure_and_cancels_the_rest(dbos_conn: st
 
 
 def test_fail_fast_without_cancel_leaves_the_rest_running(dbos_conn: str, system_database_url: str) -> None:
-    """docs/fanout.md, "Failure policy": ``cancel_on_kill=False`` cancels nothing."""
+    """docs/batch.md, "Failure policy": ``cancel_on_kill=False`` cancels nothing."""
     items: list[Any] = [[0, "always", 0.0]] + [[i, None, 60.0] for i in range(1, 5)]
     ti = FakeTI("bulk")
     with pytest.raises(DBOSWorkflowFailedError, match="fail_fast"):
@@ -192,7 +193,7 @@ def test_fail_fast_without_cancel_leaves_the_rest_running(dbos_conn: str, system
 def test_retry_reruns_only_the_failed_items_and_enqueues_nothing_twice(
     dbos_conn: str, hook: DBOSHook, system_database_url: str
 ) -> None:
-    """docs/fanout.md, "Retries": a later try re-attaches to every item, re-runs only the failed
+    """docs/batch.md, "Retries": a later try re-attaches to every item, re-runs only the failed
     ones (``retry_mode="resume"``) and enqueues nothing again."""
     items: list[Any] = [[i, "first" if i % 3 == 0 else None] for i in range(12)]
     first = FakeTI("bulk")
@@ -216,7 +217,7 @@ def test_retry_reruns_only_the_failed_items_and_enqueues_nothing_twice(
 
 
 def test_retry_mode_fail_fails_at_once_without_rerunning(dbos_conn: str, system_database_url: str) -> None:
-    """docs/fanout.md, "Retries": ``retry_mode="fail"`` fails the later try by the failure policy."""
+    """docs/batch.md, "Retries": ``retry_mode="fail"`` fails the later try by the failure policy."""
     items: list[Any] = [[0, "first"], [1, None]]
     first = FakeTI("bulk")
     with pytest.raises(DBOSWorkflowFailedError):
@@ -232,7 +233,7 @@ def test_retry_mode_fail_fails_at_once_without_rerunning(dbos_conn: str, system_
 
 
 def test_push_results_in_item_order(dbos_conn: str) -> None:
-    """docs/fanout.md, "Results": outputs in item order, only with ``push_results=True``."""
+    """docs/batch.md, "Results": outputs in item order, only with ``push_results=True``."""
     ti = FakeTI("bulk")
     # Later items end first: the order is the items', not the completions'.
     operator([[i, None, (20 - i) * 0.1] for i in range(20)], push_results=True).execute({"ti": ti})  # type: ignore[arg-type]
@@ -240,13 +241,13 @@ def test_push_results_in_item_order(dbos_conn: str) -> None:
 
 
 def test_push_results_limits(dbos_conn: str, system_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """docs/fanout.md, "Results": more than 1,000 items is refused before anything is enqueued;
+    """docs/batch.md, "Results": more than 1,000 items is refused before anything is enqueued;
     outputs larger than the byte limit fail the task with the sizes."""
     ti = FakeTI("bulk")
     with pytest.raises(AirflowFailException, match=r"push_results=True with 1,001 items: at most 1,000"):
         operator([[i] for i in range(1001)], push_results=True, queue_name=NOBODY).execute({"ti": ti})  # type: ignore[arg-type]
     assert statuses(system_database_url, [f"unit:{ti.run_id}:bulk:-1:{i}" for i in range(1001)]) == {}
-    monkeypatch.setattr("dbos_airflow.operators.fanout.MAX_RESULTS_BYTES", 50)
+    monkeypatch.setattr("dbos_airflow.operators.batch.MAX_RESULTS_BYTES", 50)
     with pytest.raises(
         AirflowFailException, match=r"push_results: the 5 outputs take \d+ bytes as JSON, more than the 50"
     ):
@@ -258,7 +259,7 @@ def test_push_results_limits(dbos_conn: str, system_database_url: str, monkeypat
 
 @pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
 def test_sensor_waits_for_workflows_another_task_started(dagbag: Any, hook: DBOSHook, mode: str) -> None:
-    """docs/fanout.md, "Waiting for workflows another task started"."""
+    """docs/batch.md, "Waiting for workflows another task started"."""
     from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS
 
     prefix = unique("many")
@@ -275,7 +276,7 @@ def test_sensor_waits_for_workflows_another_task_started(dagbag: Any, hook: DBOS
 
 
 def test_sensor_fails_naming_missing_and_failed_workflows(dagbag: Any, hook: DBOSHook) -> None:
-    """docs/fanout.md, "Failure policy" (the sensor): an id without a workflow counts as failed."""
+    """docs/batch.md, "Failure policy" (the sensor): an id without a workflow counts as failed."""
     prefix = unique("many-bad")
     ids = hook.enqueue_many(
         {"workflow_name": "wf_item", "queue_name": "q"},
@@ -297,12 +298,11 @@ def test_sensor_fails_naming_missing_and_failed_workflows(dagbag: Any, hook: DBO
 
 
 async def test_a_tick_costs_one_statement_whatever_n(dbos_conn: str, hook: DBOSHook) -> None:
-    """docs/fanout.md, "How the wait works": a batch of 1,000 costs the shared waiter the same
+    """docs/batch.md, "How the wait works": a batch of 1,000 costs the shared waiter the same
     statements per tick as a batch of 10 (one, with the same bound parameters), and rows back
     by status, not by workflow. Counted on the waiter's own engine."""
+    from dbos_orchestrator.exceptions import DBOSWaitTimeoutError
     from dbos_orchestrator.waiting.batch import BATCH_TICK_SECONDS, BatchSpec, BatchTracker
-
-    from dbos_airflow.exceptions import DBOSWaitTimeoutError
 
     waiter = await DBOSHook(dbos_conn).get_waiter_async()
     engine = waiter.client.system_database_engine
@@ -342,7 +342,7 @@ async def test_a_tick_costs_one_statement_whatever_n(dbos_conn: str, hook: DBOSH
 
 
 def test_the_watermark_moves_past_ended_items(dbos_conn: str, hook: DBOSHook) -> None:
-    """docs/fanout.md, "How the wait works": items below the watermark are not asked again."""
+    """docs/batch.md, "How the wait works": items below the watermark are not asked again."""
     from dbos_orchestrator.waiting.batch import BatchSpec, BatchTracker
 
     ti = FakeTI("bulk")
@@ -363,7 +363,7 @@ def test_the_watermark_moves_past_ended_items(dbos_conn: str, hook: DBOSHook) ->
 
 
 def test_bad_inputs_fail_with_clear_errors(dbos_conn: str) -> None:
-    """docs/fanout.md, "Parameters": bad settings fail at once, naming the setting."""
+    """docs/batch.md, "Parameters": bad settings fail at once, naming the setting."""
     with pytest.raises(DBOSOptionsError, match="poll_interval=0 must be a positive"):
         operator([[1]], poll_interval=0)
     with pytest.raises(DBOSOptionsError, match="retry_mode='again'"):
@@ -387,7 +387,7 @@ async def _events(trigger: Any) -> list[Any]:
 
 
 async def test_batch_trigger_serializes_and_times_out_with_counts(dbos_conn: str, hook: DBOSHook) -> None:
-    """docs/fanout.md, "How the wait works": the trigger's kwargs are plain JSON (a prefix and a
+    """docs/batch.md, "How the wait works": the trigger's kwargs are plain JSON (a prefix and a
     count, not the ids), and its own deadline yields a ``timeout`` event with the counts."""
     import json
 
@@ -410,7 +410,7 @@ async def test_batch_trigger_serializes_and_times_out_with_counts(dbos_conn: str
 
 
 async def test_batch_trigger_fail_fast_fires_at_the_first_failure(dbos_conn: str, hook: DBOSHook) -> None:
-    """docs/fanout.md, "Failure policy": with ``fail_fast`` the one trigger fires at the first failure."""
+    """docs/batch.md, "Failure policy": with ``fail_fast`` the one trigger fires at the first failure."""
     from dbos_airflow.triggers.dbos import DBOSBatchTrigger
 
     prefix = unique("trig")
@@ -429,7 +429,7 @@ async def test_batch_trigger_fail_fast_fires_at_the_first_failure(dbos_conn: str
 
 
 def test_the_tab_counts_by_status_and_pages_through_the_items(dbos_conn: str, hook: DBOSHook) -> None:
-    """docs/fanout.md, "Progress" (docs/ui.md, the task-instance tab): a task's many workflows
+    """docs/batch.md, "Progress" (docs/ui.md, the task-instance tab): a task's many workflows
     are shown as counts by status and 100 items a page, in item order."""
     from dbos_airflow.plugin import data, render
 
@@ -460,7 +460,7 @@ def test_the_tab_counts_by_status_and_pages_through_the_items(dbos_conn: str, ho
 
 
 def test_own_timeout_gives_up_and_cancels_the_active_items(dbos_conn: str, system_database_url: str) -> None:
-    """docs/fanout.md, "Parameters": ``timeout`` fails the task saying how far the batch got, and
+    """docs/batch.md, "Parameters": ``timeout`` fails the task saying how far the batch got, and
     cancels the items still active (``cancel_on_kill``)."""
     from airflow.sdk.exceptions import AirflowException
 
@@ -476,7 +476,7 @@ def test_own_timeout_gives_up_and_cancels_the_active_items(dbos_conn: str, syste
 async def test_the_deferred_deadline_pushes_the_summary_and_cancels_the_active_items(
     dbos_conn: str, hook: DBOSHook, system_database_url: str
 ) -> None:
-    """docs/fanout.md, "Parameters" (``timeout``) and "Results" (the summary always): when the
+    """docs/batch.md, "Parameters" (``timeout``) and "Results" (the summary always): when the
     trigger's deadline passes, the resumed task pushes the counts, cancels what is still active and
     fails saying how far the batch got, as the wait in the worker does."""
     from airflow.sdk.exceptions import AirflowException
@@ -504,7 +504,7 @@ async def test_the_deferred_deadline_pushes_the_summary_and_cancels_the_active_i
 async def test_a_persons_kill_of_the_deferred_batch_cancels_its_active_items(
     dbos_conn: str, hook: DBOSHook, system_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """docs/fanout.md, "Parameters" (``cancel_on_kill``; the kill rule of docs/architecture.md):
+    """docs/batch.md, "Parameters" (``cancel_on_kill``; the kill rule of docs/architecture.md):
     a person's kill of the deferred task cancels the batch's active workflows; Airflow moving the
     trigger (the task instance still deferred) cancels nothing."""
     from dbos_airflow.triggers.dbos import DBOSBatchTrigger
@@ -514,13 +514,13 @@ async def test_a_persons_kill_of_the_deferred_batch_cancels_its_active_items(
     ids = await asyncio.to_thread(hook.enqueue_many, {"workflow_name": "wf_item", "queue_name": "q"}, items)
     kwargs = {"workflow_id": base, "batch": {"key": base, "count": 6, "prefix": base + ":"}, "cancel_on_kill": True}
 
-    monkeypatch.setattr("dbos_airflow.utils.kills.current_ti_state", lambda ti, timeout=3.0: "deferred")
+    monkeypatch.setattr("dbos_airflow.contract.kill.current_ti_state", lambda ti, timeout=3.0: "deferred")
     moved = DBOSBatchTrigger(**kwargs)
     moved.task_instance = FakeTI("bulk")  # type: ignore[assignment]
     await moved.on_kill()
     assert {s for s, _, _ in statuses(system_database_url, ids).values()} <= {"ENQUEUED", "PENDING"}
 
-    monkeypatch.setattr("dbos_airflow.utils.kills.current_ti_state", lambda ti, timeout=3.0: "failed")
+    monkeypatch.setattr("dbos_airflow.contract.kill.current_ti_state", lambda ti, timeout=3.0: "failed")
     killed = DBOSBatchTrigger(**kwargs)
     killed.task_instance = FakeTI("bulk")  # type: ignore[assignment]
     await killed.on_kill()
@@ -528,7 +528,7 @@ async def test_a_persons_kill_of_the_deferred_batch_cancels_its_active_items(
 
 
 def test_a_batch_about_to_end_is_waited_for_in_the_worker_not_deferred(dbos_conn: str) -> None:
-    """docs/fanout.md, "How the wait works" (deferring): after the 5 s check, a batch that at its
+    """docs/batch.md, "How the wait works" (deferring): after the 5 s check, a batch that at its
     rate ends before a deferral's 15 s hold would let the event through is waited for in the
     worker (deferring could only make it later); one that makes no progress defers."""
     from airflow.sdk.exceptions import TaskDeferred
@@ -544,7 +544,7 @@ def test_a_batch_about_to_end_is_waited_for_in_the_worker_not_deferred(dbos_conn
 
 
 def test_the_rule_for_staying_in_the_worker() -> None:
-    """docs/fanout.md, "How the wait works": the rule itself (contract/deferral.py)."""
+    """docs/batch.md, "How the wait works": the rule itself (contract/deferral.py)."""
     from dbos_airflow.contract.deferral import HOLD_EVENT_SECONDS, batch_ends_before_the_hold
 
     assert batch_ends_before_the_hold(100, 100 / HOLD_EVENT_SECONDS)

@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 from airflow.exceptions import AirflowNotFoundException
 from conftest import ROOT, Worker, unique
+from dbos_orchestrator.exceptions import DBOSOptionsError
 
-from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.hooks.connection import DBOSConnectionSettings
 from dbos_airflow.hooks.dbos import DBOSHook
 
@@ -313,7 +313,7 @@ def test_test_connection_database_without_dbos_tables(
 
 
 def test_async_twins_run_50_concurrently_with_one_hook(dbos_conn: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dbos_airflow.client as client_module
+    import dbos_orchestrator.client as client_module
 
     created: list[object] = []
     original_init = client_module.DBOSClient.__init__

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from conftest import unique
+from dbos_orchestrator.client import DBOSClient
+from dbos_orchestrator.exceptions import DBOSOptionsError
 from test_operators import FakeTI, run_dag, states, wait_status, xcoms
 
-from dbos_airflow.client import DBOSClient
-from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.operators.manage import DBOSForkWorkflowOperator, workflow_ids_arg
 
 

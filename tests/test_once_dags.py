@@ -18,10 +18,10 @@ from unittest import mock
 import pytest
 import sqlalchemy as sa
 from conftest import ROOT, Worker, connection_json, unique
+from dbos_orchestrator.client import DBOSClient
+from dbos_orchestrator.store.codec import decode_value
 
-from dbos_airflow.client import DBOSClient
 from dbos_airflow.hooks.dbos import DBOSHook
-from dbos_airflow.values import decode_value
 
 UNPOLLED = "q_once_nobody"
 
@@ -126,7 +126,7 @@ def test_one_unmapped_task_takes_the_run_s_only_completion_and_names_what_is_wro
 
 
 def test_a_duplicated_completion_fans_out_once(dagbag: Any, client: DBOSClient) -> None:
-    """docs/fanout.md, "Parameters" (``id_from``): a bulk enqueue with ``id_from="completion"`` in two
+    """docs/batch.md, "Parameters" (``id_from``): a bulk enqueue with ``id_from="completion"`` in two
     runs of one completion enqueues its items once; both runs return the same ids."""
     dag = dagbag.get_dag("dbos_t_once_bulk")
     only = completion(unique("done"), 1733150000000)

@@ -17,9 +17,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowException
 from conftest import ROOT, unique
 from dbos import WorkflowSerializationFormat
+from dbos_orchestrator.client import DBOSClient
 from fakes import FakeTI
-
-from dbos_airflow.client import DBOSClient
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +168,8 @@ def test_succeeded_workflow_is_never_rerun(dbos_conn: str, client: DBOSClient) -
 
 
 def ti_state_now(monkeypatch: pytest.MonkeyPatch, state: str | None) -> None:
-    """What Airflow's API says about the task instance when ``on_kill`` asks (see utils/kills.py)."""
-    monkeypatch.setattr("dbos_airflow.utils.kills.current_ti_state", lambda ti, timeout=3.0: state)
+    """What Airflow's API says about the task instance when ``on_kill`` asks (see contract/kill.py)."""
+    monkeypatch.setattr("dbos_airflow.contract.kill.current_ti_state", lambda ti, timeout=3.0: state)
 
 
 def test_sync_kill_cancels_the_workflow(dbos_conn: str, client: DBOSClient, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -445,8 +444,9 @@ def test_bad_trigger_events_fail_closed(dbos_conn: str, event: Any) -> None:
 
 @pytest.mark.parametrize("dag_id", ["dbos_t_sensors", "dbos_t_sensors_deferrable"])
 def test_sensors_wait_for_a_late_event_and_completion(dagbag: Any, client: DBOSClient, dag_id: str) -> None:
-    from dbos_airflow.utils.deferral import CHECK_IN_WORKER_SECONDS
-    from dbos_airflow.waiting.waiter import running_waiters
+    from dbos_orchestrator.waiting.waiter import running_waiters
+
+    from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS
 
     # Deferrable: later than the in-worker check, so that the waits really defer.
     delay = CHECK_IN_WORKER_SECONDS + 2 if dag_id.endswith("deferrable") else 2

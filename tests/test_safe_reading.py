@@ -42,10 +42,11 @@ import pytest
 import sqlalchemy as sa
 from conftest import ROOT, unique
 from dbos import DBOSPortableJSONSerializer, WorkflowSerializationFormat
+from dbos_orchestrator.client import DBOSClient
+from dbos_orchestrator.exceptions import DBOSUnsafeValueError
 from fakes import FakeTI
 
-from dbos_airflow.client import DBOSClient
-from dbos_airflow.exceptions import DBOSUnsafeValueError, DBOSWorkflowFailedError
+from dbos_airflow.exceptions import DBOSWorkflowFailedError
 from dbos_airflow.hooks.dbos import DBOSHook
 
 if TYPE_CHECKING:
@@ -193,7 +194,7 @@ def opt_in_conn(system_database_url: str, monkeypatch: pytest.MonkeyPatch) -> It
         ),
     )
     yield OPT_IN_CONN
-    from dbos_airflow.waiting.waiter import running_waiters
+    from dbos_orchestrator.waiting.waiter import running_waiters
 
     waiter = running_waiters().get(OPT_IN_CONN)  # the trigger's shared waiter: other tests count them
     if waiter is not None:
@@ -327,9 +328,10 @@ def test_event_trigger_refuses_in_the_triggerer(rows: Rows) -> None:
 
 def test_workflow_view_shows_trapped_rows_without_loading_them(rows: Rows, dbos_conn: str) -> None:
     """The UI view (plugin/data.py, plugin/render.py) also reads inputs and every step's output and error."""
+    from dbos_orchestrator.store.codec import Undecoded
+
     from dbos_airflow.plugin import data
     from dbos_airflow.plugin.render import workflow_page
-    from dbos_airflow.values import Undecoded
 
     with rows.engine.begin() as conn:  # the attacker also replaces the inputs and every step's output and error
         for table in ("workflow_status", "workflow_input"):
@@ -484,7 +486,7 @@ def test_reading_tasks_fail_with_the_clear_message(
 
 def deferred_then(action: Callable[[], None]) -> threading.Event:
     """Run ``action`` once a task is deferred (the in-process triggerer's waiter has a pending wait)."""
-    from dbos_airflow.waiting.waiter import running_waiters
+    from dbos_orchestrator.waiting.waiter import running_waiters
 
     done = threading.Event()
 

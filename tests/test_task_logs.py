@@ -12,16 +12,15 @@ import time
 from typing import Any
 
 import pytest
+from dbos_orchestrator.client import DBOSClient
 from fakes import FakeTI
-
-from dbos_airflow.client import DBOSClient
 
 
 @pytest.fixture
 def fast_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("dbos_airflow.hooks.dbos.PROGRESS_LOG_SECONDS", 1.0)
     monkeypatch.setattr("dbos_airflow.triggers.dbos.PROGRESS_LOG_SECONDS", 1.0)
-    monkeypatch.setattr("dbos_airflow.waiting.waiter.PROGRESS_REFRESH_SECONDS", 0.3)
+    monkeypatch.setattr("dbos_orchestrator.waiting.waiter.PROGRESS_REFRESH_SECONDS", 0.3)
 
 
 def _lines(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str] | None = None) -> list[str]:
@@ -83,7 +82,7 @@ async def _collect(trigger: Any) -> list[Any]:
 
 
 def test_initialization_line_once_per_process(system_database_url: str, caplog: pytest.LogCaptureFixture) -> None:
-    from dbos_airflow.client import _InitializingOnce, quiet_initialization
+    from dbos_orchestrator.init_log import _InitializingOnce, quiet_initialization
 
     caplog.set_level(logging.INFO)
     _InitializingOnce.seen.clear()
@@ -121,7 +120,7 @@ def test_misspelled_workflow_name_timeout_says_what_the_database_rules_out(dbos_
 
 
 def test_timeout_messages_tell_the_causes_apart() -> None:
-    from dbos_airflow.outcome import ended_message, still_waiting_message
+    from dbos_orchestrator.messages import ended_message, still_waiting_message
 
     base = {"workflow_id": "w", "name": "wf", "queue_name": "q", "app_version": None, "executor_id": "x"}
     queued = still_waiting_message({**base, "status": "ENQUEUED"}, 10)
@@ -140,7 +139,8 @@ def test_resumed_deferred_task_does_not_repeat_the_initialization_line(
     dbos_conn: str, client: DBOSClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The try's log has the line from before the deferral; execute_complete runs in a new process."""
-    from dbos_airflow.client import _InitializingOnce
+    from dbos_orchestrator.init_log import _InitializingOnce
+
     from dbos_airflow.operators.dbos import DBOSEnqueueOperator
 
     caplog.set_level(logging.INFO)

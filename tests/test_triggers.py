@@ -124,8 +124,9 @@ async def test_event_trigger_outcomes(strict_loop: Any, dbos_conn: str, client: 
 
 
 async def test_many_triggers_share_one_waiter(strict_loop: Any, dbos_conn: str, client: Any) -> None:
+    from dbos_orchestrator.waiting.waiter import running_waiters
+
     from dbos_airflow.hooks.dbos import DBOSHook
-    from dbos_airflow.waiting.waiter import running_waiters
 
     # Set-up off the loop, in one thread and one transaction: 50 concurrent enqueue threads
     # contending for the GIL on a 2-core machine made the loop's own callbacks look slow (0.7 s) to

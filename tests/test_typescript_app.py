@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy as sa
 from conftest import ROOT, Worker, connection_json
+from dbos_orchestrator.exceptions import DBOSUnsafeValueError
 from dbos_testkit.child_process import ChildProcess
 from test_completed_trigger import MemoryStateStore, Run, trigger
 from test_operators import states, xcoms
 
-from dbos_airflow.exceptions import DBOSUnsafeValueError
+from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS
 from dbos_airflow.hooks.dbos import DBOSHook
-from dbos_airflow.utils.deferral import CHECK_IN_WORKER_SECONDS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -169,7 +169,7 @@ def test_enqueue_and_wait_returns_the_typescript_output(dagbag: Any) -> None:
 def test_deferrable_enqueue_waits_for_the_typescript_workflow_in_the_triggerer(dagbag: Any) -> None:
     """README, "Applications in other languages" and "Deferrable tasks defer only when they must":
     the workflow sleeps longer than the in-worker check, so the wait really runs in a trigger."""
-    from dbos_airflow.waiting.waiter import running_waiters
+    from dbos_orchestrator.waiting.waiter import running_waiters
 
     def probes() -> int:
         waiter = running_waiters().get(CONN)
@@ -322,8 +322,7 @@ def test_python_and_typescript_migrations_share_one_database(ts_built: None, pos
     both launch on a database the other migrated; DBOS Python adds its two indexes, TypeScript
     leaves the newer version alone, and both keep running workflows there."""
     from dbos import DBOSPortableJSONSerializer
-
-    from dbos_airflow.client import DBOSClient
+    from dbos_orchestrator.client import DBOSClient
 
     url, admin = fresh_database(postgres_server_url)
     started: list[ChildProcess] = []

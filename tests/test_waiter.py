@@ -13,9 +13,9 @@ import psutil
 import pytest
 import sqlalchemy as sa
 from conftest import unique
+from dbos_orchestrator.status import DBOSWorkflowStatus
 
 from dbos_airflow.hooks.dbos import DBOSHook
-from dbos_airflow.status import DBOSWorkflowStatus
 
 UNPOLLED = "q_waiter_nobody"  # no worker polls it: its workflows stay ENQUEUED until cancelled
 WAITS = 200

@@ -19,15 +19,15 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from dbos_orchestrator.waiting import waiter as _waiter_module
+
 from dbos_airflow.triggers.dbos import DBOSWorkflowTrigger
-from dbos_airflow.waiting import waiter as _waiter_module
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from airflow.triggers.base import TriggerEvent
-
-    from dbos_airflow.waiting.waiter import Observation
+    from dbos_orchestrator.waiting.waiter import Observation
 
 _LINES: list[str] = []
 _FLUSHER: threading.Thread | None = None

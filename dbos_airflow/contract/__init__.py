@@ -6,7 +6,8 @@
   workflow it started (``retry_mode``).
 * :mod:`~dbos_airflow.contract.kill`: whether a stopped task cancels its workflow.
 * :mod:`~dbos_airflow.contract.events`: what a trigger yields, and which task result each event becomes.
-* :mod:`~dbos_airflow.contract.outcome`: how an ended workflow becomes a task result or failure.
+* :mod:`dbos_orchestrator.outcome` (the core's, through the hook's service, which raises Airflow's error
+  types): how an ended workflow (or a batch) becomes a task result or failure.
 * :mod:`~dbos_airflow.contract.deferral`: when a deferrable task defers, and when its trigger may fire.
 * :mod:`~dbos_airflow.contract.ownership`: which task instance owns a workflow (the record the UI trusts).
 """

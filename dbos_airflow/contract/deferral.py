@@ -65,7 +65,7 @@ def check_in_worker(check: Callable[[], T | None], *, seconds: float = CHECK_IN_
 
 
 def batch_ends_before_the_hold(pending: int, ended_per_s: float) -> bool:
-    """Rule 3 (batches, docs/fanout.md "How the wait works"): a batch whose remaining items should
+    """Rule 3 (batches, docs/batch.md "How the wait works"): a batch whose remaining items should
     end, at the rate they have been ending, before a deferral's :data:`HOLD_EVENT_SECONDS` would
     let its event through is waited for in the worker: deferring could only make it later."""
     return ended_per_s > 0 and pending / ended_per_s <= HOLD_EVENT_SECONDS

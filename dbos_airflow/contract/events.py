@@ -9,14 +9,14 @@ or an unknown status never becomes success) and turns it into the task's result 
 kind                     extra keys                                  task result
 =======================  ==========================================  ====================================
 ``workflow_ended``       ``status``                                  the outcome of the ended workflow
-                                                                     (:mod:`~dbos_airflow.contract.outcome`)
+                                                                     (:mod:`dbos_orchestrator.outcome`)
 ``event_published``      ``key``, ``value``                          the event's value
 ``ended_without_event``  ``key``, ``status``, optional ``value``     fails: ended without (that value of)
                                                                      the event
 ``not_found``            (``key``)                                   fails: no workflow with that id
 ``batch_ended``          ``batch``, ``counts``                       the outcome of the batch (every item
                                                                      ended, or one failed with fail_fast):
-                                                                     :func:`~dbos_airflow.contract.outcome.batch_result`;
+                                                                     :func:`dbos_orchestrator.outcome.batch_result`;
                                                                      ``workflow_id`` is the batch's key
 ``timeout``              (``key``)                                   the task's own timeout (an operator
                                                                      cancels: :mod:`~dbos_airflow.contract.kill`)

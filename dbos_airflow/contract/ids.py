@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dbos_airflow.exceptions import DBOSOptionsError
+from dbos_orchestrator.exceptions import DBOSOptionsError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -14,20 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from dbos_orchestrator.database_urls import hide_password, with_connect_timeout
+from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.forms import as_bool
-from dbos_orchestrator.serialization import SERIALIZATIONS, check_serialization, serialization_format
-
-from dbos_airflow.exceptions import DBOSOptionsError
+from dbos_orchestrator.serialization import SERIALIZATIONS, serialization_format
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
     from dbos import WorkflowSerializationFormat
 __all__ = [
     "EXTRA_FIELDS",
-    "SERIALIZATIONS",
     "DBOSConnectionSettings",
-    "check_serialization",
-    "serialization_format",
     "unparsable_env_connection",
 ]
 

@@ -11,14 +11,15 @@ import sqlalchemy as sa
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 from dbos_orchestrator.database_urls import hide_password
+from dbos_orchestrator.exceptions import DBOSOrchestratorError
 from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS
 from dbos_orchestrator.serialization import choose_format
 from dbos_orchestrator.status import status_to_dict
 
-from dbos_airflow.exceptions import DBOSAirflowError, DBOSWorkflowFailedError, DBOSWorkflowNotFoundError
+from dbos_airflow.exceptions import DBOSWorkflowFailedError, DBOSWorkflowNotFoundError
 from dbos_airflow.hooks.connection import DBOSConnectionSettings, unparsable_env_connection
 
-__all__ = ["DBOSHook", "DBOSConnectionSettings"]
+__all__ = ["DBOSHook"]
 
 # How an Airflow user allows pickles: the end of the core's refusal of a pickled value.
 PICKLE_HINT = "set the extra allow_pickle=true on the dbos connection to decode pickled values (runs their code)"
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from dbos import WorkflowHandle, WorkflowHandleAsync, WorkflowStatus
-    from dbos_orchestrator.client import DBOSClient, EnqueueOptions
+    from dbos_orchestrator.client import DBOSClient
+    from dbos_orchestrator.options import EnqueueOptions
     from dbos_orchestrator.retry import Reattach
     from dbos_orchestrator.service import DBOSService
     from dbos_orchestrator.store.values import ValueReader
@@ -234,7 +236,7 @@ class DBOSHook(BaseHook):
         """The latest value of event ``key`` of a workflow, or None after ``timeout_seconds``.
 
         Read through :meth:`value_reader`: a pickled value is refused
-        (:class:`~dbos_airflow.exceptions.DBOSUnsafeValueError`) unless the connection allows it.
+        (:class:`~dbos_orchestrator.exceptions.DBOSUnsafeValueError`) unless the connection allows it.
         """
         reader = self.value_reader()
         deadline = time.monotonic() + max(0.0, timeout_seconds)
@@ -317,7 +319,7 @@ class DBOSHook(BaseHook):
 
         Returns True if this call made the fork, False if ``forked_workflow_id`` already is a fork
         of ``workflow_id`` (a retry re-attaching). A workflow of that id that is not such a fork
-        raises :class:`~dbos_airflow.exceptions.DBOSOptionsError`; a missing original raises
+        raises :class:`~dbos_orchestrator.exceptions.DBOSOptionsError`; a missing original raises
         :class:`~dbos_airflow.exceptions.DBOSWorkflowNotFoundError`.
         """
         return self.service().fork_workflow(
@@ -376,7 +378,7 @@ class DBOSHook(BaseHook):
             settings = self.settings
             client = self.get_client()
             client.list_workflows(limit=1, load_input=False, load_output=False)
-        except DBOSAirflowError as exc:
+        except DBOSOrchestratorError as exc:
             return False, str(exc)
         except Exception as exc:  # noqa: BLE001 - the UI shows the reason instead of a traceback
             message = f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc}".strip()

@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSkipException
+from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.forms import as_bool, as_json, as_timeout
 from dbos_orchestrator.retry import check_retry_mode
 
 from dbos_airflow.contract.ids import SEPARATOR, bulk_item_id, check_id_from
-from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.links import remember_workflow
+from dbos_airflow.operators.batch import DBOSBatchMixin, check_push_results
 from dbos_airflow.operators.dbos import DBOSBaseEnqueueOperator, derived_work_id
-from dbos_airflow.operators.fanout import DBOSBatchMixin, check_push_results
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -38,7 +38,7 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
     second); with ``serialization="pickle"`` or SQLite, by ``DBOSClient.enqueue_in_transaction``.
 
     With ``wait_for_completion=True`` the same task then waits for **all** of them as one wait
-    (docs/fanout.md): in the worker, or with ``deferrable=True`` as one trigger for the whole
+    (docs/batch.md): in the worker, or with ``deferrable=True`` as one trigger for the whole
     batch; either way one statement per poll whatever the batch's size, a progress line every
     ~30 s (``6,210/10,000 ended: 6,190 SUCCESS, 20 ERROR; 3,790 pending``) and one closing line.
     The ids are pushed (return value) before the wait; the counts by status always (XCom key
@@ -57,7 +57,7 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
     :param fail_fast: fail at the first item that ended in anything but success (with
         ``cancel_on_kill``, cancelling the items still active) instead of after all ended.
     :param push_results: push the outputs in item order to XCom key ``results`` (read through the
-        connection's safe reader; at most 1,000 items and 1 MiB of JSON: docs/fanout.md, Results).
+        connection's safe reader; at most 1,000 items and 1 MiB of JSON: docs/batch.md, Results).
     :param cancel_on_kill: cancel the batch's active workflows when a person kills the task, its
         ``execution_timeout`` or its own ``timeout`` passes, or ``fail_fast`` stops it.
     :param retry_mode: what a later try does with items that ended in ERROR, CANCELLED or

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.forms import as_json, as_text
 
 from dbos_airflow.contract.ids import check_id_from, work_id
 from dbos_airflow.contract.ownership import with_owner
-from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import DBOSBaseOperator, dbos_template_fields
-from dbos_airflow.operators.waiting import DBOSWaitingOperator
+from dbos_airflow.operators.lifecycle import DBOSLifecycleOperator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
-    from dbos_orchestrator.client import EnqueueOptions
+    from dbos_orchestrator.options import EnqueueOptions
 
 TEXT_OPTIONS = frozenset(
     {
@@ -105,7 +105,7 @@ class DBOSBaseEnqueueOperator(DBOSBaseOperator):
         return {k: as_text(v) if k in TEXT_OPTIONS else v for k, v in options.items() if v is not None}  # type: ignore[return-value]
 
 
-class DBOSEnqueueOperator(DBOSWaitingOperator, DBOSBaseEnqueueOperator):
+class DBOSEnqueueOperator(DBOSLifecycleOperator, DBOSBaseEnqueueOperator):
     """
     Enqueue a DBOS workflow and, optionally, wait for it.
 

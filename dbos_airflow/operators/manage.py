@@ -12,15 +12,16 @@ import ast
 import json
 from typing import TYPE_CHECKING, Any
 
+from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.messages import workflow_not_found_message
 from dbos_orchestrator.status import DBOSWorkflowStatus
 
 from dbos_airflow.contract.ids import derived_id
 from dbos_airflow.contract.ownership import record_owner
-from dbos_airflow.exceptions import DBOSOptionsError, DBOSWorkflowNotFoundError
+from dbos_airflow.exceptions import DBOSWorkflowNotFoundError
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import DBOSBaseOperator, dbos_template_fields
-from dbos_airflow.operators.waiting import DBOSWaitingOperator
+from dbos_airflow.operators.lifecycle import DBOSLifecycleOperator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 __all__ = ["DBOSCancelWorkflowOperator", "DBOSForkWorkflowOperator", "DBOSResumeWorkflowOperator"]
-
-RESUMABLE = frozenset({DBOSWorkflowStatus.CANCELLED, DBOSWorkflowStatus.MAX_RECOVERY_ATTEMPTS_EXCEEDED})
 
 
 def workflow_ids_arg(value: Any) -> list[str]:
@@ -124,9 +123,9 @@ class DBOSResumeWorkflowOperator(_DBOSManyWorkflowsOperator):
 
     def execute_dbos(self, context: Context) -> str | list[str]:
         ids, statuses = self._statuses(context)
-        resumable = [w for w in ids if statuses[w] in RESUMABLE]
+        resumable = [w for w in ids if statuses[w].is_resumable()]
         for w in ids:
-            if statuses[w] not in RESUMABLE:
+            if not statuses[w].is_resumable():
                 self.log.info("DBOS workflow %s is %s; not resuming it", w, statuses[w].value)
         if resumable:
             self.hook.resume_workflows(resumable, queue_name=self.queue_name or None)
@@ -134,7 +133,7 @@ class DBOSResumeWorkflowOperator(_DBOSManyWorkflowsOperator):
         return self._result(ids)
 
 
-class DBOSForkWorkflowOperator(DBOSWaitingOperator):
+class DBOSForkWorkflowOperator(DBOSLifecycleOperator):
     """
     Fork a DBOS workflow: a new workflow that reuses its steps before ``start_step`` and runs the
     rest again; optionally wait for it. Returns the new workflow's id (also XCom key
@@ -155,7 +154,7 @@ class DBOSForkWorkflowOperator(DBOSWaitingOperator):
         that ended in ERROR, CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED.
 
     ``wait_for_completion``, ``deferrable``, ``poll_interval``, ``timeout`` and
-    ``cancel_on_kill`` wait as :class:`~dbos_airflow.operators.waiting.DBOSWaitingOperator` says (the
+    ``cancel_on_kill`` wait as :class:`~dbos_airflow.operators.lifecycle.DBOSLifecycleOperator` says (the
     same trigger and failure mapping as the enqueue operator).
     """
 

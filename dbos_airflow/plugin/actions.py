@@ -1,7 +1,7 @@
 """What the views' buttons do: the posted body, its checks, the action itself and its audit row.
 
 Which states cancel or resume is not decided here: :meth:`DBOSWorkflowStatus.is_active` and
-:data:`dbos_airflow.operators.manage.RESUMABLE` (the operators' own rule) decide it.
+:meth:`DBOSWorkflowStatus.is_resumable` (the resume operator's rule too) decide it.
 """
 
 from __future__ import annotations
@@ -43,8 +43,7 @@ def checked(body: ActionBody) -> ActionBody:
 
 def perform(hook: DBOSHook, status: WorkflowStatus, body: ActionBody) -> dict[str, Any]:
     """Run one action on a workflow the user may change; the JSON answer the view shows."""
-    from dbos_airflow.operators.manage import RESUMABLE  # the one rule of what resumes
-    from dbos_airflow.status import DBOSWorkflowStatus
+    from dbos_orchestrator.status import DBOSWorkflowStatus
 
     wid = status.workflow_id
     state = DBOSWorkflowStatus.parse(status.status)
@@ -54,7 +53,7 @@ def perform(hook: DBOSHook, status: WorkflowStatus, body: ActionBody) -> dict[st
         hook.cancel_workflow(wid)
         return {"message": f"Cancelled DBOS workflow {wid}", "workflow_id": wid}
     if body.action == "resume":
-        if state not in RESUMABLE:
+        if not state.is_resumable():
             raise HTTPException(
                 409, f"DBOS workflow {wid} is {state.value}: only CANCELLED or dead-lettered workflows resume"
             )

@@ -1,7 +1,7 @@
 """What the DBOS views show, read safely: workflows through the hook, pointers from Airflow's DB.
 
 Workflow metadata comes from ``list_workflows(load_input=False, load_output=False)`` (no
-decoding); inputs, outputs, errors, events and steps from :class:`~dbos_airflow.values.ValueReader`
+decoding); inputs, outputs, errors, events and steps from :class:`~dbos_orchestrator.store.values.ValueReader`
 (pickled values stay "pickled, not decoded" unless the connection has ``allow_pickle``).
 Which workflows a task instance started is what DBOS' owner records say
 (:mod:`dbos_airflow.plugin.records`); its XCom (``dbos_conn_id``, ``workflow_id``, a bulk
@@ -19,11 +19,11 @@ from dbos_airflow.links import CONN_ID_KEY, WORKFLOW_ID_KEY
 
 if TYPE_CHECKING:
     from dbos import WorkflowStatus
+    from dbos_orchestrator.store.steps import StoredStep
     from dbos_orchestrator.waiting.batch import BatchCounts
     from sqlalchemy.orm import Session
 
     from dbos_airflow.hooks.dbos import DBOSHook
-    from dbos_airflow.values import StoredStep
 
 DEFAULT_CONN_ID = "dbos_default"
 HOOK_TTL_SECONDS = 300
@@ -79,8 +79,7 @@ def forget_hook(conn_id: str) -> None:
 def is_connection_fault(exc: BaseException) -> bool:
     """The database (or the way to it) is at fault, not the request."""
     import sqlalchemy as sa
-
-    from dbos_airflow.exceptions import DBOSConnectionError, DBOSSchemaMissingError
+    from dbos_orchestrator.exceptions import DBOSConnectionError, DBOSSchemaMissingError
 
     if isinstance(exc, (DBOSConnectionError, DBOSSchemaMissingError, ConnectionError, TimeoutError)):
         return True
@@ -94,14 +93,14 @@ def explain(conn_id: str, exc: BaseException) -> ViewError:
 
     Only a connection fault (a 502) drops the shared hook: other requests use its pool.
     """
-    from dbos_airflow.exceptions import DBOSAirflowError
+    from dbos_orchestrator.exceptions import DBOSOrchestratorError
 
     if isinstance(exc, ViewError):
         return exc
     fault = is_connection_fault(exc)
     if fault:
         forget_hook(conn_id)
-    if isinstance(exc, DBOSAirflowError):
+    if isinstance(exc, DBOSOrchestratorError):
         text = str(exc)  # ours: already names host/database and never the password
     else:
         orig = getattr(exc, "orig", None) or exc
@@ -169,7 +168,7 @@ class WorkflowDetail:
 
     @property
     def state(self) -> Any:
-        from dbos_airflow.status import DBOSWorkflowStatus
+        from dbos_orchestrator.status import DBOSWorkflowStatus
 
         try:
             return DBOSWorkflowStatus.parse(self.status.status)
@@ -215,7 +214,7 @@ def batch_page(
     hook: DBOSHook, workflow_ids: list[str], page: int
 ) -> tuple[BatchCounts, list[tuple[int, str, str | None]]]:
     """Counts by status of a task's workflows and one page of them in order (two statements,
-    whatever the number: docs/fanout.md, "How the wait works")."""
+    whatever the number: docs/batch.md, "How the wait works")."""
     from dbos_orchestrator.waiting.batch import BatchSpec
 
     spec = BatchSpec.of_ids(workflow_ids)

@@ -93,7 +93,7 @@ def step(value: int | None) -> int:
 
 
 def status(value: str) -> str:
-    from dbos_airflow.status import DBOSWorkflowStatus
+    from dbos_orchestrator.status import DBOSWorkflowStatus
 
     if not value:
         return ""

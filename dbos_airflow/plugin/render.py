@@ -13,8 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dbos_airflow.status import DBOSWorkflowStatus
-from dbos_airflow.values import Undecoded
+from dbos_orchestrator.status import DBOSWorkflowStatus
+from dbos_orchestrator.store.codec import Undecoded
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -94,8 +94,6 @@ def _workflow_context(
     can_act: bool,
     task_link: str | None,
 ) -> dict[str, Any]:
-    from dbos_airflow.operators.manage import RESUMABLE  # the one rule of what resumes
-
     s, state = detail.status, detail.state
     total = (s.completed_at or s.updated_at or 0) - (s.created_at or 0) if s.created_at else None
     facts = [
@@ -120,7 +118,7 @@ def _workflow_context(
         "link_for": link_for,
         "can_act": can_act,
         "can_cancel": state is not None and state.is_active(),
-        "can_resume": state in RESUMABLE,
+        "can_resume": state is not None and state.is_resumable(),
         "steps": [(x, _bar(detail, x)) for x in detail.steps],
         "max_value": MAX_VALUE_CHARS,
         "max_step_value": MAX_STEP_VALUE_CHARS,
@@ -167,7 +165,7 @@ def ids_page(
     page_link: Callable[[int], str],
     static: str,
 ) -> str:
-    """A task's many workflows (a bulk task's fan-out): counts by status, then one page of items."""
+    """A task's many workflows (a bulk task's batch): counts by status, then one page of items."""
     from dbos_orchestrator.messages import batch_progress_message
 
     return _render(

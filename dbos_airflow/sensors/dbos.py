@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -10,17 +10,15 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 from dbos_orchestrator.forms import as_json
 from dbos_orchestrator.messages import batch_progress_message, event_missing_message
+from dbos_orchestrator.serialization import check_serialization
 from dbos_orchestrator.status import FAILURE_STATUSES, SUCCESS_STATUSES, DBOSWorkflowStatus
 
-from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS, check_in_worker, not_before_after_deferral
 from dbos_airflow.contract.events import TriggerEventKind
-from dbos_airflow.contract.outcome import workflow_result
 from dbos_airflow.exceptions import DBOSWorkflowFailedError
-from dbos_airflow.hooks.connection import check_serialization
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import EXTRA_LINKS, UI_COLOR, DBOSTaskMixin, dbos_template_fields
-from dbos_airflow.operators.fanout import DBOSBatchMixin, check_push_results
+from dbos_airflow.operators.batch import DBOSBatchMixin, check_push_results
 from dbos_airflow.triggers.dbos import DBOSBatchTrigger, DBOSEventTrigger, DBOSWorkflowTrigger
 
 if TYPE_CHECKING:
@@ -29,6 +27,11 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.triggers.base import BaseTrigger
     from dbos_orchestrator.waiting.batch import BatchSpec
+
+
+def _done(answer: PokeReturnValue | bool) -> PokeReturnValue | None:
+    """A poke's answer when it says the sensor is done, else None (still waiting)."""
+    return answer if isinstance(answer, PokeReturnValue) and answer.is_done else None
 
 
 class _DBOSSensor(BaseSensorOperator, DBOSTaskMixin):
@@ -55,7 +58,7 @@ class _DBOSSensor(BaseSensorOperator, DBOSTaskMixin):
         self.workflow_id = workflow_id
         self.deferrable = deferrable
 
-    def _trigger(self, end_time: float | None) -> BaseTrigger:
+    def _trigger(self, *, end_time: float | None, not_before: float) -> BaseTrigger:
         raise NotImplementedError
 
     def execute(self, context: Context) -> Any:
@@ -66,18 +69,13 @@ class _DBOSSensor(BaseSensorOperator, DBOSTaskMixin):
         remember_workflow(context, self.dbos_conn_id, self.workflow_id)
         if not self.deferrable:
             return super().execute(context)
-        # Never defer when the answer is already known, or comes within moments (utils/deferral.py).
-        started = time.time()
-        end_time = started + self.timeout if self.timeout is not None else None
-        budget = CHECK_IN_WORKER_SECONDS if self.timeout is None else min(CHECK_IN_WORKER_SECONDS, self.timeout)
-        done = check_in_worker(lambda: self._poke_done(context), seconds=budget)
-        if done is not None:
-            return done.xcom_value
-        self.defer(trigger=self._trigger(end_time), method_name="execute_complete", timeout=None)
-
-    def _poke_done(self, context: Context) -> PokeReturnValue | None:
-        answer = self.poke(context)
-        return answer if isinstance(answer, PokeReturnValue) and answer.is_done else None
+        done = self.defer_unless_known(
+            lambda: _done(self.poke(context)),
+            self._trigger,
+            timeout=self.timeout,
+            on_timeout=lambda: self.on_wait_timeout(context, {"workflow_id": self.workflow_id}),
+        )
+        return done.xcom_value
 
     def awaited_workflow_id(self, context: Context) -> str:
         return self.workflow_id
@@ -114,32 +112,30 @@ class DBOSWorkflowSensor(_DBOSSensor):
         self.success_statuses = DBOSWorkflowStatus.parse_all(success_statuses)
         self.failure_statuses = DBOSWorkflowStatus.parse_all(failure_statuses)
 
-    def _trigger(self, end_time: float | None) -> BaseTrigger:
+    def _trigger(self, *, end_time: float | None, not_before: float) -> BaseTrigger:
         return DBOSWorkflowTrigger(
-            workflow_id=self.workflow_id,
-            dbos_conn_id=self.dbos_conn_id,
-            end_time=end_time,
-            not_before=not_before_after_deferral(),
+            workflow_id=self.workflow_id, dbos_conn_id=self.dbos_conn_id, end_time=end_time, not_before=not_before
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        status = DBOSWorkflowStatus.parse(self.hook.require_workflow(self.workflow_id)["status"])
-        if status.is_active():
-            self.log.info("DBOS workflow %s is %s", self.workflow_id, status.value)
+        status = self.hook.require_workflow(self.workflow_id)
+        if DBOSWorkflowStatus.parse(status["status"]).is_active():
+            self.log.info("DBOS workflow %s is %s", self.workflow_id, status["status"])
             return False
-        return PokeReturnValue(True, self._result())
+        return PokeReturnValue(True, self._result(status))
 
-    def _result(self) -> Any:
-        return workflow_result(
-            self.hook.require_workflow(self.workflow_id),
-            self.hook.value_reader(),
+    def _result(self, status: dict[str, Any]) -> Any:
+        """The ended workflow's output (``status`` as the poke read it, not read again), or its failure."""
+        return self.hook.service().result(
+            self.workflow_id,
+            status=status,
             success_statuses=self.success_statuses,
             failure_statuses=self.failure_statuses,
             log=self.log.info,
         )
 
     def complete(self, context: Context, event: dict[str, Any]) -> Any:
-        return self._result()
+        return self._result(self.hook.require_workflow(self.workflow_id))
 
 
 class DBOSEventSensor(_DBOSSensor):
@@ -168,7 +164,7 @@ class DBOSEventSensor(_DBOSSensor):
         self.key = key
         self.expected_value = expected_value
 
-    def _trigger(self, end_time: float | None) -> BaseTrigger:
+    def _trigger(self, *, end_time: float | None, not_before: float) -> BaseTrigger:
         return DBOSEventTrigger(
             workflow_id=self.workflow_id,
             key=self.key,
@@ -176,7 +172,7 @@ class DBOSEventSensor(_DBOSSensor):
             poll_interval=self.poke_interval,
             dbos_conn_id=self.dbos_conn_id,
             end_time=end_time,
-            not_before=not_before_after_deferral(),
+            not_before=not_before,
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
@@ -198,8 +194,8 @@ class DBOSEventSensor(_DBOSSensor):
 
 class DBOSWorkflowsSensor(BaseSensorOperator, DBOSBatchMixin):
     """
-    Wait until every DBOS workflow of a list has ended, as **one** wait (docs/fanout.md, "Waiting
-    for workflows another task started"): a fan-out another task started is awaited in one place.
+    Wait until every DBOS workflow of a list has ended, as **one** wait (docs/batch.md, "Waiting
+    for workflows another task started"): a batch another task started is awaited in one place.
 
     Each poke (and, deferred, each tick of the one :class:`~dbos_airflow.triggers.dbos.DBOSBatchTrigger`)
     is one statement whatever the list's length; the ids already seen ended are not asked again.
@@ -257,28 +253,22 @@ class DBOSWorkflowsSensor(BaseSensorOperator, DBOSBatchMixin):
             remember_workflow(context, self.dbos_conn_id)
             if not self.deferrable:
                 return super().execute(context)
-            started = time.time()
-            budget = CHECK_IN_WORKER_SECONDS if self.timeout is None else min(CHECK_IN_WORKER_SECONDS, self.timeout)
-            done = check_in_worker(lambda: self._poke_done(context), seconds=budget)
-            if done is not None:
-                return done.xcom_value
-            self.defer(
-                trigger=DBOSBatchTrigger(
+            done = self.defer_unless_known(
+                lambda: _done(self.poke(context)),
+                partial(
+                    DBOSBatchTrigger,
                     workflow_id=spec.key,
                     batch=spec.to_json(),
                     fail_fast=self.fail_fast,
                     dbos_conn_id=self.dbos_conn_id,
-                    end_time=None if self.timeout is None else started + self.timeout,
                     cancel_on_kill=self.cancel_on_kill,
-                    not_before=not_before_after_deferral(),
                 ),
-                method_name="execute_complete",
-                timeout=None,
+                timeout=self.timeout,
+                on_timeout=lambda: self.on_wait_timeout(
+                    context, {"workflow_id": spec.key, "counts": self.hook.service().batch_counts(spec).to_json()}
+                ),
             )
-
-    def _poke_done(self, context: Context) -> PokeReturnValue | None:
-        answer = self.poke(context)
-        return answer if isinstance(answer, PokeReturnValue) and answer.is_done else None
+            return done.xcom_value
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         spec = self._spec()

@@ -58,11 +58,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSUnsafeValueError
 from dbos_orchestrator.status import TERMINAL_STATUSES, DBOSWorkflowStatus
 from dbos_orchestrator.waiting.feed import Completion, CompletionFilter, FeedState
 
-from dbos_airflow.contract.ids import completion_key, triggering_completions
-from dbos_airflow.exceptions import DBOSOptionsError, DBOSUnsafeValueError
+from dbos_airflow.contract.ids import completion_key
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.triggers.delivery import CompletionProducer, Watermark, acked_when_consumer_moves_on
 
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
 
     from dbos_orchestrator.store.values import ValueReader
 
-__all__ = ["DBOSWorkflowCompletedTrigger", "completion_payload", "triggering_completions"]
+__all__ = ["DBOSWorkflowCompletedTrigger", "completion_payload"]
 
 DEFAULT_LOOKBACK_WITHOUT_STORE = 3600.0
 STATE_KEY_PREFIX = "dbos_completed:"

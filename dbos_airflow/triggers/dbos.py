@@ -17,12 +17,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from dbos_orchestrator.exceptions import DBOSWaitTimeoutError
 from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS, batch_progress_message, progress_message
 from dbos_orchestrator.waiting.probe import is_transient_db_error
 
 from dbos_airflow.contract.deferral import hold_until
 from dbos_airflow.contract.events import TriggerEventKind, trigger_event_payload
-from dbos_airflow.exceptions import DBOSWaitTimeoutError
 from dbos_airflow.hooks.dbos import DBOSHook
 
 if TYPE_CHECKING:
@@ -250,8 +250,8 @@ class DBOSEventTrigger(_DBOSTrigger):
 class DBOSBatchTrigger(_DBOSTrigger):
     """
     Fires when every workflow of a batch has ended (with ``fail_fast``, at the first failure),
-    or at ``end_time``: **one** trigger for the whole fan-out, probed by the shared waiter with
-    one statement per tick whatever the batch's size (docs/fanout.md, "How the wait works").
+    or at ``end_time``: **one** trigger for the whole batch, probed by the shared waiter with
+    one statement per tick whatever the batch's size (docs/batch.md, "How the wait works").
     Logs ``6,210/10,000 ended: 6,190 SUCCESS, 20 ERROR; 3,790 pending`` every ~30 s.
 
     :param batch: the batch (:meth:`dbos_orchestrator.waiting.batch.BatchSpec.to_json`: a prefix

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome, SharedStreamProducer
 from dbos_orchestrator.waiting.feed import PAGE_SIZE, FeedState, now_ms
 
-from dbos_airflow.exceptions import DBOSAirflowError
+from dbos_airflow.exceptions import DBOSDeliveryError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -36,16 +36,11 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_OUTSTANDING",
     "CompletionProducer",
-    "DBOSDeliveryError",
     "Watermark",
     "acked_when_consumer_moves_on",
 ]
 
 MAX_OUTSTANDING = PAGE_SIZE  # completions handed out but not yet confirmed stored (Airflow's queue holds 1,024)
-
-
-class DBOSDeliveryError(DBOSAirflowError):
-    """Airflow did not confirm that it stored an event: the position stays before it (re-delivered)."""
 
 
 class Watermark:

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
+from dbos_orchestrator.client import DBOSClient
 from dbos_testkit import local_stack
 
-from dbos_airflow.client import DBOSClient
 from dbos_airflow.get_provider_info import get_provider_info  # noqa: E402
 
 if TYPE_CHECKING:

@@ -25,9 +25,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 from conftest import ROOT, unique
+from dbos_orchestrator.client import DBOSClient
 from dbos_testkit.child_process import ChildProcess
-
-from dbos_airflow.client import DBOSClient
 
 BIN = Path(sys.executable).parent
 TEAMS = ("alpha", "beta")

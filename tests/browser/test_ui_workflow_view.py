@@ -24,9 +24,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 from conftest import ROOT
+from dbos_orchestrator.client import DBOSClient
 from dbos_testkit.child_process import ChildProcess
-
-from dbos_airflow.client import DBOSClient
 
 pytestmark = pytest.mark.browser
 
@@ -399,7 +398,7 @@ def test_each_task_shape_maps_to_its_own_workflows(server: Server, shapes_run: A
     bulk_ids = [f"dbos_ui_shapes:{run_id}:bulk:-1:{i}" for i in range(3)]
     listing = view("bulk")
     assert "3 DBOS workflows" in listing and all(w in listing for w in bulk_ids)
-    assert "3/3 ended: 3 SUCCESS; 0 pending" in listing and "page 1 of 1" in listing  # docs/fanout.md, Progress
+    assert "3/3 ended: 3 SUCCESS; 0 pending" in listing and "page 1 of 1" in listing  # docs/batch.md, Progress
     assert [listing.index(w) for w in bulk_ids] == sorted(listing.index(w) for w in bulk_ids)  # item order
     assert bulk_ids[1] in view("bulk", workflow_id=bulk_ids[1])
     pickled = view("pickled")

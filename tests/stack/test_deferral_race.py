@@ -26,7 +26,7 @@ import pytest
 from conftest import ROOT, Worker
 from dbos_testkit.airflow_stack import AirflowStack
 
-from dbos_airflow.utils.deferral import HOLD_EVENT_SECONDS
+from dbos_airflow.contract.deferral import HOLD_EVENT_SECONDS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

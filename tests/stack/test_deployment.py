@@ -67,10 +67,10 @@ def test_system_database_restart_under_200_deferred_waits(private_pg: PrivatePos
     new waiter) while the server is down. No error event; the worker is never restarted.
     """
     from dbos import DBOSPortableJSONSerializer
+    from dbos_orchestrator.client import DBOSClient
+    from dbos_orchestrator.waiting.waiter import running_waiters
 
-    from dbos_airflow.client import DBOSClient
     from dbos_airflow.triggers.dbos import DBOSEventTrigger, DBOSWorkflowTrigger
-    from dbos_airflow.waiting.waiter import running_waiters
 
     url = private_pg.url(f"outage_{unique('db').replace('-', '_')}_dbos_sys")
     worker = Worker(url, ROOT / "tests" / "dbos_app.py", executor_id="outage-worker")
@@ -168,7 +168,7 @@ def test_system_database_restart_under_200_deferred_waits(private_pg: PrivatePos
 
 def test_waiter_connections_are_bounded(private_pg: PrivatePostgres) -> None:
     """TCP keepalives, TCP user timeout and a statement timeout on the waiter's connections."""
-    from dbos_airflow.waiting.probe import bounded_url
+    from dbos_orchestrator.waiting.probe import bounded_url
 
     url = bounded_url(private_pg.url("postgres"))
     import sqlalchemy as sa

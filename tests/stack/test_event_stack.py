@@ -23,9 +23,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import ROOT
+from dbos_orchestrator.client import DBOSClient
 from dbos_testkit.airflow_stack import POSTGRES, AirflowStack
-
-from dbos_airflow.client import DBOSClient
 
 # Airflow stores an event, confirms it to the trigger at the runner's next sync (~1 s), and the
 # trigger then stores the position: events stored longer ago than this before a kill are covered.

@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import ROOT
+from dbos_orchestrator.client import DBOSClient
+from dbos_orchestrator.store.codec import decode_value
 from dbos_testkit.airflow_stack import AirflowStack
 
 import stack.test_event_stack as event_stack
-from dbos_airflow.client import DBOSClient
 from dbos_airflow.hooks.dbos import DBOSHook
-from dbos_airflow.values import decode_value
 
 ASSET = "dbos_once_burst"
 DAG_ID = "dbos_once_downstream"

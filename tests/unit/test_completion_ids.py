@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from dbos_orchestrator.exceptions import DBOSOptionsError
 
 from dbos_airflow.contract.ids import (
     MAX_ID_BYTES,
@@ -19,7 +20,6 @@ from dbos_airflow.contract.ids import (
     triggering_completions,
     work_id,
 )
-from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.operators.dbos import DBOSEnqueueOperator, DBOSSendOperator
 
 

@@ -1,4 +1,4 @@
-"""The sentences of a batch wait and the watermark's arithmetic (docs/fanout.md, "Progress" and
+"""The sentences of a batch wait and the watermark's arithmetic (docs/batch.md, "Progress" and
 "How the wait works"): pure logic, no database."""
 
 from __future__ import annotations

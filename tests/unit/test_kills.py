@@ -1,4 +1,4 @@
-"""on_kill's evidence (dbos_airflow/utils/kills.py): which task-instance states mean a person's kill."""
+"""on_kill's evidence (dbos_airflow/contract/kill.py): which task-instance states mean a person's kill."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from dbos_airflow.utils import kills
+from dbos_airflow.contract import kill as kills
 
 TI = SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=-1)
 

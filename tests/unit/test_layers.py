@@ -17,23 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {
     "dbos_orchestrator": ROOT / "packages" / "dbos-orchestrator" / "dbos_orchestrator",
     "dbos_airflow": ROOT / "dbos_airflow",
+    "prefect_dbos": ROOT / "packages" / "prefect-dbos" / "prefect_dbos",
 }
-# Old import paths of modules that moved: each is an alias of the module now holding it.
-MOVED = {
-    "dbos_airflow.status": "dbos_orchestrator.status",
-    "dbos_airflow.client": "dbos_orchestrator.client",
-    "dbos_airflow.values": "dbos_orchestrator.store.values",
-    "dbos_airflow.utils.templating": "dbos_orchestrator.forms",
-    "dbos_airflow.utils.bulk": "dbos_orchestrator.store.bulk",
-    "dbos_airflow.waiting.waiter": "dbos_orchestrator.waiting.waiter",
-    "dbos_airflow.waiting.feed": "dbos_orchestrator.waiting.feed",
-    "dbos_airflow.waiting.probe": "dbos_orchestrator.waiting.probe",
-    "dbos_airflow.waiting.events": "dbos_airflow.contract.events",
-    "dbos_airflow.utils.ids": "dbos_airflow.contract.ids",
-    "dbos_airflow.utils.kills": "dbos_airflow.contract.kill",
-    "dbos_airflow.utils.deferral": "dbos_airflow.contract.deferral",
-}
-
 # Bottom first; folders are layers. A module belongs to the layer of the longest prefix naming it.
 LAYERS: list[tuple[str, ...]] = [
     # the Airflow-free core (its own distribution), itself in layers
@@ -56,6 +41,13 @@ LAYERS: list[tuple[str, ...]] = [
     ("dbos_orchestrator.outcome",),
     ("dbos_orchestrator.service",),
     ("dbos_orchestrator",),
+    # prefect-dbos, on the core: its block and id rules, what its tasks share, the tasks and flows
+    ("prefect_dbos.ids", "prefect_dbos.database"),
+    ("prefect_dbos.links", "prefect_dbos.waiting", "prefect_dbos.bridge"),
+    ("prefect_dbos.operations",),
+    ("prefect_dbos.tasks", "prefect_dbos.manage", "prefect_dbos.jobs", "prefect_dbos.cancellation"),
+    ("prefect_dbos.flows", "prefect_dbos.cli"),
+    ("prefect_dbos",),
     # dbos_airflow: its errors (the core's, the task-failing ones Airflow-facing)
     ("dbos_airflow.exceptions",),
     # the Connection turned into a client
@@ -64,8 +56,6 @@ LAYERS: list[tuple[str, ...]] = [
     ("dbos_airflow.contract",),
     # what DAG authors use
     ("dbos_airflow.links", "dbos_airflow.triggers", "dbos_airflow.operators", "dbos_airflow.sensors"),
-    # old import paths: nothing below may use them (the UI still does)
-    (*MOVED, "dbos_airflow.utils", "dbos_airflow.waiting", "dbos_airflow.utils.mixins", "dbos_airflow.outcome"),
     # the UI
     ("dbos_airflow.plugin",),
     # the package's facade and Airflow's provider discovery
@@ -89,9 +79,9 @@ SIDEWAYS: set[tuple[str, str]] = {
     ("dbos_airflow.triggers", "dbos_airflow.triggers"),
     ("dbos_airflow.operators", "dbos_airflow.operators"),
     ("dbos_airflow.operators", "dbos_airflow.links"),
-    ("dbos_airflow.operators.waiting", "dbos_airflow.triggers.dbos"),
-    ("dbos_airflow.operators.fanout", "dbos_airflow.triggers.dbos"),
-    ("dbos_airflow.sensors", "dbos_airflow.operators.fanout"),
+    ("dbos_airflow.operators.lifecycle", "dbos_airflow.triggers.dbos"),
+    ("dbos_airflow.operators.batch", "dbos_airflow.triggers.dbos"),
+    ("dbos_airflow.sensors", "dbos_airflow.operators.batch"),
     ("dbos_airflow.sensors", "dbos_airflow.links"),
     ("dbos_airflow.sensors", "dbos_airflow.operators.base"),
     ("dbos_airflow.sensors", "dbos_airflow.triggers.dbos"),
@@ -104,7 +94,11 @@ KNOWN_CYCLES = 0
 # The task-failing errors subclass AirflowException when Airflow is installed (optional import).
 KNOWN_FORBIDDEN: set[tuple[str, str]] = set()
 # Packages that must not import these top-level packages at all (not even lazily).
-FORBIDDEN = {"dbos_orchestrator": ("airflow", "prefect", "dbos_airflow")}
+FORBIDDEN = {
+    "dbos_orchestrator": ("airflow", "prefect", "dbos_airflow", "prefect_dbos"),
+    "dbos_airflow": ("prefect", "prefect_dbos"),
+    "prefect_dbos": ("airflow", "dbos_airflow"),
+}
 
 
 def module_name(package: str, folder: Path, path: Path) -> str:
@@ -254,11 +248,29 @@ def test_layer_rule_itself(importer: str, imported: str, expected: str) -> None:
     assert ("upward" if theirs is not None and theirs > mine else "") == expected
 
 
-@pytest.mark.parametrize(("old", "new"), sorted(MOVED.items()))
-def test_old_import_paths_are_the_moved_modules(old: str, new: str) -> None:
-    import importlib
-
-    assert importlib.import_module(old) is importlib.import_module(new)
+def test_no_module_is_an_alias_or_a_re_export() -> None:
+    """One obvious place per name: no module stands in for another (replacing itself in ``sys.modules``),
+    star-imports a neighbour or lists names it only imports in ``__all__`` (docs/architecture.md, "Layers")."""
+    found = []
+    for name, path in modules().items():
+        if name in PACKAGES:  # a distribution's public facade names what it offers
+            continue
+        tree = ast.parse(path.read_text())
+        imported = {
+            alias.asname or alias.name for node in tree.body if isinstance(node, ast.ImportFrom) for alias in node.names
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and any(alias.name == "*" for alias in node.names):
+                found.append(f"{name}:{node.lineno} star import")
+            if (
+                isinstance(node, ast.Subscript) and ast.unparse(node) == "sys.modules[" + "__name__]"
+            ):  # split: the repository greps for it
+                found.append(f"{name}:{node.lineno} replaces itself in sys.modules")
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(ast.unparse(t) == "__all__" for t in node.targets):
+                listed = {e.value for e in getattr(node.value, "elts", []) if isinstance(e, ast.Constant)}
+                found += [f"{name}: re-exports {n}" for n in sorted(listed & imported)]
+    assert found == []
 
 
 def test_the_core_imports_no_orchestrator() -> None:
@@ -273,3 +285,18 @@ def test_the_core_imports_no_orchestrator() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_the_facade_names_the_defining_modules() -> None:
+    """``from dbos_airflow import X`` resolves lazily to the module that defines X (no re-export in between)."""
+    import importlib
+
+    import dbos_airflow
+
+    wrong = []
+    for name, module in dbos_airflow._PUBLIC.items():
+        obj = getattr(importlib.import_module(module), name, None)
+        if obj is None or getattr(obj, "__module__", module) != module:
+            wrong.append(f"{name}: {module}")
+        assert getattr(dbos_airflow, name) is obj
+    assert wrong == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from dbos_airflow.status import DBOSWorkflowStatus
+from dbos_orchestrator.status import DBOSWorkflowStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = [ROOT / "dbos_airflow", ROOT / "packages" / "dbos-orchestrator" / "dbos_orchestrator"]

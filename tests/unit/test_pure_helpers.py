@@ -9,20 +9,15 @@ from typing import Any
 
 import pytest
 from dbos import DBOSPortableJSONSerializer
+from dbos_orchestrator.database_urls import hide_password, system_database_url_for, with_connect_timeout
+from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSUnsafeValueError
+from dbos_orchestrator.forms import as_bool, as_json, as_timeout
+from dbos_orchestrator.messages import event_missing_message, still_waiting_message
+from dbos_orchestrator.options import qualified_workflow_name, to_dbos_options
+from dbos_orchestrator.store.codec import Undecoded, decode_value, describe_stored_error, display_value
 
-from dbos_airflow.client import (
-    hide_password,
-    qualified_workflow_name,
-    system_database_url_for,
-    to_dbos_options,
-    with_connect_timeout,
-)
-from dbos_airflow.exceptions import DBOSOptionsError, DBOSUnsafeValueError
+from dbos_airflow.contract.ids import bulk_item_id, derived_id
 from dbos_airflow.hooks.connection import DBOSConnectionSettings
-from dbos_airflow.outcome import event_missing_message, still_waiting_message
-from dbos_airflow.utils.ids import bulk_item_id, derived_id
-from dbos_airflow.utils.templating import as_bool, as_json, as_timeout
-from dbos_airflow.values import Undecoded, decode_value, describe_stored_error, display_value
 
 
 def test_derived_ids_have_no_try_number() -> None:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
-
-from dbos_airflow.exceptions import DBOSTriggerEventError
-from dbos_airflow.status import (
+from dbos_orchestrator.status import (
     ACTIVE_STATUSES,
     FAILURE_STATUSES,
     SUCCESS_STATUSES,
     TERMINAL_STATUSES,
     DBOSWorkflowStatus,
 )
-from dbos_airflow.waiting.events import TriggerEventKind, trigger_event_payload, validate_trigger_event
+
+from dbos_airflow.contract.events import TriggerEventKind, trigger_event_payload, validate_trigger_event
+from dbos_airflow.exceptions import DBOSTriggerEventError
 
 
 def test_every_status_is_exactly_one_of_active_success_failure() -> None:
@@ -60,3 +60,10 @@ def test_trigger_event_error_fails_an_airflow_task() -> None:
     from airflow.sdk.exceptions import AirflowException
 
     assert issubclass(DBOSTriggerEventError, AirflowException)
+
+
+def test_resumable_is_cancelled_or_dead_lettered() -> None:
+    """The resume operator and the view's button share this rule (DBOSWorkflowStatus.is_resumable)."""
+    resumable = {s for s in DBOSWorkflowStatus if s.is_resumable()}
+    assert resumable == {DBOSWorkflowStatus.CANCELLED, DBOSWorkflowStatus.MAX_RECOVERY_ATTEMPTS_EXCEEDED}
+    assert all(s.is_terminal() for s in resumable)

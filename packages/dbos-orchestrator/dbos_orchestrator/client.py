@@ -24,44 +24,20 @@ import dbos
 import sqlalchemy as sa
 
 from dbos_orchestrator.database_urls import (
-    DEFAULT_CONNECT_TIMEOUT,
-    SYSTEM_DATABASE_SUFFIX,
-    hide_password,
     system_database_url_for,
     with_connect_timeout,
 )
-from dbos_orchestrator.diagnostics import ErrorDescriber, encoding_problem, explain_encoding, explain_message
+from dbos_orchestrator.diagnostics import ErrorDescriber, explain_encoding, explain_message
 from dbos_orchestrator.exceptions import DBOSOptionsError
-from dbos_orchestrator.init_log import _InitializingOnce, quiet_initialization
 from dbos_orchestrator.options import (
-    VALID_ENQUEUE_KEYS,
     AnyEnqueueOptions,
-    EnqueueOptions,
-    qualified_workflow_name,
     to_dbos_options,
 )
 
 if TYPE_CHECKING:
     from dbos import WorkflowHandle, WorkflowHandleAsync
 
-# The client, and (for imports written before the split) the names its neighbours now hold:
-# options.py, database_urls.py, init_log.py, diagnostics.py.
-__all__ = [
-    "DEFAULT_CONNECT_TIMEOUT",
-    "SYSTEM_DATABASE_SUFFIX",
-    "VALID_ENQUEUE_KEYS",
-    "AnyEnqueueOptions",
-    "DBOSClient",
-    "EnqueueOptions",
-    "_InitializingOnce",
-    "encoding_problem",
-    "hide_password",
-    "qualified_workflow_name",
-    "quiet_initialization",
-    "system_database_url_for",
-    "to_dbos_options",
-    "with_connect_timeout",
-]
+__all__ = ["DBOSClient"]
 
 
 class DBOSClient(dbos.DBOSClient):

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbos_orchestrator.messages import workflow_not_found_message
-
 __all__ = [
     "DBOSOrchestratorError",
     "DBOSBulkEnqueueError",
@@ -23,12 +21,12 @@ __all__ = [
     "DBOSWorkflowFailedError",
     "DBOSWorkflowNotFoundError",
     "replacing",
-    "workflow_not_found_message",
 ]
 
 
 class DBOSOrchestratorError(Exception):
-    """Base class of every error raised by the core itself (``DBOSAirflowError`` in dbos-airflow)."""
+    """Base class of every error the core, dbos-airflow and prefect-dbos raise (their task-failing
+    subclasses included)."""
 
 
 class DBOSConnectionError(DBOSOrchestratorError):

@@ -2,7 +2,7 @@
 
 Pure functions of status dicts (:func:`dbos_orchestrator.status.status_to_dict`) and values already
 read: no I/O, no Airflow. Operators, sensors, triggers and the hook log and raise these; what an
-ended workflow *means* for a task is each front end's contract (dbos_airflow.contract.outcome).
+ended workflow *means* for a task is :mod:`dbos_orchestrator.outcome`.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ def batch_result(
     cancelled: int | None = None,
     failed: type[DBOSWorkflowFailedError] = DBOSWorkflowFailedError,
 ) -> None:
-    """The failure policy of a batch (docs/fanout.md, "Failure policy"): nothing when every item
+    """The failure policy of a batch (docs/batch.md, "Failure policy"): nothing when every item
     succeeded, else an error naming how many failed, by status, and the first
     :data:`FAILURES_NAMED` ids with their own errors (``failures``: ``(index, id, status)`` in item
     order, at least that many). With ``fail_fast`` it may come before every item ended

@@ -10,7 +10,7 @@ re-run. One rule for every front end; the reads and writes it implies are the se
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from dbos_orchestrator.exceptions import DBOSOptionsError
 
@@ -19,9 +19,11 @@ if TYPE_CHECKING:
 
     from dbos_orchestrator.status import DBOSWorkflowStatus
 
-__all__ = ["RETRY_MODES", "Reattach", "check_retry_mode", "reattach", "rerun_start_step"]
+__all__ = ["RETRY_MODES", "Reattach", "RetryMode", "check_retry_mode", "reattach", "rerun_start_step"]
 
 RETRY_MODES = ("resume", "restart", "fail")
+# The type of a ``retry_mode`` parameter (Prefect validates flow parameters against it).
+RetryMode = Literal["resume", "restart", "fail"]
 
 
 class Reattach(str, Enum):

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSWorkflowFailedError, DBOSWorkflowNotFoundError
 from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS, progress_message, workflow_not_found_message
-from dbos_orchestrator.outcome import workflow_result
+from dbos_orchestrator.outcome import batch_result, workflow_result
 from dbos_orchestrator.retry import Reattach, check_retry_mode, reattach, rerun_start_step
-from dbos_orchestrator.status import DBOSWorkflowStatus, status_to_dict
+from dbos_orchestrator.status import FAILURE_STATUSES, SUCCESS_STATUSES, DBOSWorkflowStatus, status_to_dict
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Collection, Iterable, Sequence
 
     from dbos import WorkflowSerializationFormat, WorkflowStatus
 
@@ -90,6 +90,15 @@ class DBOSService:
         rows = self.list_workflows(workflow_ids=list(workflow_ids))
         return {r.workflow_id: {**status_to_dict(r), "forked_from": r.forked_from} for r in rows}
 
+    def get_workflow_status_with_fork(self, workflow_id: str) -> dict[str, Any] | None:
+        """The workflow's status dict with ``forked_from`` (the id it was forked from, or None);
+        None when it does not exist."""
+        return self.get_workflow_statuses([workflow_id]).get(workflow_id)
+
+    def list_workflows_with_prefix(self, prefix: str) -> list[dict[str, Any]]:
+        """Status dicts of every workflow whose id starts with ``prefix`` (no values read)."""
+        return [status_to_dict(r) for r in self.list_workflows(workflow_id_prefix=prefix)]
+
     def require_workflow(self, workflow_id: str) -> dict[str, Any]:
         """The workflow's status dict; :attr:`not_found` names a missing id."""
         status = self.get_workflow_status(workflow_id)
@@ -97,13 +106,46 @@ class DBOSService:
             raise self.not_found(workflow_not_found_message(workflow_id, self.client.target))
         return status
 
-    def result(self, workflow_id: str, *, log: Callable[[str], Any] | None = None) -> Any:
+    def result(
+        self,
+        workflow_id: str,
+        *,
+        status: dict[str, Any] | None = None,
+        success_statuses: Collection[DBOSWorkflowStatus] = SUCCESS_STATUSES,
+        failure_statuses: Collection[DBOSWorkflowStatus] = FAILURE_STATUSES,
+        log: Callable[[str], Any] | None = None,
+    ) -> Any:
         """The decoded output of an ended workflow; a failure raises :attr:`failed` with its own error
         and id (:func:`dbos_orchestrator.outcome.workflow_result`).
 
+        :param status: the workflow's status dict as a wait already returned it (not read again);
+            None: read now.
+        :param success_statuses: the statuses the task counts as success.
+        :param failure_statuses: the statuses it counts as failure (besides every failure status).
         :param log: given, gets the one closing line (how the workflow ended).
         """
-        return workflow_result(self.require_workflow(workflow_id), self.value_reader(), log=log, failed=self.failed)
+        return workflow_result(
+            status if status is not None else self.require_workflow(workflow_id),
+            self.value_reader(),
+            success_statuses=success_statuses,
+            failure_statuses=failure_statuses,
+            log=log,
+            failed=self.failed,
+        )
+
+    def batch_result(
+        self,
+        counts: BatchCounts,
+        failures: Sequence[tuple[int, str, str | None]],
+        *,
+        fail_fast: bool = False,
+        cancelled: int | None = None,
+    ) -> None:
+        """The failure policy of a batch (:func:`dbos_orchestrator.outcome.batch_result`): raises
+        :attr:`failed` naming how many items failed, by status, and the first few with their own errors."""
+        batch_result(
+            counts, failures, self.value_reader(), fail_fast=fail_fast, cancelled=cancelled, failed=self.failed
+        )
 
     # -- enqueue or re-attach, re-running, cancel, resume, forking -----------------------------
 
@@ -238,7 +280,7 @@ class DBOSService:
             time.sleep(delay if deadline is None else max(0.0, min(delay, deadline - now)))
             delay = min(delay * 2, poll_interval)
 
-    # -- batches (docs/fanout.md) -------------------------------------------------------
+    # -- batches (docs/batch.md) -------------------------------------------------------
 
     def batch_counts(self, spec: BatchSpec) -> BatchCounts:
         """The batch's counts by status now (one statement)."""

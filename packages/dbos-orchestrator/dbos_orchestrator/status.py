@@ -51,6 +51,11 @@ class DBOSWorkflowStatus(str, Enum):
         """Ended: nothing changes it any more unless someone resumes, rewinds or forks it."""
         return not self.is_active()
 
+    def is_resumable(self) -> bool:
+        """Stopped where it was and can continue from there (DBOS' resume): CANCELLED or dead-lettered
+        (MAX_RECOVERY_ATTEMPTS_EXCEEDED). The resume operator and the view's button share this rule."""
+        return self in (DBOSWorkflowStatus.CANCELLED, DBOSWorkflowStatus.MAX_RECOVERY_ATTEMPTS_EXCEEDED)
+
     def is_success(self) -> bool:
         return self in SUCCESS_STATUSES
 

@@ -20,7 +20,7 @@ from dbos_orchestrator.forms import as_bool, as_json, as_timeout
 from dbos_orchestrator.retry import Reattach, check_retry_mode, reattach, rerun_start_step
 from dbos_orchestrator.serialization import check_serialization
 from dbos_orchestrator.status import DBOSWorkflowStatus as S
-from dbos_orchestrator.store.values import decode_value, describe_stored_error
+from dbos_orchestrator.store.codec import decode_value, describe_stored_error
 
 
 def test_importing_the_core_pulls_in_no_orchestrator() -> None:
@@ -118,7 +118,7 @@ def test_a_pickled_error_is_described_without_loading_it() -> None:
 
 
 def test_a_failed_batch_names_how_many_and_the_first_ids_in_the_front_ends_error() -> None:
-    """docs/fanout.md, "Failure policy": one rule for the bulk task, the many-ids sensor and
+    """docs/batch.md, "Failure policy": one rule for the bulk task, the many-ids sensor and
     prefect-dbos' ``await_workflows``; each front end passes the error type that fails its tasks."""
     from dbos_orchestrator.exceptions import DBOSWorkflowFailedError
     from dbos_orchestrator.outcome import FAILURES_NAMED, batch_result

@@ -19,7 +19,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from prefect_dbos._core import Completion, CompletionFilter, FeedState
+from dbos_orchestrator.waiting.feed import Completion, CompletionFilter, FeedState
 
 if TYPE_CHECKING:
     from prefect.events import Event
@@ -102,9 +102,8 @@ async def run_bridge(
         with ``workflow_id`` and ``status`` parameters and an idempotency key derived from the
         completion: exactly once beyond the server's 30-minute event dedupe.
     """
+    from dbos_orchestrator.waiting.feed import now_ms
     from prefect.events.clients import get_events_client
-
-    from prefect_dbos._core import now_ms
 
     state = await load_state(name) or FeedState.starting_at(start_ms if start_ms is not None else now_ms())
     target = (await asyncio.to_thread(database.get_client)).target

@@ -47,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _bridge(args: argparse.Namespace) -> int:
-    from prefect_dbos._core import CompletionFilter, DBOSWorkflowStatus
+    from dbos_orchestrator.status import DBOSWorkflowStatus
+    from dbos_orchestrator.waiting.feed import CompletionFilter
+
     from prefect_dbos.bridge import describe, log, run_bridge
     from prefect_dbos.database import DBOSSystemDatabase
 

@@ -8,22 +8,18 @@ import threading
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
+from dbos_orchestrator.client import DBOSClient
+from dbos_orchestrator.exceptions import DBOSOptionsError
+from dbos_orchestrator.init_log import quiet_initialization
+from dbos_orchestrator.serialization import serialization_format
+from dbos_orchestrator.service import DBOSService
+from dbos_orchestrator.waiting.waiter import get_waiter
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from prefect_dbos._core import (
-    DBOSClient,
-    DBOSOptionsError,
-    WorkflowService,
-    get_waiter,
-    quiet_initialization,
-    serialization_format,
-)
-
 if TYPE_CHECKING:
     from dbos import WorkflowSerializationFormat
-
-    from prefect_dbos._core import DBOSWaiter
+    from dbos_orchestrator.waiting.waiter import DBOSWaiter
 
 DOCS_URL = "https://github.com/dbos-inc/dbos-airflow/tree/main/packages/prefect-dbos#blocks"
 LOGO_URL = "https://avatars.githubusercontent.com/u/122426524?s=200&v=4"
@@ -49,7 +45,7 @@ class DBOSSystemDatabase(CredentialsBlock):
         from prefect_dbos import DBOSSystemDatabase
 
         database = DBOSSystemDatabase.load("BLOCK_NAME")
-        status = database.service().status("order-42")
+        status = database.service().get_workflow_status_with_fork("order-42")
         ```
     """
 
@@ -148,12 +144,12 @@ class DBOSSystemDatabase(CredentialsBlock):
                     client = _CLIENTS[key] = DBOSClient(**self.client_kwargs())
             return client
 
-    def service(self, log: Any = None) -> WorkflowService:
+    def service(self, log: Any = None) -> DBOSService:
         """The core's workflow service on this database (safe reads follow :attr:`allow_pickle`).
 
         :param log: logger for its lines (default: the ``prefect_dbos`` logger).
         """
-        return WorkflowService(
+        return DBOSService(
             self.get_client(),
             allow_pickle=self.allow_pickle,
             serialization=self.serialization_type,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence  # noqa: TC003 - Prefect validates flow parameters at run time
 from typing import Any
 
+from dbos_orchestrator.retry import RetryMode  # noqa: TC002 - Prefect validates flow parameters at run time
 from prefect import flow
 
-from prefect_dbos._core import RetryMode  # noqa: TC001
 from prefect_dbos.database import DBOSSystemDatabase  # noqa: TC001
 from prefect_dbos.tasks import aenqueue_workflow, await_workflow
 

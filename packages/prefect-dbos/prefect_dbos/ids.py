@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from prefect_dbos._core import DBOSOptionsError
+from dbos_orchestrator.exceptions import DBOSOptionsError
 
 PREFIX = "prefect"
 DIGEST_CHARS = 12

@@ -47,13 +47,13 @@ async def aget_workflow_status(database: DBOSSystemDatabase, workflow_id: str) -
 
     :param workflow_id: the workflow.
     """
-    return await asyncio.to_thread(database.service().require, workflow_id)
+    return await asyncio.to_thread(database.service().require_workflow, workflow_id)
 
 
 @task(name="get-dbos-workflow-status", cache_policy=NO_CACHE)
 def get_workflow_status(database: DBOSSystemDatabase, workflow_id: str) -> dict[str, Any]:
     """Sync twin of :func:`aget_workflow_status`."""
-    return database.service().require(workflow_id)
+    return database.service().require_workflow(workflow_id)
 
 
 @task(name="get-dbos-workflow-event", cache_policy=NO_CACHE)
@@ -140,7 +140,7 @@ async def acancel_workflow(database: DBOSSystemDatabase, workflow_id: str) -> st
 
     :param workflow_id: the workflow.
     """
-    await asyncio.to_thread(database.service().cancel, [workflow_id])
+    await asyncio.to_thread(database.service().cancel_workflows, [workflow_id])
     get_run_logger().info("Cancelled DBOS workflow %s", workflow_id)
     return workflow_id
 
@@ -148,7 +148,7 @@ async def acancel_workflow(database: DBOSSystemDatabase, workflow_id: str) -> st
 @task(name="cancel-dbos-workflow", cache_policy=NO_CACHE)
 def cancel_workflow(database: DBOSSystemDatabase, workflow_id: str) -> str:
     """Sync twin of :func:`acancel_workflow`."""
-    database.service().cancel([workflow_id])
+    database.service().cancel_workflows([workflow_id])
     get_run_logger().info("Cancelled DBOS workflow %s", workflow_id)
     return workflow_id
 
@@ -160,7 +160,7 @@ async def aresume_workflow(database: DBOSSystemDatabase, workflow_id: str, *, qu
     :param workflow_id: the workflow.
     :param queue_name: queue to run it on (default: its own).
     """
-    await asyncio.to_thread(database.service().resume, workflow_id, queue_name=queue_name)
+    await asyncio.to_thread(database.service().resume_workflow, workflow_id, queue_name=queue_name)
     get_run_logger().info("Resumed DBOS workflow %s", workflow_id)
     return workflow_id
 
@@ -168,7 +168,7 @@ async def aresume_workflow(database: DBOSSystemDatabase, workflow_id: str, *, qu
 @task(name="resume-dbos-workflow", cache_policy=NO_CACHE)
 def resume_workflow(database: DBOSSystemDatabase, workflow_id: str, *, queue_name: str | None = None) -> str:
     """Sync twin of :func:`aresume_workflow`."""
-    database.service().resume(workflow_id, queue_name=queue_name)
+    database.service().resume_workflow(workflow_id, queue_name=queue_name)
     get_run_logger().info("Resumed DBOS workflow %s", workflow_id)
     return workflow_id
 

@@ -9,16 +9,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prefect_dbos._core import (
-    FAILURES_NAMED,
-    BatchSpec,
-    DBOSOptionsError,
-    DBOSWaitTimeoutError,
-    batch_progress_message,
-    batch_result,
-    check_retry_mode,
-    enqueue_many,
-)
+from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSWaitTimeoutError
+from dbos_orchestrator.messages import batch_progress_message
+from dbos_orchestrator.outcome import FAILURES_NAMED, batch_result
+from dbos_orchestrator.retry import check_retry_mode
+from dbos_orchestrator.store.bulk import enqueue_many
+from dbos_orchestrator.waiting.batch import BatchSpec
+
 from prefect_dbos.ids import current_run, derived_key, derived_workflow_id, flow_run_prefix
 from prefect_dbos.links import link_workflow, prefect_attributes, summarize, summarize_batch
 from prefect_dbos.waiting import (
@@ -30,7 +27,8 @@ from prefect_dbos.waiting import (
 )
 
 if TYPE_CHECKING:
-    from prefect_dbos._core import RetryMode
+    from dbos_orchestrator.retry import RetryMode
+
     from prefect_dbos.database import DBOSSystemDatabase
 
 ENQUEUE_OPTION_NAMES = (
@@ -133,7 +131,7 @@ def _cancel_on_own_timeout(database: DBOSSystemDatabase, workflow_id: str, start
     """Called while the task is being stopped: cancel the workflow only if it is the task's own timeout."""
     if is_own_timeout(started):
         logger.warning("Task timed out: cancelling DBOS workflow %s", workflow_id)
-        database.service().cancel([workflow_id])  # blocking on purpose: the task is being cancelled
+        database.service().cancel_workflows([workflow_id])  # blocking on purpose: the task is being cancelled
 
 
 async def wait(
@@ -164,10 +162,10 @@ async def wait(
         error = await asyncio.to_thread(timed_out_error, database, workflow_id, time.time() - started)
         if cancel_on_timeout:
             logger.warning("Cancelling DBOS workflow %s: its wait ran out", workflow_id)
-            await asyncio.to_thread(service.cancel, [workflow_id])
+            await asyncio.to_thread(service.cancel_workflows, [workflow_id])
         raise error
     if summary_artifact:
-        last_step = await asyncio.to_thread(service.last_step, workflow_id)
+        last_step = await asyncio.to_thread(service.value_reader().last_step, workflow_id)
         await summarize(database, status, last_step)
     return await asyncio.to_thread(service.result, workflow_id, log=lambda line: logger.info("%s", line))
 
@@ -215,7 +213,7 @@ async def wait_many(
         failures = await asyncio.to_thread(
             service.batch_items, spec, statuses=counts.failure_statuses(), limit=FAILURES_NAMED
         )
-        await asyncio.to_thread(batch_result, counts, failures, service.reader(), fail_fast=fail_fast)
+        await asyncio.to_thread(batch_result, counts, failures, service.value_reader(), fail_fast=fail_fast)
     return summary
 
 
@@ -230,9 +228,9 @@ def cancel_many_on_own_timeout(database: DBOSSystemDatabase, workflow_ids: Seque
 async def event(database: DBOSSystemDatabase, workflow_id: str, key: str, *, logger: Any, timeout: float | None) -> Any:
     """The value of event ``key``; ``timeout=0`` reads it once (None when absent)."""
     if timeout == 0:
-        published, value = await asyncio.to_thread(database.service().reader().event, workflow_id, key)
+        published, value = await asyncio.to_thread(database.service().value_reader().event, workflow_id, key)
         if not published:
-            await asyncio.to_thread(database.service().require, workflow_id)
+            await asyncio.to_thread(database.service().require_workflow, workflow_id)
         return value
     return await wait_for_event(database, workflow_id, key, timeout=timeout, logger=logger)
 
@@ -276,7 +274,7 @@ async def fork(
     )
     service = database.service(log=logger)
     made = await asyncio.to_thread(
-        service.fork_once,
+        service.fork_workflow,
         workflow_id,
         start_step,
         forked_workflow_id=fork_id,
@@ -329,9 +327,9 @@ async def enqueue_bulk(
 async def cancel_prefix(database: DBOSSystemDatabase, flow_run_id: str, *, logger: Any) -> list[str]:
     """Cancel every active workflow whose id was derived from ``flow_run_id``; return their ids."""
     service = database.service(log=logger)
-    rows = await asyncio.to_thread(service.ids_with_prefix, flow_run_prefix(flow_run_id))
-    from prefect_dbos._core import DBOSWorkflowStatus
+    rows = await asyncio.to_thread(service.list_workflows_with_prefix, flow_run_prefix(flow_run_id))
+    from dbos_orchestrator.status import DBOSWorkflowStatus
 
     active = [r["workflow_id"] for r in rows if DBOSWorkflowStatus.parse(r["status"]).is_active()]
-    await asyncio.to_thread(service.cancel, active)
+    await asyncio.to_thread(service.cancel_workflows, active)
     return active

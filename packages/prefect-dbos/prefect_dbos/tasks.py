@@ -21,7 +21,8 @@ from prefect_dbos.waiting import is_own_timeout
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Mapping, Sequence
 
-    from prefect_dbos._core import RetryMode
+    from dbos_orchestrator.retry import RetryMode
+
     from prefect_dbos.database import DBOSSystemDatabase
 
 __all__ = [
@@ -238,7 +239,7 @@ def wait_for_workflow(
     except BaseException:
         if cancel_on_timeout and is_own_timeout(started):
             logger.warning("Task timed out: cancelling DBOS workflow %s", workflow_id)
-            database.service().cancel([workflow_id])
+            database.service().cancel_workflows([workflow_id])
         raise
 
 
@@ -258,7 +259,7 @@ async def await_workflows(
     """Wait until every workflow of a list has ended, as **one** wait; return the counts by status.
 
     One task run and one statement per tick of the shared waiter whatever the list's length (a
-    fan-out of ``aenqueue_workflows`` is awaited here, not with one ``await_workflow`` task per
+    batch ``aenqueue_workflows`` enqueued is awaited here, not with one ``await_workflow`` task per
     id). A progress line every 30 s (``6,210/10,000 ended: 6,190 SUCCESS, 20 ERROR; 3,790
     pending``), one closing line, one summary artifact.
 

@@ -15,20 +15,16 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from prefect_dbos._core import (
+from dbos_orchestrator.exceptions import DBOSWaitTimeoutError, DBOSWorkflowFailedError, DBOSWorkflowNotFoundError
+from dbos_orchestrator.messages import (
     PROGRESS_LOG_SECONDS,
-    BatchCounts,
-    BatchSpec,
-    BatchTracker,
-    DBOSWaitTimeoutError,
-    DBOSWorkflowFailedError,
-    DBOSWorkflowNotFoundError,
-    DBOSWorkflowStatus,
     batch_progress_message,
     event_missing_message,
     progress_message,
     still_waiting_message,
 )
+from dbos_orchestrator.status import DBOSWorkflowStatus
+from dbos_orchestrator.waiting.batch import BatchCounts, BatchSpec, BatchTracker
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -93,7 +89,7 @@ async def wait_until_ended(
     if seen is None:
         return None
     # A missing workflow raises here, naming the id and the database.
-    return await asyncio.to_thread(database.service().require, workflow_id)
+    return await asyncio.to_thread(database.service().require_workflow, workflow_id)
 
 
 async def wait_until_batch_done(
@@ -123,10 +119,10 @@ async def wait_until_batch_done(
 def timed_out_error(database: DBOSSystemDatabase, workflow_id: str, waited: float) -> DBOSWaitTimeoutError:
     """Why a wait ran out: what the workflow is doing and the likely causes (the core's sentence)."""
     service = database.service()
-    status = service.status(workflow_id)
+    status = service.get_workflow_status_with_fork(workflow_id)
     if status is None:
         return DBOSWaitTimeoutError(f"DBOS workflow {workflow_id} does not exist")
-    return DBOSWaitTimeoutError(still_waiting_message(status, waited, service.last_step(workflow_id)))
+    return DBOSWaitTimeoutError(still_waiting_message(status, waited, service.value_reader().last_step(workflow_id)))
 
 
 async def wait_for_event(
@@ -138,7 +134,7 @@ async def wait_for_event(
     :raises DBOSWorkflowFailedError: the workflow ended without publishing ``key``.
     """
     service = database.service()
-    reader = service.reader()
+    reader = service.value_reader()
     started = time.time()
     status = await wait_until_ended(database, workflow_id, timeout=timeout, logger=logger, key=key)
     published, value = await asyncio.to_thread(reader.event, workflow_id, key)

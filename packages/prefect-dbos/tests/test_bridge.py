@@ -12,13 +12,13 @@ from typing import Any
 
 from conftest import QUEUE, ChildProcess, unique
 from dbos import WorkflowSerializationFormat
+from dbos_orchestrator.waiting.feed import FeedState, now_ms
 from flows import on_dbos_completion
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.events import DeploymentEventTrigger
 
 from prefect_dbos import DBOSSystemDatabase
-from prefect_dbos._core import FeedState, now_ms
 from prefect_dbos.bridge import load_state, run_bridge, save_state
 
 
@@ -145,7 +145,7 @@ async def test_run_deployment_starts_exactly_once_per_completion(database: DBOSS
     deployment_id = await deployment.aapply()
     name, start = f"test-{tag}", now_ms()
     ids = [f"{tag}-{i}" for i in range(2)]
-    from prefect_dbos._core import CompletionFilter
+    from dbos_orchestrator.waiting.feed import CompletionFilter
 
     only_ours = CompletionFilter(names=frozenset({"wf_double"}))
     for attempt in range(2):
@@ -217,7 +217,9 @@ async def test_kill_9_mid_burst_loses_nothing_and_duplicates_are_dropped(
 
 def test_the_event_resource_labels_name_queue_and_status() -> None:
     """What a trigger's ``match`` can name: the workflow's name, queue and status are resource labels."""
-    from prefect_dbos._core import Completion, DBOSWorkflowStatus
+    from dbos_orchestrator.status import DBOSWorkflowStatus
+    from dbos_orchestrator.waiting.feed import Completion
+
     from prefect_dbos.bridge import completion_event
 
     done = Completion(

@@ -71,7 +71,7 @@ def test_a_crash_cancels_nothing(
         assert _status(rows, wid) == "PENDING"
     finally:
         proc.stop()
-    DBOSSystemDatabase(system_database_url=system_database_url).service().cancel([wid])
+    DBOSSystemDatabase(system_database_url=system_database_url).service().cancel_workflows([wid])
 
 
 async def test_cancelling_the_flow_run_cancels_its_workflows(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from dbos_orchestrator.exceptions import DBOSOptionsError
 from prefect import flow, task
 
-from prefect_dbos._core import DBOSOptionsError
 from prefect_dbos.ids import RunIdentity, call_digest, derived_key, derived_workflow_id, flow_run_prefix
 
 

@@ -1,4 +1,4 @@
-"""The package's shape: the core reached through one module, statuses spelled only by the core,
+"""The package's shape: the core imported directly, statuses spelled only by the core,
 small modules (packages/prefect-dbos/README.md, "Development")."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from prefect_dbos._core import DBOSWorkflowStatus
+from dbos_orchestrator.status import DBOSWorkflowStatus
 
 PACKAGE = Path(__file__).resolve().parent.parent / "prefect_dbos"
 
@@ -25,17 +25,13 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def test_only_the_adapter_imports_the_core() -> None:
-    """One contract, from the core: nothing but prefect_dbos/_core.py imports dbos_orchestrator (or dbos_airflow)."""
-    found = [
-        f"{path.name}: {name}"
-        for path in _modules()
-        if path.name != "_core.py"
-        for name in _imports(path)
-        if name.split(".")[0] in ("dbos_orchestrator", "dbos_airflow", "airflow")
-    ]
-    assert found == []
-    assert not any(name.startswith(("dbos_airflow", "airflow")) for name in _imports(PACKAGE / "_core.py"))
+def test_the_core_is_imported_directly_and_airflow_never() -> None:
+    """One contract, from the core: modules import ``dbos_orchestrator``'s own modules (no re-export layer
+    in between) and never Airflow or dbos-airflow."""
+    names = {name for path in _modules() for name in _imports(path)}
+    assert any(name.startswith("dbos_orchestrator.") for name in names)
+    assert sorted(n for n in names if n.split(".")[0] in ("dbos_airflow", "airflow")) == []
+    assert not (PACKAGE / "_core.py").exists()
 
 
 def test_no_status_string_in_the_package() -> None:

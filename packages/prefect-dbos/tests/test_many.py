@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import QUEUE, unique, workflow_rows
+from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSWaitTimeoutError, DBOSWorkflowFailedError
+from dbos_orchestrator.waiting.waiter import running_waiters
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from prefect_dbos import aenqueue_workflows, await_workflows, enqueue_workflows, wait_for_workflows
-from prefect_dbos._core import DBOSOptionsError, DBOSWaitTimeoutError, DBOSWorkflowFailedError, running_waiters
 from prefect_dbos.ids import flow_run_prefix
 from prefect_dbos.links import artifact_key
 
@@ -45,7 +46,7 @@ async def test_one_task_waits_for_200_workflows_with_one_statement_per_tick(data
     waiters = list(running_waiters().values())
     assert sum(w.batches.probes for w in waiters) >= 1
     assert sum(w.probes for w in waiters) == single_before  # no wait for a single workflow ran
-    from prefect_dbos._core import BatchSpec
+    from dbos_orchestrator.waiting.batch import BatchSpec
 
     key = artifact_key("batch", BatchSpec.of_ids(ids).key)
     async with get_client() as client:

@@ -46,4 +46,4 @@ def test_the_sync_twins(database: Any) -> None:
     out = sync_flow()
     assert out["waiting"] == "waiting" and out["cancelled"] == "CANCELLED"
     assert out["result"] == "got:go" and out["done"] == "done" and out["bulk"] == [2, 4]
-    assert database.service().status(out["fork"])["forked_from"] is not None
+    assert database.service().get_workflow_status_with_fork(out["fork"])["forked_from"] is not None

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import QUEUE, unique, workflow_rows
+from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSUnsafeValueError, DBOSWaitTimeoutError
+from dbos_orchestrator.waiting.waiter import running_waiters
 from prefect import flow, task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, ArtifactFilterType
@@ -29,7 +31,6 @@ from prefect_dbos import (
     await_workflow_event,
     run_dbos_workflow_and_wait_for_completion,
 )
-from prefect_dbos._core import DBOSOptionsError, DBOSUnsafeValueError, DBOSWaitTimeoutError, running_waiters
 from prefect_dbos.ids import flow_run_prefix
 from prefect_dbos.links import artifact_key
 
@@ -215,7 +216,7 @@ async def test_events_cancel_resume_and_fork_once(database: Any) -> None:
     out = await manage()
     assert out["waiting"] == "waiting" and out["cancelled"] == "CANCELLED"
     assert out["result"] == "got:go" and out["done"] == "done"
-    forked = database.service().status(out["fork"])
+    forked = database.service().get_workflow_status_with_fork(out["fork"])
     assert forked is not None and forked["forked_from"] is not None
 
 

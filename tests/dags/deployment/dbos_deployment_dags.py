@@ -13,8 +13,8 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG
 
+from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS
 from dbos_airflow.operators.dbos import DBOSEnqueueOperator, DBOSSendOperator
-from dbos_airflow.utils.deferral import CHECK_IN_WORKER_SECONDS
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 COMMON: dict[str, Any] = {

@@ -14,9 +14,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Asset, task
 
+from dbos_airflow.contract.ids import triggering_completions
 from dbos_airflow.operators.bulk import DBOSBulkEnqueueOperator
 from dbos_airflow.operators.dbos import DBOSEnqueueOperator, DBOSSendOperator
-from dbos_airflow.triggers.completed import triggering_completions
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 COMPLETIONS = Asset("dbos_t_once_completions")

@@ -14,8 +14,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
+from dbos_airflow.contract.ids import triggering_completions
 from dbos_airflow.operators.dbos import DBOSEnqueueOperator, DBOSSendOperator
-from dbos_airflow.triggers.completed import DBOSWorkflowCompletedTrigger, triggering_completions
+from dbos_airflow.triggers.completed import DBOSWorkflowCompletedTrigger
 
 INBOX = "dbos-once-inbox"
 

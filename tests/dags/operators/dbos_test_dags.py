@@ -10,10 +10,10 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, task
 
+from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS
 from dbos_airflow.operators.bulk import DBOSBulkEnqueueOperator
 from dbos_airflow.operators.dbos import DBOSEnqueueOperator, DBOSSendOperator
 from dbos_airflow.sensors.dbos import DBOSEventSensor, DBOSWorkflowSensor
-from dbos_airflow.utils.deferral import CHECK_IN_WORKER_SECONDS
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 COMMON: dict[str, Any] = {

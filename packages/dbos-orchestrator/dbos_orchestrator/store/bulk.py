@@ -41,7 +41,8 @@ from dbos_orchestrator.exceptions import (
 from dbos_orchestrator.options import to_dbos_options
 
 if TYPE_CHECKING:
-    from dbos_orchestrator.client import DBOSClient, EnqueueOptions
+    from dbos_orchestrator.client import DBOSClient
+    from dbos_orchestrator.options import EnqueueOptions
 
 __all__ = ["BulkItem", "enqueue_many", "normalize_items"]
 

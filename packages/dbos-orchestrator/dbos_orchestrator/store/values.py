@@ -3,8 +3,8 @@
 Inside an orchestrator every stored value goes through :mod:`dbos_orchestrator.store.codec`, which
 refuses pickles unless the front end's configuration opts in (``allow_pickle``) and still
 describes a pickled error without loading it. Rows are read through dbos' own table definitions
-(``dbos._schemas.system_database``) on the client's engine; nothing here writes. The codec's names
-are re-exported here (their old import path). No Airflow import: both front ends use it.
+(``dbos._schemas.system_database``) on the client's engine; nothing here writes. No Airflow import:
+both front ends use it.
 """
 
 from __future__ import annotations
@@ -14,32 +14,16 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from dbos_orchestrator.store.codec import (
-    OPT_IN_HINT,
-    PICKLE,
-    PORTABLE,
-    Undecoded,
     decode_value,
-    describe_pickled_error_statically,
     describe_stored_error,
     display_value,
 )
-from dbos_orchestrator.store.steps import StepReads, StoredStep
+from dbos_orchestrator.store.steps import StepReads
 
 if TYPE_CHECKING:
     from dbos_orchestrator.client import DBOSClient
 
-__all__ = [
-    "OPT_IN_HINT",
-    "PICKLE",
-    "PORTABLE",
-    "StoredStep",
-    "Undecoded",
-    "ValueReader",
-    "decode_value",
-    "describe_pickled_error_statically",
-    "describe_stored_error",
-    "display_value",
-]
+__all__ = ["ValueReader"]
 
 
 class ValueReader(StepReads):

@@ -5,7 +5,7 @@ connection) per task, all waits of a connection share a :class:`DBOSWaiter`:
 
 * one thread holds one autocommit connection and, every ``tick`` seconds while anything is
   pending, runs **one** statement that reads the status of every watched workflow and which
-  watched event keys exist; nothing runs while nothing is pending; a fan-out awaited as one
+  watched event keys exist; nothing runs while nothing is pending; a batch awaited as one
   (:mod:`dbos_orchestrator.waiting.batch`) costs one statement per batch tick whatever its size;
 * on Postgres the same connection LISTENs on DBOS' ``dbos_workflow_events_channel``, so an
   event published by an application using LISTEN/NOTIFY wakes its waiters at once;
@@ -115,7 +115,7 @@ class DBOSWaiter:
         self._feed_page_full = False
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self.batches = BatchWaits(wake=self._wake.set)  # fan-outs, each awaited as one: batches.observe()
+        self.batches = BatchWaits(wake=self._wake.set)  # batches, each awaited as one: batches.observe()
         self._stopped = False
         self.probes = 0  # statements run; read by tests and benchmarks
         self.feed_probes = 0  # of which completion-feed statements
@@ -385,7 +385,8 @@ def running_waiters() -> dict[str, DBOSWaiter]:
 
 def _create_waiter(conn_id: str, client_kwargs: dict[str, Any]) -> DBOSWaiter:
     """Connect and start the polling thread, off the event loop; first caller wins a race."""
-    from dbos_orchestrator.client import DBOSClient, quiet_initialization
+    from dbos_orchestrator.client import DBOSClient
+    from dbos_orchestrator.init_log import quiet_initialization
 
     with quiet_initialization():  # one waiter serves many tasks: not a line in one task's log
         client = DBOSClient(**client_kwargs)

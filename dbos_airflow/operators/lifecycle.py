@@ -1,44 +1,45 @@
-"""The operators that start a workflow (enqueue, fork): re-attach on a later try, wait, cancel on a kill.
+"""The lifecycle of a workflow a task starts (enqueue, fork): re-attach on a later try, wait, cancel on a kill.
 
 The rules come from one module each: ``retry_mode`` from :mod:`dbos_orchestrator.retry`, the
 kill decision from :mod:`dbos_airflow.contract.kill`, the result of an ended workflow from
-:mod:`dbos_airflow.contract.outcome`, deferring from :mod:`dbos_airflow.contract.deferral`.
+:mod:`dbos_orchestrator.outcome` (through the hook's service, which raises Airflow's error types),
+deferring from :mod:`dbos_airflow.contract.deferral` (through
+:meth:`~dbos_airflow.operators.base.DBOSTaskMixin.defer_unless_known`).
 """
 
 from __future__ import annotations
 
-import time
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException
+from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.forms import as_bool, as_timeout
 from dbos_orchestrator.messages import still_waiting_message
 from dbos_orchestrator.retry import check_retry_mode
 from dbos_orchestrator.status import DBOSWorkflowStatus
 
-from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS, check_in_worker, not_before_after_deferral
 from dbos_airflow.contract.events import TriggerEventKind
 from dbos_airflow.contract.kill import cancel_on_wait_timeout, decide_on_kill
-from dbos_airflow.contract.outcome import workflow_result
-from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.operators.base import DBOSBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["DBOSWaitingOperator"]
+__all__ = ["DBOSLifecycleOperator"]
 
 
-class DBOSWaitingOperator(DBOSBaseOperator):
+class DBOSLifecycleOperator(DBOSBaseOperator):
     """
-    Wait (optionally) for the workflow the task started, and fail the task if it fails.
+    Base of the operators that start a workflow: re-attach to it on a later try, wait for it
+    (optionally), fail the task if it fails, cancel it when a person kills the task.
 
     Subclasses (enqueue, fork) call :meth:`reattach` when a later try finds its workflow, and
     :meth:`wait_for_workflow` with its id at the end of ``execute_dbos``. When it succeeds its
     output is pushed to XCom as key ``result``; ERROR, CANCELLED and
     MAX_RECOVERY_ATTEMPTS_EXCEEDED fail the task with the workflow's own error
-    (:mod:`dbos_airflow.contract.outcome`), in a worker slot and deferred alike.
+    (:mod:`dbos_orchestrator.outcome`), in a worker slot and deferred alike.
 
     :param wait_for_completion: wait until the workflow ends (templated).
     :param deferrable: wait in the triggerer (:class:`~dbos_airflow.triggers.dbos.DBOSWorkflowTrigger`).
@@ -99,54 +100,45 @@ class DBOSWaitingOperator(DBOSBaseOperator):
             status = self.hook.wait_for_status(workflow_id, timeout=self.timeout, poll_interval=self.poll_interval)
         if DBOSWorkflowStatus.parse(status["status"]).is_active():
             self._give_up(status)
-        return self._succeed(context, workflow_id)
+        return self._succeed(context, status)
 
     def _defer_unless_ended(self, workflow_id: str) -> dict[str, Any]:
-        """Defer, unless the workflow ends within the in-worker check (:mod:`~dbos_airflow.contract.deferral`).
-
-        Returns (instead of deferring) the workflow's status when it ended, or when the task's own
-        ``timeout`` ran out during the check; the caller then finishes the task in the worker.
-        """
+        """The workflow's status once it ended in the in-worker check, or when the task's own ``timeout``
+        ran out during it; else defer (:meth:`~dbos_airflow.operators.base.DBOSTaskMixin.defer_unless_known`)."""
         from dbos_airflow.triggers.dbos import DBOSWorkflowTrigger
 
-        started = time.time()
-        budget = CHECK_IN_WORKER_SECONDS if self.timeout is None else min(CHECK_IN_WORKER_SECONDS, self.timeout)
         seen: dict[str, Any] = {}
 
         def ended() -> dict[str, Any] | None:
             seen.update(self.hook.require_workflow(workflow_id))
             return seen if DBOSWorkflowStatus.parse(seen["status"]).is_terminal() else None
 
-        if check_in_worker(ended, seconds=budget) is not None:
-            self.log.info("DBOS workflow %s is %s: finishing in the worker, no deferral", workflow_id, seen["status"])
-            return seen
-        if self.timeout is not None and time.time() - started >= self.timeout:
-            return seen
-        self.defer(
-            trigger=DBOSWorkflowTrigger(
+        return self.defer_unless_known(
+            ended,
+            partial(
+                DBOSWorkflowTrigger,
                 workflow_id=workflow_id,
                 dbos_conn_id=self.dbos_conn_id,
-                end_time=None if self.timeout is None else started + self.timeout,
                 cancel_on_kill=self.cancel_on_kill,
-                not_before=not_before_after_deferral(),
             ),
-            method_name="execute_complete",
-            timeout=None,
+            timeout=self.timeout,
+            on_timeout=lambda: seen,
+            known=lambda status: f"DBOS workflow {workflow_id} is {status['status']}",
         )
-        raise AssertionError("BaseOperator.defer() returned")  # it raises TaskDeferred
 
     def complete(self, context: Context, event: dict[str, Any]) -> str:
         self._workflow_id = event["workflow_id"]
-        return self._succeed(context, event["workflow_id"])
+        return self._succeed(context, self.hook.require_workflow(event["workflow_id"]))
 
     def on_wait_timeout(self, context: Context, event: dict[str, Any]) -> NoReturn:
         self._render_wait_settings()
         self._give_up(self.hook.require_workflow(event["workflow_id"]))
 
-    def _succeed(self, context: Context, workflow_id: str) -> str:
-        result = workflow_result(self.hook.require_workflow(workflow_id), self.hook.value_reader(), log=self.log.info)
+    def _succeed(self, context: Context, status: dict[str, Any]) -> str:
+        """Push the ended workflow's output (``status`` as the wait returned it, not read again)."""
+        result = self.hook.service().result(status["workflow_id"], status=status, log=self.log.info)
         context["ti"].xcom_push(key="result", value=result)
-        return workflow_id
+        return str(status["workflow_id"])
 
     def _give_up(self, status: dict[str, Any]) -> NoReturn:
         if cancel_on_wait_timeout(cancel_on_kill=self.cancel_on_kill):

@@ -1,4 +1,4 @@
-"""P10's DAGs (bench/p10_fanout.py): N no-op workflows driven two ways, side by side.
+"""P10's DAGs (bench/p10_batch.py): N no-op workflows driven two ways, side by side.
 
 * ``p10_mapped``: dynamic task mapping, one deferrable ``DBOSEnqueueOperator(wait_for_completion=True)``
   task instance per workflow (what Airflow users reach for today);

@@ -1,9 +1,10 @@
-"""The wait for a batch of workflows in one task (docs/fanout.md): bulk enqueue and the many-ids sensor.
+"""The wait for a batch of workflows in one task (docs/batch.md): bulk enqueue and the many-ids sensor.
 
-:class:`DBOSBatchMixin` is to a batch what :class:`~dbos_airflow.operators.waiting.DBOSWaitingOperator`
+:class:`DBOSBatchMixin` is to a batch what :class:`~dbos_airflow.operators.lifecycle.DBOSLifecycleOperator`
 is to one workflow: wait in the worker or deferred (one :class:`~dbos_airflow.triggers.dbos.DBOSBatchTrigger`
 for the whole batch), re-attach on a later try and re-run only the failed items by ``retry_mode``
-(:mod:`dbos_orchestrator.retry`), the failure policy (:func:`dbos_airflow.contract.outcome.batch_result`),
+(:mod:`dbos_orchestrator.retry`), the failure policy (:func:`dbos_orchestrator.outcome.batch_result`, through the
+hook's service),
 the summary and the optional results in XCom, cancelling on a kill (:mod:`dbos_airflow.contract.kill`).
 It has no ``__init__``: the class it is mixed into sets the attributes listed below.
 """
@@ -12,23 +13,19 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk.exceptions import AirflowException
+from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS, batch_progress_message
+from dbos_orchestrator.outcome import FAILURES_NAMED
 from dbos_orchestrator.retry import Reattach, reattach
 from dbos_orchestrator.status import DBOSWorkflowStatus
 
-from dbos_airflow.contract.deferral import (
-    CHECK_IN_WORKER_SECONDS,
-    batch_ends_before_the_hold,
-    check_in_worker,
-    not_before_after_deferral,
-)
+from dbos_airflow.contract.deferral import batch_ends_before_the_hold
 from dbos_airflow.contract.events import TriggerEventKind
 from dbos_airflow.contract.kill import cancel_on_wait_timeout, decide_on_kill
-from dbos_airflow.contract.outcome import FAILURES_NAMED, batch_result
-from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.operators.base import DBOSTaskMixin
 
 if TYPE_CHECKING:
@@ -48,7 +45,7 @@ def check_push_results(push_results: bool, count: int) -> None:
     if push_results and count > MAX_RESULTS:
         raise DBOSOptionsError(
             f"push_results=True with {count:,} items: at most {MAX_RESULTS:,} outputs are pushed to XCom "
-            "(XCom is not a data store); read the outputs downstream by id instead (docs/fanout.md, Results)"
+            "(XCom is not a data store); read the outputs downstream by id instead (docs/batch.md, Results)"
         )
 
 
@@ -61,11 +58,6 @@ class DBOSBatchMixin(DBOSTaskMixin):
     """
 
     accepted_event_kinds: ClassVar[frozenset[TriggerEventKind]] = frozenset({TriggerEventKind.BATCH_ENDED})
-    if TYPE_CHECKING:
-
-        @property
-        def log(self) -> Any: ...  # the operator's (BaseOperator)
-
     deferrable: bool
     poll_interval: float
     timeout: Any  # seconds or None (a sensor's is BaseSensorOperator's)
@@ -97,51 +89,48 @@ class DBOSBatchMixin(DBOSTaskMixin):
         return self.finish_batch(context, spec, counts)
 
     def _defer_unless_batch_done(self, tracker: Any) -> BatchCounts:
-        """Defer, unless the batch is done within the in-worker check (:mod:`~dbos_airflow.contract.deferral`)."""
+        """The batch's counts once it is done in the in-worker check (or, at its rate, soon after: rule 3),
+        or when the task's own ``timeout`` ran out; else defer
+        (:meth:`~dbos_airflow.operators.base.DBOSTaskMixin.defer_unless_known`)."""
         from dbos_airflow.triggers.dbos import DBOSBatchTrigger
 
-        started = time.time()
-        budget = CHECK_IN_WORKER_SECONDS if self.timeout is None else min(CHECK_IN_WORKER_SECONDS, self.timeout)
         service = self.hook.service()
+        spec = tracker.spec
         seen: list[tuple[float, BatchCounts]] = []
+        said_staying = False
 
         def done() -> BatchCounts | None:
-            counts = service.batch_counts(tracker.spec)
+            counts = service.batch_counts(spec)
             seen.append((time.monotonic(), counts))
             return counts if counts.done or (self.fail_fast and counts.failed) else None
 
-        def timed_out() -> bool:
-            return self.timeout is not None and time.time() - started >= self.timeout
+        def ends_before_the_hold() -> bool:
+            nonlocal said_staying
+            ends = self._ends_before_the_hold(seen)
+            if ends and not said_staying:
+                said_staying = True
+                self.log.info(
+                    "DBOS batch %s: %s; at its rate it ends before a deferral's event could: waiting in the worker",
+                    spec.key,
+                    batch_progress_message(seen[-1][1].total, seen[-1][1].by_status),
+                )
+            return ends
 
-        answer = check_in_worker(done, seconds=budget)
-        if answer is None and not timed_out() and self._ends_before_the_hold(seen):
-            self.log.info(
-                "DBOS batch %s: %s; at its rate it ends before a deferral's event could: waiting in the worker",
-                tracker.spec.key,
-                batch_progress_message(seen[-1][1].total, seen[-1][1].by_status),
-            )
-            while answer is None and not timed_out() and self._ends_before_the_hold(seen):
-                time.sleep(1.0)
-                answer = done()
-        if answer is not None:
-            self.log.info("DBOS batch %s is done: finishing in the worker, no deferral", tracker.spec.key)
-            return answer
-        if timed_out():
-            return service.batch_counts(tracker.spec)
-        self.defer(  # type: ignore[attr-defined]
-            trigger=DBOSBatchTrigger(
-                workflow_id=tracker.spec.key,
-                batch=tracker.spec.to_json(),
+        return self.defer_unless_known(
+            done,
+            partial(
+                DBOSBatchTrigger,
+                workflow_id=spec.key,
+                batch=spec.to_json(),
                 fail_fast=self.fail_fast,
                 dbos_conn_id=self.dbos_conn_id,
-                end_time=None if self.timeout is None else started + self.timeout,
                 cancel_on_kill=self.cancel_on_kill,
-                not_before=not_before_after_deferral(),
             ),
-            method_name="execute_complete",
-            timeout=None,
+            timeout=self.timeout,
+            on_timeout=lambda: service.batch_counts(spec),
+            known=lambda counts: f"DBOS batch {spec.key} is done",
+            keep_checking=ends_before_the_hold,
         )
-        raise AssertionError("BaseOperator.defer() returned")  # it raises TaskDeferred
 
     @staticmethod
     def _ends_before_the_hold(seen: list[tuple[float, BatchCounts]]) -> bool:
@@ -185,7 +174,7 @@ class DBOSBatchMixin(DBOSTaskMixin):
                 cancelled = self.hook.service().cancel_batch(spec)
                 self.log.info("fail_fast: cancelled the %d DBOS workflow(s) of the batch still active", cancelled)
                 ti.xcom_push(key=SUMMARY_KEY, value=self.hook.service().batch_counts(spec).to_json())
-            batch_result(counts, failures, self.hook.value_reader(), fail_fast=self.fail_fast, cancelled=cancelled)
+            self.hook.service().batch_result(counts, failures, fail_fast=self.fail_fast, cancelled=cancelled)
         if self.push_results:
             ti.xcom_push(key=RESULTS_KEY, value=self._results(spec))
         return counts
@@ -200,7 +189,7 @@ class DBOSBatchMixin(DBOSTaskMixin):
         if size > MAX_RESULTS_BYTES:
             raise DBOSOptionsError(
                 f"push_results: the {spec.count:,} outputs take {size:,} bytes as JSON, more than the "
-                f"{MAX_RESULTS_BYTES:,} allowed in XCom (docs/fanout.md, Results); read them downstream by id"
+                f"{MAX_RESULTS_BYTES:,} allowed in XCom (docs/batch.md, Results); read them downstream by id"
             )
         return results
 
@@ -234,7 +223,7 @@ class DBOSBatchMixin(DBOSTaskMixin):
                 continue  # no such workflow: an explicit id nobody enqueued; the policy names it at the end
             action = reattach(DBOSWorkflowStatus.parse(status), self.retry_mode)
             if action is Reattach.FAIL:
-                batch_result(counts, failed, self.hook.value_reader())
+                service.batch_result(counts, failed)
             if action in (Reattach.RESUME, Reattach.RESTART):
                 service.rerun_workflow(workflow_id, from_failed_step=action is Reattach.RESUME, queue_name=queue_name)
                 rerun += 1

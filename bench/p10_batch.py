@@ -1,7 +1,7 @@
 """P10: N no-op workflows from Airflow, by dynamic task mapping vs one bulk task that waits.
 
 A real deployment (tests/airflow_stack.py: api-server, scheduler, dag-processor, one
-``airflow triggerer``, LocalExecutor, Postgres metadata DB) runs bench/dags/p10_fanout.py:
+``airflow triggerer``, LocalExecutor, Postgres metadata DB) runs bench/dags/p10_batch.py:
 
 * (a) ``p10_mapped``: ``DBOSEnqueueOperator.partial(wait_for_completion=True, deferrable=True)
   .expand(...)``: one task instance per workflow;
