@@ -1,4 +1,5 @@
-"""The identity of work done for a DBOS completion (docs/events.md, "Exactly-once work downstream").
+"""Work ids (dbos_airflow/contract/ids.py): derived from the task instance, never the try; for a DBOS completion,
+from the completion (docs/events.md, "Exactly-once work downstream").
 
 Pure logic, with a faked context: ``triggering_asset_events`` as Airflow 3.3 hands it to a task
 (asset -> events whose ``extra["payload"]`` is the completion trigger's payload).
@@ -14,6 +15,7 @@ from dbos_orchestrator.exceptions import DBOSOptionsError
 
 from dbos_airflow.contract.ids import (
     MAX_ID_BYTES,
+    bulk_item_id,
     completion_id,
     completion_key,
     derived_id,
@@ -21,6 +23,12 @@ from dbos_airflow.contract.ids import (
     work_id,
 )
 from dbos_airflow.operators.dbos import DBOSEnqueueOperator, DBOSSendOperator
+
+
+def test_derived_ids_have_no_try_number() -> None:
+    ti = SimpleNamespace(dag_id="d", run_id="manual__1", task_id="t", map_index=-1, try_number=3)
+    assert derived_id({"ti": ti}) == "d:manual__1:t:-1"
+    assert bulk_item_id(derived_id({"ti": ti}), 7) == "d:manual__1:t:-1:7"
 
 
 def event(key: str, **payload: Any) -> SimpleNamespace:

@@ -1,17 +1,9 @@
-"""The sentences of a batch wait and the watermark's arithmetic (docs/batch.md, "Progress" and
-"How the wait works"): pure logic, no database."""
+"""The batch wait's watermark arithmetic (dbos_orchestrator/waiting/batch.py; docs/fanout.md, "How the wait works")."""
 
 from __future__ import annotations
 
 import pytest
-from dbos_orchestrator.messages import batch_progress_message
 from dbos_orchestrator.waiting.batch import BatchSpec, BatchTracker
-
-
-def test_progress_line_reads_as_documented() -> None:
-    counts = {"SUCCESS": 6190, "ERROR": 20, "PENDING": 1000, "ENQUEUED": 2790}
-    assert batch_progress_message(10000, counts) == "6,210/10,000 ended: 6,190 SUCCESS, 20 ERROR; 3,790 pending"
-    assert batch_progress_message(3, {"ENQUEUED": 3}, 31.2) == "0/3 ended after 31s: none yet; 3 pending"
 
 
 def test_watermark_keeps_settled_counts_and_moves_on() -> None:

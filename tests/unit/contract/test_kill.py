@@ -1,12 +1,29 @@
-"""on_kill's evidence (dbos_airflow/contract/kill.py): which task-instance states mean a person's kill."""
+"""The contract's kill rule (dbos_airflow/contract/kill.py; docs/architecture.md, "The two-engine contract"):
+which task-instance states mean a person's kill, and when on_kill cancels the workflow.
+
+The retry rule is the core's: packages/dbos-orchestrator/tests/test_retry.py, run in both venvs.
+"""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from dbos_airflow.contract import kill
 from dbos_airflow.contract import kill as kills
+
+
+def test_kill_decision(monkeypatch: Any) -> None:
+    assert kill.decide_on_kill(object(), cancel_on_kill=False, deferred=False, own_timeout=True) == (False, None)
+    assert kill.decide_on_kill(object(), cancel_on_kill=True, deferred=False, own_timeout=True)[0] is True
+    monkeypatch.setattr(kill, "current_ti_state", lambda ti, timeout=0: "failed")
+    assert kill.decide_on_kill(object(), cancel_on_kill=True, deferred=False)[0] is True
+    monkeypatch.setattr(kill, "current_ti_state", lambda ti, timeout=0: "deferred")
+    assert kill.decide_on_kill(object(), cancel_on_kill=True, deferred=True)[0] is False
+    assert kill.cancel_on_wait_timeout(cancel_on_kill=True) and not kill.cancel_on_wait_timeout(cancel_on_kill=False)
+
 
 TI = SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=-1)
 
