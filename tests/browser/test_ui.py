@@ -69,7 +69,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     web = local_stack.start_standalone(home, url, port, root / "standalone.log")
     stack = Stack(f"http://127.0.0.1:{port}", "", home, url, (root / "standalone.log", root / "worker.log"))
     try:
-        local_stack.wait_http(f"{stack.base_url}/api/v2/monitor/health", timeout=240)
+        local_stack.wait_http(f"{stack.base_url}/api/v2/monitor/health", timeout=420)  # a loaded 2-core machine
         stack.password = local_stack.admin_password(home)
     except RuntimeError as exc:
         web.stop(grace=20)
