@@ -8,7 +8,7 @@ PPY    := $(PVENV)/bin/python
 PSTAMP := $(PVENV)/.installed
 PREFECT_PKG := packages/prefect-dbos
 
-.PHONY: test test-airflow test-prefect demo demo-prefect airflow lint lint-airflow lint-prefect bench install install-prefect system-packages ts-app clean
+.PHONY: test test-unit test-fast test-airflow test-prefect demo demo-prefect airflow lint lint-airflow lint-prefect bench install install-prefect system-packages ts-app clean
 
 install: $(STAMP)
 
@@ -45,8 +45,26 @@ $(TS_STAMP): $(TS_APP)/package.json $(TS_APP)/package-lock.json $(TS_APP)/tsconf
 	bash scripts/ts_app.sh
 	touch $(TS_STAMP)
 
-# Both suites: the Airflow one in .venv, the Prefect one in .venv-prefect.
-test: test-airflow test-prefect
+# Three tiers (README, "Development"):
+#   make test-unit   tests/unit and the core's tests: no database, no Airflow run, no Chromium, no Node (seconds)
+#   make test-fast   everything but the suites that boot an Airflow deployment (tests/stack) or drive the
+#                    browser (tests/browser): Postgres, the DBOS worker, dag.test(), the TypeScript worker
+#   make test        all of it, both front ends: what CI runs
+# One test: .venv/bin/python -m pytest tests/unit/test_layers.py::test_name (or make test-fast PYTEST_ARGS=...).
+UNIT_TESTS := tests/unit packages/dbos-orchestrator/tests
+
+# Both venvs and the system packages first (one at a time: both installs write the core's egg-info), then
+# the two suites at once: they share only the Postgres server (each on databases of its own, with its own
+# DBOS worker, Airflow or Prefect home and ports), and the Prefect suite's minutes hide behind the Airflow
+# suite's. -O: each suite's output is printed whole when it ends.
+test: $(STAMP) $(PSTAMP) system-packages ts-app
+	$(MAKE) --no-print-directory -j2 -O test-airflow test-prefect
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q $(UNIT_TESTS) $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ts-app
+	$(PY) -m pytest -q --ignore=tests/stack --ignore=tests/browser $(PYTEST_ARGS)
 
 test-airflow: $(STAMP) system-packages ts-app
 	$(PY) -m pytest -q $(PYTEST_ARGS)
@@ -57,8 +75,10 @@ test-prefect: $(PSTAMP)
 	cd $(PREFECT_PKG) && ../../$(PPY) -m pytest -q $(PREFECT_PYTEST_ARGS)
 
 # Example worker on .demo/dbos.sqlite (or $DBOS_SYSTEM_DATABASE_URL), every example DAG via `airflow dags test`.
+# DEMO_DIR: where the demo keeps its SQLite system database, Airflow home and logs.
+DEMO_DIR ?= .demo
 demo: $(STAMP)
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py --demo-dir $(DEMO_DIR)
 
 # The same example worker driven by Prefect flows (prefect-dbos) on a temporary Prefect server.
 demo-prefect: $(PSTAMP)
@@ -66,7 +86,7 @@ demo-prefect: $(PSTAMP)
 
 # The same worker plus `airflow standalone` on 127.0.0.1:$AIRFLOW_PORT (default 8080); prints the URL and login.
 airflow: $(STAMP)
-	$(PY) scripts/local_stack.py
+	$(PY) scripts/local_stack.py --demo-dir $(DEMO_DIR)
 
 # Every figure runs the plain dbos.DBOSClient and dbos-airflow side by side against a real DBOS
 # worker on a fresh Postgres database (DBOS_BENCH_DATABASE_URL, default local); writes bench/results.md.

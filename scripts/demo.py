@@ -11,7 +11,8 @@
    the trigger yields the asset event), and the DAG then runs on that event's payload.
 5. Prints DAG, state, DBOS workflow ids, result and seconds per run; stops the worker.
 
-Exits 1 if any run failed (its log is under ``.demo/logs``).
+Exits 1 if any run failed (its log is under ``.demo/logs``). Ctrl-C, ``kill <pid>`` (SIGTERM) and
+closing the terminal (SIGHUP) stop the worker and any ``airflow dags test`` (dbos_testkit.processes.owned).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dbos_testkit import local_stack  # noqa: E402
+from dbos_testkit import local_stack, processes  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -215,4 +216,6 @@ def _errors(path: Path, lines: int = 25) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with processes.owned("demo"):
+        code = main()
+    sys.exit(code)

@@ -3,8 +3,9 @@
     python scripts/local_stack.py [--port 8080] [--demo-dir .demo]
 
 The DBOS system database is ``$DBOS_SYSTEM_DATABASE_URL`` when set, else an embedded SQLite file
-under ``.demo/``. The pieces (worker, Airflow environment, ports) are
-:mod:`dbos_testkit.local_stack`, which ``make demo`` and the tests share.
+under ``.demo/``. Ctrl-C, ``kill <pid>`` (SIGTERM, also through make) and closing the terminal (SIGHUP)
+stop the worker and every Airflow process (dbos_testkit.processes.owned). The pieces (worker, Airflow
+environment, ports) are :mod:`dbos_testkit.local_stack`, which ``make demo`` and the tests share.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ import os
 import sys
 from pathlib import Path
 
-from dbos_testkit.child_process import ChildProcess
+from dbos_testkit import processes
 from dbos_testkit.local_stack import (
-    BIN,
     DEMO_DIR,
     admin_password,
     shown_url,
-    standalone_env,
+    start_standalone,
     start_worker,
     system_database_url,
     wait_http,
@@ -35,8 +35,7 @@ def main() -> int:
     url = system_database_url(opts.demo_dir)
     home = opts.demo_dir / "airflow-ui"
     worker = start_worker(url, opts.demo_dir / "worker-ui.log", echo=sys.stdout)
-    env = standalone_env(home, url, opts.port)
-    web = ChildProcess("airflow", [str(BIN / "airflow"), "standalone"], env, opts.demo_dir / "airflow-ui.log")
+    web = start_standalone(home, url, opts.port, opts.demo_dir / "airflow-ui.log")
     print(f"Starting airflow standalone (log: {web.log_path}) ...", flush=True)
     try:
         wait_http(f"http://127.0.0.1:{opts.port}/api/v2/monitor/health", timeout=300)
@@ -57,4 +56,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with processes.owned("airflow"):
+        code = main()
+    sys.exit(code)

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 NEEDED=(
-  "/usr/bin/chromium chromium the browser tests (tests/test_ui*.py drive Debian's chromium through Playwright)"
+  "/usr/bin/chromium chromium the browser tests (tests/browser/test_ui*.py drive Debian's chromium through Playwright)"
   "/usr/sbin/pgbouncer pgbouncer the connection-pooler tests (tests/integration/test_pgbouncer.py run a private PgBouncer)"
   "/usr/bin/openssl openssl the TLS tests (tests/integration/test_tls.py make a CA and certificates)"
 )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command while N CPU-bound processes load the machine, then stops them by pid.
 #
-#   scripts/under_load.sh 2 .venv/bin/python -m pytest -q tests/test_deployment.py
+#   scripts/under_load.sh 2 .venv/bin/python -m pytest -q tests/stack/test_deployment.py
 #
 # How the heavy test modules (real scheduler, triggerer, browser) are shown to hold on a busy
 # machine: a test that passes only on a quiet machine is flaky. Exit code: the command's.

@@ -1,4 +1,4 @@
-"""A per-DAG auth manager for the access tests (tests/test_ui_access.py), on Airflow's simple one.
+"""A per-DAG auth manager for the access tests (tests/browser/test_ui_access.py), on Airflow's simple one.
 
 The simple auth manager answers "may this user read DAGs?" (no DAG named) with the user's role
 alone, so any viewer of one team "may read all DAGs". Per-DAG auth managers (FAB DAG-level

@@ -7,6 +7,14 @@ If none answers, the session fails with a message saying what to start (never sk
 Each session gets its own system database ``dbos_airflow_<random>_dbos_sys`` (dropped at the
 end), one DBOS worker subprocess (tests/dbos_app.py) and a temp AIRFLOW_HOME with a SQLite
 metadata DB migrated once.
+
+Nothing outlives the suite: every process started from here carries this session's mark in its
+environment (dbos_testkit.processes), and the session ends with a check that none is still alive
+(they are stopped either way; the check fails the run naming them).
+
+Folders: tests/unit/ (no database, no Airflow run), tests/stack/ (boots an Airflow deployment: marker
+``stack``), tests/browser/ (drives the UI in Chromium: marker ``browser``), test DAGs in
+tests/dags/<suite>/; the rest (the DBOS worker + ``dag.test()``) at the top.
 """
 
 from __future__ import annotations
@@ -23,12 +31,18 @@ from typing import TYPE_CHECKING
 import pytest
 import sqlalchemy as sa
 from dbos_testkit.child_process import ChildProcess
+from dbos_testkit.processes import MARKS, leftovers, new_mark, with_mark
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+TESTS = Path(__file__).resolve().parent
+
+# Every process this session starts, at any depth, inherits the session's mark.
+SESSION_MARK = new_mark("pytest")
+os.environ[MARKS] = with_mark(os.environ, SESSION_MARK)[MARKS]
 
 # Airflow reads its configuration at import time: point it at a private home first.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dbos-airflow-test-home-"))
@@ -49,6 +63,32 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
         for name, path in (("dags-folder", ROOT / "dags"), ("test-dags", ROOT / "tests" / "dags"))
     ]
 )
+
+
+# The marker each folder's tests carry (select with -m, e.g. ``-m "not stack and not browser"``).
+FOLDER_MARKERS = {"stack": "stack", "browser": "browser"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.path))
+        if TESTS in path.parents:
+            marker = FOLDER_MARKERS.get(path.relative_to(TESTS).parts[0])
+            if marker is not None:
+                item.add_marker(marker)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_outlives_the_suite() -> Iterator[None]:
+    """At the very end of the session (after every other fixture stopped what it started): fail if a
+    process carrying this session's mark is still alive, after stopping it."""
+    yield
+    left = leftovers(SESSION_MARK)
+    if left:
+        pytest.fail(
+            "processes started by this test session were still alive at its end (now stopped):\n  " + "\n  ".join(left),
+            pytrace=False,
+        )
 
 
 def _answers(url: str) -> str | None:

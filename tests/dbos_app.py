@@ -167,7 +167,7 @@ def ui_step(tag: str, number: int) -> int:
 
 @DBOS.workflow()
 def wf_steps(tag: str) -> dict[str, int]:
-    """Three recorded steps (tests/test_ui_workflow_view.py); returns how often each one ran."""
+    """Three recorded steps (tests/browser/test_ui_workflow_view.py); returns how often each one ran."""
     for number in (1, 2, 3):
         ui_step(tag, number)
     DBOS.set_event("done", {"steps": 3})

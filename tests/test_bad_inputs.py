@@ -521,7 +521,7 @@ def test_non_json_templated_argument_fails_the_dag_run(
 ) -> None:
     before = counts(sysdb)
     capfd.readouterr()
-    dr = _fresh_dag("tests/dags", "dbos_t_run").test(
+    dr = _fresh_dag("tests/dags/operators", "dbos_t_run").test(
         run_conf={"workflow_name": "wf_double", "args": "[1, 2", "timeout": None}
     )
     (ti,) = dr.get_task_instances()

@@ -327,7 +327,7 @@ def test_operator_fails_without_retry_on_bad_items(dbos_conn: str, system_databa
 
 
 def _load_dag(dag_id: str) -> Any:
-    path = ROOT / "tests" / "dags" / "dbos_bulk_dags.py"
+    path = ROOT / "tests" / "dags" / "bulk" / "dbos_bulk_dags.py"
     spec = importlib.util.spec_from_file_location("dbos_bulk_dags", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

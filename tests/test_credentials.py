@@ -1,7 +1,7 @@
 """A connection's password appears nowhere Airflow keeps or shows things (README, "Connection").
 
 A Postgres role with a password is created on the test server (and dropped afterwards). The
-DAG ``dbos_t_credentials`` (tests/dags) runs every path on one connection: an enqueue that
+DAG ``dbos_t_credentials`` (tests/dags/operators) runs every path on one connection: an enqueue that
 succeeds, workflows that fail and time out (sync and deferred, so triggers are serialized), an
 event sensor and a send on a missing workflow, a bad input, a bulk enqueue. It runs through
 ``dag.test()`` on four connections that all carry a password: the role's own, a wrong one (the
@@ -147,7 +147,7 @@ def test_password_appears_nowhere(
     connections = _connections(role, system_database_url)
     for conn_id, conn in connections.items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
-    dag = DagBag(str(ROOT / "tests" / "dags")).get_dag("dbos_t_credentials")
+    dag = DagBag(str(ROOT / "tests" / "dags" / "operators")).get_dag("dbos_t_credentials")
     evidence = {
         "cred_good": "ended ERROR: AppError: credential sweep",
         "cred_wrong": "Gave up waiting: DBOS workflow is still",

@@ -4,7 +4,7 @@ A deferrable task checks in the worker first and completes there when the workfl
 (or the awaited event is present) — the same result, XCom and failure as after a deferral —
 and a trigger holds its event until ``not_before``. Real DBOS worker and Postgres; the
 operators run with a faked Airflow context, so that a deferral is seen as ``TaskDeferred``.
-The same rules under a real scheduler: tests/test_deferral_race.py.
+The same rules under a real scheduler: tests/stack/test_deferral_race.py.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ PROGRESS = re.compile(r"^(\d[\d,]*)/(\d[\d,]*) ended after \d+s: [^;]+; (\d[\d,]
 def dagbag(dbos_conn: str, airflow_db: object) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags" / "dbos_fanout_dags.py"))
+    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags" / "fanout" / "dbos_fanout_dags.py"))
     assert not bag.import_errors, bag.import_errors
     return bag
 

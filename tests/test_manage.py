@@ -18,7 +18,7 @@ def dagbag(dbos_conn: str, airflow_db: object) -> Any:
     from airflow.dag_processing.dagbag import DagBag
     from conftest import ROOT
 
-    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags"))
+    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags" / "manage"))
     assert not bag.import_errors, bag.import_errors
     return bag
 

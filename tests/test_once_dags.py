@@ -4,7 +4,7 @@ from the run's consumed asset events in the metadata DB), the real DBOS worker a
 
 ``dag.test()`` makes a manual run; the test attaches asset events with completion payloads to it
 before its tasks run (a stand-in for the scheduler, which does that for an asset-triggered run).
-DAGs: tests/dags/dbos_once_test_dags.py.
+DAGs: tests/dags/once_dags/dbos_once_test_dags.py.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ UNPOLLED = "q_once_nobody"
 def dagbag(dbos_conn: str, airflow_db: object) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags" / "dbos_once_test_dags.py"))
+    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags" / "once_dags" / "dbos_once_test_dags.py"))
     assert not bag.import_errors, bag.import_errors
     return bag
 

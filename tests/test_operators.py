@@ -1,6 +1,6 @@
 """The two-engine contract table of docs/architecture.md, row by row.
 
-End to end: real Airflow (``dag.test()`` on the DAGs in tests/dags), a real DBOS worker
+End to end: real Airflow (``dag.test()`` on the DAGs in tests/dags/operators), a real DBOS worker
 process and real Postgres. Where Airflow cannot be made to do the thing on cue (kill a task
 mid-wait, restart a triggerer), the operator or trigger is driven directly, still against the
 real worker and database, with a faked Airflow context.
@@ -25,7 +25,7 @@ from fakes import FakeTI
 def dagbag(dbos_conn: str, airflow_db: object) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags"))
+    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags" / "operators"))
     assert not bag.import_errors, bag.import_errors
     return bag
 

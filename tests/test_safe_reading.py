@@ -429,7 +429,7 @@ def test_completed_trigger_payloads_refuse_and_describe(rows: Rows, dbos_conn: s
 def dagbag(dbos_conn: str, airflow_db: object) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags"))
+    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags" / "operators"))
     assert not bag.import_errors, bag.import_errors
     return bag
 

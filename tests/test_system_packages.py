@@ -8,7 +8,9 @@ installs anything: the missing package is one that cannot exist.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,13 +20,29 @@ SCRIPT = ROOT / "scripts" / "system_packages.sh"
 NEVER = "/nonexistent/dbos-airflow-probe dbos-airflow-no-such-package the test of scripts/system_packages.sh"
 
 
+def _readable_by_nobody(script: Path) -> Path:
+    """A copy of ``script`` that user nobody can read: the checkout may sit in a 0700 home directory
+    (the tests must not depend on where it is cloned), and pytest's tmp_path is private (0700) too."""
+    folder = Path(tempfile.mkdtemp(prefix="dbos-airflow-system-packages-"))
+    folder.chmod(0o755)
+    copy = folder / script.name
+    shutil.copyfile(script, copy)
+    copy.chmod(0o644)
+    return copy
+
+
 def run(*args: str, as_nobody: bool, tmp_path: Path, extra: str | None = NEVER) -> subprocess.CompletedProcess[str]:
     env = {"PATH": os.environ["PATH"]}
     if extra:
         env["SYSTEM_PACKAGES_EXTRA"] = extra
     argv = ["bash", str(SCRIPT), *args]
     if as_nobody and os.getuid() == 0:
-        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+        script = _readable_by_nobody(SCRIPT)
+        try:
+            argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", str(script), *args]
+            return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, cwd="/")
+        finally:
+            shutil.rmtree(script.parent)
     elif as_nobody:  # already not root: make sure a password-less sudo is not found either
         (tmp_path / "sudo").write_text("#!/bin/sh\nexit 1\n")
         (tmp_path / "sudo").chmod(0o755)

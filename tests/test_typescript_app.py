@@ -3,7 +3,7 @@
 A real TypeScript DBOS worker (examples/ts_worker, ``@dbos-inc/dbos-sdk`` as pinned in its
 package-lock.json, built by ``make ts-app``) runs as a process against the shared Postgres on a
 fresh system database of its own, which it creates and migrates; Airflow reaches it through the
-connection ``dbos_ts`` and runs the DAGs of tests/dags/dbos_ts_dags.py with ``dag.test()``. What
+connection ``dbos_ts`` and runs the DAGs of tests/dags/typescript_app/dbos_ts_dags.py with ``dag.test()``. What
 the README says holds across languages, and what it says does not, is checked here against the
 SDK rather than assumed: every claim of that section has a test below.
 """
@@ -120,7 +120,7 @@ def ts_conn(ts_database_url: str, ts_worker: TSWorker) -> Iterator[str]:
 def dagbag(ts_conn: str, airflow_db: object) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags"))
+    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags" / "typescript_app"))
     assert not bag.import_errors, bag.import_errors
     return bag
 

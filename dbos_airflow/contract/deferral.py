@@ -22,7 +22,7 @@ So a deferrable DBOS task follows two rules, both written here:
    deferred resumes the task that much later, once the scheduler has long processed the
    deferring process's exit. Triggers stored without ``not_before`` (older versions) fire at once.
 
-The figures come from measuring that window under a real scheduler (tests/test_deferral_race.py;
+The figures come from measuring that window under a real scheduler (tests/stack/test_deferral_race.py;
 docs/architecture.md, "Deferring"): from "Pausing task as DEFERRED" to the scheduler processing
 the deferring process's exit took p50 0.6-1.2 s and at most 2.3 s on a quiet 2-core machine, p50
 2.1 s and at most 6.3 s with two CPU-bound processes beside it, and at most 7.1 s with four. The

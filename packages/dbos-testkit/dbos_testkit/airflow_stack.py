@@ -19,7 +19,8 @@ short (orphan checks, health thresholds, heartbeat timeouts): see :data:`FAST_TI
 
 Every component is a :class:`ChildProcess` in its own process group; :meth:`kill` sends a
 signal to one component's process group (``-9`` kills a task supervisor and its task too when
-``group=True``). Processes are found by pid, never by name. No Airflow import: the tests'
+``group=True``). Processes are found by pid or by the mark each component's processes carry in
+their environment (:mod:`dbos_testkit.processes`), never by name. No Airflow import: the tests'
 own process keeps its own (SQLite) Airflow configuration.
 """
 
@@ -77,17 +78,6 @@ COMPONENTS: dict[str, list[str]] = {
 }
 
 
-def _kill_orphans(groups: set[int]) -> None:
-    """SIGKILL the Airflow processes left in ``groups`` (checked by command line: a pid, and so a
-    group id, may have been reused by an unrelated process since)."""
-    import psutil  # Airflow's own dependency
-
-    for p in psutil.process_iter(["pid", "cmdline"]):
-        with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
-            if os.getpgid(p.pid) in groups and any("airflow" in part for part in p.info["cmdline"] or []):
-                p.kill()
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -123,10 +113,10 @@ class AirflowStack:
         self.database = f"airflow_stack_{secrets.token_hex(4)}"
         self.executor = executor
         self.components: dict[str, ChildProcess] = {}
-        # Every process group ever started: a component killed by pid alone (an OOM-like kill of the
-        # scheduler) leaves its group (LocalExecutor workers, serve-logs) behind, also once its name
-        # is reused by a restarted component; stop() kills them all.
-        self._groups: list[int] = []
+        # Every component ever started: a component killed by pid alone (an OOM-like kill of the
+        # scheduler) leaves what it started (LocalExecutor workers, serve-logs) behind, also once its
+        # name is reused by a restarted component; stop() stops them all by their marks.
+        self._started: list[ChildProcess] = []
         self._token: str | None = None
         self._http = httpx.Client(base_url=self.base, timeout=30)
         metadata = sa.make_url(POSTGRES).set(drivername="postgresql+psycopg", database=self.database)
@@ -207,7 +197,7 @@ class AirflowStack:
             extra.setdefault("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", str(free_port()))
         proc = ChildProcess(name, argv, {**self.env, **extra}, self.log_dir / f"{name}.log")
         self.components[name] = proc
-        self._groups.append(proc.proc.pid)
+        self._started.append(proc)
         return proc
 
     def pid(self, name: str) -> int:
@@ -237,10 +227,9 @@ class AirflowStack:
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # the group: task processes of a killed supervisor too
-        for component in self.components.values():
+        for component in self._started:  # the rest of each group, and what left it, by the mark
             with contextlib.suppress(Exception):
                 component.stop(grace=1)
-        _kill_orphans(set(self._groups))
         self._http.close()
         engine = _engine(POSTGRES)
         try:

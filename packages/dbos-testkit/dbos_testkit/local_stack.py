@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -112,6 +113,17 @@ def standalone_env(airflow_home: Path, system_database_url: str, port: int) -> d
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
         AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="5",
     )
+
+
+def start_standalone(airflow_home: Path, system_database_url: str, port: int, log_path: Path) -> ChildProcess:
+    """Start ``airflow standalone`` (:func:`standalone_env`); not waited for (see :func:`wait_http`).
+
+    Its ``stop()`` sends SIGINT, standalone's own way to shut its components down; on SIGTERM it would
+    die at once and leave its scheduler, dag-processor, triggerer and api-server running (the sweep by
+    mark in ``ChildProcess.stop`` still stops those, but only after its grace).
+    """
+    env = standalone_env(airflow_home, system_database_url, port)
+    return ChildProcess("airflow", [str(BIN / "airflow"), "standalone"], env, log_path, stop_signal=signal.SIGINT)
 
 
 def admin_password(airflow_home: Path, timeout: float = 120) -> str:

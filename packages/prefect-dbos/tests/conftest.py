@@ -6,6 +6,8 @@
   if none answers the session fails saying what to start (never skips).
 * DBOS: the repository's test application (``tests/dbos_app.py``) as a worker subprocess on a
   fresh system database ``prefect_dbos_<random>_dbos_sys``, dropped at the end.
+* Nothing outlives the session: every process it starts carries its mark (``dbos_testkit.processes``);
+  one still alive at the end fails the run.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from dbos_testkit.child_process import ChildProcess  # noqa: E402
+from dbos_testkit.processes import MARKS, leftovers, new_mark, with_mark  # noqa: E402
 
 PACKAGE = Path(__file__).resolve().parent.parent
 ROOT = PACKAGE.parent.parent
@@ -40,9 +43,26 @@ if TYPE_CHECKING:
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 QUEUE = "q"  # a queue the test application's worker listens on
 
+# Every process this session starts (the Prefect server, the DBOS worker), at any depth, inherits the mark.
+SESSION_MARK = new_mark("pytest-prefect")
+os.environ[MARKS] = with_mark(os.environ, SESSION_MARK)[MARKS]
+
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_server() -> Iterator[str]:
+def nothing_outlives_the_suite() -> Iterator[None]:
+    """Torn down last (the other session fixtures depend on it): fail if a process carrying this
+    session's mark is still alive, after stopping it."""
+    yield
+    left = leftovers(SESSION_MARK)
+    if left:
+        pytest.fail(
+            "processes started by this test session were still alive at its end (now stopped):\n  " + "\n  ".join(left),
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server(nothing_outlives_the_suite: None) -> Iterator[str]:
     """The session's Prefect API server; its URL."""
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness

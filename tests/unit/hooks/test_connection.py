@@ -1,9 +1,11 @@
-"""The dbos connection's TLS, libpq and pooler settings (dbos_airflow/hooks/connection.py), issue 29."""
+"""The dbos connection's settings (dbos_airflow/hooks/connection.py): validated by field name, no password shown;
+TLS, libpq and pooler settings (issue 29)."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
@@ -73,3 +75,19 @@ def test_the_connection_form_has_every_extra() -> None:
     assert set(conn_type["conn-fields"]) == set(EXTRA_FIELDS)
     assert conn_type["conn-fields"]["sslkey"]["schema"]["format"] == "password"
     assert None in conn_type["conn-fields"]["sslmode"]["schema"]["enum"]
+
+
+def _conn(**fields: Any) -> Any:
+    base = {"conn_id": "c", "host": "h", "port": None, "login": "u", "password": "pw", "schema": "db_dbos_sys"}
+    return SimpleNamespace(**{**base, **fields}, extra_dejson=fields.pop("extra", {}))
+
+
+def test_connection_settings_are_validated_by_name() -> None:
+    settings = DBOSConnectionSettings.from_connection(_conn())
+    assert settings.system_database_url.startswith("postgresql://u:pw@h:5432/db_dbos_sys")
+    assert "pw" not in repr(settings) and settings.allow_pickle is False
+    assert DBOSConnectionSettings.from_connection(_conn(extra={"allow_pickle": "true"})).allow_pickle
+    with pytest.raises(DBOSOptionsError, match="unknown extra field.*allow_pickles"):
+        DBOSConnectionSettings.from_connection(_conn(extra={"allow_pickles": True}))
+    with pytest.raises(DBOSOptionsError, match="mysql.*must be a postgresql:// or sqlite:///"):
+        DBOSConnectionSettings.from_connection(_conn(extra={"system_database_url": "mysql://h/db"}))
