@@ -40,6 +40,7 @@ EXTRA_FIELDS = (
     "allow_pickle",
     "use_listen_notify",
     "console_url",
+    "trace_url",
 )
 
 

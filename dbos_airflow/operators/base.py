@@ -27,7 +27,7 @@ from dbos_airflow.contract.events import TriggerEventKind, event_outcome
 from dbos_airflow.exceptions import DBOSOptionsError, DBOSSerializationError
 from dbos_airflow.hooks.connection import check_serialization
 from dbos_airflow.hooks.dbos import DBOSHook
-from dbos_airflow.links import DBOSConsoleLink, DBOSWorkflowLink
+from dbos_airflow.links import DBOSConsoleLink, DBOSTraceLink, DBOSWorkflowLink
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterator
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["UI_COLOR", "DBOSBaseOperator", "DBOSTaskMixin", "dbos_template_fields"]
 
 UI_COLOR = "#e8f0fe"
-EXTRA_LINKS: Collection[BaseOperatorLink] = (DBOSWorkflowLink(), DBOSConsoleLink())
+EXTRA_LINKS: Collection[BaseOperatorLink] = (DBOSWorkflowLink(), DBOSConsoleLink(), DBOSTraceLink())
 
 
 def dbos_template_fields(*fields: str) -> tuple[str, ...]:

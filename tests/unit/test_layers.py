@@ -44,6 +44,7 @@ LAYERS: list[tuple[str, ...]] = [
         "dbos_orchestrator.forms",
         "dbos_orchestrator.retry",
         "dbos_orchestrator.serialization",
+        "dbos_orchestrator.tracing",
     ),
     # what the documented client is made of: options, URL rules, its log line, its error explanations
     ("dbos_orchestrator.options", "dbos_orchestrator.database_urls", "dbos_orchestrator.init_log"),
