@@ -28,6 +28,7 @@ from dbos_airflow.exceptions import DBOSOptionsError, DBOSSerializationError
 from dbos_airflow.hooks.connection import check_serialization
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.links import DBOSConsoleLink, DBOSTraceLink, DBOSWorkflowLink
+from dbos_airflow.operators.lineage import DBOSLineageMixin
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterator
@@ -45,7 +46,7 @@ def dbos_template_fields(*fields: str) -> tuple[str, ...]:
     return ("dbos_conn_id", *fields)
 
 
-class DBOSTaskMixin:
+class DBOSTaskMixin(DBOSLineageMixin):
     """
     The DBOS side of an operator or sensor; put it after the Airflow base class
     (``class X(BaseSensorOperator, DBOSTaskMixin)``). It has no ``__init__``: the class it is

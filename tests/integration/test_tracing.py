@@ -40,8 +40,8 @@ def tracer(otlp_receiver: OTLPReceiver) -> Iterator[Any]:
 
 
 def _dag(dag_id: str) -> Any:
-    path = ROOT / "tests" / "dags" / "tracing" / "dbos_tracing_dags.py"
-    spec = importlib.util.spec_from_file_location("dbos_tracing_dags", path)
+    path = ROOT / "tests" / "dags" / "observability" / "dbos_observability_dags.py"
+    spec = importlib.util.spec_from_file_location("dbos_observability_dags", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Asset
 
 from dbos_airflow.operators.bulk import DBOSBulkEnqueueOperator
 from dbos_airflow.operators.dbos import DBOSEnqueueOperator
@@ -58,4 +58,25 @@ with DAG("dbos_t_trace_fork", params={"source": ""}, **COMMON) as trace_fork:
         queue_name="q",
         dbos_conn_id=CONN,
         wait_for_completion=True,
+    )
+
+# OpenLineage (tests/integration/test_lineage.py): the task's datasets come from inlets/outlets.
+with DAG("dbos_t_lineage", **COMMON) as lineage:
+    DBOSEnqueueOperator(
+        task_id="enqueue",
+        workflow_name="wf_double",
+        queue_name="q",
+        workflow_args=[5],
+        wait_for_completion=True,
+        inlets=[Asset("file:///lineage/in.csv")],
+        outlets=[Asset("file:///lineage/out.csv")],
+        dbos_conn_id=CONN,
+    )
+    DBOSBulkEnqueueOperator(
+        task_id="bulk",
+        workflow_name="wf_double",
+        queue_name="q",
+        items=[[i] for i in range(12)],
+        wait_for_completion=True,
+        dbos_conn_id=CONN,
     )
