@@ -4,6 +4,7 @@ loopback; each workflow's root span must be the child of Prefect's own span of t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -79,3 +80,17 @@ def test_the_workflow_span_is_a_child_of_the_prefect_task_span(
         parent = receiver.wait_for_span(lambda s, p=span: s.span_id == p.parent_span_id, SPAN_WAIT, "parent")
         assert parent.service == "prefect" and parent.trace_id == span.trace_id
         assert parent.attributes.get("prefect.run.type") == "task" and parent.name.startswith(task_name)
+    # The block's trace_url: the enqueuing task run links to the trace it shares with the workflow.
+    asyncio.run(_check_trace_artifact(ids["one"], _span_of(receiver, ids["one"]).trace_id))
+
+
+async def _check_trace_artifact(workflow_id: str, trace_id: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from prefect_dbos.links import artifact_key
+
+    async with get_client() as client:
+        key = artifact_key("trace", workflow_id)
+        (artifact,) = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    assert f"http://traces.example/{trace_id}" in str(artifact.data)

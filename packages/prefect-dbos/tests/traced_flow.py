@@ -36,7 +36,8 @@ def main() -> None:
     trace.set_tracer_provider(provider)
     import asyncio
 
-    ids = asyncio.run(traced(DBOSSystemDatabase(system_database_url=sys.argv[1])))
+    database = DBOSSystemDatabase(system_database_url=sys.argv[1], trace_url="http://traces.example/{trace_id}")
+    ids = asyncio.run(traced(database))
     provider.shutdown()
     print("IDS " + json.dumps(ids), flush=True)
 
