@@ -30,6 +30,7 @@ from dbos_airflow.contract.kill import cancel_on_wait_timeout, decide_on_kill
 from dbos_airflow.contract.outcome import FAILURES_NAMED, batch_result
 from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.operators.base import DBOSTaskMixin
+from dbos_airflow.operators.lineage import MAX_IDS, annotate_outlet_events
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -188,6 +189,9 @@ class DBOSBatchMixin(DBOSTaskMixin):
             batch_result(counts, failures, self.hook.value_reader(), fail_fast=self.fail_fast, cancelled=cancelled)
         if self.push_results:
             ti.xcom_push(key=RESULTS_KEY, value=self._results(spec))
+        if self.outlets:  # docs/observability.md
+            ids = spec.workflow_ids(0, MAX_IDS)
+            annotate_outlet_events(context, self.outlets, ids, dict(counts.by_status), count=spec.count)
         return counts
 
     def _results(self, spec: BatchSpec) -> list[Any]:

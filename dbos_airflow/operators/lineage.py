@@ -39,6 +39,7 @@ __all__ = [
     "MAX_IDS",
     "OPENLINEAGE_ATTRIBUTE",
     "DBOSLineageMixin",
+    "annotate_outlet_events",
     "lineage_attributes",
     "system_namespace",
     "with_lineage",
@@ -93,6 +94,27 @@ def with_lineage(options: Any, ti: Any) -> Any:
     """Enqueue ``options`` with the task's OpenLineage parent run merged into their ``attributes``."""
     found = lineage_attributes(ti)
     return {**options, "attributes": {**(options.get("attributes") or {}), **found}} if found else options
+
+
+def annotate_outlet_events(
+    context: Any, outlets: Any, workflow_ids: list[str], status: Any, *, count: int | None = None
+) -> None:
+    """Name the workflows in the ``extra`` of every asset event the task emits for its ``outlets``:
+    ``dbos_workflow_ids`` (the first :data:`MAX_IDS`), ``dbos_workflow_count`` and ``dbos_status`` (one
+    workflow's status, or a batch's counts by status)."""
+    events = context.get("outlet_events") if outlets else None
+    if events is None:
+        return
+    from airflow.sdk import Asset
+
+    extra = {
+        "dbos_workflow_ids": workflow_ids[:MAX_IDS],
+        "dbos_workflow_count": len(workflow_ids) if count is None else count,
+        "dbos_status": status,
+    }
+    for outlet in outlets:
+        if isinstance(outlet, Asset):
+            events[outlet].extra.update(extra)
 
 
 def system_namespace(system_database_url: str) -> str:

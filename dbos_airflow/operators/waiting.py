@@ -23,6 +23,7 @@ from dbos_airflow.contract.kill import cancel_on_wait_timeout, decide_on_kill
 from dbos_airflow.contract.outcome import workflow_result
 from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.operators.base import DBOSBaseOperator
+from dbos_airflow.operators.lineage import annotate_outlet_events
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -144,8 +145,10 @@ class DBOSWaitingOperator(DBOSBaseOperator):
         self._give_up(self.hook.require_workflow(event["workflow_id"]))
 
     def _succeed(self, context: Context, workflow_id: str) -> str:
-        result = workflow_result(self.hook.require_workflow(workflow_id), self.hook.value_reader(), log=self.log.info)
+        status = self.hook.require_workflow(workflow_id)
+        result = workflow_result(status, self.hook.value_reader(), log=self.log.info)
         context["ti"].xcom_push(key="result", value=result)
+        annotate_outlet_events(context, self.outlets, [workflow_id], status["status"])  # docs/observability.md
         return workflow_id
 
     def _give_up(self, status: dict[str, Any]) -> NoReturn:

@@ -50,7 +50,32 @@ def main() -> None:
     # The provider's and the client's modules (not common.compat's shims, which Airflow itself loads).
     ours = ("openlineage.", "airflow.providers.openlineage")
     loaded = sorted(m for m, v in sys.modules.items() if v is not None and (m == "openlineage" or m.startswith(ours)))
-    print("RUN " + json.dumps({"run_id": run.run_id, "state": str(run.state), "openlineage_modules": loaded}))
+    print(
+        "RUN "
+        + json.dumps(
+            {
+                "run_id": run.run_id,
+                "state": str(run.state),
+                "openlineage_modules": loaded,
+                "assets": _asset_events(run.run_id),
+            }
+        )
+    )
+
+
+def _asset_events(run_id: str) -> dict[str, Any]:
+    """The ``extra`` of each asset event the run emitted, by asset URI."""
+    import sqlalchemy as sa
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.execute(
+            sa.select(AssetModel.uri, AssetEvent.extra)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetEvent.source_run_id == run_id)
+        ).all()
+    return {uri: extra for uri, extra in rows}
 
 
 if __name__ == "__main__":

@@ -82,6 +82,17 @@ def test_events_name_the_workflows_and_the_workflows_name_the_run(
     assert bulk["status"] == {"SUCCESS": 10}
     assert not any("password" in line.lower() for line in events_file.read_text().splitlines())
 
+    # Asset events of the tasks' outlets name their workflows (Airflow's own lineage).
+    assets = run["assets"]
+    assert assets["file:///lineage/out.csv"] == {
+        "dbos_workflow_ids": [workflow_id],
+        "dbos_workflow_count": 1,
+        "dbos_status": "SUCCESS",
+    }
+    batch = assets["file:///lineage/batch.csv"]
+    assert batch["dbos_workflow_count"] == 12 and batch["dbos_status"] == {"SUCCESS": 12}
+    assert batch["dbos_workflow_ids"] == [f"{prefix}{i}" for i in range(10)]
+
 
 def test_without_the_provider_nothing_is_imported_nor_stored(airflow_db: Path, traced_worker: Worker) -> None:
     run = _run("dbos_t_lineage", "without", {})

@@ -78,5 +78,6 @@ with DAG("dbos_t_lineage", **COMMON) as lineage:
         queue_name="q",
         items=[[i] for i in range(12)],
         wait_for_completion=True,
+        outlets=[Asset("file:///lineage/batch.csv")],
         dbos_conn_id=CONN,
     )
