@@ -189,9 +189,10 @@ class DBOSBatchMixin(DBOSTaskMixin):
             batch_result(counts, failures, self.hook.value_reader(), fail_fast=self.fail_fast, cancelled=cancelled)
         if self.push_results:
             ti.xcom_push(key=RESULTS_KEY, value=self._results(spec))
-        if self.outlets:  # docs/observability.md
+        outlets = getattr(self, "outlets", None)  # the operator's (this is a mixin)
+        if outlets:  # docs/observability.md
             ids = spec.workflow_ids(0, MAX_IDS)
-            annotate_outlet_events(context, self.outlets, ids, dict(counts.by_status), count=spec.count)
+            annotate_outlet_events(context, outlets, ids, dict(counts.by_status), count=spec.count)
         return counts
 
     def _results(self, spec: BatchSpec) -> list[Any]:
