@@ -12,13 +12,14 @@ PREFECT_PKG := packages/prefect-dbos
 
 install: $(STAMP)
 
-# Creates .venv when missing and installs the project with its test extra, pinned by constraints.txt, and
+# Creates .venv when missing and installs the project with its test, otel and openlineage extras, pinned by
+# constraints.txt, and
 # the Airflow-free core it depends on (packages/dbos-orchestrator) and the shared test helpers
 # (packages/dbos-testkit, development only) from this checkout, in one pip command.
 $(STAMP): pyproject.toml packages/dbos-orchestrator/pyproject.toml packages/dbos-testkit/pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e packages/dbos-orchestrator -e packages/dbos-testkit -e ".[test]"
+	$(PY) -m pip install -q -c constraints.txt -e packages/dbos-orchestrator -e packages/dbos-testkit -e ".[test,otel,openlineage]"
 	touch $(STAMP)
 
 install-prefect: $(PSTAMP)
@@ -27,7 +28,7 @@ install-prefect: $(PSTAMP)
 # the shared core (packages/dbos-orchestrator) and test helpers (packages/dbos-testkit) from this checkout.
 $(PSTAMP): $(PREFECT_PKG)/pyproject.toml packages/dbos-orchestrator/pyproject.toml packages/dbos-testkit/pyproject.toml $(PREFECT_PKG)/constraints.txt
 	test -x $(PPY) || python3 -m venv $(PVENV)
-	$(PPY) -m pip install -q -c $(PREFECT_PKG)/constraints.txt -e packages/dbos-orchestrator -e packages/dbos-testkit -e "$(PREFECT_PKG)[test]"
+	$(PPY) -m pip install -q -c $(PREFECT_PKG)/constraints.txt -e packages/dbos-orchestrator -e packages/dbos-testkit -e "$(PREFECT_PKG)[test,otel]"
 	$(PPY) -m pip check
 	touch $(PSTAMP)
 

@@ -38,7 +38,11 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["dbos_airflow.triggers.dbos", "dbos_airflow.triggers.completed"],
             }
         ],
-        "extra-links": ["dbos_airflow.links.DBOSWorkflowLink", "dbos_airflow.links.DBOSConsoleLink"],
+        "extra-links": [
+            "dbos_airflow.links.DBOSWorkflowLink",
+            "dbos_airflow.links.DBOSConsoleLink",
+            "dbos_airflow.links.DBOSTraceLink",
+        ],
         "connection-types": [
             {
                 "connection-type": "dbos",
@@ -121,6 +125,12 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "DBOS console URL",
                         "description": "Link template for a workflow in a DBOS console, e.g. "
                         "https://console.dbos.dev/workflows/{workflow_id}",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "trace_url": {
+                        "label": "Trace URL",
+                        "description": "Link template for a trace in your tracing UI (OpenTelemetry), e.g. "
+                        "http://localhost:16686/trace/{trace_id}",
                         "schema": {"type": ["string", "null"]},
                     },
                 },

@@ -28,22 +28,30 @@ __all__ = [
     "CONN_ID_KEY",
     "WORKFLOW_ID_KEY",
     "DBOSConsoleLink",
+    "DBOSTraceLink",
     "DBOSWorkflowLink",
     "remember_workflow",
     "view_path",
 ]
 
 WORKFLOW_ID_KEY = "workflow_id"
+TRACE_ID_KEY = "otel_trace_id"
 CONN_ID_KEY = "dbos_conn_id"
 PLUGIN_PREFIX = "/dbos"
 
 
 def remember_workflow(context: Context, conn_id: str, workflow_id: str | None = None) -> None:
-    """Push the task's connection (and single workflow id) to XCom for the links and the view."""
+    """Push the task's connection (and single workflow id) to XCom for the links and the view, and the
+    trace id its workflows joined when OpenTelemetry traces the task (docs/observability.md)."""
+    from dbos_orchestrator.tracing import trace_id_of
+
     ti = context["ti"]
     ti.xcom_push(key=CONN_ID_KEY, value=conn_id)
     if workflow_id is not None:
         ti.xcom_push(key=WORKFLOW_ID_KEY, value=workflow_id)
+    trace_id = trace_id_of()
+    if trace_id is not None:
+        ti.xcom_push(key=TRACE_ID_KEY, value=trace_id)
 
 
 def view_path(dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
@@ -85,9 +93,27 @@ class DBOSConsoleLink(BaseOperatorLink):
         return template.replace("{workflow_id}", quote(workflow_id, safe=""))
 
 
-def console_template(conn_id: str) -> str | None:
-    """The connection's ``console_url`` extra (a template with ``{workflow_id}``), if any."""
+class DBOSTraceLink(BaseOperatorLink):
+    """Opens the trace the task's workflows joined in the UI named by the connection's ``trace_url`` extra."""
+
+    name = "Trace"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+        from dbos_orchestrator.tracing import trace_link
+
+        conn_id = getattr(operator, "dbos_conn_id", None)
+        template = console_template(str(conn_id), "trace_url") if conn_id else None
+        if not template:
+            return ""
+        trace_id: Any = XCom.get_value(ti_key=ti_key, key=TRACE_ID_KEY)
+        return (trace_link(template, trace_id) or "") if isinstance(trace_id, str) else ""
+
+
+def console_template(conn_id: str, extra: str = "console_url") -> str | None:
+    """The connection's ``console_url`` extra (a template with ``{workflow_id}``), or another link
+    template extra (``trace_url``: ``{trace_id}``), if any."""
     from airflow.sdk import BaseHook
 
-    template = (BaseHook.get_connection(conn_id).extra_dejson or {}).get("console_url")
+    template = (BaseHook.get_connection(conn_id).extra_dejson or {}).get(extra)
     return str(template) if template else None

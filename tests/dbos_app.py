@@ -199,6 +199,10 @@ def main() -> None:
         "application_version": APP_VERSION,
         "executor_id": os.environ.get("DBOS_EXECUTOR_ID", "test-worker"),
     }
+    otlp = os.environ.get("DBOS_TEST_OTLP_TRACES_ENDPOINT")  # tests/integration/test_tracing.py
+    if otlp:
+        config["enable_otlp"] = True
+        config["otlp_traces_endpoints"] = [otlp]
     DBOS(config=config)
     crasher = bool(os.environ.get("DBOS_TEST_CRASH"))
     DBOS.listen_queues(["q_crash"] if crasher else list(QUEUES))  # queues are shared DB rows

@@ -43,6 +43,7 @@ EXTRA_FIELDS = (
     "transaction_pooling",
     *TLS_FIELDS,
     "console_url",
+    "trace_url",
 )
 
 

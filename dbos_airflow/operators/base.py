@@ -31,7 +31,8 @@ from dbos_orchestrator.serialization import check_serialization
 from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS, check_in_worker, not_before_after_deferral
 from dbos_airflow.contract.events import TriggerEventKind, event_outcome
 from dbos_airflow.hooks.dbos import DBOSHook
-from dbos_airflow.links import DBOSConsoleLink, DBOSWorkflowLink
+from dbos_airflow.links import DBOSConsoleLink, DBOSTraceLink, DBOSWorkflowLink
+from dbos_airflow.operators.lineage import DBOSLineageMixin
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator
@@ -44,7 +45,7 @@ __all__ = ["UI_COLOR", "DBOSBaseOperator", "DBOSTaskMixin", "dbos_template_field
 T = TypeVar("T")
 
 UI_COLOR = "#e8f0fe"
-EXTRA_LINKS: Collection[BaseOperatorLink] = (DBOSWorkflowLink(), DBOSConsoleLink())
+EXTRA_LINKS: Collection[BaseOperatorLink] = (DBOSWorkflowLink(), DBOSConsoleLink(), DBOSTraceLink())
 
 
 def dbos_template_fields(*fields: str) -> tuple[str, ...]:
@@ -52,7 +53,7 @@ def dbos_template_fields(*fields: str) -> tuple[str, ...]:
     return ("dbos_conn_id", *fields)
 
 
-class DBOSTaskMixin:
+class DBOSTaskMixin(DBOSLineageMixin):
     """
     The DBOS side of an operator or sensor; put it after the Airflow base class
     (``class X(BaseSensorOperator, DBOSTaskMixin)``). It has no ``__init__``: the class it is

@@ -27,6 +27,7 @@ from dbos_airflow.contract.deferral import batch_ends_before_the_hold
 from dbos_airflow.contract.events import TriggerEventKind
 from dbos_airflow.contract.kill import cancel_on_wait_timeout, decide_on_kill
 from dbos_airflow.operators.base import DBOSTaskMixin
+from dbos_airflow.operators.lineage import MAX_IDS, annotate_outlet_events
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -177,6 +178,10 @@ class DBOSBatchMixin(DBOSTaskMixin):
             self.hook.service().batch_result(counts, failures, fail_fast=self.fail_fast, cancelled=cancelled)
         if self.push_results:
             ti.xcom_push(key=RESULTS_KEY, value=self._results(spec))
+        outlets = getattr(self, "outlets", None)  # the operator's (this is a mixin)
+        if outlets:  # docs/observability.md
+            ids = spec.workflow_ids(0, MAX_IDS)
+            annotate_outlet_events(context, outlets, ids, dict(counts.by_status), count=spec.count)
         return counts
 
     def _results(self, spec: BatchSpec) -> list[Any]:

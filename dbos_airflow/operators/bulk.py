@@ -116,6 +116,7 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
         from dbos_orchestrator.waiting.batch import BatchSpec
 
         from dbos_airflow.contract.ownership import with_owner
+        from dbos_airflow.operators.lineage import with_lineage
 
         self.wait_for_completion = as_bool("wait_for_completion", self.wait_for_completion)
         self.timeout = as_timeout("timeout", self.timeout)
@@ -127,6 +128,7 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
             check_push_results(self.push_results, len(items))
         batch = normalize_items(items, default_id=lambda index: bulk_item_id(base, index))
         options = with_owner(self._options(), context["ti"], self.dbos_conn_id)  # docs/ui.md, Permissions
+        options = with_lineage(options, context["ti"])  # docs/observability.md, OpenLineage
         ids = self.hook.enqueue_many(options, batch, serialization=self.serialization)
         self.log.info("%d DBOS workflow(s) %s enqueued on %s", len(ids), self.workflow_name, self.queue_name)
         remember_workflow(context, self.dbos_conn_id)  # the ids are the return value

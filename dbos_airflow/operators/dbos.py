@@ -12,6 +12,7 @@ from dbos_airflow.contract.ownership import with_owner
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import DBOSBaseOperator, dbos_template_fields
 from dbos_airflow.operators.lifecycle import DBOSLifecycleOperator
+from dbos_airflow.operators.lineage import with_lineage
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -190,6 +191,7 @@ class DBOSEnqueueOperator(DBOSLifecycleOperator, DBOSBaseEnqueueOperator):
         kwargs = as_json("workflow_kwargs", self.workflow_kwargs or {}, dict)
         options = self._options(workflow_id=workflow_id, deduplication_id=self.deduplication_id)
         options = with_owner(options, self._ti, self.dbos_conn_id)  # docs/ui.md, Permissions
+        options = with_lineage(options, self._ti)  # docs/observability.md, OpenLineage
         self.hook.enqueue_or_reattach(
             options, args, kwargs, serialization=self.serialization, retry_mode=self.retry_mode
         )

@@ -23,6 +23,7 @@ from dbos_orchestrator.status import DBOSWorkflowStatus
 from dbos_airflow.contract.events import TriggerEventKind
 from dbos_airflow.contract.kill import cancel_on_wait_timeout, decide_on_kill
 from dbos_airflow.operators.base import DBOSBaseOperator
+from dbos_airflow.operators.lineage import annotate_outlet_events
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -138,6 +139,8 @@ class DBOSLifecycleOperator(DBOSBaseOperator):
         """Push the ended workflow's output (``status`` as the wait returned it, not read again)."""
         result = self.hook.service().result(status["workflow_id"], status=status, log=self.log.info)
         context["ti"].xcom_push(key="result", value=result)
+        # the asset events of outlets carry the workflow (docs/observability.md)
+        annotate_outlet_events(context, self.outlets, [status["workflow_id"]], status["status"])
         return str(status["workflow_id"])
 
     def _give_up(self, status: dict[str, Any]) -> NoReturn:

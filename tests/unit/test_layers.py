@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
         "dbos_orchestrator.forms",
         "dbos_orchestrator.retry",
         "dbos_orchestrator.serialization",
+        "dbos_orchestrator.tracing",
     ),
     # what the documented client is made of: options, URL rules and libpq parameters, its log line, its
     # error explanations

@@ -9,6 +9,7 @@ import dbos
 from dbos import WorkflowSerializationFormat
 
 from dbos_orchestrator.exceptions import DBOSOptionsError
+from dbos_orchestrator.tracing import with_current_context
 
 __all__ = ["VALID_ENQUEUE_KEYS", "AnyEnqueueOptions", "EnqueueOptions", "qualified_workflow_name", "to_dbos_options"]
 
@@ -23,6 +24,7 @@ class EnqueueOptions(_RequiredEnqueueOptions, total=False):
 
     ``workflow_class_name`` is the documented name for dbos' ``class_name``. Keys not listed
     here (or in the installed dbos version) are rejected instead of silently ignored.
+    ``otel_context`` defaults to the caller's current trace (:mod:`dbos_orchestrator.tracing`).
     """
 
     workflow_class_name: str
@@ -42,6 +44,7 @@ class EnqueueOptions(_RequiredEnqueueOptions, total=False):
     instance_name: str
     attributes: dict[str, Any]
     application_name: str | None
+    otel_context: Any
 
 
 # Documented-style or dbos-style options: both are accepted wherever dbos takes its own.
@@ -93,7 +96,8 @@ def to_dbos_options(options: AnyEnqueueOptions | dict[str, Any]) -> dbos.Enqueue
         mapped["class_name"] = class_name
     if mapped.get("class_name"):
         mapped["workflow_name"] = qualified_workflow_name(mapped["workflow_name"], mapped["class_name"])
-    return mapped  # type: ignore[return-value]
+    # The caller's trace (Airflow's or Prefect's task span) becomes the workflow's parent span.
+    return with_current_context(mapped)  # type: ignore[return-value]
 
 
 def qualified_workflow_name(workflow_name: str, class_name: str) -> str:

@@ -17,7 +17,13 @@ from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSWorkflowFailedErr
 from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS, progress_message, workflow_not_found_message
 from dbos_orchestrator.outcome import batch_result, workflow_result
 from dbos_orchestrator.retry import Reattach, check_retry_mode, reattach, rerun_start_step
-from dbos_orchestrator.status import FAILURE_STATUSES, SUCCESS_STATUSES, DBOSWorkflowStatus, status_to_dict
+from dbos_orchestrator.status import (
+    FAILURE_STATUSES,
+    QUEUED_STATUSES,
+    SUCCESS_STATUSES,
+    DBOSWorkflowStatus,
+    status_to_dict,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Sequence
@@ -242,7 +248,29 @@ class DBOSService:
             if existing():  # another try of the same task forked first
                 return False
             raise
+        self._trace_fork(forked_workflow_id)
         return True
+
+    def _trace_fork(self, forked_workflow_id: str) -> None:
+        """Put the forking task's trace on a new fork (dbos copied the original's, whose task is long gone).
+
+        dbos' fork takes no ``otel_context``, so the carrier is written just after the fork: a
+        worker that dequeues the fork in between starts its span in the original's trace (logged
+        here, not an error). Without a current trace the copy stays.
+        """
+        from dbos_orchestrator.tracing import trace_attributes
+
+        carrier = trace_attributes()
+        if not carrier:
+            return
+        self.client.update_workflow_attributes(forked_workflow_id, carrier, merge=True)
+        now = self.get_workflow_statuses([forked_workflow_id]).get(forked_workflow_id)
+        if now is not None and DBOSWorkflowStatus.parse(now["status"]) not in QUEUED_STATUSES:
+            self.log.info(
+                "DBOS fork %s was dequeued (%s) before its trace was set; its spans may be in the original's trace",
+                forked_workflow_id,
+                now["status"],
+            )
 
     # -- waiting -------------------------------------------------------------------------
 

@@ -106,11 +106,23 @@ class DBOSSystemDatabase(CredentialsBlock):
         description="Link to a workflow in a console, with {workflow_id} in it (e.g. https://console/workflows/{workflow_id}).",
     )
 
+    trace_url: str | None = Field(
+        default=None,
+        description="Link to a trace in your tracing UI, with {trace_id} in it (e.g. http://localhost:16686/trace/{trace_id}).",
+    )
+
     @field_validator("console_url")
     @classmethod
     def _console_url_has_placeholder(cls, value: str | None) -> str | None:
         if value is not None and "{workflow_id}" not in value:
             raise ValueError(f"console_url must contain {{workflow_id}}, got {value!r}")
+        return value
+
+    @field_validator("trace_url")
+    @classmethod
+    def _trace_url_has_placeholder(cls, value: str | None) -> str | None:
+        if value is not None and "{trace_id}" not in value:
+            raise ValueError(f"trace_url must contain {{trace_id}}, got {value!r}")
         return value
 
     @model_validator(mode="after")

@@ -34,18 +34,30 @@ def prefect_attributes() -> dict[str, Any]:
 
 
 async def link_workflow(database: DBOSSystemDatabase, workflow_id: str) -> None:
-    """A link artifact to the workflow in the console, when the block has ``console_url``."""
+    """A link artifact to the workflow in the console, when the block has ``console_url``; one to the
+    trace the workflow joined, when OpenTelemetry traces the task and the block has ``trace_url``."""
+    from dbos_orchestrator.tracing import trace_id_of, trace_link
+
     link = database.link_for(workflow_id)
-    if link is None:
+    trace = trace_link(database.trace_url, trace_id_of())
+    if link is None and trace is None:
         return
     from prefect.artifacts import acreate_link_artifact
 
-    await acreate_link_artifact(
-        link,
-        link_text=f"DBOS workflow {workflow_id}",
-        key=artifact_key("link", workflow_id),
-        description="The DBOS workflow this run enqueued or re-attached to.",
-    )
+    if link is not None:
+        await acreate_link_artifact(
+            link,
+            link_text=f"DBOS workflow {workflow_id}",
+            key=artifact_key("link", workflow_id),
+            description="The DBOS workflow this run enqueued or re-attached to.",
+        )
+    if trace is not None:
+        await acreate_link_artifact(
+            trace,
+            link_text=f"Trace of DBOS workflow {workflow_id}",
+            key=artifact_key("trace", workflow_id),
+            description="The trace (OpenTelemetry) this task run and its DBOS workflow share.",
+        )
 
 
 async def summarize(database: DBOSSystemDatabase, status: dict[str, Any], last_step: tuple[int, str] | None) -> None:
@@ -66,6 +78,11 @@ async def summarize(database: DBOSSystemDatabase, status: dict[str, Any], last_s
         ("duration", took),
         ("last step", step),
     ]
+    from dbos_orchestrator.tracing import trace_id_of
+
+    trace_id = trace_id_of()
+    if trace_id is not None:
+        rows.append(("trace", f"`{trace_id}`"))
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
     await acreate_markdown_artifact(
         f"### DBOS workflow\n\n| | |\n|---|---|\n{table}\n",

@@ -120,12 +120,13 @@ def system_database_url(postgres_server_url: str) -> Iterator[str]:
 class Worker(ChildProcess):
     """The repository's test DBOS application (tests/dbos_app.py), started at once."""
 
-    def __init__(self, system_database_url: str) -> None:
+    def __init__(self, system_database_url: str, **env_vars: str) -> None:
         env = {
             **os.environ,
             "DBOS_SYSTEM_DATABASE_URL": system_database_url,
             "DBOS_EXECUTOR_ID": "prefect-test-worker",
             "PYTHONUNBUFFERED": "1",
+            **env_vars,
         }
         super().__init__("DBOS worker", [sys.executable, str(ROOT / "tests" / "dbos_app.py")], env)
 
