@@ -13,6 +13,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from dbos_orchestrator.messages import workflow_not_found_message
+from dbos_orchestrator.operations.preflight import check_on_unknown
 from dbos_orchestrator.status import DBOSWorkflowStatus
 
 from dbos_airflow.contract.ids import derived_id
@@ -151,6 +152,9 @@ class DBOSForkWorkflowOperator(DBOSWaitingOperator):
     :param application_version: run the fork on workers of this version (default: the latest).
     :param queue_name: queue to run the fork on (default: DBOS' internal queue).
     :param fork_workflow_id: explicit id for the fork (templated); overrides the derived one.
+    :param on_unknown_queue: ``warn`` (default), ``fail`` or ``ignore`` a ``queue_name`` no worker
+        registered, before forking (as for :class:`~dbos_airflow.operators.dbos.DBOSEnqueueOperator`).
+    :param on_unknown_version: the same for an ``application_version`` no worker registered.
     :param retry_mode: ``resume``, ``restart`` or ``fail``: what a later try does with a fork
         that ended in ERROR, CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED.
 
@@ -177,9 +181,13 @@ class DBOSForkWorkflowOperator(DBOSWaitingOperator):
         application_version: str | None = None,
         queue_name: str | None = None,
         fork_workflow_id: str | None = None,
+        on_unknown_queue: str = "warn",
+        on_unknown_version: str = "warn",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.on_unknown_queue = check_on_unknown("on_unknown_queue", on_unknown_queue)
+        self.on_unknown_version = check_on_unknown("on_unknown_version", on_unknown_version)
         self.workflow_id = workflow_id
         self.start_step = start_step
         self.application_version = application_version
@@ -202,6 +210,12 @@ class DBOSForkWorkflowOperator(DBOSWaitingOperator):
         self._render_wait_settings()
         fork_id = self.awaited_workflow_id(context)
         self._workflow_id = fork_id
+        self.hook.service().check_enqueue_target(
+            self.queue_name or None,
+            self.application_version or None,
+            on_unknown_queue=self.on_unknown_queue,
+            on_unknown_version=self.on_unknown_version,
+        )
         made = self.hook.fork_workflow(
             self.workflow_id,
             self._start_step(),
