@@ -25,17 +25,16 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def test_only_the_adapter_imports_the_core() -> None:
-    """One contract, from the core: nothing but prefect_dbos/_core.py imports dbos_orchestrator (or dbos_airflow)."""
+def test_the_core_is_imported_directly_and_airflow_never() -> None:
+    """One contract, from the core: modules import ``dbos_orchestrator`` itself (``_core.py`` is being
+    removed), never dbos_airflow or Airflow."""
     found = [
         f"{path.name}: {name}"
         for path in _modules()
-        if path.name != "_core.py"
         for name in _imports(path)
-        if name.split(".")[0] in ("dbos_orchestrator", "dbos_airflow", "airflow")
+        if name.split(".")[0] in ("dbos_airflow", "airflow")
     ]
     assert found == []
-    assert not any(name.startswith(("dbos_airflow", "airflow")) for name in _imports(PACKAGE / "_core.py"))
 
 
 def test_no_status_string_in_the_package() -> None:
