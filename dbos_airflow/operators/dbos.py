@@ -12,6 +12,7 @@ from dbos_airflow.contract.ownership import with_owner
 from dbos_airflow.exceptions import DBOSOptionsError
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import DBOSBaseOperator, dbos_template_fields
+from dbos_airflow.operators.manage import workflow_ids_arg
 from dbos_airflow.operators.waiting import DBOSWaitingOperator
 
 if TYPE_CHECKING:
@@ -287,7 +288,9 @@ class DBOSSendOperator(DBOSBaseOperator):
     message for a completion Airflow delivered twice is sent once: DBOS drops the repeated send
     (docs/events.md, "Exactly-once work downstream"). Returns the key.
 
-    :param destination_id: id of the receiving workflow.
+    :param destination_id: id of the receiving workflow, or a list of ids (or such a list rendered by
+        a template): then every destination gets the message in one transaction (DBOS' ``send_bulk``),
+        each under its own key ``<key>:<destination>``, so a retry delivers it once per destination.
     :param message: the message (JSON-able with the default portable serialization).
     :param topic: topic the workflow receives on (None: the default topic).
     :param idempotency_key: explicit idempotency key (templated); overrides the derived one.
@@ -308,7 +311,7 @@ class DBOSSendOperator(DBOSBaseOperator):
     def __init__(
         self,
         *,
-        destination_id: str,
+        destination_id: str | list[str],
         message: Any,
         topic: str | None = None,
         idempotency_key: str | None = None,
@@ -328,9 +331,25 @@ class DBOSSendOperator(DBOSBaseOperator):
         key = as_text(self.idempotency_key) or derived_work_id(
             context, self.id_from, self.completion_key, "idempotency key"
         )
-        remember_workflow(context, self.dbos_conn_id, self.destination_id)
-        self.hook.send(self.destination_id, self.message, self.topic, key, serialization=self.serialization)
+        destinations = workflow_ids_arg(self.destination_id)
+        if not isinstance(self.destination_id, str) or self.destination_id.strip().startswith("["):
+            return self._send_bulk(context, destinations, key)
+        remember_workflow(context, self.dbos_conn_id, destinations[0])
+        self.hook.send(destinations[0], self.message, self.topic, key, serialization=self.serialization)
         self.log.info(
             "Sent message to DBOS workflow %s (topic %s, idempotency key %s)", self.destination_id, self.topic, key
+        )
+        return key
+
+    def _send_bulk(self, context: Context, destinations: list[str], key: str) -> str:
+        from dbos import SendMessage
+        from dbos_orchestrator.serialization import choose_format
+
+        remember_workflow(context, self.dbos_conn_id)
+        messages = [SendMessage(d, self.message, self.topic, f"{key}:{d}") for d in destinations]
+        fmt = choose_format(self.serialization, self.hook.settings.serialization_type)
+        self.hook.get_client().send_bulk(messages, serialization_type=fmt)
+        self.log.info(
+            "Sent message to %d DBOS workflows in one transaction (idempotency key %s:<id>)", len(messages), key
         )
         return key

@@ -28,7 +28,12 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-__all__ = ["DBOSCancelWorkflowOperator", "DBOSForkWorkflowOperator", "DBOSResumeWorkflowOperator"]
+__all__ = [
+    "DBOSCancelWorkflowOperator",
+    "DBOSForkWorkflowOperator",
+    "DBOSResumeWorkflowOperator",
+    "DBOSSetWorkflowDelayOperator",
+]
 
 RESUMABLE = frozenset({DBOSWorkflowStatus.CANCELLED, DBOSWorkflowStatus.MAX_RECOVERY_ATTEMPTS_EXCEEDED})
 
@@ -230,3 +235,32 @@ class DBOSForkWorkflowOperator(DBOSWaitingOperator):
             self.reattach(self.hook.require_workflow(fork_id), self.queue_name or None)
         remember_workflow(context, self.dbos_conn_id, fork_id)  # XCom workflow_id, and the extra links
         return self.wait_for_workflow(context, fork_id)
+
+
+class DBOSSetWorkflowDelayOperator(DBOSBaseOperator):
+    """
+    Move a DELAYED workflow's start (enqueued with ``delay_seconds``) to ``delay_seconds`` from now;
+    0 starts it at once. A workflow no longer DELAYED is left as it is and logged (DBOS changes only
+    DELAYED ones), so a retry changes nothing the first try did not. Returns whether it was DELAYED.
+
+    :param workflow_id: the workflow (templated).
+    :param delay_seconds: seconds from now, >= 0 (templated).
+    :param dbos_conn_id: the ``dbos`` connection.
+    """
+
+    template_fields: Sequence[str] = dbos_template_fields("workflow_id", "delay_seconds")
+
+    def __init__(self, *, workflow_id: str, delay_seconds: float | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.workflow_id = workflow_id
+        self.delay_seconds = delay_seconds
+
+    def execute_dbos(self, context: Context) -> bool:
+        delay = self.delay_seconds
+        if isinstance(delay, str):
+            try:
+                delay = float(delay)
+            except ValueError:
+                raise DBOSOptionsError(f"delay_seconds={self.delay_seconds!r} is not a number of seconds") from None
+        remember_workflow(context, self.dbos_conn_id, self.workflow_id)
+        return self.hook.service().set_workflow_delay(self.workflow_id, delay)

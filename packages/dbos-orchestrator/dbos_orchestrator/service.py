@@ -10,6 +10,7 @@ builds one per call from its connection; a Prefect block would do the same from 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -201,6 +202,21 @@ class DBOSService:
         """Cancel workflows in one statement (idempotent: ended or unknown ones are left as they are)."""
         if workflow_ids:
             self.client.cancel_workflows(workflow_ids)
+
+    def set_workflow_delay(self, workflow_id: str, delay_seconds: Any) -> bool:
+        """Move a DELAYED workflow's start to ``delay_seconds`` from now (0: at once); returns whether it
+        was DELAYED (DBOS changes nothing otherwise: the line logged says so). A missing id raises
+        :attr:`not_found`; a negative or non-numeric delay names the field."""
+        number = isinstance(delay_seconds, (int, float)) and not isinstance(delay_seconds, bool)
+        if not number or not math.isfinite(delay_seconds) or delay_seconds < 0:
+            raise DBOSOptionsError(f"delay_seconds={delay_seconds!r} must be a number of seconds >= 0")
+        state = DBOSWorkflowStatus.parse(self.require_workflow(workflow_id)["status"])
+        if state is not DBOSWorkflowStatus.DELAYED:
+            self.log.info("DBOS workflow %s is %s, not DELAYED: its delay is not changed", workflow_id, state.value)
+            return False
+        self.client.set_workflow_delay(workflow_id, delay_seconds=float(delay_seconds))
+        self.log.info("DBOS workflow %s now starts in %ss", workflow_id, delay_seconds)
+        return True
 
     def resume_workflow(self, workflow_id: str, *, queue_name: str | None = None) -> None:
         """Continue a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow where it stopped."""

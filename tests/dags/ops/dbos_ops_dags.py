@@ -82,3 +82,35 @@ with DAG("dbos_t_ops_typo", schedule=None, start_date=START, default_args=ARGS, 
         on_unknown_queue="fail",
         execution_timeout=timedelta(minutes=2),
     )
+
+with DAG("dbos_t_ops_options", schedule=None, start_date=START, default_args=ARGS, params={"dedup": "x"}) as opts:
+    # "One refresh per key; a second run waits on the first": the second task attaches to the first's workflow.
+    first = DBOSEnqueueOperator(
+        task_id="first",
+        workflow_name="wf_sleep",
+        queue_name="q",
+        workflow_args=[2],
+        deduplication_id="{{ params.dedup }}",
+    )
+    second = DBOSEnqueueOperator(
+        task_id="second",
+        workflow_name="wf_sleep",
+        queue_name="q",
+        workflow_args=[0],
+        deduplication_id="{{ params.dedup }}",
+        duplication_policy="return-existing",
+        wait_for_completion=True,
+        poll_interval=0.2,
+        timeout=120,
+    )
+    whoami = DBOSEnqueueOperator(
+        task_id="whoami",
+        workflow_name="wf_whoami",
+        queue_name="q",
+        authenticated_roles='["reader", "ops"]',
+        attributes={"team": "data", "airflow": "not the owner"},
+        wait_for_completion=True,
+        poll_interval=0.2,
+        timeout=120,
+    )
+    first >> second >> whoami
