@@ -343,3 +343,20 @@ def test_a_mistyped_queue_warns_at_once_naming_the_real_one_and_fail_mode_writes
     finally:
         c.destroy()
     assert os.environ["AIRFLOW_CONN_DBOS_DEFAULT"] == connection_json(order_app)
+
+
+def test_the_schedules_and_retention_example_runs_against_the_demo_app(
+    airflow_db: object, order_app: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("AIRFLOW_CONN_DBOS_DEFAULT", connection_json(order_app))
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "dbos_schedules_and_retention.py")).get_dag(
+        "dbos_schedules_and_retention"
+    )
+    dr = dag.test()
+    assert set(states(dr).values()) == {"success"}
+    (applied,) = xcoms(dr, "apply_schedules")
+    assert applied["applied"] == ["orders-nightly-report"] and applied["schedules"][0]["next_run"]
+    assert [q["name"] for q in xcoms(dr, "queues")[0]] == ["orders"]
+    assert xcoms(dr, "delete_old_workflows") == [0]
