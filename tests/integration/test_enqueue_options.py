@@ -87,3 +87,23 @@ def test_set_workflow_delay_starts_a_delayed_workflow_and_leaves_others(dbos_con
     assert op.execute({"ti": FakeTI()}) is False  # a retry: no longer DELAYED, nothing changed
     with pytest.raises(AirflowFailException, match="delay_seconds=-1.0 must be a number of seconds >= 0"):
         DBOSSetWorkflowDelayOperator(task_id="d", workflow_id=wid, delay_seconds=-1.0).execute({"ti": FakeTI()})
+
+
+def test_queue_sensor_waits_for_the_backlog_to_drop(dbos_conn: str, client: DBOSClient) -> None:
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    from dbos_airflow.sensors.queues import DBOSQueueSensor
+
+    queue = unique("backlog")
+    client.register_queue(queue)  # nobody polls it: what is delayed there stays
+    held = [client.enqueue({"queue_name": queue, "workflow_name": "wf_noop", "delay_seconds": 3600}).workflow_id]
+    sensor = DBOSQueueSensor(task_id="s", queue_name=queue, max_backlog=0, poke_interval=0.2, timeout=1)
+    with pytest.raises(AirflowSensorTimeout):
+        sensor.execute({"ti": FakeTI("s")})
+    client.cancel_workflows(held)
+    assert DBOSQueueSensor(task_id="s", queue_name=queue, max_backlog="0", poke_interval=0.2, timeout=30).execute(
+        {"ti": FakeTI("s")}
+    ) == {"queue_name": queue, "backlog": {"DELAYED": 0, "ENQUEUED": 0, "PENDING": 0}}
+    with pytest.raises(AirflowFailException, match="queue_name='ordres' is not a registered DBOS queue"):
+        DBOSQueueSensor(task_id="s", queue_name="ordres", poke_interval=0.2, timeout=5).execute({"ti": FakeTI("s")})
+    client.delete_queue(queue)
