@@ -107,3 +107,30 @@ def test_queue_sensor_waits_for_the_backlog_to_drop(dbos_conn: str, client: DBOS
     with pytest.raises(AirflowFailException, match="queue_name='ordres' is not a registered DBOS queue"):
         DBOSQueueSensor(task_id="s", queue_name="ordres", poke_interval=0.2, timeout=5).execute({"ti": FakeTI("s")})
     client.delete_queue(queue)
+
+
+def test_the_enqueue_check_costs_one_read_per_process_and_window(dbos_conn: str, client: DBOSClient) -> None:
+    """docs/operations.md, "Fail fast": 20 enqueue tasks in one process read the registered queues and
+    versions once (the cache), not once per task; a retry that re-attaches reads nothing more."""
+    import sqlalchemy as sa
+    from dbos_orchestrator.operations.preflight import forget_targets
+
+    from dbos_airflow.operators.dbos import DBOSEnqueueOperator
+
+    reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if "application_versions" in statement:
+            reads.append(statement)
+
+    forget_targets()
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+    try:
+        tis = [FakeTI("enqueue") for _ in range(20)]
+        for ti in tis:
+            DBOSEnqueueOperator(task_id="enqueue", workflow_name="wf_noop", queue_name="q").execute({"ti": ti})
+        assert len(reads) == 1
+        DBOSEnqueueOperator(task_id="enqueue", workflow_name="wf_noop", queue_name="q").execute({"ti": tis[0]})
+        assert len(reads) == 1  # the retry re-attached: no check
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)

@@ -30,6 +30,7 @@ __all__ = [
     "apause_schedule",
     "apply_schedules",
     "apromote_application_version",
+    "aset_workflow_delay",
     "aregister_queue",
     "aresume_schedule",
     "atrigger_schedule",
@@ -42,6 +43,7 @@ __all__ = [
     "promote_application_version",
     "register_queue",
     "resume_schedule",
+    "set_workflow_delay",
     "trigger_schedule",
 ]
 
@@ -240,3 +242,20 @@ async def adelete_ended_workflows(database: DBOSSystemDatabase, older_than: Any,
 def delete_ended_workflows(database: DBOSSystemDatabase, older_than: Any, **filters: Any) -> int:
     """Sync twin of :func:`adelete_ended_workflows`."""
     return _purge(database, older_than, filters)
+
+
+# -- delays ---------------------------------------------------------------------------------
+
+
+@task(name="set-dbos-workflow-delay", cache_policy=NO_CACHE)
+async def aset_workflow_delay(database: DBOSSystemDatabase, workflow_id: str, delay_seconds: float) -> bool:
+    """Move a DELAYED workflow's start to ``delay_seconds`` from now (0: at once); False when it is no
+    longer DELAYED (nothing changed, as on a retry)."""
+    service = database.service(log=get_run_logger())
+    return await asyncio.to_thread(service.set_workflow_delay, workflow_id, delay_seconds)
+
+
+@task(name="set-dbos-workflow-delay", cache_policy=NO_CACHE)
+def set_workflow_delay(database: DBOSSystemDatabase, workflow_id: str, delay_seconds: float) -> bool:
+    """Sync twin of :func:`aset_workflow_delay`."""
+    return database.service(log=get_run_logger()).set_workflow_delay(workflow_id, delay_seconds)

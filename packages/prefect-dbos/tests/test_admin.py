@@ -23,6 +23,7 @@ from prefect_dbos.admin import (
     alist_queues,
     apromote_application_version,
     aregister_queue,
+    aset_workflow_delay,
     atrigger_schedule,
     pause_schedule,
     register_queue,
@@ -193,3 +194,11 @@ async def test_queues_schedules_versions_retention_twice_each(database: Any, cli
     assert await outcome(lambda: adelete_ended_workflows(database, 0, workflow_name="wf_retained")) == 0
     cutoff = await outcome(lambda: adelete_ended_workflows(database, timedelta(days=-1)))
     assert "must not be negative" in str(cutoff)
+
+
+async def test_set_workflow_delay_starts_a_delayed_workflow_once(database: Any, client: DBOSClient) -> None:
+    wid = client.enqueue({"queue_name": QUEUE, "workflow_name": "wf_retained", "delay_seconds": 3600}, 7).workflow_id
+    assert await outcome(lambda: aset_workflow_delay(database, wid, 0)) is True
+    assert client.retrieve_workflow(wid).get_result() == 7
+    assert await outcome(lambda: aset_workflow_delay(database, wid, 0)) is False  # a retry: not DELAYED any more
+    assert "delay_seconds=-2 must be" in str(await outcome(lambda: aset_workflow_delay(database, wid, -2)))
