@@ -28,10 +28,16 @@ def get_provider_info() -> dict[str, Any]:
                     "dbos_airflow.operators.dbos",
                     "dbos_airflow.operators.bulk",
                     "dbos_airflow.operators.manage",
+                    "dbos_airflow.operators.queues",
+                    "dbos_airflow.operators.schedules",
+                    "dbos_airflow.operators.versions",
+                    "dbos_airflow.operators.retention",
                 ],
             }
         ],
-        "sensors": [{"integration-name": "DBOS", "python-modules": ["dbos_airflow.sensors.dbos"]}],
+        "sensors": [
+            {"integration-name": "DBOS", "python-modules": ["dbos_airflow.sensors.dbos", "dbos_airflow.sensors.queues"]}
+        ],
         "triggers": [
             {
                 "integration-name": "DBOS",

@@ -109,6 +109,12 @@ def quote_order(order: dict[str, Any]) -> dict[str, Any]:
 
 
 @DBOS.workflow()
+def nightly_report(scheduled_time: Any, context: Any) -> dict[str, Any]:
+    """Run by a DBOS schedule (dags/dbos_schedules_and_retention.py applies it): DBOS passes the time and context."""
+    return {"report_for": str(scheduled_time), "context": context}
+
+
+@DBOS.workflow()
 def process_order(order: dict[str, Any], approval_timeout_seconds: float = 3600) -> dict[str, Any]:
     """Validate, reserve, wait for an approval message, charge and ship an order."""
     items, quote = _quote(order)

@@ -18,7 +18,9 @@ import time
 from dbos import DBOS, DBOSConfig
 
 QUEUES = ("q", "q_other")
-APP_VERSION = "test"
+# Another version only in a system database of its own (tests/integration/test_operations.py):
+# a worker registering a new version makes it the latest, which moves version-less workflows to it.
+APP_VERSION = os.environ.get("DBOS_TEST_APP_VERSION", "test")
 
 # Per-workflow run counters live in this process: they count real executions of steps.
 STEP_RUNS: collections.Counter[str] = collections.Counter()
@@ -190,6 +192,24 @@ def wf_item(i: int, fail: str | None = None, sleep: float = 0.0) -> dict[str, in
     if sleep:
         DBOS.sleep(sleep)
     return {"i": i, "runs": item_step(i, fail)}
+
+
+@DBOS.workflow()
+def wf_scheduled(scheduled_time: object, context: object) -> str:
+    """The target of the schedules tests (tests/integration/test_operations.py): DBOS passes the time and context."""
+    return f"ran for {scheduled_time}"
+
+
+@DBOS.workflow()
+def wf_retained(i: int) -> int:
+    """Only the retention test enqueues it, so deleting every ended one touches no other test's rows."""
+    return i
+
+
+@DBOS.workflow()
+def wf_whoami() -> dict[str, object]:
+    """What DBOS restored of the enqueuer's identity (``authenticated_user``/``authenticated_roles``)."""
+    return {"user": DBOS.authenticated_user, "roles": DBOS.authenticated_roles}
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ __all__ = ["DBOSHook"]
 PICKLE_HINT = "set the extra allow_pickle=true on the dbos connection to decode pickled values (runs their code)"
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from dbos import WorkflowHandle, WorkflowHandleAsync, WorkflowStatus
     from dbos_orchestrator.client import DBOSClient
@@ -170,6 +170,15 @@ class DBOSHook(BaseHook):
         return self.get_client().enqueue(self._options(options, serialization, self.settings), *args, **kwargs)
 
     def enqueue_or_reattach(
+        self, options: EnqueueOptions, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **how: Any
+    ) -> Reattach | None:
+        """Enqueue ``options["workflow_id"]`` once, encoded with the connection's serialization; a later
+        call re-attaches or re-runs it by ``retry_mode`` (:meth:`DBOSService.enqueue_or_reattach
+        <dbos_orchestrator.service.DBOSService.enqueue_or_reattach>`). None: this call enqueued it.
+        ``how``: ``serialization``, ``retry_mode``, ``check`` as for :meth:`enqueue_attaching`."""
+        return self.enqueue_attaching(options, args, kwargs, **how)[1]
+
+    def enqueue_attaching(
         self,
         options: EnqueueOptions,
         args: Iterable[Any] = (),
@@ -177,14 +186,13 @@ class DBOSHook(BaseHook):
         *,
         serialization: str | None = None,
         retry_mode: str = "resume",
-    ) -> Reattach | None:
-        """Enqueue ``options["workflow_id"]`` once, encoded with the connection's serialization; a later
-        call re-attaches or re-runs it by ``retry_mode`` (:meth:`DBOSService.enqueue_or_reattach
-        <dbos_orchestrator.service.DBOSService.enqueue_or_reattach>`). None: this call enqueued it."""
+        check: Callable[[], Any] | None = None,
+    ) -> tuple[str, Reattach | None]:
+        """:meth:`enqueue_or_reattach` and the id to wait on (another workflow's with
+        ``duplication_policy="return-existing"``); ``check`` runs only before an enqueue."""
         settings = self.settings
-        return self.service(settings).enqueue_or_reattach(
-            self._options(options, serialization, settings), args, kwargs, retry_mode=retry_mode
-        )
+        options = self._options(options, serialization, settings)
+        return self.service(settings).enqueue_attaching(options, args, kwargs, retry_mode=retry_mode, check=check)
 
     async def enqueue_async(
         self, options: EnqueueOptions, *args: Any, serialization: str | None = None, **kwargs: Any

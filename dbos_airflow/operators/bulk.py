@@ -127,7 +127,8 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
         if self.wait_for_completion:
             check_push_results(self.push_results, len(items))
         batch = normalize_items(items, default_id=lambda index: bulk_item_id(base, index))
-        options = with_owner(self._options(), context["ti"], self.dbos_conn_id)  # docs/ui.md, Permissions
+        self.check_target()  # a mistyped queue or version: warned (or refused) before anything is written
+        options = with_owner(self._options(**self._identity(context)), context["ti"], self.dbos_conn_id)
         options = with_lineage(options, context["ti"])  # docs/observability.md, OpenLineage
         ids = self.hook.enqueue_many(options, batch, serialization=self.serialization)
         self.log.info("%d DBOS workflow(s) %s enqueued on %s", len(ids), self.workflow_name, self.queue_name)

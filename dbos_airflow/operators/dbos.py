@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.forms import as_json, as_text
+from dbos_orchestrator.operations.preflight import check_on_unknown
 
 from dbos_airflow.contract.ids import check_id_from, work_id
 from dbos_airflow.contract.ownership import with_owner
@@ -13,6 +14,7 @@ from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import DBOSBaseOperator, dbos_template_fields
 from dbos_airflow.operators.lifecycle import DBOSLifecycleOperator
 from dbos_airflow.operators.lineage import with_lineage
+from dbos_airflow.operators.manage import workflow_ids_arg
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -56,6 +58,16 @@ class DBOSBaseEnqueueOperator(DBOSBaseOperator):
     :param delay_seconds: seconds before the workflow becomes eligible to run.
     :param queue_partition_key: partition of a partitioned queue.
     :param serialization: ``portable`` (JSON, default) or ``pickle``, for the arguments.
+    :param on_unknown_queue: before enqueueing, a ``queue_name`` no worker registered is ``warn``-ed
+        about in the task log, naming the registered queues (default), ``fail``-s the task before
+        anything is written, or is ``ignore``-d. Where the database cannot know (no queue registered
+        at all) the log says so and nothing fails (docs/operations.md, "Fail fast").
+    :param on_unknown_version: the same for an ``app_version`` no worker registered.
+    :param authenticated_user: the user DBOS restores when the workflow runs (``DBOS.authenticated_user``,
+        ``@DBOS.required_roles``); default: the user who triggered the DAG run, when Airflow knows it.
+    :param authenticated_roles: the roles DBOS restores with it (a list, or JSON text).
+    :param attributes: user attributes stored on the workflow (a dict, or JSON text), merged with the
+        owner record; the owner key (``airflow``) cannot be set by a user.
     :param dbos_conn_id: the ``dbos`` connection.
     """
 
@@ -65,6 +77,9 @@ class DBOSBaseEnqueueOperator(DBOSBaseOperator):
         "workflow_class_name",
         "app_version",
         "queue_partition_key",
+        "authenticated_user",
+        "authenticated_roles",
+        "attributes",
     )
 
     def __init__(
@@ -78,9 +93,19 @@ class DBOSBaseEnqueueOperator(DBOSBaseOperator):
         workflow_timeout: float | None = None,
         delay_seconds: float | None = None,
         queue_partition_key: str | None = None,
+        on_unknown_queue: str = "warn",
+        on_unknown_version: str = "warn",
+        authenticated_user: str | None = None,
+        authenticated_roles: list[str] | str | None = None,
+        attributes: dict[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.on_unknown_queue = check_on_unknown("on_unknown_queue", on_unknown_queue)
+        self.on_unknown_version = check_on_unknown("on_unknown_version", on_unknown_version)
+        self.authenticated_user = authenticated_user
+        self.authenticated_roles = authenticated_roles
+        self.attributes = attributes
         self.workflow_name = workflow_name
         self.queue_name = queue_name
         self.workflow_class_name = workflow_class_name
@@ -89,6 +114,28 @@ class DBOSBaseEnqueueOperator(DBOSBaseOperator):
         self.workflow_timeout = workflow_timeout
         self.delay_seconds = delay_seconds
         self.queue_partition_key = queue_partition_key
+
+    def check_target(self) -> list[str]:
+        """Warn about (or refuse) a queue or ``app_version`` no worker registered, before anything is written."""
+        return self.hook.service().check_enqueue_target(
+            as_text(self.queue_name),
+            as_text(self.app_version) or None,
+            on_unknown_queue=self.on_unknown_queue,
+            on_unknown_version=self.on_unknown_version,
+        )
+
+    def _identity(self, context: Context) -> dict[str, Any]:
+        """``authenticated_user`` (default: the DAG run's triggering user), ``authenticated_roles`` and
+        user ``attributes`` as enqueue options (the owner record is merged in by ``with_owner``)."""
+        dag_run = context.get("dag_run")
+        user = as_text(self.authenticated_user) or getattr(dag_run, "triggering_user_name", None) or None
+        roles = self.authenticated_roles
+        if isinstance(roles, str):
+            roles = as_json("authenticated_roles", roles, list) if roles.strip() else None
+        attributes = self.attributes
+        if isinstance(attributes, str):
+            attributes = as_json("attributes", attributes, dict) if attributes.strip() else None
+        return {"authenticated_user": user, "authenticated_roles": roles, "attributes": attributes or None}
 
     def _options(self, **per_workflow: Any) -> EnqueueOptions:
         options: dict[str, Any] = {
@@ -131,6 +178,10 @@ class DBOSEnqueueOperator(DBOSLifecycleOperator, DBOSBaseEnqueueOperator):
         triggered the run: map the task over
         :func:`~dbos_airflow.triggers.completed.triggering_completions`. It must be one of them.
     :param deduplication_id: at most one active workflow per queue with this id.
+    :param duplication_policy: what happens when another active workflow holds ``deduplication_id``:
+        ``reject`` (DBOS' default: the task fails) or ``return-existing``: the task attaches to that
+        workflow and waits for it ("one refresh per key; a second run waits on the first"); it never
+        cancels a workflow it attached to.
     :param wait_for_completion: wait until the workflow ends and fail the task if it fails.
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param poll_interval: seconds between status checks when waiting in a worker.
@@ -162,6 +213,7 @@ class DBOSEnqueueOperator(DBOSLifecycleOperator, DBOSBaseEnqueueOperator):
         "workflow_id",
         "completion_key",
         "deduplication_id",
+        "duplication_policy",
         "wait_for_completion",
         "timeout",
     )
@@ -176,9 +228,12 @@ class DBOSEnqueueOperator(DBOSLifecycleOperator, DBOSBaseEnqueueOperator):
         id_from: str = "run",
         completion_key: str | None = None,
         deduplication_id: str | None = None,
+        duplication_policy: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.duplication_policy = duplication_policy
+        self._attached_id: str | None = None
         self.workflow_args = workflow_args
         self.workflow_kwargs = workflow_kwargs
         self.workflow_id = workflow_id
@@ -189,24 +244,40 @@ class DBOSEnqueueOperator(DBOSLifecycleOperator, DBOSBaseEnqueueOperator):
     def _enqueue_or_reattach(self, workflow_id: str) -> None:
         args = as_json("workflow_args", self.workflow_args, list)
         kwargs = as_json("workflow_kwargs", self.workflow_kwargs or {}, dict)
-        options = self._options(workflow_id=workflow_id, deduplication_id=self.deduplication_id)
+        options = self._options(
+            workflow_id=workflow_id,
+            deduplication_id=self.deduplication_id,
+            duplication_policy=as_text(self.duplication_policy) or None,
+            **self._identity(self._context),
+        )
         options = with_owner(options, self._ti, self.dbos_conn_id)  # docs/ui.md, Permissions
         options = with_lineage(options, self._ti)  # docs/observability.md, OpenLineage
-        self.hook.enqueue_or_reattach(
-            options, args, kwargs, serialization=self.serialization, retry_mode=self.retry_mode
+        self._attached_id, _ = self.hook.enqueue_attaching(
+            options, args, kwargs, serialization=self.serialization, retry_mode=self.retry_mode, check=self.check_target
         )
 
     def execute_dbos(self, context: Context) -> str:
         self._render_wait_settings()
-        workflow_id = self.awaited_workflow_id(context)
+        workflow_id = self._own_workflow_id(context)
         self._workflow_id = workflow_id
-        self._ti = context["ti"]
+        self._ti, self._context = context["ti"], context
         self._enqueue_or_reattach(workflow_id)
+        if self._attached_id and self._attached_id != workflow_id:  # another run's workflow: never ours to cancel
+            workflow_id, self.cancel_on_kill = self._attached_id, False
         remember_workflow(context, self.dbos_conn_id, workflow_id)
         return self.wait_for_workflow(context, workflow_id)
 
-    def awaited_workflow_id(self, context: Context) -> str:
+    def _own_workflow_id(self, context: Context) -> str:
         return as_text(self.workflow_id) or derived_work_id(context, self.id_from, self.completion_key, "workflow id")
+
+    def awaited_workflow_id(self, context: Context) -> str:
+        own = self._own_workflow_id(context)
+        if as_text(self.duplication_policy) == "return-existing":
+            # After a deferral: the workflow this try waited on, as execute_dbos pushed it (maybe another run's).
+            ti = context["ti"]
+            pushed = ti.xcom_pull(task_ids=ti.task_id, key="workflow_id", map_indexes=ti.map_index)
+            return str(pushed) if isinstance(pushed, str) and pushed else own
+        return own
 
 
 class DBOSSendOperator(DBOSBaseOperator):
@@ -219,7 +290,9 @@ class DBOSSendOperator(DBOSBaseOperator):
     message for a completion Airflow delivered twice is sent once: DBOS drops the repeated send
     (docs/events.md, "Exactly-once work downstream"). Returns the key.
 
-    :param destination_id: id of the receiving workflow.
+    :param destination_id: id of the receiving workflow, or a list of ids (or such a list rendered by
+        a template): then every destination gets the message in one transaction (DBOS' ``send_bulk``),
+        each under its own key ``<key>:<destination>``, so a retry delivers it once per destination.
     :param message: the message (JSON-able with the default portable serialization).
     :param topic: topic the workflow receives on (None: the default topic).
     :param idempotency_key: explicit idempotency key (templated); overrides the derived one.
@@ -240,7 +313,7 @@ class DBOSSendOperator(DBOSBaseOperator):
     def __init__(
         self,
         *,
-        destination_id: str,
+        destination_id: str | list[str],
         message: Any,
         topic: str | None = None,
         idempotency_key: str | None = None,
@@ -260,9 +333,25 @@ class DBOSSendOperator(DBOSBaseOperator):
         key = as_text(self.idempotency_key) or derived_work_id(
             context, self.id_from, self.completion_key, "idempotency key"
         )
-        remember_workflow(context, self.dbos_conn_id, self.destination_id)
-        self.hook.send(self.destination_id, self.message, self.topic, key, serialization=self.serialization)
+        destinations = workflow_ids_arg(self.destination_id)
+        if not isinstance(self.destination_id, str) or self.destination_id.strip().startswith("["):
+            return self._send_bulk(context, destinations, key)
+        remember_workflow(context, self.dbos_conn_id, destinations[0])
+        self.hook.send(destinations[0], self.message, self.topic, key, serialization=self.serialization)
         self.log.info(
             "Sent message to DBOS workflow %s (topic %s, idempotency key %s)", self.destination_id, self.topic, key
+        )
+        return key
+
+    def _send_bulk(self, context: Context, destinations: list[str], key: str) -> str:
+        from dbos import SendMessage
+        from dbos_orchestrator.serialization import choose_format
+
+        remember_workflow(context, self.dbos_conn_id)
+        messages = [SendMessage(d, self.message, self.topic, f"{key}:{d}") for d in destinations]
+        fmt = choose_format(self.serialization, self.hook.settings.serialization_type)
+        self.hook.get_client().send_bulk(messages, serialization_type=fmt)
+        self.log.info(
+            "Sent message to %d DBOS workflows in one transaction (idempotency key %s:<id>)", len(messages), key
         )
         return key

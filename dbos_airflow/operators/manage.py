@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.messages import workflow_not_found_message
+from dbos_orchestrator.operations.preflight import check_on_unknown
 from dbos_orchestrator.status import DBOSWorkflowStatus
 
 from dbos_airflow.contract.ids import derived_id
@@ -28,7 +29,12 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-__all__ = ["DBOSCancelWorkflowOperator", "DBOSForkWorkflowOperator", "DBOSResumeWorkflowOperator"]
+__all__ = [
+    "DBOSCancelWorkflowOperator",
+    "DBOSForkWorkflowOperator",
+    "DBOSResumeWorkflowOperator",
+    "DBOSSetWorkflowDelayOperator",
+]
 
 
 def workflow_ids_arg(value: Any) -> list[str]:
@@ -150,6 +156,9 @@ class DBOSForkWorkflowOperator(DBOSLifecycleOperator):
     :param application_version: run the fork on workers of this version (default: the latest).
     :param queue_name: queue to run the fork on (default: DBOS' internal queue).
     :param fork_workflow_id: explicit id for the fork (templated); overrides the derived one.
+    :param on_unknown_queue: ``warn`` (default), ``fail`` or ``ignore`` a ``queue_name`` no worker
+        registered, before forking (as for :class:`~dbos_airflow.operators.dbos.DBOSEnqueueOperator`).
+    :param on_unknown_version: the same for an ``application_version`` no worker registered.
     :param retry_mode: ``resume``, ``restart`` or ``fail``: what a later try does with a fork
         that ended in ERROR, CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED.
 
@@ -176,9 +185,13 @@ class DBOSForkWorkflowOperator(DBOSLifecycleOperator):
         application_version: str | None = None,
         queue_name: str | None = None,
         fork_workflow_id: str | None = None,
+        on_unknown_queue: str = "warn",
+        on_unknown_version: str = "warn",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.on_unknown_queue = check_on_unknown("on_unknown_queue", on_unknown_queue)
+        self.on_unknown_version = check_on_unknown("on_unknown_version", on_unknown_version)
         self.workflow_id = workflow_id
         self.start_step = start_step
         self.application_version = application_version
@@ -201,6 +214,12 @@ class DBOSForkWorkflowOperator(DBOSLifecycleOperator):
         self._render_wait_settings()
         fork_id = self.awaited_workflow_id(context)
         self._workflow_id = fork_id
+        self.hook.service().check_enqueue_target(
+            self.queue_name or None,
+            self.application_version or None,
+            on_unknown_queue=self.on_unknown_queue,
+            on_unknown_version=self.on_unknown_version,
+        )
         made = self.hook.fork_workflow(
             self.workflow_id,
             self._start_step(),
@@ -215,3 +234,32 @@ class DBOSForkWorkflowOperator(DBOSLifecycleOperator):
             self.reattach(self.hook.require_workflow(fork_id), self.queue_name or None)
         remember_workflow(context, self.dbos_conn_id, fork_id)  # XCom workflow_id, and the extra links
         return self.wait_for_workflow(context, fork_id)
+
+
+class DBOSSetWorkflowDelayOperator(DBOSBaseOperator):
+    """
+    Move a DELAYED workflow's start (enqueued with ``delay_seconds``) to ``delay_seconds`` from now;
+    0 starts it at once. A workflow no longer DELAYED is left as it is and logged (DBOS changes only
+    DELAYED ones), so a retry changes nothing the first try did not. Returns whether it was DELAYED.
+
+    :param workflow_id: the workflow (templated).
+    :param delay_seconds: seconds from now, >= 0 (templated).
+    :param dbos_conn_id: the ``dbos`` connection.
+    """
+
+    template_fields: Sequence[str] = dbos_template_fields("workflow_id", "delay_seconds")
+
+    def __init__(self, *, workflow_id: str, delay_seconds: float | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.workflow_id = workflow_id
+        self.delay_seconds = delay_seconds
+
+    def execute_dbos(self, context: Context) -> bool:
+        delay = self.delay_seconds
+        if isinstance(delay, str):
+            try:
+                delay = float(delay)
+            except ValueError:
+                raise DBOSOptionsError(f"delay_seconds={self.delay_seconds!r} is not a number of seconds") from None
+        remember_workflow(context, self.dbos_conn_id, self.workflow_id)
+        return self.hook.service().set_workflow_delay(self.workflow_id, delay)

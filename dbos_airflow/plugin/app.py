@@ -324,6 +324,25 @@ def create_app() -> FastAPI:
         )
         return _html(html)
 
+    @app.get("/queues")
+    def queues(
+        request: Request, conn_id: str = data.DEFAULT_CONN_ID, user: BaseUser = Depends(get_user)
+    ) -> HTMLResponse:
+        """Queues (limits, backlog) and schedules (next run): counts over every DAG's workflows, so
+        only for a user who may read the connection and every DAG (docs/ui.md, "Permissions")."""
+        from dbos_orchestrator.operations.queues import list_queues
+        from dbos_orchestrator.operations.schedules import list_schedules
+
+        hook = _connection(user, conn_id)
+        if not access.may_all_dags(user, access.READ):
+            raise HTTPException(403, "the queues view counts every DAG's workflows: it needs read access to all DAGs")
+        try:
+            client = hook.get_client()
+            found, schedules = list_queues(client), list_schedules(client)
+        except Exception as exc:  # noqa: BLE001 - one line naming the connection
+            raise _fail(conn_id, exc, user) from None
+        return _html(render.queues_page(conn_id, found, schedules, base=_root(request), static=_static(request)))
+
     @app.get("/workflow")
     def workflow(
         request: Request,

@@ -202,3 +202,18 @@ def list_page(
         static=static,
         clock=clock or Clock(),
     )
+
+
+def queues_page(
+    conn_id: str, queues: list[dict[str, Any]], schedules: list[dict[str, Any]], *, base: str, static: str
+) -> str:
+    """The queues view: each queue's limits and backlog by status; each schedule's next run."""
+    return _render(
+        "queues.html",
+        title="DBOS queues",
+        conn_id=conn_id,
+        queues=queues,
+        schedules=schedules,
+        base=base,
+        static=static,
+    )

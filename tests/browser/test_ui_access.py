@@ -426,6 +426,19 @@ def test_chosen_run_id_reaches_no_workflow(stack: Stack, client: DBOSClient) -> 
     client.cancel_workflow(target)
 
 
+@pytest.mark.parametrize("user", list(USERS))
+def test_queues_view_only_for_who_reads_every_dag(stack: Stack, user: str) -> None:
+    """docs/ui.md, "Permissions": the queues view counts every DAG's workflows, so it is shown only to a
+    user who may read the connection and all DAGs (here: admin); the others get a 403 and no counts."""
+    r = requests.get(f"{stack.base}/dbos/queues", headers=stack.headers(user), timeout=30)
+    if READS[user] >= {"alpha", "beta", "unowned"}:
+        assert r.status_code == 200, said(r)
+        assert 'id="dbos-queues"' in r.text and '<tr class="queue"><td>q</td>' in r.text and "DBOS schedules" in r.text
+    else:
+        assert r.status_code == 403, (user, r.status_code)
+        assert 'id="dbos-queues"' not in r.text and "needs read access to all DAGs" in said(r)
+
+
 def test_connection_parameter_needs_the_connection(stack: Stack) -> None:
     """docs/ui.md, "Permissions": ``?conn_id=`` queries only a connection the user may read."""
     for user, allowed in (("alpha_editor", False), ("beta_user", True), ("admin", True)):

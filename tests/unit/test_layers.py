@@ -46,6 +46,8 @@ LAYERS: list[tuple[str, ...]] = [
     # how an ended workflow (or a batch: waiting's counts) becomes a result or a failure (reads
     # through the store's reader)
     ("dbos_orchestrator.outcome",),
+    # queues, schedules, versions, retention and the enqueue check (docs/operations.md)
+    ("dbos_orchestrator.operations",),
     ("dbos_orchestrator.service",),
     ("dbos_orchestrator",),
     # prefect-dbos, on the core: its block and id rules, what its tasks share, the tasks and flows
@@ -82,6 +84,7 @@ SIDEWAYS: set[tuple[str, str]] = {
     ("dbos_orchestrator.store.values", "dbos_orchestrator.store.codec"),
     ("dbos_orchestrator.store.values", "dbos_orchestrator.store.steps"),
     ("dbos_orchestrator.waiting", "dbos_orchestrator.waiting"),
+    ("dbos_orchestrator.operations", "dbos_orchestrator.operations.preflight"),
     ("dbos_airflow.hooks.dbos", "dbos_airflow.hooks.connection"),
     ("dbos_airflow.triggers", "dbos_airflow.triggers"),
     ("dbos_airflow.operators", "dbos_airflow.operators"),

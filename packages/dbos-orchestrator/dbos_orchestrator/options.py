@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, TypedDict
 
@@ -11,7 +12,14 @@ from dbos import WorkflowSerializationFormat
 from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.tracing import with_current_context
 
-__all__ = ["VALID_ENQUEUE_KEYS", "AnyEnqueueOptions", "EnqueueOptions", "qualified_workflow_name", "to_dbos_options"]
+__all__ = [
+    "DUPLICATION_POLICIES",
+    "VALID_ENQUEUE_KEYS",
+    "AnyEnqueueOptions",
+    "EnqueueOptions",
+    "qualified_workflow_name",
+    "to_dbos_options",
+]
 
 
 class _RequiredEnqueueOptions(TypedDict):
@@ -86,6 +94,7 @@ def to_dbos_options(options: AnyEnqueueOptions | dict[str, Any]) -> dbos.Enqueue
         if value is not None and (not number or value < 0 or (key == "workflow_timeout" and value == 0)):
             rule = "a positive" if key == "workflow_timeout" else "a non-negative"
             raise DBOSOptionsError(f"EnqueueOptions {key}={value!r} must be {rule} number of seconds")
+    _check_identity_and_dedup(mapped)
     class_name = mapped.pop("workflow_class_name", None)
     if class_name is not None:
         if mapped.get("class_name", class_name) != class_name:
@@ -98,6 +107,37 @@ def to_dbos_options(options: AnyEnqueueOptions | dict[str, Any]) -> dbos.Enqueue
         mapped["workflow_name"] = qualified_workflow_name(mapped["workflow_name"], mapped["class_name"])
     # The caller's trace (Airflow's or Prefect's task span) becomes the workflow's parent span.
     return with_current_context(mapped)  # type: ignore[return-value]
+
+
+DUPLICATION_POLICIES = ("reject", "return-existing")
+
+
+def _check_identity_and_dedup(mapped: dict[str, Any]) -> None:
+    """``duplication_policy``, ``authenticated_roles`` and ``attributes``, each named when wrong."""
+    policy = mapped.get("duplication_policy")
+    if policy is not None and policy not in DUPLICATION_POLICIES:
+        raise DBOSOptionsError(
+            f"EnqueueOptions duplication_policy={policy!r} must be one of {', '.join(map(repr, DUPLICATION_POLICIES))}"
+        )
+    if policy == "return-existing" and not mapped.get("deduplication_id"):
+        raise DBOSOptionsError(
+            "EnqueueOptions duplication_policy='return-existing' needs a deduplication_id (the key to attach by)"
+        )
+    roles = mapped.get("authenticated_roles")
+    if roles is not None and (
+        isinstance(roles, str) or not isinstance(roles, (list, tuple)) or not all(isinstance(r, str) for r in roles)
+    ):
+        raise DBOSOptionsError(f"EnqueueOptions authenticated_roles={roles!r} must be a list of strings")
+    if roles is not None:
+        mapped["authenticated_roles"] = list(roles)
+    attributes = mapped.get("attributes")
+    if attributes is not None:
+        if not isinstance(attributes, dict) or not all(isinstance(k, str) for k in attributes):
+            raise DBOSOptionsError(f"EnqueueOptions attributes={attributes!r} must be a dict with string keys")
+        try:
+            json.dumps(attributes, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise DBOSOptionsError(f"EnqueueOptions attributes must be JSON values: {exc}") from None
 
 
 def qualified_workflow_name(workflow_name: str, class_name: str) -> str:

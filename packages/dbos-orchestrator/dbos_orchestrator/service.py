@@ -10,6 +10,7 @@ builds one per call from its connection; a Prefect block would do the same from 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -155,6 +156,28 @@ class DBOSService:
 
     # -- enqueue or re-attach, re-running, cancel, resume, forking -----------------------------
 
+    def check_enqueue_target(
+        self,
+        queue_name: str | None,
+        app_version: str | None = None,
+        *,
+        on_unknown_queue: str = "warn",
+        on_unknown_version: str = "warn",
+    ) -> list[str]:
+        """Before an enqueue: warn about (or, with ``"fail"``, refuse) a queue or ``app_version`` no
+        worker registered (:func:`dbos_orchestrator.operations.preflight.check_enqueue_target`: at most
+        one read per process every few seconds). Returns the sentences warned."""
+        from dbos_orchestrator.operations.preflight import check_enqueue_target
+
+        return check_enqueue_target(
+            self.client,
+            queue_name=queue_name,
+            app_version=app_version,
+            on_unknown_queue=on_unknown_queue,
+            on_unknown_version=on_unknown_version,
+            warn=self.log.warning,
+        )
+
     def enqueue_or_reattach(
         self,
         options: EnqueueOptions,
@@ -162,23 +185,49 @@ class DBOSService:
         kwargs: dict[str, Any] | None = None,
         *,
         retry_mode: str = "resume",
+        check: Callable[[], Any] | None = None,
     ) -> Reattach | None:
         """Enqueue ``options["workflow_id"]`` once; a later call follows the retry rule (:meth:`reattach`).
 
         Returns None when this call enqueued it, else what the rule decided. ``options`` are
         written as given (the caller chose ``serialization_type``); DBOS' own "return existing"
-        covers two calls racing.
+        covers two calls racing. ``check`` runs only before an enqueue (e.g. :meth:`check_enqueue_target`).
         """
+        return self.enqueue_attaching(options, args, kwargs, retry_mode=retry_mode, check=check)[1]
+
+    def enqueue_attaching(
+        self,
+        options: EnqueueOptions,
+        args: Iterable[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        retry_mode: str = "resume",
+        check: Callable[[], Any] | None = None,
+    ) -> tuple[str, Reattach | None]:
+        """:meth:`enqueue_or_reattach`, and the id to wait on: with ``duplication_policy="return-existing"``
+        the workflow that already held the ``deduplication_id`` on the queue, when one did (its
+        arguments win; this call's are dropped, as DBOS does)."""
         check_retry_mode(retry_mode)
         workflow_id = options["workflow_id"]
         existing = self.get_workflow_status(workflow_id)
-        if existing is None:
-            self.client.enqueue(options, *args, **(kwargs or {}))
+        if existing is not None:
+            return workflow_id, self.reattach(existing, retry_mode, queue_name=options.get("queue_name"))
+        if check is not None:
+            check()
+        handle = self.client.enqueue(options, *args, **(kwargs or {}))
+        if handle.workflow_id != workflow_id:
             self.log.info(
-                "Enqueued DBOS workflow %s (%s on %s)", workflow_id, options["workflow_name"], options["queue_name"]
+                "DBOS workflow %s already holds deduplication id %s on %s: waiting on it instead of enqueueing %s "
+                "(duplication_policy='return-existing')",
+                handle.workflow_id,
+                options.get("deduplication_id"),
+                options["queue_name"],
+                workflow_id,
             )
-            return None
-        return self.reattach(existing, retry_mode, queue_name=options.get("queue_name"))
+            return handle.workflow_id, None
+        name, queue = options["workflow_name"], options["queue_name"]
+        self.log.info("Enqueued DBOS workflow %s (%s on %s)", workflow_id, name, queue)
+        return workflow_id, None
 
     def reattach(self, status: dict[str, Any], retry_mode: str, *, queue_name: str | None = None) -> Reattach:
         """A later try found the workflow it started: leave it, run it again, or fail, by
@@ -201,6 +250,21 @@ class DBOSService:
         """Cancel workflows in one statement (idempotent: ended or unknown ones are left as they are)."""
         if workflow_ids:
             self.client.cancel_workflows(workflow_ids)
+
+    def set_workflow_delay(self, workflow_id: str, delay_seconds: Any) -> bool:
+        """Move a DELAYED workflow's start to ``delay_seconds`` from now (0: at once); returns whether it
+        was DELAYED (DBOS changes nothing otherwise: the line logged says so). A missing id raises
+        :attr:`not_found`; a negative or non-numeric delay names the field."""
+        number = isinstance(delay_seconds, (int, float)) and not isinstance(delay_seconds, bool)
+        if not number or not math.isfinite(delay_seconds) or delay_seconds < 0:
+            raise DBOSOptionsError(f"delay_seconds={delay_seconds!r} must be a number of seconds >= 0")
+        state = DBOSWorkflowStatus.parse(self.require_workflow(workflow_id)["status"])
+        if state is not DBOSWorkflowStatus.DELAYED:
+            self.log.info("DBOS workflow %s is %s, not DELAYED: its delay is not changed", workflow_id, state.value)
+            return False
+        self.client.set_workflow_delay(workflow_id, delay_seconds=float(delay_seconds))
+        self.log.info("DBOS workflow %s now starts in %ss", workflow_id, delay_seconds)
+        return True
 
     def resume_workflow(self, workflow_id: str, *, queue_name: str | None = None) -> None:
         """Continue a CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow where it stopped."""

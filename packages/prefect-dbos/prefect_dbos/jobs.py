@@ -82,6 +82,14 @@ class DBOSWorkflow(JobBlock):
         default=None, gt=0, description="Seconds after dequeue before DBOS cancels the workflow."
     )
     queue_partition_key: str | None = Field(default=None, description="Partition of a partitioned queue.")
+    on_unknown_queue: Literal["warn", "fail", "ignore"] = Field(
+        default="warn",
+        description="A queue no worker registered: warn in the log (naming the registered ones), fail before "
+        "enqueueing, or ignore.",
+    )
+    on_unknown_version: Literal["warn", "fail", "ignore"] = Field(
+        default="warn", description="An app_version no worker registered: warn, fail before enqueueing, or ignore."
+    )
     wait_timeout: float | None = Field(
         default=None, gt=0, description="Seconds wait_for_completion waits (empty: as long as it takes)."
     )
@@ -98,6 +106,8 @@ class DBOSWorkflow(JobBlock):
             "priority": self.priority,
             "workflow_timeout": self.workflow_timeout,
             "queue_partition_key": self.queue_partition_key,
+            "on_unknown_queue": self.on_unknown_queue,
+            "on_unknown_version": self.on_unknown_version,
         }
 
     async def trigger(self, *, workflow_id: str | None = None, key: str | None = None) -> DBOSWorkflowRun:

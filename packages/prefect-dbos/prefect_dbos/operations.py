@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSWaitTimeoutError
 from dbos_orchestrator.messages import batch_progress_message
+from dbos_orchestrator.operations.preflight import check_on_unknown
 from dbos_orchestrator.outcome import FAILURES_NAMED, batch_result
 from dbos_orchestrator.retry import check_retry_mode
 from dbos_orchestrator.store.bulk import enqueue_many
@@ -42,7 +43,15 @@ ENQUEUE_OPTION_NAMES = (
     "delay_seconds",
     "queue_partition_key",
     "deduplication_id",
+    "duplication_policy",
+    "authenticated_user",
+    "authenticated_roles",
+    "attributes",
+    "on_unknown_queue",
+    "on_unknown_version",
 )
+# Options that say how to check the call, not what to enqueue (dbos_orchestrator.operations.preflight).
+CHECK_OPTION_NAMES = ("on_unknown_queue", "on_unknown_version")
 
 # Flow run id -> the databases its tasks enqueued on (what the cancellation hook falls back to).
 _ENQUEUED_ON: dict[str, dict[str, DBOSSystemDatabase]] = {}
@@ -96,7 +105,25 @@ def enqueue_options(
     }
     if workflow_class_name:
         opts["workflow_class_name"] = workflow_class_name
+    for name in CHECK_OPTION_NAMES:
+        check_on_unknown(name, opts.setdefault(name, "warn"))
     return opts
+
+
+def check_target(database: DBOSSystemDatabase, opts: dict[str, Any], logger: Any) -> Callable[[], Any]:
+    """Pops the check options off ``opts``; returns the check to run before anything is written: a queue
+    or ``app_version`` no worker registered is warned about in the task log, or refused with ``"fail"``."""
+    modes = {name: opts.pop(name) for name in CHECK_OPTION_NAMES}
+
+    def check() -> Any:
+        return database.service(log=logger).check_enqueue_target(opts["queue_name"], opts.get("app_version"), **modes)
+
+    return check
+
+
+def with_prefect_attributes(opts: dict[str, Any]) -> None:
+    """The user's ``attributes`` merged with the flow run's record; the ``prefect.*`` keys cannot be set by a user."""
+    opts["attributes"] = {**(opts.get("attributes") or {}), **prefect_attributes()}
 
 
 async def enqueue(
@@ -122,13 +149,16 @@ async def enqueue(
         queue_name, workflow_name, args, kwargs, class_name=workflow_class_name, key=key, run=run
     )
     opts["workflow_id"] = wid
-    opts["attributes"] = prefect_attributes()
+    with_prefect_attributes(opts)
+    check = check_target(database, opts, logger)
     service = database.service(log=logger)
-    await asyncio.to_thread(service.enqueue_or_reattach, opts, args, kwargs, retry_mode=retry_mode)
+    waited, _ = await asyncio.to_thread(
+        service.enqueue_attaching, opts, args, kwargs, retry_mode=retry_mode, check=check
+    )  # another flow run's workflow with duplication_policy="return-existing"
     if run is not None:
         _remember(run.owner_id, database)
-    await link_workflow(database, wid)
-    return wid
+    await link_workflow(database, waited)
+    return str(waited)
 
 
 def _cancel_on_own_timeout(database: DBOSSystemDatabase, workflow_id: str, started: float, logger: Any) -> None:
@@ -292,10 +322,20 @@ async def fork(
     forked_workflow_id: str | None = None,
     application_version: str | None = None,
     queue_name: str | None = None,
+    on_unknown_queue: str = "warn",
+    on_unknown_version: str = "warn",
 ) -> str:
-    """Fork at most once per call: a retry finds its fork and returns it."""
+    """Fork at most once per call: a retry finds its fork and returns it. A ``queue_name`` or
+    ``application_version`` no worker registered is warned about (or refused with ``"fail"``) first."""
     if not isinstance(start_step, int) or start_step < 1:
         raise DBOSOptionsError(f"start_step must be an integer >= 1, got {start_step!r}")
+    await asyncio.to_thread(
+        database.service(log=logger).check_enqueue_target,
+        queue_name,
+        application_version,
+        on_unknown_queue=on_unknown_queue,
+        on_unknown_version=on_unknown_version,
+    )
     fork_id = forked_workflow_id or derived_key(
         "fork", workflow_id, start_step, run=await asyncio.to_thread(current_run)
     )
@@ -334,6 +374,7 @@ async def enqueue_bulk(
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
         raise DBOSOptionsError(f"items must be a list, got {type(items).__name__}")
     opts = enqueue_options(database, queue_name, workflow_name, workflow_class_name, options)
+    await asyncio.to_thread(check_target(database, opts, logger))  # before anything is written
     run = await asyncio.to_thread(current_run)
     base = derived_workflow_id(
         queue_name, workflow_name, [list(items)], {}, class_name=workflow_class_name, key=key, run=run

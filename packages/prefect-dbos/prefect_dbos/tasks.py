@@ -71,7 +71,12 @@ async def aenqueue_workflow(
     :param retry_mode: a later try finding the workflow failed: ``resume`` (keep completed steps),
         ``restart`` (from step 1) or ``fail``.
     :param options: enqueue options (app_version, priority, workflow_timeout, delay_seconds,
-        queue_partition_key, deduplication_id).
+        queue_partition_key, deduplication_id, duplication_policy, authenticated_user,
+        authenticated_roles, attributes) and how to check the call first: ``on_unknown_queue`` /
+        ``on_unknown_version`` = ``warn`` (default: a queue or version no worker registered is
+        named in the task log with the registered ones), ``fail`` (before anything is written) or
+        ``ignore``. With ``duplication_policy="return-existing"`` the id returned is the workflow
+        already holding ``deduplication_id`` when one does.
     """
     return await operations.enqueue(
         database,
