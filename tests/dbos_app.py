@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from dbos import DBOS, DBOSConfig
+from dbos import DBOS, DBOSConfig, WorkflowSerializationFormat
 
 QUEUES = ("q", "q_other")
 APP_VERSION = "test"
@@ -190,6 +190,34 @@ def wf_item(i: int, fail: str | None = None, sleep: float = 0.0) -> dict[str, in
     if sleep:
         DBOS.sleep(sleep)
     return {"i": i, "runs": item_step(i, fail)}
+
+
+@DBOS.workflow()
+def wf_stream(
+    key: str, n: int, delay: float, close: bool = True, fail: bool = False, size: int = 0, pause_at: int = -1
+) -> int:
+    """Writes ``{"i": i}`` (with ``"pad"``: ``size`` characters) to stream ``key`` ``n`` times,
+    ``delay`` seconds apart (a wall-clock pause, not a step: 1,000 writes at 200/s are 1,000
+    checkpointed writes only), then closes it (or not), or fails; before value ``pause_at`` it pauses 5 s."""
+    for i in range(n):
+        if i == pause_at:
+            time.sleep(5)
+        DBOS.write_stream(key, {"i": i, "pad": "x" * size} if size else {"i": i})
+        if delay:
+            time.sleep(delay)
+    if fail:
+        raise AppError(f"stream {key} failed after {n} values")
+    if close:
+        DBOS.close_stream(key)
+    return n
+
+
+@DBOS.workflow()
+def wf_stream_pickled(key: str) -> str:
+    """One value written with the application's native serializer (a pickle), then closed."""
+    DBOS.write_stream(key, {"secret": "pickled"}, serialization_type=WorkflowSerializationFormat.NATIVE)
+    DBOS.close_stream(key)
+    return "done"
 
 
 def main() -> None:

@@ -84,6 +84,8 @@ SIDEWAYS: set[tuple[str, str]] = {
     ("dbos_orchestrator.store.steps", "dbos_orchestrator.store.codec"),
     ("dbos_orchestrator.store.values", "dbos_orchestrator.store.codec"),
     ("dbos_orchestrator.store.values", "dbos_orchestrator.store.steps"),
+    ("dbos_orchestrator.store.values", "dbos_orchestrator.store.streams"),
+    ("dbos_orchestrator.store.streams", "dbos_orchestrator.store.codec"),
     ("dbos_orchestrator.waiting", "dbos_orchestrator.waiting"),
     ("dbos_airflow.hooks.dbos", "dbos_airflow.hooks.connection"),
     ("dbos_airflow.triggers", "dbos_airflow.triggers"),
@@ -95,6 +97,9 @@ SIDEWAYS: set[tuple[str, str]] = {
     ("dbos_airflow.sensors", "dbos_airflow.links"),
     ("dbos_airflow.sensors", "dbos_airflow.operators.base"),
     ("dbos_airflow.sensors", "dbos_airflow.triggers.dbos"),
+    ("dbos_airflow.sensors", "dbos_airflow.triggers.streams"),
+    ("dbos_airflow.sensors.streams", "dbos_airflow.sensors.dbos"),
+    ("dbos_airflow.operators.waiting", "dbos_airflow.triggers.streams"),
     ("dbos_airflow.plugin", "dbos_airflow.plugin"),
     ("dbos_airflow.get_provider_info", "dbos_airflow"),
 }

@@ -24,6 +24,7 @@ from dbos_orchestrator.store.codec import (
     display_value,
 )
 from dbos_orchestrator.store.steps import StepReads, StoredStep
+from dbos_orchestrator.store.streams import StreamReads
 
 if TYPE_CHECKING:
     from dbos_orchestrator.client import DBOSClient
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 
-class ValueReader(StepReads):
+class ValueReader(StepReads, StreamReads):
     """Reads stored values of one DBOS system database through dbos' table definitions.
 
     :param client: the client whose engine (and schema mapping) to read with.
