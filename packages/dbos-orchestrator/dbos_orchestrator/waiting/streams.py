@@ -1,4 +1,4 @@
-"""Waits for a workflow's stream to grow: the shared waiter's stream waits, and the same loop in a worker.
+"""Waits for a workflow's stream to grow: the shared waiter's stream waits.
 
 A deferred stream reader (a trigger) asks "is there a value at offset N of stream K of workflow
 W yet, or has W stopped?" and then reads the page itself (:meth:`StreamReads.stream_page
@@ -15,8 +15,7 @@ every pending stream wait of the process (docs/streams.md, "How the wait works")
   added (a notification that came between the caller's read and its wait is never lost). On SQLite
   it probes every tick. So an idle stream wait costs nothing per stream: 100 waits, 2 statements/s.
 
-:func:`follow_stream` is the same wait in a worker: read a page, hand its values over, sleep
-``poll_interval`` (0.1 s, doubling) when nothing came, until the stream is closed or the workflow stopped.
+In a worker, a front end polls pages itself (a sensor's pokes).
 Reads only, through dbos' own table definitions; nothing is decoded here. No Airflow import.
 """
 
@@ -26,26 +25,22 @@ import asyncio
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from dbos_orchestrator.exceptions import DBOSWaitTimeoutError
 from dbos_orchestrator.status import DBOSWorkflowStatus
-from dbos_orchestrator.store.streams import PAGE_SIZE
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from dbos_orchestrator.store.streams import StreamPage, StreamReads
 
 __all__ = [
     "STREAMS_CHANNEL",
     "STREAM_POLL_SECONDS",
     "StreamObservation",
     "StreamWaits",
-    "follow_stream",
     "stream_probe_statement",
 ]
 
@@ -209,39 +204,3 @@ class StreamWaits:
                 loop.call_soon_threadsafe(_settle, batch)
             except RuntimeError:  # that waiting loop is gone
                 pass
-
-
-def follow_stream(
-    reader: StreamReads,
-    workflow_id: str,
-    key: str,
-    offset: int,
-    *,
-    on_page: Callable[[StreamPage], Any],
-    poll_interval: float = 1.0,
-    deadline: float | None = None,
-    stop: threading.Event | None = None,
-) -> StreamPage:
-    """Read the stream in a worker until it is closed or the workflow stopped (or ``deadline``,
-    wall clock, or ``stop`` is set: then one last read drains what is there). ``on_page`` gets every
-    page with values. Returns the last page (its ``next_offset`` is where a later read continues)."""
-    delay = min(0.1, poll_interval)
-    while True:
-        stopping = (stop is not None and stop.is_set()) or (deadline is not None and time.time() >= deadline)
-        page = reader.stream_page(workflow_id, key, offset)
-        if page.values:
-            on_page(page)
-        offset = page.next_offset
-        if page.closed or (not page.values and (page.ended or stopping)):
-            return page
-        if page.values:
-            delay = min(0.1, poll_interval)
-            if len(page.values) >= PAGE_SIZE:
-                continue  # a full page: more is there already
-        wait = delay if deadline is None else max(0.0, min(delay, deadline - time.time()))
-        if stop is not None:
-            stop.wait(wait)
-        else:
-            time.sleep(wait)
-        if not page.values:
-            delay = min(delay * 2, poll_interval)
