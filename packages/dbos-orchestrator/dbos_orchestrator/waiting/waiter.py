@@ -282,9 +282,8 @@ class DBOSWaiter:
     def _wait_for_news(self, conn: sa.Connection, listening: bool) -> None:
         """Sleep one tick, or less when an event someone waits for is published.
 
-        DBOS notifies ``<workflow_id>::<key>`` on every ``set_event`` (and ``write_stream``) of an
-        application that uses LISTEN/NOTIFY; notifications nobody here waits for do not cut the
-        tick short, so a busy application cannot make the probe run more often.
+        DBOS notifies ``<workflow_id>::<key>`` on every ``set_event`` (and ``write_stream``) of an application
+        using LISTEN/NOTIFY; the ones nobody here waits for do not cut the tick short (nor make probes more often).
         """
         if self._feed_page_full:
             return
