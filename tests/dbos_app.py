@@ -194,15 +194,26 @@ def wf_item(i: int, fail: str | None = None, sleep: float = 0.0) -> dict[str, in
 
 @DBOS.workflow()
 def wf_stream(
-    key: str, n: int, delay: float, close: bool = True, fail: bool = False, size: int = 0, pause_at: int = -1
+    key: str,
+    n: int,
+    delay: float,
+    close: bool = True,
+    fail: bool = False,
+    size: int = 0,
+    pause_at: int = -1,
+    numeric: bool = False,
 ) -> int:
     """Writes ``{"i": i}`` (with ``"pad"``: ``size`` characters) to stream ``key`` ``n`` times,
     ``delay`` seconds apart (a wall-clock pause, not a step: 1,000 writes at 200/s are 1,000
-    checkpointed writes only), then closes it (or not), or fails; before value ``pause_at`` it pauses 5 s."""
+    checkpointed writes only), then closes it (or not), or fails; before value ``pause_at`` it pauses 5 s.
+    ``numeric`` writes percentages instead (``100 * (i + 1) / n``: a progress stream)."""
     for i in range(n):
         if i == pause_at:
             time.sleep(5)
-        DBOS.write_stream(key, {"i": i, "pad": "x" * size} if size else {"i": i})
+        if numeric:
+            DBOS.write_stream(key, 100 * (i + 1) / n)
+        else:
+            DBOS.write_stream(key, {"i": i, "pad": "x" * size} if size else {"i": i})
         if delay:
             time.sleep(delay)
     if fail:

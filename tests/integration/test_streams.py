@@ -197,8 +197,11 @@ def test_all_values_returned_and_a_retry_logs_nothing_twice(
     assert _logged_offsets(lines, "k") == list(range(20)), relevant  # each once, in order, across both tries
     assert any("Continuing DBOS stream 'k' from offset" in line for line in lines)
     assert _xcom(dr) == [{"i": i} for i in range(20)]
+    from dbos_airflow.contract.streams import StreamCheckpoint
+
+    name = StreamCheckpoint.for_task(ti, wid, "k", 0).name
     with create_session() as session:
-        assert not session.query(Variable).filter(Variable.key.like("dbos_stream_offset:%")).all()
+        assert session.query(Variable).filter(Variable.key == name).count() == 0  # forgotten on success
 
 
 def test_bad_input_fails_at_once_naming_it(dbos_conn: str, client: DBOSClient) -> None:
