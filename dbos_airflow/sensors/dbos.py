@@ -21,6 +21,7 @@ from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import EXTRA_LINKS, UI_COLOR, DBOSTaskMixin, dbos_template_fields
 from dbos_airflow.operators.fanout import DBOSBatchMixin, check_push_results
+from dbos_airflow.operators.streams import StreamLogger
 from dbos_airflow.triggers.dbos import DBOSBatchTrigger, DBOSEventTrigger, DBOSWorkflowTrigger
 
 if TYPE_CHECKING:
@@ -98,6 +99,8 @@ class DBOSWorkflowSensor(_DBOSSensor):
     :param failure_statuses: statuses that fail the task with the workflow's own error.
     :param dbos_conn_id: the ``dbos`` connection.
     :param deferrable: wait in the triggerer instead of a worker slot.
+    :param stream_to_log: a stream key of the workflow (``DBOS.write_stream``): each value is logged
+        as it arrives while the sensor waits, poking or deferred (docs/streams.md).
     """
 
     template_fields: Sequence[str] = dbos_template_fields("workflow_id")
@@ -108,9 +111,12 @@ class DBOSWorkflowSensor(_DBOSSensor):
         *,
         success_statuses: Sequence[str] = tuple(SUCCESS_STATUSES),
         failure_statuses: Sequence[str] = tuple(FAILURE_STATUSES),
+        stream_to_log: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.stream_to_log = stream_to_log
+        self._stream: StreamLogger | None = None
         self.success_statuses = DBOSWorkflowStatus.parse_all(success_statuses)
         self.failure_statuses = DBOSWorkflowStatus.parse_all(failure_statuses)
 
@@ -120,13 +126,21 @@ class DBOSWorkflowSensor(_DBOSSensor):
             dbos_conn_id=self.dbos_conn_id,
             end_time=end_time,
             not_before=not_before_after_deferral(),
+            stream_to_log=self.stream_to_log,
+            stream_offset=0 if self._stream is None else self._stream.hand_over(self.hook.value_reader()),
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
+        if self.stream_to_log is not None:
+            if self._stream is None:
+                self._stream = StreamLogger(self.log, self.workflow_id, self.stream_to_log)
+            self._stream.poll(self.hook.value_reader())
         status = DBOSWorkflowStatus.parse(self.hook.require_workflow(self.workflow_id)["status"])
         if status.is_active():
             self.log.info("DBOS workflow %s is %s", self.workflow_id, status.value)
             return False
+        if self._stream is not None:
+            self._stream.poll(self.hook.value_reader())  # what it wrote last, before it ended
         return PokeReturnValue(True, self._result())
 
     def _result(self) -> Any:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import PokeReturnValue
 from dbos_orchestrator.exceptions import DBOSOptionsError
-from dbos_orchestrator.messages import stream_ended_message, stream_value_line
+from dbos_orchestrator.messages import stream_ended_message
 from dbos_orchestrator.status import SUCCESS_STATUSES, DBOSWorkflowStatus
 from dbos_orchestrator.store.streams import PAGE_SIZE, check_stream_args
 
@@ -17,6 +17,7 @@ from dbos_airflow.contract.outcome import workflow_result
 from dbos_airflow.contract.streams import StreamCheckpoint
 from dbos_airflow.exceptions import DBOSWorkflowFailedError
 from dbos_airflow.operators.base import dbos_template_fields
+from dbos_airflow.operators.streams import StreamLogger
 from dbos_airflow.sensors.dbos import _DBOSSensor
 from dbos_airflow.triggers.streams import DBOSStreamTrigger
 
@@ -99,19 +100,14 @@ class DBOSStreamSensor(_DBOSSensor):
         checkpoint = self._start(context)
         assert self._next is not None
         before = self._next
-        reader = self.hook.value_reader()
+        stream = StreamLogger(self.log, self.workflow_id, self.key, self._next)
         try:
-            while True:
-                page = reader.stream_page(self.workflow_id, self.key, self._next)
-                for i, value in enumerate(page.values):
-                    self.log.info(stream_value_line(self.key, page.offset + i, value))
-                    self._next = page.offset + i + 1  # per value: a timeout mid-page saves what was logged
-                self._next = page.next_offset
-                if len(page.values) < PAGE_SIZE:
-                    break
-        finally:
+            page = stream.poll(self.hook.value_reader())
+        finally:  # also when interrupted (execution_timeout): what was logged is saved
+            self._next = stream.offset
             if self._next != before:
                 checkpoint.save(self._next)
+        assert page is not None  # this logger is never handed over
         logged = self._next - before
         if page.status is None:
             self.hook.require_workflow(self.workflow_id)  # fails naming the workflow and where it looked

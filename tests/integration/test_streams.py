@@ -232,3 +232,23 @@ def test_bad_input_fails_at_once_naming_it(dbos_conn: str, client: DBOSClient) -
         DBOSUnsafeValueError, match=rf"stream 'p' value at offset 0 of DBOS workflow {pickled}.*allow_pickle"
     ):
         DBOSStreamSensor(task_id="s", workflow_id=pickled, key="p").execute({"ti": FakeTI()})
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferred"])
+def test_stream_to_log_on_the_enqueue_wait_and_the_workflow_sensor(
+    dbos_conn: str,
+    client: DBOSClient,
+    dagbag: Any,
+    quick_deferral: None,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    deferrable: bool,
+) -> None:
+    """The enqueue task logs the stream while it waits (its values pause 5 s after the 10th: the
+    deferred one defers mid-stream); the sensor after it logs the whole stream once more, itself."""
+    caplog.set_level(logging.INFO)
+    dag_id = "dbos_t_stream_to_log_deferred" if deferrable else "dbos_t_stream_to_log_worker"
+    dr = dagbag.get_dag(dag_id).test(run_conf={"n": 30})
+    lines = _lines(caplog, capsys)
+    assert {ti.task_id: ti.state for ti in dr.get_task_instances()} == {"enqueue": "success", "sensor": "success"}
+    assert _logged_offsets(lines, "progress") == list(range(30)) * 2  # the enqueue task's, then the sensor's

@@ -99,6 +99,7 @@ SIDEWAYS: set[tuple[str, str]] = {
     ("dbos_airflow.sensors", "dbos_airflow.triggers.dbos"),
     ("dbos_airflow.sensors", "dbos_airflow.triggers.streams"),
     ("dbos_airflow.sensors.streams", "dbos_airflow.sensors.dbos"),
+    ("dbos_airflow.sensors", "dbos_airflow.operators.streams"),
     ("dbos_airflow.operators.waiting", "dbos_airflow.triggers.streams"),
     ("dbos_airflow.plugin", "dbos_airflow.plugin"),
     ("dbos_airflow.get_provider_info", "dbos_airflow"),

@@ -11,6 +11,8 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param
 
+from dbos_airflow.operators.dbos import DBOSEnqueueOperator
+from dbos_airflow.sensors.dbos import DBOSWorkflowSensor
 from dbos_airflow.sensors.streams import DBOSStreamSensor
 
 
@@ -48,3 +50,32 @@ for dag_id, deferrable, returned, cls in (
             retries=1 if cls is LosesTryOne else 0,
             retry_delay=timedelta(0),
         )
+
+
+# stream_to_log= on the enqueue operator's wait (worker, deferred) and on the workflow sensor (poke)
+for dag_id, deferrable in (("dbos_t_stream_to_log_worker", False), ("dbos_t_stream_to_log_deferred", True)):
+    with DAG(
+        dag_id,
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        render_template_as_native_obj=True,
+        params={"n": Param(30, type="integer")},
+    ):
+        enqueue = DBOSEnqueueOperator(
+            task_id="enqueue",
+            workflow_name="wf_stream",
+            queue_name="q",
+            workflow_args=["progress", "{{ params.n }}", 0.02],
+            workflow_kwargs={"pause_at": 10},
+            wait_for_completion=True,
+            deferrable=deferrable,
+            poll_interval=0.2,
+            stream_to_log="progress",
+        )
+        DBOSWorkflowSensor(
+            task_id="sensor",
+            workflow_id="{{ ti.xcom_pull('enqueue') }}",
+            stream_to_log="progress",
+            poke_interval=0.2,
+        ).set_upstream(enqueue)
