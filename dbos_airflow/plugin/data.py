@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING, Any
 from dbos_airflow.links import CONN_ID_KEY, WORKFLOW_ID_KEY
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dbos import WorkflowStatus
     from dbos_orchestrator.waiting.batch import BatchCounts
     from sqlalchemy.orm import Session
 
     from dbos_airflow.hooks.dbos import DBOSHook
+    from dbos_airflow.plugin.streams import StreamView
     from dbos_airflow.values import StoredStep
 
 DEFAULT_CONN_ID = "dbos_default"
@@ -166,6 +169,7 @@ class WorkflowDetail:
     error: str | None
     events: dict[str, Any]
     steps: list[StoredStep] = field(default_factory=list)
+    streams: list[StreamView] = field(default_factory=list)
 
     @property
     def state(self) -> Any:
@@ -193,8 +197,21 @@ def status_of(hook: DBOSHook, workflow_id: str) -> WorkflowStatus | None:
     return statuses(hook, [workflow_id]).get(workflow_id)
 
 
-def workflow_detail(hook: DBOSHook, status: WorkflowStatus) -> WorkflowDetail:
-    """Everything the view shows of one workflow (whose metadata is ``status``)."""
+def workflow_detail(
+    hook: DBOSHook,
+    status: WorkflowStatus,
+    *,
+    stream_link: Callable[[str, int | None], str] = lambda key, before: "",
+    stream: str | None = None,
+    before: int | None = None,
+) -> WorkflowDetail:
+    """Everything the view shows of one workflow (whose metadata is ``status``).
+
+    :param stream_link: the URL of a stream's page (:func:`~dbos_airflow.plugin.streams.stream_views`).
+    :param stream: the stream paged back to ``before`` (its values before that offset).
+    """
+    from dbos_airflow.plugin.streams import stream_views
+
     reader = hook.value_reader()
     workflow_id = status.workflow_id
     output, error = reader.output_and_error_for_display(workflow_id)
@@ -205,6 +222,7 @@ def workflow_detail(hook: DBOSHook, status: WorkflowStatus) -> WorkflowDetail:
         error=error,
         events=reader.events(workflow_id),
         steps=reader.steps(workflow_id),
+        streams=stream_views(reader, workflow_id, link=stream_link, key=stream, before=before),
     )
 
 

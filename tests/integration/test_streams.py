@@ -252,3 +252,43 @@ def test_stream_to_log_on_the_enqueue_wait_and_the_workflow_sensor(
     lines = _lines(caplog, capsys)
     assert {ti.task_id: ti.state for ti in dr.get_task_instances()} == {"enqueue": "success", "sensor": "success"}
     assert _logged_offsets(lines, "progress") == list(range(30)) * 2  # the enqueue task's, then the sensor's
+
+
+# -- the DBOS tab --------------------------------------------------------------------------------------
+
+
+def test_dbos_view_shows_each_stream_with_its_last_values_paged(dbos_conn: str, client: DBOSClient) -> None:
+    from dbos_airflow.hooks.dbos import DBOSHook
+    from dbos_airflow.plugin import data, render
+    from dbos_airflow.plugin.streams import STREAM_PAGE
+
+    wid = _start(client, "progress", 25, 0.0)
+    client.retrieve_workflow(wid).get_result()
+    hook = DBOSHook(dbos_conn)
+    status = data.status_of(hook, wid)
+    assert status is not None
+
+    def link(key: str, before: int | None) -> str:
+        return f"/page?stream={key}&before={before}"
+
+    def page(**kw: Any) -> str:
+        detail = data.workflow_detail(hook, status, stream_link=link, **kw)
+        html = render.workflow_page(detail, lambda other: other, can_act=False, task_link=None, static="/s")
+        return html.split('data-stream="progress"', 1)[1].split("</section>", 1)[0]  # the stream's own part
+
+    newest = page()
+    assert "<code>progress</code> — 25 values, closed" in newest and newest.count("<tr><td>") == STREAM_PAGE
+    assert f"<td>{25 - STREAM_PAGE}</td>" in newest and "<td>24</td>" in newest and "<td>4</td>" not in newest
+    assert "/page?stream=progress&amp;before=5" in newest  # the link to older values
+    older = page(stream="progress", before=5)
+    assert "<td>0</td>" in older and "<td>4</td>" in older and "<td>5</td>" not in older
+    assert "/page?stream=progress&amp;before=None" in older  # back to the newest
+
+    pickled = unique("pickled")
+    client.enqueue({"queue_name": "q", "workflow_name": "wf_stream_pickled", "workflow_id": pickled}, "p")
+    client.retrieve_workflow(pickled).get_result()
+    pickled_status = data.status_of(hook, pickled)
+    assert pickled_status is not None
+    detail = data.workflow_detail(hook, pickled_status, stream_link=link)
+    html = render.workflow_page(detail, lambda other: other, can_act=False, task_link=None, static="/s")
+    assert "<code>p</code> — 1 value, closed" in html and "pickled, not decoded" in html and "secret" not in html
