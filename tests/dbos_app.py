@@ -202,11 +202,14 @@ def wf_stream(
     size: int = 0,
     pause_at: int = -1,
     numeric: bool = False,
+    start_after: float = 0.0,
 ) -> int:
     """Writes ``{"i": i}`` (with ``"pad"``: ``size`` characters) to stream ``key`` ``n`` times,
     ``delay`` seconds apart (a wall-clock pause, not a step: 1,000 writes at 200/s are 1,000
     checkpointed writes only), then closes it (or not), or fails; before value ``pause_at`` it pauses 5 s.
-    ``numeric`` writes percentages instead (``100 * (i + 1) / n``: a progress stream)."""
+    ``numeric`` writes percentages instead (``100 * (i + 1) / n``: a progress stream); nothing is
+    written for ``start_after`` seconds."""
+    time.sleep(start_after)
     for i in range(n):
         if i == pause_at:
             time.sleep(5)
