@@ -7,8 +7,9 @@ DAG, run, task, map index, workflow, stream key and starting offset; its value s
 JSON). XComs cannot carry it: Airflow clears a task's XComs when a try (or a reschedule) starts.
 
 * the worker saves it after each poke that logged something, and at the end;
-* a trigger saves it every :data:`CHECKPOINT_SECONDS` while values arrive and when it stops
-  (its event, or a cancellation: a triggerer shutting down, a trigger moved);
+* a trigger saves it every :data:`CHECKPOINT_SECONDS` while values arrive, when the stream has
+  been quiet for 0.5 s after values it has not saved, and when it stops (its event, or a
+  cancellation: a triggerer shutting down, a trigger moved);
 * a try, a reschedule or a re-created trigger starts from the saved offset (a trigger: the larger
   of its kwargs' offset and the saved one);
 * the Variable is deleted when the task succeeds (a cleared task logs the stream again).

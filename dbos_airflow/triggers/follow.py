@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["StreamFollower"]
 
+IDLE_SAVE_SECONDS = 0.5
+
 
 class StreamFollower:
     """Reads one stream from an offset on the shared waiter, logging each value once.
@@ -95,13 +97,19 @@ class StreamFollower:
                     continue
             if page.closed or (not page.values and page.ended):
                 return page
-            step_end = last_news + PROGRESS_LOG_SECONDS
+            # Caught up with values not saved yet: save them once the stream has been quiet for
+            # IDLE_SAVE_SECONDS (one save per burst, not per value), then wait as usual.
+            idle_save = self.checkpoint is not None and self.offset != self.saved
+            step_end = time.time() + IDLE_SAVE_SECONDS if idle_save else last_news + PROGRESS_LOG_SECONDS
             deadline = step_end if trigger.end_time is None else min(trigger.end_time, step_end)
             try:
                 await waiter.streams.observe(trigger.workflow_id, self.key, self.offset, deadline=deadline)
             except DBOSWaitTimeoutError:
                 if trigger.end_time is not None and time.time() >= trigger.end_time:
                     return None
+                if idle_save:
+                    await self.save()
+                    continue
                 trigger.log.info(
                     "DBOS stream %r of workflow %s: no new value for %.0fs (%d read so far)",
                     self.key,
