@@ -203,14 +203,17 @@ def wf_stream(
     pause_at: int = -1,
     numeric: bool = False,
     start_after: float = 0.0,
+    gate_at: int = -1,
 ) -> int:
     """Writes ``{"i": i}`` (with ``"pad"``: ``size`` characters) to stream ``key`` ``n`` times,
     ``delay`` seconds apart (a wall-clock pause, not a step: 1,000 writes at 200/s are 1,000
     checkpointed writes only), then closes it (or not), or fails; before value ``pause_at`` it pauses 5 s.
     ``numeric`` writes percentages instead (``100 * (i + 1) / n``: a progress stream); nothing is
-    written for ``start_after`` seconds."""
+    written for ``start_after`` seconds; before value ``gate_at`` it waits for message ``go``."""
     time.sleep(start_after)
     for i in range(n):
+        if i == gate_at:
+            DBOS.recv("go", timeout_seconds=300)
         if i == pause_at:
             time.sleep(5)
         if numeric:

@@ -68,6 +68,7 @@ class StreamFollower:
         page = await asyncio.to_thread(reader.stream_page, self.trigger.workflow_id, self.key, self.offset)
         if page.values:
             self._log(page)
+        self.offset = page.next_offset  # also past a close marker that came alone
         if time.monotonic() - self._saved_at >= CHECKPOINT_SECONDS:
             await self.save()
         return page

@@ -184,12 +184,35 @@ def test_all_values_returned_and_a_retry_logs_nothing_twice(
 ) -> None:
     """Try 1 fails mid-stream (tests/dags/streams: LosesTryOne); try 2 continues from the offset try 1 saved (an Airflow
     Variable, contract/streams.py) and returns every value; the Variable is gone afterwards."""
+    import threading
+
     from airflow.models.variable import Variable
     from airflow.utils.session import create_session
 
+    from dbos_airflow.contract.streams import StreamCheckpoint
+
     caplog.set_level(logging.INFO)
-    wid = _start(client, "k", 20, 0.0, pause_at=10)
-    dr = dagbag.get_dag("dbos_t_stream_retry").test(run_conf={"workflow_id": wid, "key": "k"})
+    wid = _start(client, "k", 20, 0.0, gate_at=10)  # 10 values, then waits for message "go"
+    done = threading.Event()
+
+    def release_after_try_1_saved() -> None:
+        """Send "go" once try 1 saved offset 10 (it then fails: its poke saw the workflow still writing)."""
+        with create_session() as session:
+            while not done.is_set():
+                rows = session.query(Variable).filter(Variable.key.like("dbos_stream_offset:%")).all()
+                if any(wid in str(v.val) and '"next_offset": 10' in str(v.val) for v in rows):
+                    client.send(wid, "go", "go")
+                    return
+                session.expire_all()
+                time.sleep(0.2)
+
+    helper = threading.Thread(target=release_after_try_1_saved, daemon=True)
+    helper.start()
+    try:
+        dr = dagbag.get_dag("dbos_t_stream_retry").test(run_conf={"workflow_id": wid, "key": "k"})
+    finally:
+        done.set()
+        helper.join(5)
     lines = _lines(caplog, capsys)
     (ti,) = dr.get_task_instances()
     assert (ti.state, ti.try_number) == ("success", 2), lines[-20:]
@@ -197,8 +220,6 @@ def test_all_values_returned_and_a_retry_logs_nothing_twice(
     assert _logged_offsets(lines, "k") == list(range(20)), relevant  # each once, in order, across both tries
     assert any("Continuing DBOS stream 'k' from offset" in line for line in lines)
     assert _xcom(dr) == [{"i": i} for i in range(20)]
-    from dbos_airflow.contract.streams import StreamCheckpoint
-
     name = StreamCheckpoint.for_task(ti, wid, "k", 0).name
     with create_session() as session:
         assert session.query(Variable).filter(Variable.key == name).count() == 0  # forgotten on success
