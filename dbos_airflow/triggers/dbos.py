@@ -160,6 +160,8 @@ class DBOSWorkflowTrigger(_DBOSTrigger):
         self.stream_offset = stream_offset
 
     def _kwargs(self) -> dict[str, Any]:
+        if self.stream_to_log is None:  # rows stored without a stream serialize back unchanged
+            return super()._kwargs()
         return {**super()._kwargs(), "stream_to_log": self.stream_to_log, "stream_offset": self.stream_offset}
 
     async def _events(self) -> AsyncIterator[TriggerEvent]:
