@@ -146,10 +146,35 @@ def test_1000_values_at_200_per_s_reach_the_log_in_order_once(
     capsys: pytest.CaptureFixture[str],
     deferrable: bool,
 ) -> None:
+    import threading
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
     caplog.set_level(logging.INFO)
-    wid = _start(client, "progress", 1000, 0.005)
+    # Deferred: nothing is written before the task deferred (message "go"), whatever the machine's load.
+    wid = _start(client, "progress", 1000, 0.005, gate_at=0 if deferrable else -1)
     dag_id = "dbos_t_stream_deferred" if deferrable else "dbos_t_stream_worker"
-    dr = dagbag.get_dag(dag_id).test(run_conf={"workflow_id": wid, "key": "progress"})
+    done = threading.Event()
+
+    def release_once_deferred() -> None:
+        with create_session() as session:
+            while not done.is_set():
+                if session.query(TaskInstance).filter_by(dag_id=dag_id, state="deferred").count():
+                    client.send(wid, "go", "go")
+                    return
+                session.expire_all()
+                time.sleep(0.2)
+
+    helper = threading.Thread(target=release_once_deferred, daemon=True)
+    if deferrable:
+        helper.start()
+    try:
+        dr = dagbag.get_dag(dag_id).test(run_conf={"workflow_id": wid, "key": "progress"})
+    finally:
+        done.set()
+        if deferrable:
+            helper.join(5)
     lines = _lines(caplog, capsys)
     assert [ti.state for ti in dr.get_task_instances()] == ["success"], lines[-20:]
     assert _logged_offsets(lines, "progress") == list(range(1000))
