@@ -23,6 +23,7 @@ FIGURES = {
     "p9": "bench.p9_triggerer",
     "p10": "bench.p10_batch",
     "p11": "bench.p11_prefect",  # measured in the Prefect venv (.venv-prefect), reported from here
+    "p12": "bench.p12_streams",
 }
 COLUMNS = ("figure", "plain", "ours", "ratio", "n", "goal", "met", "date")
 HEADER = ("Figure", "Plain dbos.DBOSClient", "dbos-airflow", "Ratio", "N", "Goal", "Met", "Date")

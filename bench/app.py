@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 
-from dbos import DBOS, DBOSConfig
+from dbos import DBOS, DBOSConfig, WorkflowSerializationFormat
 
 QUEUE = "bench"  # polled by this worker
 UNPOLLED_QUEUE = "bench_nobody"  # polled by nobody: enqueue benchmarks leave their rows here
@@ -38,6 +38,18 @@ def event_stamp(key: str, delay: float, linger: float) -> None:
     """After ``delay`` s publish ``key`` = the wall-clock time just before ``set_event``; stay PENDING ``linger`` s."""
     DBOS.sleep(delay)
     DBOS.set_event(key, time.time())
+    DBOS.sleep(linger)
+
+
+@DBOS.workflow()
+def stream_stamps(key: str, count: int, delay: float, gap: float, linger: float) -> None:
+    """After ``delay`` s write ``count`` values to stream ``key``, ``gap`` s apart, each the wall-clock
+    time right before its ``write_stream`` (portable JSON); close it and stay PENDING ``linger`` s."""
+    DBOS.sleep(delay)
+    for _ in range(count):
+        DBOS.write_stream(key, time.time(), serialization_type=WorkflowSerializationFormat.PORTABLE)
+        DBOS.sleep(gap)
+    DBOS.close_stream(key)
     DBOS.sleep(linger)
 
 

@@ -23,6 +23,8 @@ _PUBLIC = {
     "DBOSWorkflowSensor": "dbos_airflow.sensors.dbos",
     "DBOSEventSensor": "dbos_airflow.sensors.dbos",
     "DBOSWorkflowsSensor": "dbos_airflow.sensors.dbos",
+    "DBOSStreamSensor": "dbos_airflow.sensors.streams",
+    "DBOSStreamTrigger": "dbos_airflow.triggers.streams",
     "DBOSWorkflowTrigger": "dbos_airflow.triggers.dbos",
     "DBOSEventTrigger": "dbos_airflow.triggers.dbos",
     "DBOSBatchTrigger": "dbos_airflow.triggers.dbos",

@@ -36,12 +36,23 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "sensors": [
-            {"integration-name": "DBOS", "python-modules": ["dbos_airflow.sensors.dbos", "dbos_airflow.sensors.queues"]}
+            {
+                "integration-name": "DBOS",
+                "python-modules": [
+                    "dbos_airflow.sensors.dbos",
+                    "dbos_airflow.sensors.queues",
+                    "dbos_airflow.sensors.streams",
+                ],
+            }
         ],
         "triggers": [
             {
                 "integration-name": "DBOS",
-                "python-modules": ["dbos_airflow.triggers.dbos", "dbos_airflow.triggers.completed"],
+                "python-modules": [
+                    "dbos_airflow.triggers.dbos",
+                    "dbos_airflow.triggers.completed",
+                    "dbos_airflow.triggers.streams",
+                ],
             }
         ],
         "extra-links": [

@@ -164,6 +164,20 @@ def open_incident(workflow_id: str, workflow_name: str | None, error: str | None
     return {"incident": incident, "workflow_id": workflow_id, "workflow": workflow_name}
 
 
+@DBOS.workflow()
+def pick_orders(orders: list[dict[str, Any]], seconds_per_order: float = 0.5) -> dict[str, Any]:
+    """Pick a batch of orders, reporting progress on stream ``progress`` (one value per order,
+    written from the workflow body so a retried step cannot write it twice), then close it."""
+    picked = 0
+    for n, order in enumerate(orders, start=1):
+        items = validate(order)
+        picked += sum(i["qty"] for i in items)
+        DBOS.sleep(seconds_per_order)
+        DBOS.write_stream("progress", {"order_id": order["order_id"], "done": n, "of": len(orders), "units": picked})
+    DBOS.close_stream("progress")
+    return {"orders": len(orders), "units": picked}
+
+
 @DBOS.dbos_class()
 class Warehouse:
     """Class-based workflows: ``workflow_name="Warehouse.pack"``, ``workflow_class_name="Warehouse"``."""

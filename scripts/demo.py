@@ -38,6 +38,7 @@ class DemoRun:
     result_task: str = ""
     result_key: str = "return_value"
     watcher: bool = False  # conf = {"events": [the payload of the DAG's completion watcher, fired once]}
+    show_lines: str = ""  # print the lines of the run's log that contain this (e.g. a stream's values)
 
 
 DEMO_RUNS = (
@@ -54,6 +55,7 @@ DEMO_RUNS = (
     ),
     DemoRun("dbos_order_approval", {}, "notify_customer"),
     DemoRun("dbos_fan_out", {}, "total_parcels"),
+    DemoRun("dbos_order_progress", {}, "progress", show_lines="stream 'progress' #"),
     DemoRun("dbos_order_incident", {}, "post_incident", watcher=True),
 )
 
@@ -194,7 +196,8 @@ def main(argv: list[str] | None = None, runs: tuple[DemoRun, ...] = DEMO_RUNS) -
                 payload = fire_watcher(env, demo_dir / "logs")
                 run = DemoRun(run.dag_id, {**run.conf, "events": [payload]}, run.result_task, run.result_key)
             print(f"airflow dags test {run.dag_id} ...", flush=True)
-            rows.append(run_dag(run, env, airflow_home, demo_dir / "logs"))
+            run_env = {**env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"} if run.show_lines else env
+            rows.append(run_dag(run, run_env, airflow_home, demo_dir / "logs"))
             print(f"  -> {rows[-1].state} in {rows[-1].seconds:.1f}s", flush=True)
     finally:
         code = worker.stop()
@@ -202,6 +205,14 @@ def main(argv: list[str] | None = None, runs: tuple[DemoRun, ...] = DEMO_RUNS) -
             print(f"warning: the worker exited with {code}; see {worker.log_path}", file=sys.stderr)
     print()
     print_table(rows)
+    for run, row in zip(runs, rows, strict=False):
+        if run.show_lines:
+            shown = [
+                line.strip() for line in row.log.read_text(errors="replace").splitlines() if run.show_lines in line
+            ]
+            print(f"\n{run.dag_id}: {len(shown)} line(s) of its task logs with {run.show_lines!r}:")
+            for line in shown[:12]:
+                print(f"  {_short(line, 160)}")
     failed = [r for r in rows if r.state != "success"]
     for r in failed:
         print(f"\nFAILED: {r.dag_id} ({r.state}); full log: {r.log}\n{_errors(r.log)}", file=sys.stderr)

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from dbos import DBOS, DBOSConfig
+from dbos import DBOS, DBOSConfig, WorkflowSerializationFormat
 
 QUEUES = ("q", "q_other")
 # Another version only in a system database of its own (tests/integration/test_operations.py):
@@ -210,6 +210,51 @@ def wf_retained(i: int) -> int:
 def wf_whoami() -> dict[str, object]:
     """What DBOS restored of the enqueuer's identity (``authenticated_user``/``authenticated_roles``)."""
     return {"user": DBOS.authenticated_user, "roles": DBOS.authenticated_roles}
+
+
+@DBOS.workflow()
+def wf_stream(
+    key: str,
+    n: int,
+    delay: float,
+    close: bool = True,
+    fail: bool = False,
+    size: int = 0,
+    pause_at: int = -1,
+    numeric: bool = False,
+    start_after: float = 0.0,
+    gate_at: int = -1,
+) -> int:
+    """Writes ``{"i": i}`` (with ``"pad"``: ``size`` characters) to stream ``key`` ``n`` times,
+    ``delay`` seconds apart (a wall-clock pause, not a step: 1,000 writes at 200/s are 1,000
+    checkpointed writes only), then closes it (or not), or fails; before value ``pause_at`` it pauses 5 s.
+    ``numeric`` writes percentages instead (``100 * (i + 1) / n``: a progress stream); nothing is
+    written for ``start_after`` seconds; before value ``gate_at`` it waits for message ``go``."""
+    time.sleep(start_after)
+    for i in range(n):
+        if i == gate_at:
+            DBOS.recv("go", timeout_seconds=300)
+        if i == pause_at:
+            time.sleep(5)
+        if numeric:
+            DBOS.write_stream(key, 100 * (i + 1) / n)
+        else:
+            DBOS.write_stream(key, {"i": i, "pad": "x" * size} if size else {"i": i})
+        if delay:
+            time.sleep(delay)
+    if fail:
+        raise AppError(f"stream {key} failed after {n} values")
+    if close:
+        DBOS.close_stream(key)
+    return n
+
+
+@DBOS.workflow()
+def wf_stream_pickled(key: str) -> str:
+    """One value written with the application's native serializer (a pickle), then closed."""
+    DBOS.write_stream(key, {"secret": "pickled"}, serialization_type=WorkflowSerializationFormat.NATIVE)
+    DBOS.close_stream(key)
+    return "done"
 
 
 def main() -> None:

@@ -53,14 +53,24 @@ def test_demo_runs_every_example_dag(example_system_db: str, demo_dir: Path) -> 
     assert "INCIDENT refund_order" in done.stdout
     ids = re.findall(r"^dbos_\w+: workflow ids (.+)$", done.stdout, re.MULTILINE)
     workflow_ids = [i for line in ids for i in line.split(", ")]
-    assert len(workflow_ids) == 7  # 2 x run_workflow, start_order, 3 x pack_order, open_incident
+    assert len(workflow_ids) == 8  # 2 x run_workflow, start_order, 3 x pack_order, pick_orders, open_incident
     client = DBOSClient(system_database_url=example_system_db, retry_connection_errors=False)
     try:
         statuses = client.list_workflows(workflow_ids=workflow_ids, load_input=False)
     finally:
         client.destroy()
     assert sorted((s.workflow_id, s.status) for s in statuses) == sorted((i, "SUCCESS") for i in workflow_ids)
-    assert {s.name for s in statuses} == {"quote_order", "Warehouse.pack", "process_order", "open_incident"}
+    assert {s.name for s in statuses} == {
+        "quote_order",
+        "Warehouse.pack",
+        "process_order",
+        "pick_orders",
+        "open_incident",
+    }
+    # The progress stream of pick_orders, in the task logs (docs/streams.md): each of its 4 values.
+    shown = re.findall(r"stream 'progress' #(\d): \{\"order_id\": \"P-\d\"", done.stdout)
+    assert sorted(set(shown)) == ["0", "1", "2", "3"], done.stdout
+    assert '"done": 4' in done.stdout  # the stream sensor's result: the last value
 
 
 def test_demo_exits_non_zero_with_the_workflow_error_when_a_run_fails(

@@ -18,6 +18,9 @@ kind                     extra keys                                  task result
                                                                      ended, or one failed with fail_fast):
                                                                      :func:`dbos_orchestrator.outcome.batch_result`;
                                                                      ``workflow_id`` is the batch's key
+``stream_ended``         ``key``, ``offset``, ``closed``,            the stream's values (closed, or the
+                         ``status``                                  workflow stopped: an ended workflow
+                                                                     by the outcome rule first)
 ``timeout``              (``key``)                                   the task's own timeout (an operator
                                                                      cancels: :mod:`~dbos_airflow.contract.kill`)
 ``error``                ``message`` (``key``)                       fails: the wait itself failed
@@ -48,6 +51,7 @@ class TriggerEventKind(str, Enum):
     EVENT_PUBLISHED = "event_published"
     ENDED_WITHOUT_EVENT = "ended_without_event"
     BATCH_ENDED = "batch_ended"
+    STREAM_ENDED = "stream_ended"
     NOT_FOUND = "not_found"
     TIMEOUT = "timeout"
     ERROR = "error"
@@ -62,6 +66,7 @@ _REQUIRED: dict[TriggerEventKind, tuple[str, ...]] = {
     TriggerEventKind.EVENT_PUBLISHED: ("key", "value"),
     TriggerEventKind.ENDED_WITHOUT_EVENT: ("key", "status"),
     TriggerEventKind.BATCH_ENDED: ("batch", "counts"),
+    TriggerEventKind.STREAM_ENDED: ("key", "offset", "closed", "status"),
     TriggerEventKind.NOT_FOUND: (),
     TriggerEventKind.TIMEOUT: (),
     TriggerEventKind.ERROR: ("message",),

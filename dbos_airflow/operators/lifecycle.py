@@ -9,6 +9,7 @@ deferring from :mod:`dbos_airflow.contract.deferral` (through
 
 from __future__ import annotations
 
+import contextlib
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
@@ -26,6 +27,8 @@ from dbos_airflow.operators.base import DBOSBaseOperator
 from dbos_airflow.operators.lineage import annotate_outlet_events
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from airflow.sdk import Context
 
 __all__ = ["DBOSLifecycleOperator"]
@@ -52,6 +55,8 @@ class DBOSLifecycleOperator(DBOSBaseOperator):
         CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED: ``resume`` re-runs it keeping the steps that
         completed, ``restart`` re-runs it from the first step, ``fail`` fails without re-running.
         A workflow that succeeded is never re-run.
+    :param stream_to_log: a stream key of the workflow (``DBOS.write_stream``): while the task
+        waits (in the worker or deferred), each value is logged as it arrives (docs/streams.md).
     """
 
     accepted_event_kinds: ClassVar[frozenset[TriggerEventKind]] = frozenset({TriggerEventKind.WORKFLOW_ENDED})
@@ -65,9 +70,11 @@ class DBOSLifecycleOperator(DBOSBaseOperator):
         timeout: float | None = None,
         cancel_on_kill: bool = True,
         retry_mode: str = "resume",
+        stream_to_log: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.stream_to_log = stream_to_log
         if poll_interval <= 0:
             raise DBOSOptionsError(f"poll_interval={poll_interval!r} must be a positive number of seconds")
         self.retry_mode = check_retry_mode(retry_mode)
@@ -95,13 +102,26 @@ class DBOSLifecycleOperator(DBOSBaseOperator):
         self._ti = context["ti"]
         if not self.wait_for_completion:
             return workflow_id
-        if self.deferrable:
-            status = self._defer_unless_ended(workflow_id)
-        else:
-            status = self.hook.wait_for_status(workflow_id, timeout=self.timeout, poll_interval=self.poll_interval)
+        with self._stream_logged(workflow_id):
+            if self.deferrable:
+                status = self._defer_unless_ended(workflow_id)
+            else:
+                status = self.hook.wait_for_status(workflow_id, timeout=self.timeout, poll_interval=self.poll_interval)
         if DBOSWorkflowStatus.parse(status["status"]).is_active():
             self._give_up(status)
         return self._succeed(context, status)
+
+    @contextlib.contextmanager
+    def _stream_logged(self, workflow_id: str) -> Iterator[None]:
+        """Log ``stream_to_log`` beside the wait in the worker (the trigger takes over at a deferral)."""
+        if self.stream_to_log is None:
+            yield
+            return
+        from dbos_airflow.operators.streams import stream_logged
+
+        with stream_logged(self.log, self.hook.value_reader, workflow_id, self.stream_to_log) as stream:
+            self._stream = stream
+            yield
 
     def _defer_unless_ended(self, workflow_id: str) -> dict[str, Any]:
         """The workflow's status once it ended in the in-worker check, or when the task's own ``timeout``
@@ -121,11 +141,20 @@ class DBOSLifecycleOperator(DBOSBaseOperator):
                 workflow_id=workflow_id,
                 dbos_conn_id=self.dbos_conn_id,
                 cancel_on_kill=self.cancel_on_kill,
+                stream_to_log=self.stream_to_log,
+                stream_offset=self._stream_offset(),
             ),
             timeout=self.timeout,
             on_timeout=lambda: seen,
             known=lambda status: f"DBOS workflow {workflow_id} is {status['status']}",
         )
+
+    def _stream_offset(self) -> int:
+        """Where the trigger continues logging the stream: what the worker logged during its check."""
+        stream = getattr(self, "_stream", None)
+        if stream is None:
+            return 0
+        return int(stream.hand_over(self.hook.value_reader()))  # the values written up to the deferral
 
     def complete(self, context: Context, event: dict[str, Any]) -> str:
         self._workflow_id = event["workflow_id"]

@@ -19,12 +19,15 @@ from dbos_airflow.links import CONN_ID_KEY, WORKFLOW_ID_KEY
 from dbos_airflow.plugin.times import Clock
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dbos import WorkflowStatus
     from dbos_orchestrator.store.steps import StoredStep
     from dbos_orchestrator.waiting.batch import BatchCounts
     from sqlalchemy.orm import Session
 
     from dbos_airflow.hooks.dbos import DBOSHook
+    from dbos_airflow.plugin.streams import StreamView
 
 DEFAULT_CONN_ID = "dbos_default"
 HOOK_TTL_SECONDS = 300
@@ -167,6 +170,7 @@ class WorkflowDetail:
     events: dict[str, Any]
     steps: list[StoredStep] = field(default_factory=list)
     clock: Clock = field(default_factory=Clock)
+    streams: list[StreamView] = field(default_factory=list)
 
     @property
     def state(self) -> Any:
@@ -199,8 +203,21 @@ def clock_of(hook: DBOSHook) -> Clock:
     return Clock.of_dialect(hook.get_client().system_database_engine.dialect.name)
 
 
-def workflow_detail(hook: DBOSHook, status: WorkflowStatus) -> WorkflowDetail:
-    """Everything the view shows of one workflow (whose metadata is ``status``)."""
+def workflow_detail(
+    hook: DBOSHook,
+    status: WorkflowStatus,
+    *,
+    stream_link: Callable[[str, int | None], str] = lambda key, before: "",
+    stream: str | None = None,
+    before: int | None = None,
+) -> WorkflowDetail:
+    """Everything the view shows of one workflow (whose metadata is ``status``).
+
+    :param stream_link: the URL of a stream's page (:func:`~dbos_airflow.plugin.streams.stream_views`).
+    :param stream: the stream paged back to ``before`` (its values before that offset).
+    """
+    from dbos_airflow.plugin.streams import stream_views
+
     reader = hook.value_reader()
     workflow_id = status.workflow_id
     output, error = reader.output_and_error_for_display(workflow_id)
@@ -212,6 +229,7 @@ def workflow_detail(hook: DBOSHook, status: WorkflowStatus) -> WorkflowDetail:
         events=reader.events(workflow_id),
         steps=reader.steps(workflow_id),
         clock=clock_of(hook),
+        streams=stream_views(reader, workflow_id, link=stream_link, key=stream, before=before),
     )
 
 

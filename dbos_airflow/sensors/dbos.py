@@ -19,6 +19,7 @@ from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import EXTRA_LINKS, UI_COLOR, DBOSTaskMixin, dbos_template_fields
 from dbos_airflow.operators.batch import DBOSBatchMixin, check_push_results
+from dbos_airflow.operators.streams import StreamLogger
 from dbos_airflow.triggers.dbos import DBOSBatchTrigger, DBOSEventTrigger, DBOSWorkflowTrigger
 
 if TYPE_CHECKING:
@@ -96,6 +97,8 @@ class DBOSWorkflowSensor(_DBOSSensor):
     :param failure_statuses: statuses that fail the task with the workflow's own error.
     :param dbos_conn_id: the ``dbos`` connection.
     :param deferrable: wait in the triggerer instead of a worker slot.
+    :param stream_to_log: a stream key of the workflow (``DBOS.write_stream``): each value is logged
+        as it arrives while the sensor waits, poking or deferred (docs/streams.md).
     """
 
     template_fields: Sequence[str] = dbos_template_fields("workflow_id")
@@ -106,22 +109,36 @@ class DBOSWorkflowSensor(_DBOSSensor):
         *,
         success_statuses: Sequence[str] = tuple(SUCCESS_STATUSES),
         failure_statuses: Sequence[str] = tuple(FAILURE_STATUSES),
+        stream_to_log: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.stream_to_log = stream_to_log
+        self._stream: StreamLogger | None = None
         self.success_statuses = DBOSWorkflowStatus.parse_all(success_statuses)
         self.failure_statuses = DBOSWorkflowStatus.parse_all(failure_statuses)
 
     def _trigger(self, *, end_time: float | None, not_before: float) -> BaseTrigger:
         return DBOSWorkflowTrigger(
-            workflow_id=self.workflow_id, dbos_conn_id=self.dbos_conn_id, end_time=end_time, not_before=not_before
+            workflow_id=self.workflow_id,
+            dbos_conn_id=self.dbos_conn_id,
+            end_time=end_time,
+            not_before=not_before,
+            stream_to_log=self.stream_to_log,
+            stream_offset=0 if self._stream is None else self._stream.hand_over(self.hook.value_reader()),
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
+        if self.stream_to_log is not None:
+            if self._stream is None:
+                self._stream = StreamLogger(self.log, self.workflow_id, self.stream_to_log)
+            self._stream.poll(self.hook.value_reader())
         status = self.hook.require_workflow(self.workflow_id)
         if DBOSWorkflowStatus.parse(status["status"]).is_active():
             self.log.info("DBOS workflow %s is %s", self.workflow_id, status["status"])
             return False
+        if self._stream is not None:
+            self._stream.poll(self.hook.value_reader())  # what it wrote last, before it ended
         return PokeReturnValue(True, self._result(status))
 
     def _result(self, status: dict[str, Any]) -> Any:

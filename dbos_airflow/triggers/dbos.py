@@ -150,20 +150,49 @@ class DBOSWorkflowTrigger(_DBOSTrigger):
         Airflow moves the trigger to another triggerer).
     :param not_before: wall-clock time before which no event is yielded (set at deferral: see
         :mod:`dbos_airflow.contract.deferral`); None fires as soon as the answer is known.
+    :param stream_to_log: a stream key: its values are logged while the trigger waits (from
+        ``stream_offset``), and those written last before the workflow ended.
     """
 
+    def __init__(self, *, stream_to_log: str | None = None, stream_offset: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stream_to_log = stream_to_log
+        self.stream_offset = stream_offset
+
+    def _kwargs(self) -> dict[str, Any]:
+        if self.stream_to_log is None:  # rows stored without a stream serialize back unchanged
+            return super()._kwargs()
+        return {**super()._kwargs(), "stream_to_log": self.stream_to_log, "stream_offset": self.stream_offset}
+
     async def _events(self) -> AsyncIterator[TriggerEvent]:
+        from dbos_airflow.triggers.follow import StreamFollower
+
+        follower = None
+        if self.stream_to_log is not None:
+            follower = asyncio.ensure_future(StreamFollower(self, self.stream_to_log, self.stream_offset).follow())
         try:
             obs = await self._observe()
         except Exception as exc:  # noqa: BLE001 - reported to execute_complete, which fails
             yield self._event(TriggerEventKind.ERROR, message=f"{type(exc).__name__}: {exc}")
             return
+        finally:
+            if follower is not None:
+                await self._drain(follower)
         if obs is None:
             yield self._event(TriggerEventKind.TIMEOUT)
         elif obs.status is None:
             yield self._event(TriggerEventKind.NOT_FOUND)
         else:
             yield self._event(TriggerEventKind.WORKFLOW_ENDED, status=obs.status)
+
+    async def _drain(self, follower: asyncio.Future[Any]) -> None:
+        """The stream follower ends by itself once the workflow stopped: wait for it (at most 10 s)."""
+        try:
+            await asyncio.wait_for(follower, 10)
+        except Exception as exc:  # noqa: BLE001 - logging the stream never fails the wait
+            self.log.warning(
+                "Could not log stream %r of DBOS workflow %s: %s", self.stream_to_log, self.workflow_id, exc
+            )
 
 
 class DBOSEventTrigger(_DBOSTrigger):

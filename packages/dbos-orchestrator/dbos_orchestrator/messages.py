@@ -7,6 +7,7 @@ ended workflow *means* for a task is :mod:`dbos_orchestrator.outcome`.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from dbos_orchestrator.status import QUEUED_STATUSES, DBOSWorkflowStatus
@@ -127,3 +128,27 @@ def batch_progress_message(total: int, by_status: dict[str, int], waited: float 
     parts = ", ".join(f"{ended[s]:,} {s}" for s in order) or "none yet"
     after = f" after {waited:.0f}s" if waited is not None else ""
     return f"{total - pending:,}/{total:,} ended{after}: {parts}; {pending:,} pending"
+
+
+STREAM_VALUE_CHARS = 1000  # a stream value longer than this is cut in the log, with a marker
+
+
+def stream_value_line(key: str, offset: int, value: Any, limit: int = STREAM_VALUE_CHARS) -> str:
+    """One log line per stream value: ``stream 'progress' #12: {...}``; a value whose text is
+    longer than ``limit`` is cut and ends with ``… [cut: 12,345 chars]``."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    text = text.replace("\r", "\\r").replace("\n", "\\n")  # one line per value, always
+    if len(text) > limit:
+        text = f"{text[:limit]}… [cut: {len(text):,} chars]"
+    return f"stream {key!r} #{offset}: {text}"
+
+
+def stream_ended_message(workflow_id: str, key: str, values: int, closed: bool, status: Any) -> str:
+    """The last line of a stream wait: how many values it read and why it stopped."""
+    if closed:
+        why = "the stream was closed"
+    elif status is None:
+        why = "the workflow does not exist"
+    else:
+        why = f"the workflow ended {DBOSWorkflowStatus.parse(status).value} without closing it"
+    return f"DBOS stream {key!r}: {values:,} value(s) read; {why} (workflow {workflow_id})"

@@ -1,4 +1,4 @@
-"""The sentences a wait ends or reports progress with (dbos_orchestrator/messages.py; docs/fanout.md, "Progress")."""
+"""The sentences a wait ends or reports progress with (dbos_orchestrator/messages.py; docs/batch.md, "Progress")."""
 
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ from prefect_dbos.manage import (
     send_message,
     wait_for_workflow_event,
 )
+from prefect_dbos.stream_tasks import aread_stream, read_stream
 from prefect_dbos.tasks import (
     aenqueue_workflow,
     aenqueue_workflows,
@@ -50,6 +51,7 @@ __all__ = [
     "afork_workflow",
     "aget_workflow_event",
     "aget_workflow_status",
+    "aread_stream",
     "aresume_workflow",
     "asend_message",
     "await_workflow",
@@ -63,6 +65,7 @@ __all__ = [
     "get_workflow_event",
     "get_workflow_status",
     "resume_workflow",
+    "read_stream",
     "run_dbos_workflow_and_wait_for_completion",
     "send_message",
     "wait_for_workflow",

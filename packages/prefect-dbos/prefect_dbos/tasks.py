@@ -8,6 +8,7 @@ a person may cancel, resume or fork a workflow between two calls.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.asyncutils import run_coro_as_sync
 
 from prefect_dbos import operations
+from prefect_dbos.streams import read_stream_values
 from prefect_dbos.waiting import is_own_timeout
 
 if TYPE_CHECKING:
@@ -194,6 +196,7 @@ async def await_workflow(
     timeout: float | None = None,
     cancel_on_timeout: bool = True,
     summary_artifact: bool = True,
+    stream_to_log: str | None = None,
 ) -> Any:
     """Wait until the workflow ends; return its output, or fail with its status and own error.
 
@@ -207,15 +210,40 @@ async def await_workflow(
     :param summary_artifact: create the summary artifact (id, status, duration, last step). It is
         one write to the Prefect API per wait: a flow awaiting hundreds of workflows at once may
         pass False and keep the closing log line only (README, "Many waits in one flow").
+    :param stream_to_log: a stream key of the workflow: its values are logged while it runs (as
+        :func:`prefect_dbos.stream_tasks.aread_stream` does, with a progress artifact for numbers).
     """
-    return await operations.wait(
+    return await _wait(
         database,
         workflow_id,
         logger=get_run_logger(),
         timeout=timeout,
         cancel_on_timeout=cancel_on_timeout,
         summary_artifact=summary_artifact,
+        stream_to_log=stream_to_log,
     )
+
+
+async def _wait(database: DBOSSystemDatabase, workflow_id: str, *, stream_to_log: str | None, **kw: Any) -> Any:
+    """The wait, with the workflow's stream ``stream_to_log`` logged beside it while it runs."""
+    follower = None
+    if stream_to_log is not None:
+        follower = asyncio.ensure_future(
+            read_stream_values(database, workflow_id, stream_to_log, follow_only=True, logger=kw["logger"])
+        )
+    try:
+        return await operations.wait(database, workflow_id, **kw)
+    finally:
+        if follower is not None:
+            await _drain(follower)
+
+
+async def _drain(follower: asyncio.Future[Any]) -> None:
+    """Let a stream follower log what the ended workflow wrote last (it stops by itself), at most 10 s."""
+    try:
+        await asyncio.wait_for(follower, 10)
+    except Exception:  # noqa: BLE001 - the stream is only logged: the wait's own outcome decides the task
+        get_run_logger().warning("Could not log the whole stream", exc_info=True)
 
 
 @task(name="wait-for-dbos-workflow", cache_policy=NO_CACHE)
@@ -226,19 +254,21 @@ def wait_for_workflow(
     timeout: float | None = None,
     cancel_on_timeout: bool = True,
     summary_artifact: bool = True,
+    stream_to_log: str | None = None,
 ) -> Any:
     """Sync twin of :func:`await_workflow` (same parameters)."""
     logger = get_run_logger()
     started = time.time()
     try:
         return _sync(
-            operations.wait(
+            _wait(
                 database,
                 workflow_id,
                 logger=logger,
                 timeout=timeout,
                 cancel_on_timeout=cancel_on_timeout,
                 summary_artifact=summary_artifact,
+                stream_to_log=stream_to_log,
             )
         )
     except BaseException:

@@ -19,6 +19,7 @@ from dbos_orchestrator.store.codec import (
     display_value,
 )
 from dbos_orchestrator.store.steps import StepReads
+from dbos_orchestrator.store.streams import StreamReads
 
 if TYPE_CHECKING:
     from dbos_orchestrator.client import DBOSClient
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["ValueReader"]
 
 
-class ValueReader(StepReads):
+class ValueReader(StepReads, StreamReads):
     """Reads stored values of one DBOS system database through dbos' table definitions.
 
     :param client: the client whose engine (and schema mapping) to read with.

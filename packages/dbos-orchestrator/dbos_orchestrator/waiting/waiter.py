@@ -8,7 +8,7 @@ connection) per task, all waits of a connection share a :class:`DBOSWaiter`:
   watched event keys exist; nothing runs while nothing is pending; a batch awaited as one
   (:mod:`dbos_orchestrator.waiting.batch`) costs one statement per batch tick whatever its size;
 * on Postgres the same connection LISTENs on DBOS' ``dbos_workflow_events_channel``, so an
-  event published by an application using LISTEN/NOTIFY wakes its waiters at once;
+  event published by an application using LISTEN/NOTIFY wakes its waiters at once (streams: ``.streams``);
 * values (workflow outputs, event values) are then read by the caller through
   :mod:`dbos_orchestrator.store.values` on the waiter's client (a pool of one more connection).
 
@@ -42,6 +42,7 @@ from dbos_orchestrator.waiting.feed import (
     rows_to_completions,
 )
 from dbos_orchestrator.waiting.probe import bounded_url, listen_round_trip, wait_probe_statement
+from dbos_orchestrator.waiting.streams import STREAMS_CHANNEL, StreamWaits
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -116,6 +117,7 @@ class DBOSWaiter:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self.batches = BatchWaits(wake=self._wake.set)  # batches, each awaited as one: batches.observe()
+        self.streams = StreamWaits(wake=self._wake.set)  # stream reads: streams.observe()
         self._stopped = False
         self.probes = 0  # statements run; read by tests and benchmarks
         self.listening: bool | None = None  # LISTEN works on the polling connection (None: not checked yet)
@@ -202,7 +204,7 @@ class DBOSWaiter:
 
     def _busy(self) -> bool:
         with self._lock:
-            return bool(self._waits or self._feeds or len(self.batches))
+            return bool(self._waits or self._feeds or len(self.batches) or len(self.streams))
 
     # -- polling thread ------------------------------------------------------------------
 
@@ -235,6 +237,7 @@ class DBOSWaiter:
     def _probe(self, conn: sa.Connection) -> None:
         self._probe_feeds(conn)
         self.batches.probe(conn)
+        self.streams.probe(conn, listening=conn.dialect.name == "postgresql")
         with self._lock:
             waits = [w for w in self._waits if not w.resolved]
         if not waits:
@@ -280,9 +283,8 @@ class DBOSWaiter:
     def _wait_for_news(self, conn: sa.Connection, listening: bool) -> None:
         """Sleep one tick, or less when an event someone waits for is published.
 
-        DBOS notifies ``<workflow_id>::<key>`` on every ``set_event`` of an application that
-        uses LISTEN/NOTIFY; notifications for events nobody here waits for do not cut the
-        tick short, so a busy application cannot make the probe run more often.
+        DBOS notifies ``<workflow_id>::<key>`` on every ``set_event`` (and ``write_stream``) of an application
+        using LISTEN/NOTIFY; the ones nobody here waits for do not cut the tick short (nor make probes more often).
         """
         if self._feed_page_full:
             return
@@ -297,9 +299,9 @@ class DBOSWaiter:
         while (left := deadline - time.monotonic()) > 0:
             notified = None
             for notify in driver.notifies(timeout=left, stop_after=1):  # type: ignore[union-attr]
-                notified = notify.payload
+                notified = notify
                 break
-            if notified is None or notified in watched:
+            if notified is None or self.streams.wakes(notified.channel, notified.payload, watched):
                 return
 
     def _run(self) -> None:
@@ -313,6 +315,8 @@ class DBOSWaiter:
                     listening = self.listening = listen and listen_round_trip(
                         conn, self.client.system_database_engine, EVENTS_CHANNEL, self.conn_id, self.tick
                     )
+                    if listening:
+                        conn.exec_driver_sql(f"LISTEN {STREAMS_CHANNEL}")
                     backoff = 1.0
                     while not self._stopped:
                         if self._busy():
@@ -338,7 +342,7 @@ class DBOSWaiter:
 
     def _shutdown_if_idle(self) -> None:
         with _REGISTRY_LOCK, self._lock:
-            if not self._waits and not self._feeds and not len(self.batches):
+            if not self._waits and not self._feeds and not len(self.batches) and not len(self.streams):
                 self._stopped = True
                 if _REGISTRY.get(self.conn_id) is self:
                     del _REGISTRY[self.conn_id]

@@ -1,4 +1,4 @@
-"""The batch wait's watermark arithmetic (dbos_orchestrator/waiting/batch.py; docs/fanout.md, "How the wait works")."""
+"""The batch wait's watermark arithmetic (dbos_orchestrator/waiting/batch.py; docs/batch.md, "How the wait works")."""
 
 from __future__ import annotations
 

@@ -1,0 +1,26 @@
+"""The DAG of tests/stack/test_stream_restart.py: a deferrable stream sensor under a real triggerer.
+
+``conf``: ``workflow_id``.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, Param
+
+from dbos_airflow.sensors.streams import DBOSStreamSensor
+
+with DAG(
+    "dbos_t_stream_stack",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    params={"workflow_id": Param("", type="string")},
+):
+    DBOSStreamSensor(
+        task_id="stream",
+        workflow_id="{{ params.workflow_id }}",
+        key="progress",
+        deferrable=True,
+        return_values="last",
+    )
