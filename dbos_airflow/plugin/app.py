@@ -32,11 +32,10 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from dbos_airflow.links import view_path
 from dbos_airflow.plugin import access, data, inputs, records, render
 from dbos_airflow.plugin.actions import ActionBody, audit, checked, perform
+from dbos_airflow.plugin.streams import stream_page_link
 from dbos_airflow.plugin.web import SecurityHeaders, check_same_origin
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from dbos import WorkflowStatus
 
     from dbos_airflow.contract.ownership import Owner
@@ -89,24 +88,6 @@ def _fail(conn_id: str, exc: Exception, user: BaseUser) -> HTTPException:
     if error.status_code >= 500 and not access.may_list(user, conn_id):
         return HTTPException(error.status_code, f"connection {conn_id!r}: DBOS' database could not be read")
     return HTTPException(error.status_code, str(error))
-
-
-def _check_stream_page(stream: str | None, before: int | None) -> None:
-    """The streams' paging parameters (``stream``, ``before``): a stream key and an offset >= 0, together."""
-    if stream is not None:
-        inputs.text("stream", stream)
-    if before is not None and (before < 0 or stream is None):
-        raise inputs.BadInput("before", "must be an offset >= 0, given with stream")
-
-
-def _stream_link(request: Request) -> Callable[[str, int | None], str]:
-    """The URL of this page showing stream ``key``'s values before offset ``before`` (None: the newest)."""
-
-    def link(key: str, before: int | None) -> str:
-        url = request.url.remove_query_params(["stream", "before", "fragment"])
-        return str(url if before is None else url.include_query_params(stream=key, before=before))
-
-    return link
 
 
 def _workflow(
@@ -214,7 +195,7 @@ def create_app() -> FastAPI:
         user: BaseUser = Depends(get_user),
     ) -> HTMLResponse:
         dag_id, task_id, index, run_id = _task_key(request)
-        _check_stream_page(stream, before)
+        inputs.stream_page(stream, before)
         if workflow_id is not None:
             inputs.text("workflow_id", workflow_id)
         task = _Task(user, dag_id, task_id, index, run_id)
@@ -254,7 +235,7 @@ def create_app() -> FastAPI:
             if not task.includes(wid, owner):
                 raise HTTPException(403, f"DBOS workflow {wid!r} was not started by this task instance")
             detail = data.workflow_detail(
-                task.hook, status, stream_link=_stream_link(request), stream=stream, before=before
+                task.hook, status, stream_link=stream_page_link(request), stream=stream, before=before
             )
         except Exception as exc:  # noqa: BLE001 - one line naming the connection
             raise _fail(task.conn_id, exc, user) from None
@@ -380,7 +361,7 @@ def create_app() -> FastAPI:
     ) -> HTMLResponse:
         root = _root(request)
         inputs.text("id", id)
-        _check_stream_page(stream, before)
+        inputs.stream_page(stream, before)
         hook = _hook(user, conn_id)
 
         def link_for(other: str) -> str:
@@ -388,7 +369,9 @@ def create_app() -> FastAPI:
 
         try:
             status, owner = _workflow(user, hook, conn_id, id, access.READ)
-            detail = data.workflow_detail(hook, status, stream_link=_stream_link(request), stream=stream, before=before)
+            detail = data.workflow_detail(
+                hook, status, stream_link=stream_page_link(request), stream=stream, before=before
+            )
         except Exception as exc:  # noqa: BLE001 - one line naming the connection
             raise _fail(conn_id, exc, user) from None
         can_act = bool(access.decide(user, owner, conn_id, access.ACT))

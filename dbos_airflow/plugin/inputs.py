@@ -103,3 +103,11 @@ def status(value: str) -> str:
         raise BadInput(
             "status", f"unknown status; use one of {', '.join(s.value for s in DBOSWorkflowStatus)}"
         ) from None
+
+
+def stream_page(stream: str | None, before: int | None) -> None:
+    """The streams' paging parameters (``stream``, ``before``): a stream key and an offset >= 0, together."""
+    if stream is not None:
+        text("stream", stream)
+    if before is not None and (before < 0 or stream is None):
+        raise BadInput("before", "must be an offset >= 0, given with stream")

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from dbos_orchestrator.store.values import ValueReader
+    from fastapi import Request
 
 __all__ = ["STREAM_PAGE", "StreamView", "stream_views"]
 
@@ -64,3 +65,13 @@ def stream_views(
             )
         )
     return views
+
+
+def stream_page_link(request: Request) -> Callable[[str, int | None], str]:
+    """The URL of this page showing stream ``key``'s values before offset ``before`` (None: the newest)."""
+
+    def link(key: str, before: int | None) -> str:
+        url = request.url.remove_query_params(["stream", "before", "fragment"])
+        return str(url if before is None else url.include_query_params(stream=key, before=before))
+
+    return link

@@ -48,13 +48,22 @@ LAYERS: list[tuple[str, ...]] = [
     ("dbos_orchestrator.outcome",),
     # queues, schedules, versions, retention and the enqueue check (docs/operations.md)
     ("dbos_orchestrator.operations",),
+    # the service's batch operations (a mixin of the service)
+    ("dbos_orchestrator.batches",),
     ("dbos_orchestrator.service",),
     ("dbos_orchestrator",),
     # prefect-dbos, on the core: its block and id rules, what its tasks share, the tasks and flows
     ("prefect_dbos.ids", "prefect_dbos.database"),
-    ("prefect_dbos.links", "prefect_dbos.waiting", "prefect_dbos.bridge"),
+    ("prefect_dbos.links", "prefect_dbos.waiting", "prefect_dbos.bridge", "prefect_dbos.streams"),
     ("prefect_dbos.operations",),
-    ("prefect_dbos.tasks", "prefect_dbos.manage", "prefect_dbos.jobs", "prefect_dbos.cancellation"),
+    (
+        "prefect_dbos.tasks",
+        "prefect_dbos.manage",
+        "prefect_dbos.jobs",
+        "prefect_dbos.cancellation",
+        "prefect_dbos.stream_tasks",
+        "prefect_dbos.admin",
+    ),
     ("prefect_dbos.flows", "prefect_dbos.cli"),
     ("prefect_dbos",),
     # dbos_airflow: its errors (the core's, the task-failing ones Airflow-facing)
