@@ -54,6 +54,8 @@ LAYERS: list[tuple[str, ...]] = [
     # how an ended workflow (or a batch: waiting's counts) becomes a result or a failure (reads
     # through the store's reader)
     ("dbos_orchestrator.outcome",),
+    # a person's answer to a workflow's question, delivered once (reads through the store's reader)
+    ("dbos_orchestrator.approvals",),
     ("dbos_orchestrator.service",),
     ("dbos_orchestrator",),
     # dbos_airflow: its errors (the core's, the task-failing ones Airflow-facing)
@@ -91,6 +93,7 @@ SIDEWAYS: set[tuple[str, str]] = {
     ("dbos_airflow.operators", "dbos_airflow.links"),
     ("dbos_airflow.operators.waiting", "dbos_airflow.triggers.dbos"),
     ("dbos_airflow.operators.fanout", "dbos_airflow.triggers.dbos"),
+    ("dbos_airflow.operators.hitl", "dbos_airflow.triggers.dbos"),
     ("dbos_airflow.sensors", "dbos_airflow.operators.fanout"),
     ("dbos_airflow.sensors", "dbos_airflow.links"),
     ("dbos_airflow.sensors", "dbos_airflow.operators.base"),
