@@ -372,16 +372,16 @@ def _approval_run_state(stack: Stack, run_id: str) -> str | None:
 
 
 def _messages_to(stack: Stack, workflow_id: str) -> int:
-    """Messages sent to the workflow (dbos' table definition; the SQLite system DB has no schema)."""
+    """Messages sent to the workflow (dbos' table definition, on the client's engine)."""
     from dbos._schemas.system_database import SystemSchema
 
     n = SystemSchema.notifications
-    engine = sa.create_engine(stack.system_database_url).execution_options(schema_translate_map={"dbos": None})
+    client = DBOSClient(system_database_url=stack.system_database_url, retry_connection_errors=False)
     try:
-        with engine.connect() as conn:
+        with client.system_database_engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).where(n.c.destination_uuid == workflow_id)).scalar_one())
     finally:
-        engine.dispose()
+        client.destroy()
 
 
 def _ask(stack: Stack, page: Any, order_id: str) -> tuple[str, str]:

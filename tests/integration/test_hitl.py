@@ -128,22 +128,14 @@ def answer(api: Any, dag_id: str, run_id: str, task_id: str, body: dict[str, Any
     return response.json()
 
 
-def messages_to(system_database_url: str, workflow_id: str) -> list[tuple[str, bool]]:
+def messages_to(client: Any, workflow_id: str) -> list[tuple[str, bool]]:
     """``(message_uuid, consumed)`` of every message sent to ``workflow_id`` (dbos' table definition)."""
     from dbos._schemas.system_database import SystemSchema
 
     n = SystemSchema.notifications
-    engine = sa.create_engine(sa.make_url(system_database_url).set(drivername="postgresql+psycopg"))
-    try:
-        with engine.connect() as conn:
-            return [
-                tuple(r)
-                for r in conn.execute(
-                    sa.select(n.c.message_uuid, n.c.consumed).where(n.c.destination_uuid == workflow_id)
-                )
-            ]  # type: ignore[misc]
-    finally:
-        engine.dispose()
+    with client.system_database_engine.connect() as conn:
+        rows = conn.execute(sa.select(n.c.message_uuid, n.c.consumed).where(n.c.destination_uuid == workflow_id))
+        return [(r[0], r[1]) for r in rows]
 
 
 def xcom(dag_id: str, run_id: str, task_id: str, key: str) -> Any:
@@ -164,9 +156,7 @@ def start(client: Any, topic: str, question: Any = None) -> str:
     return workflow_id
 
 
-def test_approve_reaches_the_workflow_once_and_a_rerun_asks_nothing(
-    dagbag: Any, api: Any, client: Any, system_database_url: str
-) -> None:
+def test_approve_reaches_the_workflow_once_and_a_rerun_asks_nothing(dagbag: Any, api: Any, client: Any) -> None:
     dag_id = "dbos_t_hitl_approval"
     workflow_id = start(client, "approval")
     when = pendulum.now("UTC").replace(microsecond=0)
@@ -188,7 +178,7 @@ def test_approve_reaches_the_workflow_once_and_a_rerun_asks_nothing(
     assert received["params_input"] == {"note": "ok by me"}
     assert received["responded_by"]["name"]  # who answered (the API's user)
     assert received["responded_at"] and received["timed_out"] is False
-    assert messages_to(system_database_url, workflow_id) == [(f"{dag_id}:{run_id}:approve:-1::{workflow_id}", True)]
+    assert messages_to(client, workflow_id) == [(f"{dag_id}:{run_id}:approve:-1::{workflow_id}", True)]
     assert xcom(dag_id, run_id, "approve", "return_value")["chosen_options"] == ["Approve"]
     record = xcom(dag_id, run_id, "approve", "dbos_hitl")
     assert record["question"]["subject"] == "Ship order A-17?" and record["answer"] == received
@@ -201,13 +191,11 @@ def test_approve_reaches_the_workflow_once_and_a_rerun_asks_nothing(
         "approve": "success",
         "after_approval": "success",
     }
-    assert len(messages_to(system_database_url, workflow_id)) == 1
+    assert len(messages_to(client, workflow_id)) == 1
     assert xcom(dag_id, run_id, "approve", "return_value")["chosen_options"] == ["Approve"]
 
 
-def test_reject_cancels_the_workflow_and_skips_downstream(
-    dagbag: Any, api: Any, client: Any, system_database_url: str
-) -> None:
+def test_reject_cancels_the_workflow_and_skips_downstream(dagbag: Any, api: Any, client: Any) -> None:
     dag_id = "dbos_t_hitl_approval"
     workflow_id = start(client, "not-received")  # the workflow waits on another topic: it must be cancelled
     person = Answerer(api, dag_id, {"chosen_options": ["Reject"], "params_input": {"note": "no"}})
@@ -221,12 +209,10 @@ def test_reject_cancels_the_workflow_and_skips_downstream(
     while client.retrieve_workflow(workflow_id).get_status().status != "CANCELLED":
         assert time.monotonic() < deadline, "the rejected workflow was not cancelled"
         time.sleep(0.5)
-    assert len(messages_to(system_database_url, workflow_id)) == 1
+    assert len(messages_to(client, workflow_id)) == 1
 
 
-def test_deferred_question_with_the_workflows_options(
-    dagbag: Any, api: Any, client: Any, system_database_url: str
-) -> None:
+def test_deferred_question_with_the_workflows_options(dagbag: Any, api: Any, client: Any) -> None:
     """The task defers until the workflow asks (it asks late), then asks with the workflow's options."""
     dag_id = "dbos_t_hitl_choice"
     workflow_id = unique("choice")
@@ -241,4 +227,4 @@ def test_deferred_question_with_the_workflows_options(
     assert request["subject"] == "Which carrier?" and request["options"] == ["DHL", "UPS", "FedEx"]
     assert [ti.state for ti in dr.get_task_instances()] == ["success"]
     assert xcom(dag_id, run_id, "choose", "dbos_hitl")["answer"]["chosen_options"] == ["DHL", "FedEx"]
-    assert len(messages_to(system_database_url, workflow_id)) == 1
+    assert len(messages_to(client, workflow_id)) == 1

@@ -48,11 +48,12 @@ async def resume_when_paused(run_input: dict[str, Any], timeout: float = 120) ->
     raise AssertionError("no paused flow run")
 
 
-def messages_to(rows: sa.Engine, workflow_id: str) -> list[tuple[str, bool]]:
+def messages_to(database: Any, workflow_id: str) -> list[tuple[str, bool]]:
+    """``(message_uuid, consumed)`` of every message sent to the workflow (dbos' table definition)."""
     from dbos._schemas.system_database import SystemSchema
 
     n = SystemSchema.notifications
-    with rows.connect() as conn:
+    with database.get_client().system_database_engine.connect() as conn:
         return [
             (r[0], r[1])
             for r in conn.execute(sa.select(n.c.message_uuid, n.c.consumed).where(n.c.destination_uuid == workflow_id))
@@ -60,7 +61,7 @@ def messages_to(rows: sa.Engine, workflow_id: str) -> list[tuple[str, bool]]:
 
 
 async def test_the_answer_reaches_the_workflow_once_across_a_flow_retry(
-    database: Any, rows: sa.Engine, system_database_url: str, tmp_path: Path
+    database: Any, system_database_url: str, tmp_path: Path
 ) -> None:
     workflow_id = start_workflow(database, "approval")
     flow = asyncio.create_task(
@@ -75,13 +76,11 @@ async def test_the_answer_reaches_the_workflow_once_across_a_flow_retry(
         assert (await client.read_flow_run(flow_run_id)).run_count == 2  # the retry ran, and did not pause
     received = await asyncio.to_thread(database.get_client().retrieve_workflow(workflow_id).get_result)
     assert received == answer
-    sent = messages_to(rows, workflow_id)
+    sent = messages_to(database, workflow_id)
     assert len(sent) == 1 and sent[0][0].startswith(f"prefect-{flow_run_id}-approval-"), sent
 
 
-async def test_a_rejection_cancels_the_workflow(
-    database: Any, rows: sa.Engine, system_database_url: str, tmp_path: Path
-) -> None:
+async def test_a_rejection_cancels_the_workflow(database: Any, system_database_url: str, tmp_path: Path) -> None:
     workflow_id = start_workflow(database, "elsewhere")  # it would never receive: only cancelling ends it
     flag = tmp_path / "flag"
     flag.write_text("no failure")
@@ -97,4 +96,4 @@ async def test_a_rejection_cancels_the_workflow(
     while (await asyncio.to_thread(handle.get_status)).status != "CANCELLED":
         assert time.monotonic() < deadline, "the rejected workflow was not cancelled"
         await asyncio.sleep(0.5)
-    assert len(messages_to(rows, workflow_id)) == 1
+    assert len(messages_to(database, workflow_id)) == 1
