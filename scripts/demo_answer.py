@@ -47,6 +47,7 @@ def pending_request(dag_id: str, timeout: float) -> tuple[str, str, int, dict[st
             if row is not None:
                 detail = row[3]
                 asked = {"subject": detail.subject, "body": detail.body, "options": detail.options}
+                asked["params"] = detail.params
                 return row[0], row[1], row[2], asked
         time.sleep(1)
     return None

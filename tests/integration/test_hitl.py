@@ -8,7 +8,11 @@ DAGs: tests/dags/dbos_hitl_dags.py; workflow: ``wf_approval`` in tests/dbos_app.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -30,81 +34,58 @@ def dagbag(dbos_conn: str, airflow_db: object) -> Any:
     return bag
 
 
-@pytest.fixture(scope="module")
-def api() -> Any:
-    """Airflow's core REST API in-process, every caller an admin (the simple auth manager's mode)."""
-    os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
-    from airflow.api_fastapi.app import create_app
-    from fastapi.testclient import TestClient
-
-    yield TestClient(create_app("core"))
-    os.environ.pop("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", None)
-
-
 class Answerer(threading.Thread):
-    """A person at Required Actions: waits for ``dag_id``'s request, then sends ``body`` through the API.
+    """A person at Required Actions: scripts/demo_answer.py (what ``make demo`` runs) in its own process
+    group, waiting for ``dag_id``'s request and answering it with ``body`` through Airflow's REST API.
 
-    ``dag.test()`` must run in the main thread (it installs signal handlers) and waits for the
-    answer in a loop, so the answer comes from here.
+    ``dag.test()`` must run in the main thread (it installs signal handlers) and waits for the answer
+    in a loop, so the answer comes from another process, as a person's would. If no answer can be
+    given, the waiting task is failed so that ``dag.test()`` ends.
     """
 
-    def __init__(self, api: Any, dag_id: str, body: dict[str, Any]) -> None:
+    def __init__(self, dag_id: str, body: dict[str, Any]) -> None:
         super().__init__(daemon=True)
-        self.api, self.dag_id, self.body = api, dag_id, body
+        self.dag_id, self.body = dag_id, body
         self.request: dict[str, Any] | None = None
-        self.error: BaseException | None = None
+        self.output = ""
+        self.process: subprocess.Popen[str] | None = None
 
     def run(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "demo_answer.py"), self.dag_id, json.dumps(self.body)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         try:
-            run_id, task_id, self.request = pending_request(self.dag_id)
-            answer(self.api, self.dag_id, run_id, task_id, self.body)
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-            give_up(self.dag_id)  # else dag.test() would wait for an answer forever
+            self.output, _ = self.process.communicate(timeout=QUESTION_TIMEOUT + 120)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.output, _ = self.process.communicate()
+        for line in self.output.splitlines():
+            if line.startswith("ASKED "):
+                self.request = json.loads(line[len("ASKED ") :])
+        if self.process.returncode != 0 or self.request is None:
+            give_up(self.dag_id)
 
     def asked(self) -> dict[str, Any]:
-        self.join(30)
+        self.join(60)
         assert not self.is_alive()
-        if self.error is not None:
-            raise self.error
-        assert self.request is not None
+        assert self.process is not None and self.process.returncode == 0, self.output
+        assert self.request is not None, self.output
         return self.request
 
 
 def run_answered(dag: Any, conf: dict[str, Any], answerer: Answerer | None, logical_date: Any = None) -> Any:
     if answerer is not None:
         answerer.start()
-    return dag.test(run_conf=conf, logical_date=logical_date or pendulum.now("UTC"))
-
-
-def pending_request(dag_id: str, timeout: float = QUESTION_TIMEOUT) -> tuple[str, str, dict[str, Any]]:
-    """``(run_id, task_id, request)`` of the unanswered HITL request of ``dag_id``, once it exists."""
-    from airflow.models.hitl import HITLDetail
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from airflow.utils.state import TaskInstanceState
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with create_session() as session:
-            row = session.execute(
-                sa.select(TaskInstance.run_id, TaskInstance.task_id, HITLDetail)
-                .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
-                # Answered once the task waits: under dag.test() (the execution API in-process, on its
-                # session) an answer recorded before the task parked stranded it (seen here, 3.3.2).
-                .where(
-                    TaskInstance.dag_id == dag_id,
-                    TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
-                    HITLDetail.responded_at.is_(None),
-                )
-            ).first()
-            if row is not None:
-                detail = row[2]
-                request = {"subject": detail.subject, "body": detail.body, "options": detail.options}
-                request["params"] = detail.params
-                return row[0], row[1], request
-        time.sleep(0.5)
-    raise AssertionError(f"no HITL request of {dag_id} within {timeout}s")
+    try:
+        when = logical_date or pendulum.now("UTC")
+        return dag.test(run_conf=conf, logical_date=when, run_after=when)  # the run id is manual__<run_after>
+    finally:
+        if answerer is not None and answerer.process is not None and answerer.process.poll() is None:
+            os.killpg(answerer.process.pid, signal.SIGKILL)  # nothing outlives the test
 
 
 def give_up(dag_id: str) -> None:
@@ -119,13 +100,6 @@ def give_up(dag_id: str) -> None:
             .where(TaskInstance.dag_id == dag_id, TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
             .values(state=TaskInstanceState.FAILED)
         )
-
-
-def answer(api: Any, dag_id: str, run_id: str, task_id: str, body: dict[str, Any]) -> Any:
-    """What the Required Actions UI sends when a person answers."""
-    response = api.patch(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails", json=body)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def messages_to(client: Any, workflow_id: str) -> list[tuple[str, bool]]:
@@ -156,11 +130,11 @@ def start(client: Any, topic: str, question: Any = None) -> str:
     return workflow_id
 
 
-def test_approve_reaches_the_workflow_once_and_a_rerun_asks_nothing(dagbag: Any, api: Any, client: Any) -> None:
+def test_approve_reaches_the_workflow_once_and_a_rerun_asks_nothing(dagbag: Any, client: Any) -> None:
     dag_id = "dbos_t_hitl_approval"
     workflow_id = start(client, "approval")
     when = pendulum.now("UTC").replace(microsecond=0)
-    person = Answerer(api, dag_id, {"chosen_options": ["Approve"], "params_input": {"note": "ok by me"}})
+    person = Answerer(dag_id, {"chosen_options": ["Approve"], "params_input": {"note": "ok by me"}})
     dr = run_answered(dagbag.get_dag(dag_id), {"workflow_id": workflow_id}, person, when)
     request, run_id = person.asked(), dr.run_id
     # The question is the workflow's own (its event), asked with the approval operator's options.
@@ -195,10 +169,10 @@ def test_approve_reaches_the_workflow_once_and_a_rerun_asks_nothing(dagbag: Any,
     assert xcom(dag_id, run_id, "approve", "return_value")["chosen_options"] == ["Approve"]
 
 
-def test_reject_cancels_the_workflow_and_skips_downstream(dagbag: Any, api: Any, client: Any) -> None:
+def test_reject_cancels_the_workflow_and_skips_downstream(dagbag: Any, client: Any) -> None:
     dag_id = "dbos_t_hitl_approval"
     workflow_id = start(client, "not-received")  # the workflow waits on another topic: it must be cancelled
-    person = Answerer(api, dag_id, {"chosen_options": ["Reject"], "params_input": {"note": "no"}})
+    person = Answerer(dag_id, {"chosen_options": ["Reject"], "params_input": {"note": "no"}})
     dr = run_answered(dagbag.get_dag(dag_id), {"workflow_id": workflow_id}, person)
     person.asked()
     assert {ti.task_id: ti.state for ti in dr.get_task_instances()} == {
@@ -212,7 +186,7 @@ def test_reject_cancels_the_workflow_and_skips_downstream(dagbag: Any, api: Any,
     assert len(messages_to(client, workflow_id)) == 1
 
 
-def test_deferred_question_with_the_workflows_options(dagbag: Any, api: Any, client: Any) -> None:
+def test_deferred_question_with_the_workflows_options(dagbag: Any, client: Any) -> None:
     """The task defers until the workflow asks (it asks late), then asks with the workflow's options."""
     dag_id = "dbos_t_hitl_choice"
     workflow_id = unique("choice")
@@ -221,7 +195,7 @@ def test_deferred_question_with_the_workflows_options(dagbag: Any, api: Any, cli
     question = {"subject": "Which carrier?", "options": ["DHL", "UPS", "FedEx"], "multiple": True}
     options: EnqueueOptions = {"workflow_name": "wf_set_event_later", "queue_name": "q", "workflow_id": workflow_id}
     client.enqueue(options, "approval_request", question, 8.0)
-    person = Answerer(api, dag_id, {"chosen_options": ["DHL", "FedEx"], "params_input": {}})
+    person = Answerer(dag_id, {"chosen_options": ["DHL", "FedEx"], "params_input": {}})
     dr = run_answered(dagbag.get_dag(dag_id), {"workflow_id": workflow_id}, person)
     request, run_id = person.asked(), dr.run_id
     assert request["subject"] == "Which carrier?" and request["options"] == ["DHL", "UPS", "FedEx"]

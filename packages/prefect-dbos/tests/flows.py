@@ -144,7 +144,7 @@ if __name__ == "__main__":
         asyncio.run(wait_forever(sys.argv[2]))
 
 
-@flow(retries=1, retry_delay_seconds=0)
+@flow(retries=2, retry_delay_seconds=0)  # resuming from a pause counts as a run too
 async def approve_then_fail_once(url: str, workflow_id: str, flag: str, cancel_on_reject: bool = False) -> Any:
     """Pauses for the workflow's approval, then its first attempt fails: the retry sends nothing again."""
     from prefect_dbos.approvals import aawait_approval

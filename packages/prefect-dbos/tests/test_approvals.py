@@ -23,11 +23,18 @@ from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import aresume_flow_run
 
 
-def start_workflow(database: Any, topic: str) -> str:
+def start_workflow(system_database_url: str, topic: str) -> str:
+    """Enqueue ``wf_approval`` with portable JSON arguments (what the safe reader decodes)."""
+    from dbos import DBOSClient, DBOSPortableJSONSerializer
+
     workflow_id = unique("approval")
-    database.get_client().enqueue(
-        {"workflow_name": "wf_approval", "queue_name": QUEUE, "workflow_id": workflow_id}, "P-9", topic, None
-    )
+    client = DBOSClient(system_database_url=system_database_url, serializer=DBOSPortableJSONSerializer())
+    try:
+        client.enqueue(
+            {"workflow_name": "wf_approval", "queue_name": QUEUE, "workflow_id": workflow_id}, "P-9", topic, None
+        )
+    finally:
+        client.destroy()
     return workflow_id
 
 
@@ -63,7 +70,7 @@ def messages_to(database: Any, workflow_id: str) -> list[tuple[str, bool]]:
 async def test_the_answer_reaches_the_workflow_once_across_a_flow_retry(
     database: Any, system_database_url: str, tmp_path: Path
 ) -> None:
-    workflow_id = start_workflow(database, "approval")
+    workflow_id = start_workflow(system_database_url, "approval")
     flow = asyncio.create_task(
         approve_then_fail_once(system_database_url, workflow_id, str(tmp_path / "flag"), return_state=True)
     )
@@ -73,7 +80,9 @@ async def test_the_answer_reaches_the_workflow_once_across_a_flow_retry(
     answer = await state.result()
     assert answer["chosen_options"] == ["Approve"] and answer["params_input"] == {"comment": "ship it"}
     async with get_client() as client:
-        assert (await client.read_flow_run(flow_run_id)).run_count == 2  # the retry ran, and did not pause
+        # The resume after the pause, then the retry after the failure (which did not pause: no new input).
+        assert (await client.read_flow_run(flow_run_id)).run_count == 3
+    assert (tmp_path / "flag").exists()
     received = await asyncio.to_thread(database.get_client().retrieve_workflow(workflow_id).get_result)
     assert received == answer
     sent = messages_to(database, workflow_id)
@@ -81,7 +90,7 @@ async def test_the_answer_reaches_the_workflow_once_across_a_flow_retry(
 
 
 async def test_a_rejection_cancels_the_workflow(database: Any, system_database_url: str, tmp_path: Path) -> None:
-    workflow_id = start_workflow(database, "elsewhere")  # it would never receive: only cancelling ends it
+    workflow_id = start_workflow(system_database_url, "elsewhere")  # it would never receive: only cancelling ends it
     flag = tmp_path / "flag"
     flag.write_text("no failure")
     flow = asyncio.create_task(
