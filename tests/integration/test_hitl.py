@@ -84,8 +84,10 @@ def run_answered(dag: Any, conf: dict[str, Any], answerer: Answerer | None, logi
         when = logical_date or pendulum.now("UTC")
         return dag.test(run_conf=conf, logical_date=when, run_after=when)  # the run id is manual__<run_after>
     finally:
-        if answerer is not None and answerer.process is not None and answerer.process.poll() is None:
-            os.killpg(answerer.process.pid, signal.SIGKILL)  # nothing outlives the test
+        if answerer is not None:
+            answerer.join(120)  # it answered: let it exit on its own
+            if answerer.process is not None and answerer.process.poll() is None:
+                os.killpg(answerer.process.pid, signal.SIGKILL)  # nothing outlives the test
 
 
 def give_up(dag_id: str) -> None:
