@@ -1,9 +1,11 @@
-"""An approval pipeline: start an order workflow, wait for it to ask for approval, approve it, use the result.
+"""An approval pipeline: start an order workflow, a person approves it in Airflow, use the result.
 
-    start_order -> wait_for_approval_request -> approve -> wait_for_order -> notify_customer
+    start_order -> approve -> wait_for_order -> notify_customer
 
-The workflow (``process_order`` in examples/order_worker.py) publishes its progress as the ``status``
-event and blocks in ``DBOS.recv("approval")`` until this DAG sends the approval message.
+The workflow (``process_order`` in examples/order_worker.py) publishes its question as the
+``approval_request`` event and blocks in ``DBOS.recv("approval")``. ``approve`` waits for the question
+(deferred), asks it in Airflow's Required Actions, and sends the person's answer to the workflow once
+(docs/approvals.md). "Reject" skips the rest; the workflow ends with status ``rejected``.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from dbos_airflow.operators.dbos import DBOSEnqueueOperator, DBOSSendOperator
-from dbos_airflow.sensors.dbos import DBOSEventSensor, DBOSWorkflowSensor
+from dbos_airflow.operators.dbos import DBOSEnqueueOperator
+from dbos_airflow.operators.hitl import DBOSApprovalOperator
+from dbos_airflow.sensors.dbos import DBOSWorkflowSensor
 
 EXAMPLE_ORDER = {"order_id": "B-200", "items": [{"sku": "gizmo", "qty": 2}, {"sku": "widget", "qty": 10}]}
 
 with DAG(
     dag_id="dbos_order_approval",
-    description="Enqueue an order workflow, approve it when it asks, and use its result",
+    description="Enqueue an order workflow, let a person approve it in Required Actions, and use its result",
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
@@ -28,9 +31,6 @@ with DAG(
     tags=["dbos", "example"],
     params={
         "order": Param(EXAMPLE_ORDER, type="object", title="Order", description="The order to process (JSON)."),
-        "approver": Param(
-            "airflow", type="string", minLength=1, title="Approver", description="Name sent in the approval message."
-        ),
     },
 ) as dag:
     start = DBOSEnqueueOperator(
@@ -40,20 +40,13 @@ with DAG(
         workflow_args=["{{ params.order }}"],
         workflow_kwargs={"approval_timeout_seconds": 600},
     )
-    asked = DBOSEventSensor(
-        task_id="wait_for_approval_request",
-        workflow_id=start.output,
-        key="status",
-        expected_value="awaiting_approval",
-        deferrable=True,
-        poke_interval=1,
-        timeout=300,
-    )
-    approve = DBOSSendOperator(
+    approve = DBOSApprovalOperator(
         task_id="approve",
-        destination_id=start.output,
+        workflow_id=start.output,
+        question_event="approval_request",
         topic="approval",
-        message={"approved": True, "by": "{{ params.approver }}"},
+        deferrable=True,
+        question_timeout=300,
     )
     done = DBOSWorkflowSensor(
         task_id="wait_for_order",
@@ -69,5 +62,5 @@ with DAG(
             raise ValueError(f"order {result.get('order_id')} was not shipped: {result}")
         return f"order {result['order_id']} shipped ({result['total']:.2f}), tracking {result['tracking']}"
 
-    start >> asked >> approve >> done
+    start >> approve >> done
     notify_customer(done.output)

@@ -7,9 +7,10 @@ An order-processing service. Airflow reaches it only through the DBOS system dat
 
 * ``quote_order(order)`` prices an order in three steps and returns a JSON quote.
 * ``process_order(order, approval_timeout_seconds=3600)`` validates, reserves stock, publishes its
-  progress as the ``status`` event (``validated``, ``reserved``, ``awaiting_approval``, ...), waits for a
-  message on the ``approval`` topic (``{"approved": true, "by": "alice"}``), charges, ships and returns a
-  JSON summary.
+  progress as the ``status`` event (``validated``, ``reserved``, ``awaiting_approval``, ...), asks for
+  approval (the ``approval_request`` event: the question Airflow's Required Actions shows), waits for the
+  answer on the ``approval`` topic (an approval operator's answer, or ``{"approved": true, "by": "alice"}``),
+  charges, ships and returns a JSON summary.
 * ``refund_order(order_id, amount)`` fails with a clear error for refunds above ``REFUND_LIMIT``.
 * ``open_incident(workflow_id, workflow_name, error)`` opens one incident for a failed order workflow
   (the incident DAG, dags/dbos_order_incident.py, enqueues it once per failed workflow).
@@ -108,6 +109,18 @@ def quote_order(order: dict[str, Any]) -> dict[str, Any]:
     return quote
 
 
+def _decision(decision: Any) -> tuple[bool, str]:
+    """``(approved, by whom)`` from an answer of Airflow's Required Actions (``{"chosen_options": [...],
+    "responded_by": {...}}``) or a plain message (``{"approved": true, "by": "alice"}``)."""
+    if isinstance(decision, dict) and "chosen_options" in decision:
+        who = decision.get("responded_by") or {}
+        by = "timeout default" if decision.get("timed_out") else str(who.get("name") or who.get("id") or "unknown")
+        return "Approve" in decision["chosen_options"], by
+    if isinstance(decision, dict):
+        return bool(decision.get("approved")), str(decision.get("by", "unknown"))
+    return bool(decision), "unknown"
+
+
 @DBOS.workflow()
 def nightly_report(scheduled_time: Any, context: Any) -> dict[str, Any]:
     """Run by a DBOS schedule (dags/dbos_schedules_and_retention.py applies it): DBOS passes the time and context."""
@@ -121,15 +134,21 @@ def process_order(order: dict[str, Any], approval_timeout_seconds: float = 3600)
     DBOS.set_event("status", "validated")
     reservation = reserve_stock(quote["order_id"], items)
     DBOS.set_event("status", "reserved")
+    # The question a person answers in Airflow's Required Actions (docs/approvals.md).
+    DBOS.set_event(
+        "approval_request",
+        {
+            "subject": f"Ship order {quote['order_id']} ({quote['total']:.2f})?",
+            "body": "\n".join(f"* {item['qty']} x {item['sku']}" for item in items),
+            "params": {"note": {"type": "string", "default": "", "description": "A note for the customer"}},
+        },
+    )
     DBOS.set_event("status", "awaiting_approval")
     decision = DBOS.recv("approval", timeout_seconds=approval_timeout_seconds)
     if decision is None:
         DBOS.set_event("status", "approval_timed_out")
         raise OrderError(f"order {quote['order_id']}: no approval within {approval_timeout_seconds} s")
-    if isinstance(decision, dict):
-        approved, approver = bool(decision.get("approved")), str(decision.get("by", "unknown"))
-    else:
-        approved, approver = bool(decision), "unknown"
+    approved, approver = _decision(decision)
     if not approved:
         DBOS.set_event("status", "rejected")
         return {**quote, "status": "rejected", "rejected_by": approver, "reservation": reservation}

@@ -9,6 +9,8 @@
    The asset-triggered incident DAG needs a triggerer, which ``dags test`` lacks: its DBOS
    completion watcher is fired once by scripts/demo_watcher.py (a refund fails on the worker,
    the trigger yields the asset event), and the DAG then runs on that event's payload.
+   The approval DAG asks in Required Actions and ``dags test`` waits: scripts/demo_answer.py answers
+   it through Airflow's REST API, with the request the Required Actions click sends.
 5. Prints DAG, state, DBOS workflow ids, result and seconds per run; stops the worker.
 
 Exits 1 if any run failed (its log is under ``.demo/logs``). Ctrl-C, ``kill <pid>`` (SIGTERM) and
@@ -39,6 +41,7 @@ class DemoRun:
     result_key: str = "return_value"
     watcher: bool = False  # conf = {"events": [the payload of the DAG's completion watcher, fired once]}
     show_lines: str = ""  # print the lines of the run's log that contain this (e.g. a stream's values)
+    answer: dict[str, Any] | None = None  # answered in Required Actions (REST API) while `dags test` waits
 
 
 DEMO_RUNS = (
@@ -53,7 +56,12 @@ DEMO_RUNS = (
         "run_workflow",
         "result",
     ),
-    DemoRun("dbos_order_approval", {}, "notify_customer"),
+    DemoRun(
+        "dbos_order_approval",
+        {},
+        "notify_customer",
+        answer={"chosen_options": ["Approve"], "params_input": {"note": "approved in make demo"}},
+    ),
     DemoRun("dbos_fan_out", {}, "total_parcels"),
     DemoRun("dbos_order_progress", {}, "progress", show_lines="stream 'progress' #"),
     DemoRun("dbos_order_incident", {}, "post_incident", watcher=True),
@@ -87,17 +95,54 @@ def fire_watcher(env: dict[str, str], log_dir: Path) -> dict[str, Any]:
     return payload
 
 
+class Answerer:
+    """scripts/demo_answer.py in its own process group: answers the DAG's Required Action once asked."""
+
+    def __init__(self, run: DemoRun, env: dict[str, str]) -> None:
+        import subprocess
+
+        script = Path(__file__).resolve().parent / "demo_answer.py"
+        self.process = subprocess.Popen(
+            [sys.executable, str(script), run.dag_id, json.dumps(run.answer)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+
+    def stop(self) -> str:
+        """Its output (the question asked, the answer sent); it is stopped if still waiting."""
+        import os
+        import signal
+        import subprocess
+
+        try:
+            out, _ = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            out, _ = self.process.communicate()
+        for line in out.splitlines():
+            if line.startswith(("ASKED ", "ANSWERED ")):
+                print(f"  Required Actions: {_short(line, 150)}", flush=True)
+        return "\n--- scripts/demo_answer.py ---\n" + out
+
+
 def run_dag(run: DemoRun, env: dict[str, str], airflow_home: Path, log_dir: Path) -> RunRow:
     logical_date = datetime.now(timezone.utc).isoformat()
     argv = ["dags", "test", run.dag_id, logical_date]
     if run.conf:
         argv += ["--conf", json.dumps(run.conf)]
     started = time.monotonic()
-    done = local_stack.airflow(*argv, env=env, timeout=900)
+    person = Answerer(run, env) if run.answer is not None else None
+    try:
+        done = local_stack.airflow(*argv, env=env, timeout=900)
+    finally:
+        answered = person.stop() if person is not None else ""
     seconds = time.monotonic() - started
     log = log_dir / f"{run.dag_id}-{logical_date.replace(':', '')}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(done.stdout + done.stderr)
+    log.write_text(done.stdout + done.stderr + answered)
     state, ids, result = read_run(airflow_home / "airflow.db", run)
     if done.returncode != 0 and state == "success":
         state = f"exit {done.returncode}"

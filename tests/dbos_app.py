@@ -59,6 +59,22 @@ def wf_event_recv(topic: str) -> str:
 
 
 @DBOS.workflow()
+def wf_approval(order: str, topic: str, question: object = None) -> object:
+    """Asks for an approval (event ``approval_request``) and returns the answer it receives."""
+    DBOS.set_event(
+        "approval_request",
+        question
+        if question is not None
+        else {
+            "subject": f"Ship order {order}?",
+            "body": f"Order **{order}** is ready to ship.",
+            "params": {"note": {"type": "string", "default": ""}},
+        },
+    )
+    return DBOS.recv(topic, timeout_seconds=600)
+
+
+@DBOS.workflow()
 def wf_set_event_later(key: str, value: object, delay: float) -> str:
     DBOS.sleep(delay)
     DBOS.set_event(key, value)

@@ -48,6 +48,9 @@ def test_demo_runs_every_example_dag(example_system_db: str, demo_dir: Path) -> 
     assert [r.split("|")[1].strip() for r in rows] == [r.dag_id for r in demo.DEMO_RUNS]
     assert all(r.split("|")[2].strip() == "success" for r in rows), done.stdout
     assert "shipped" in done.stdout and '"parcels": 6' in done.stdout
+    # The approval was asked in Required Actions and answered through Airflow's REST API (docs/approvals.md).
+    assert re.search(r"Required Actions: ASKED .*Ship order B-200", done.stdout), done.stdout
+    assert re.search(r"Required Actions: ANSWERED .*\"Approve\"", done.stdout), done.stdout
     # The incident DAG ran on the payload its DBOS completion watcher yielded for the failed refund.
     assert re.search(r"watcher fired: refund_order \S+ ended ERROR", done.stdout), done.stdout
     assert "INCIDENT refund_order" in done.stdout

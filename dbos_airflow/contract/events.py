@@ -41,7 +41,9 @@ from dbos_airflow.exceptions import DBOSTriggerEventError, DBOSWorkflowFailedErr
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
 
-__all__ = ["TriggerEventKind", "event_outcome", "trigger_event_payload", "validate_trigger_event"]
+    from dbos_airflow.hooks.dbos import DBOSHook
+
+__all__ = ["TriggerEventKind", "event_outcome", "poke_event", "trigger_event_payload", "validate_trigger_event"]
 
 
 class TriggerEventKind(str, Enum):
@@ -145,3 +147,22 @@ def event_outcome(
             event_missing_message(workflow_id, event["key"], event["status"], event.get("value"), expected_value)
         )
     return event
+
+
+def poke_event(
+    hook: DBOSHook, workflow_id: str, key: str, expected_value: Any = None
+) -> tuple[bool, Any, DBOSWorkflowStatus]:
+    """One look in a worker at event ``key``: ``(published, value, status)``, the same rule as a
+    trigger's ``event_published`` / ``ended_without_event`` / ``not_found``.
+
+    The status is read first: a workflow seen terminal can publish nothing after it, so an event
+    still missing then (or, with ``expected_value``, a different value) fails the task
+    (:class:`DBOSWorkflowFailedError`); a missing workflow raises :class:`DBOSWorkflowNotFoundError`.
+    """
+    status = DBOSWorkflowStatus.parse(hook.require_workflow(workflow_id)["status"])
+    published, value = hook.value_reader().event(workflow_id, key)
+    if published and (expected_value is None or value == expected_value):
+        return True, value, status
+    if status.is_terminal():
+        raise DBOSWorkflowFailedError(event_missing_message(workflow_id, key, status, value, expected_value))
+    return False, None, status

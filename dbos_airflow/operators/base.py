@@ -89,6 +89,7 @@ class DBOSTaskMixin(DBOSLineageMixin):
         on_timeout: Callable[[], T],
         known: Callable[[T], str] | None = None,
         keep_checking: Callable[[], bool] | None = None,
+        method_name: str = "execute_complete",
     ) -> T:
         """Never defer when the outcome is known (:mod:`dbos_airflow.contract.deferral`; docs/architecture.md,
         "Deferring"): the one place every waiting operator and sensor decides between the worker and a trigger.
@@ -107,6 +108,7 @@ class DBOSTaskMixin(DBOSLineageMixin):
         :param on_timeout: what the task does when ``timeout`` ran out before deferring.
         :param known: given, names the answer for the log line "...: finishing in the worker, no deferral".
         :param keep_checking: given, whether to go on checking in the worker once the first checks found nothing.
+        :param method_name: the method the task resumes in after the trigger fired.
         """
         started = time.time()
         budget = CHECK_IN_WORKER_SECONDS if timeout is None else min(CHECK_IN_WORKER_SECONDS, timeout)
@@ -128,7 +130,7 @@ class DBOSTaskMixin(DBOSLineageMixin):
             trigger=make_trigger(
                 end_time=None if timeout is None else started + timeout, not_before=not_before_after_deferral()
             ),
-            method_name="execute_complete",
+            method_name=method_name,
             timeout=None,
         )
         raise AssertionError("BaseOperator.defer() returned")  # it raises TaskDeferred

@@ -240,8 +240,11 @@ def create_app() -> FastAPI:
         except Exception as exc:  # noqa: BLE001 - one line naming the connection
             raise _fail(task.conn_id, exc, user) from None
         can_act = bool(access.decide(user, owner, task.conn_id, access.ACT))
+        approval = data.approval_for(dag_id, run_id, task_id, index)
         return _html(
-            render.workflow_page(detail, link_for, can_act=can_act, task_link=None, static=static, fragment=fragment)
+            render.workflow_page(
+                detail, link_for, can_act=can_act, task_link=None, static=static, fragment=fragment, approval=approval
+            )
         )
 
     @app.post("/ti/{dag_id}/{task_id}/{map_index}/{run_id:path}", dependencies=[Depends(check_same_origin)])

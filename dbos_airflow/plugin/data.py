@@ -148,6 +148,65 @@ def task_pointer(session: Session, dag_id: str, run_id: str, task_id: str, map_i
     return TaskPointer(conn_id if isinstance(conn_id, str) and conn_id else None, ids)
 
 
+def approval_for(dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any] | None:
+    """:func:`approval_of` in a session of its own."""
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return approval_of(session, dag_id, run_id, task_id, map_index)
+
+
+def approval_of(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any] | None:
+    """What an approval task (docs/approvals.md) asked and what the workflow received, for the tab.
+
+    The task's ``dbos_hitl`` XCom once the answer was delivered (the answer the workflow has);
+    before that, the request Airflow shows in Required Actions (``hitl_detail``). None for other tasks.
+    """
+    import sqlalchemy as sa
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+
+    from dbos_airflow.operators.hitl import HITL_XCOM_KEY
+
+    row = session.scalars(
+        sa.select(XComModel).where(
+            XComModel.dag_id == dag_id,
+            XComModel.run_id == run_id,
+            XComModel.task_id == task_id,
+            XComModel.map_index == map_index,
+            XComModel.key == HITL_XCOM_KEY,
+        )
+    ).first()
+    if row is not None:
+        record = XComModel.deserialize_value(row)
+        if isinstance(record, dict) and isinstance(record.get("answer"), dict):
+            return {"question": record.get("question") or {}, "answer": record["answer"], "delivered": True}
+    detail = session.scalars(
+        sa.select(HITLDetail)
+        .join(TaskInstance, TaskInstance.id == HITLDetail.ti_id)
+        .where(
+            TaskInstance.dag_id == dag_id,
+            TaskInstance.run_id == run_id,
+            TaskInstance.task_id == task_id,
+            TaskInstance.map_index == map_index,
+        )
+    ).first()
+    if detail is None:
+        return None
+    question = {"subject": detail.subject, "body": detail.body, "options": list(detail.options or [])}
+    answer = None
+    if detail.responded_at is not None:
+        answer = {
+            "chosen_options": list(detail.chosen_options or []),
+            "params_input": dict(detail.params_input or {}),
+            "responded_by": detail.responded_by,
+            "responded_at": detail.responded_at.isoformat(),
+            "timed_out": False,
+        }
+    return {"question": question, "answer": answer, "delivered": False}
+
+
 def task_instance_path(dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
     """Path of a task instance's page in Airflow's UI."""
     from urllib.parse import quote

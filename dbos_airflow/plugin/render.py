@@ -133,9 +133,14 @@ def workflow_page(
     task_link: str | None,
     static: str,
     fragment: bool = False,
+    approval: dict[str, Any] | None = None,
 ) -> str:
-    """The view of one workflow, or (``fragment``) only the part polling refreshes."""
+    """The view of one workflow, or (``fragment``) only the part polling refreshes.
+
+    :param approval: an approval task's question and answer (``data.approval_of``).
+    """
     context = _workflow_context(detail, link_for, can_act=can_act, task_link=task_link)
+    context["approval"] = approval
     if fragment:
         return _render("fragment.html", active=detail.active, **context)
     title = f"DBOS workflow {detail.status.workflow_id}"

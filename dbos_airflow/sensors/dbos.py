@@ -9,12 +9,11 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 from dbos_orchestrator.forms import as_json
-from dbos_orchestrator.messages import batch_progress_message, event_missing_message
+from dbos_orchestrator.messages import batch_progress_message
 from dbos_orchestrator.serialization import check_serialization
 from dbos_orchestrator.status import FAILURE_STATUSES, SUCCESS_STATUSES, DBOSWorkflowStatus
 
-from dbos_airflow.contract.events import TriggerEventKind
-from dbos_airflow.exceptions import DBOSWorkflowFailedError
+from dbos_airflow.contract.events import TriggerEventKind, poke_event
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import EXTRA_LINKS, UI_COLOR, DBOSTaskMixin, dbos_template_fields
@@ -193,15 +192,9 @@ class DBOSEventSensor(_DBOSSensor):
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        # Status first: a workflow seen terminal can publish nothing more after it.
-        status = DBOSWorkflowStatus.parse(self.hook.require_workflow(self.workflow_id)["status"])
-        published, value = self.hook.value_reader().event(self.workflow_id, self.key)
-        if published and (self.expected_value is None or value == self.expected_value):
+        published, value, status = poke_event(self.hook, self.workflow_id, self.key, self.expected_value)
+        if published:
             return PokeReturnValue(True, value)
-        if status.is_terminal():
-            raise DBOSWorkflowFailedError(
-                event_missing_message(self.workflow_id, self.key, status, value, self.expected_value)
-            )
         self.log.info("DBOS workflow %s (%s) has not published %r yet", self.workflow_id, status.value, self.key)
         return False
 

@@ -48,6 +48,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("dbos_orchestrator.outcome",),
     # queues, schedules, versions, retention and the enqueue check (docs/operations.md)
     ("dbos_orchestrator.operations",),
+    # a person's answer to a workflow's question, delivered once (reads through the store's reader)
+    ("dbos_orchestrator.approvals",),
     # the service's batch operations (a mixin of the service)
     ("dbos_orchestrator.batches",),
     ("dbos_orchestrator.service",),
@@ -63,6 +65,7 @@ LAYERS: list[tuple[str, ...]] = [
         "prefect_dbos.cancellation",
         "prefect_dbos.stream_tasks",
         "prefect_dbos.admin",
+        "prefect_dbos.approvals",
     ),
     ("prefect_dbos.flows", "prefect_dbos.cli"),
     ("prefect_dbos",),
@@ -103,6 +106,7 @@ SIDEWAYS: set[tuple[str, str]] = {
     ("dbos_airflow.operators.lifecycle", "dbos_airflow.triggers.dbos"),
     ("dbos_airflow.operators.batch", "dbos_airflow.triggers.dbos"),
     ("dbos_airflow.sensors", "dbos_airflow.operators.batch"),
+    ("dbos_airflow.operators.hitl", "dbos_airflow.triggers.dbos"),
     ("dbos_airflow.sensors", "dbos_airflow.links"),
     ("dbos_airflow.sensors", "dbos_airflow.operators.base"),
     ("dbos_airflow.sensors", "dbos_airflow.triggers.dbos"),

@@ -183,3 +183,15 @@ if __name__ == "__main__":
         import asyncio
 
         asyncio.run(wait_forever(sys.argv[2]))
+
+
+@flow(retries=2, retry_delay_seconds=0)  # resuming from a pause counts as a run too
+async def approve_then_fail_once(url: str, workflow_id: str, flag: str, cancel_on_reject: bool = False) -> Any:
+    """Pauses for the workflow's approval, then its first attempt fails: the retry sends nothing again."""
+    from prefect_dbos.approvals import aawait_approval
+
+    answer = await aawait_approval(
+        db(url), workflow_id, topic="approval", poll_interval=1, timeout=300, cancel_on_reject=cancel_on_reject
+    )
+    fail_once(flag, "the approval flow")
+    return answer

@@ -1,4 +1,4 @@
-"""Reads of stored DBOS values (outputs, errors, events, inputs) through the safe codec.
+"""Reads of stored DBOS values (outputs, errors, events, sent messages, inputs) through the safe codec.
 
 Inside an orchestrator every stored value goes through :mod:`dbos_orchestrator.store.codec`, which
 refuses pickles unless the front end's configuration opts in (``allow_pickle``) and still
@@ -104,6 +104,26 @@ class ValueReader(StepReads, StreamReads):
             return False, None
         value, tag = rows[0]
         return True, self._decode(value, tag, workflow_id, f"event {key!r}")
+
+    def sent_message(self, destination_id: str, idempotency_key: str) -> tuple[bool, Any]:
+        """``(sent, message)`` of the message sent to ``destination_id`` with ``idempotency_key``.
+
+        DBOS keeps a sent message's row (``consumed`` once received) under the key
+        ``<idempotency key>::<destination>`` (``dbos._sys_db``, ``_send_bulk_txn``), so a message
+        sent once, received or not, is found here; the value is decoded (or refused).
+        """
+        from dbos._schemas.system_database import SystemSchema
+
+        n = SystemSchema.notifications
+        rows = self._rows(
+            sa.select(n.c.message, n.c.serialization).where(
+                n.c.destination_uuid == destination_id, n.c.message_uuid == f"{idempotency_key}::{destination_id}"
+            )
+        )
+        if not rows:
+            return False, None
+        value, tag = rows[0]
+        return True, self._decode(value, tag, destination_id, f"message {idempotency_key!r}")
 
     # -- what the workflow view shows (read-only; values through display_value) ----------
 
