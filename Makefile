@@ -8,7 +8,7 @@ PPY    := $(PVENV)/bin/python
 PSTAMP := $(PVENV)/.installed
 PREFECT_PKG := packages/prefect-dbos
 
-.PHONY: test test-unit test-fast test-airflow test-prefect demo demo-prefect airflow lint lint-airflow lint-prefect bench install install-prefect system-packages ts-app clean
+.PHONY: test test-unit test-fast test-stack test-airflow test-prefect demo demo-prefect airflow lint lint-airflow lint-prefect bench install install-prefect system-packages ts-app clean
 
 install: $(STAMP)
 
@@ -59,13 +59,19 @@ UNIT_TESTS := tests/unit packages/dbos-orchestrator/tests
 # DBOS worker, Airflow or Prefect home and ports), and the Prefect suite's minutes hide behind the Airflow
 # suite's. -O: each suite's output is printed whole when it ends.
 test: $(STAMP) $(PSTAMP) system-packages ts-app
-	$(MAKE) --no-print-directory -j2 -O test-airflow test-prefect
+	$(MAKE) --no-print-directory -j3 -O test-fast test-stack test-prefect
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q $(UNIT_TESTS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ts-app
 	$(PY) -m pytest -q --ignore=tests/stack --ignore=tests/browser $(PYTEST_ARGS)
+
+# The suites that boot an Airflow deployment or drive the browser: their own pytest process, so that
+# `make test` runs them beside test-fast and the Prefect suite (three sessions, each with its own Airflow
+# home, system database and worker; they share only the Postgres server).
+test-stack: $(STAMP) system-packages ts-app
+	$(PY) -m pytest -q tests/stack tests/browser $(PYTEST_ARGS)
 
 test-airflow: $(STAMP) system-packages ts-app
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -198,7 +198,7 @@ async def wait(
     if status is None and own_timeout_passed(deadline):
         if cancel_on_timeout:
             logger.warning("Task timed out: cancelling DBOS workflow %s", workflow_id)
-            await asyncio.to_thread(service.cancel, [workflow_id])
+            await asyncio.to_thread(service.cancel_workflows, [workflow_id])
         raise own_timeout_error(f"DBOS workflow {workflow_id}")
     if status is None:
         error = await asyncio.to_thread(timed_out_error, database, workflow_id, time.time() - started)

@@ -94,7 +94,7 @@ async def read_stream_values(
     while True:
         page = await asyncio.to_thread(reader.stream_page, workflow_id, key, next_offset)
         if page.status is None:
-            await asyncio.to_thread(service.require, workflow_id)  # raises, naming the workflow and database
+            await asyncio.to_thread(service.require_workflow, workflow_id)  # raises, naming the workflow and database
         for i, value in enumerate(page.values):
             logger.info("%s", stream_value_line(key, page.offset + i, value))
         if return_values == "all":

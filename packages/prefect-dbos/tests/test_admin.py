@@ -115,10 +115,11 @@ async def test_return_existing_attaches_to_the_holder_and_identity_reaches_the_w
 ) -> None:
     dedup = unique("refresh")
     holder = client.enqueue(
-        {"queue_name": QUEUE, "workflow_name": "wf_sleep", "deduplication_id": dedup}, 2
-    ).workflow_id
+        {"queue_name": QUEUE, "workflow_name": "wf_sleep", "deduplication_id": dedup}, 60
+    ).workflow_id  # still active when the flow below starts, however loaded the machine
     options = {"deduplication_id": dedup, "duplication_policy": "return-existing"}
     attached = await outcome(lambda: aenqueue_workflow(database, QUEUE, "wf_sleep", [0], options=options))
+    client.cancel_workflow(holder)
     assert attached == holder  # a second run waits on the first
 
     roles = {"authenticated_user": "alice", "authenticated_roles": ["admin"], "attributes": {"team": "ops"}}

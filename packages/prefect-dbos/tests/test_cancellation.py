@@ -74,7 +74,7 @@ def test_a_submitted_or_mapped_sync_tasks_own_timeout_cancels_its_workflows(
     for wid in waited:
         assert _eventually(lambda wid=wid: _status(rows, wid) == "CANCELLED", 20), (wid, _status(rows, wid))
     assert _status(rows, evented) in ("ENQUEUED", "PENDING")
-    DBOSSystemDatabase(system_database_url=system_database_url).service().cancel([evented])
+    DBOSSystemDatabase(system_database_url=system_database_url).service().cancel_workflows([evented])
 
 
 async def test_a_submitted_async_tasks_own_timeout_cancels_its_workflows(
