@@ -88,11 +88,12 @@ def wf_sleep(seconds: float) -> str:
 
 
 @DBOS.workflow()
-def wf_recv_all(topic: str, count: int, timeout: float) -> list[object]:
-    """Collect up to ``count`` messages; returns what arrived within ``timeout`` each."""
-    got = []
+def wf_recv_all(topic: str, count: int, timeout: float, first_timeout: float | None = None) -> list[object]:
+    """Collect up to ``count`` messages; returns what arrived within ``timeout`` each (the first: within
+    ``first_timeout``, when given: a DAG run that sends it may take long to start on a loaded machine)."""
+    got: list[object] = []
     for _ in range(count):
-        msg = DBOS.recv(topic, timeout_seconds=timeout)
+        msg = DBOS.recv(topic, timeout_seconds=timeout if got or first_timeout is None else first_timeout)
         if msg is None:
             break
         got.append(msg)

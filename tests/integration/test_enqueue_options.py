@@ -65,7 +65,7 @@ def test_send_to_a_list_of_destinations_is_one_bulk_send_delivered_once_per_dest
 
     topic = unique("topic")
     receivers = [
-        client.enqueue({"queue_name": "q", "workflow_name": "wf_recv_all"}, topic, 3, 3).workflow_id for _ in "ab"
+        client.enqueue({"queue_name": "q", "workflow_name": "wf_recv_all"}, topic, 3, 3, 300).workflow_id for _ in "ab"
     ]
     ti = FakeTI("send")
     op = DBOSSendOperator(task_id="send", destination_id=receivers, message={"n": 1}, topic=topic)

@@ -91,7 +91,7 @@ for deferrable in (False, True):
             workflow_id="{{ params.workflow_id }}",
             deferrable=deferrable,
             poke_interval=0.3,
-            timeout=30,
+            timeout=300,  # far above what fail-at-once and a late event take (tests/test_operators.py)
         )
         DBOSEventSensor(
             task_id="event",
@@ -99,7 +99,7 @@ for deferrable in (False, True):
             key="{{ params.key }}",
             deferrable=deferrable,
             poke_interval=0.3,
-            timeout=30,
+            timeout=300,  # far above what fail-at-once and a late event take (tests/test_operators.py)
         )
 
 for mode in ("resume", "restart"):
