@@ -131,7 +131,7 @@ def _xcom(dr: Any) -> Any:
 @pytest.fixture
 def quick_deferral(monkeypatch: pytest.MonkeyPatch) -> None:
     """dag.test() has no scheduler to race (contract/deferral.py): defer after 1 s, hold 1 s."""
-    monkeypatch.setattr("dbos_airflow.sensors.dbos.CHECK_IN_WORKER_SECONDS", 1.0)
+    monkeypatch.setattr("dbos_airflow.operators.base.CHECK_IN_WORKER_SECONDS", 1.0)
     monkeypatch.setattr("dbos_airflow.contract.deferral.HOLD_EVENT_SECONDS", 1.0)
 
 
