@@ -58,8 +58,11 @@ UNIT_TESTS := tests/unit packages/dbos-orchestrator/tests
 # the two suites at once: they share only the Postgres server (each on databases of its own, with its own
 # DBOS worker, Airflow or Prefect home and ports), and the Prefect suite's minutes hide behind the Airflow
 # suite's. -O: each suite's output is printed whole when it ends.
+# test-fast and the Prefect suite side by side (I/O-bound: DBOS workers, dag.test(), a Prefect server), then the
+# deployments and the browser alone: their faults are timed against a real scheduler and triggerer.
 test: $(STAMP) $(PSTAMP) system-packages ts-app
-	$(MAKE) --no-print-directory -j3 -O test-fast test-stack test-prefect
+	$(MAKE) --no-print-directory -j2 -O test-fast test-prefect
+	$(MAKE) --no-print-directory test-stack
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q $(UNIT_TESTS) $(PYTEST_ARGS)
@@ -67,9 +70,7 @@ test-unit: $(STAMP)
 test-fast: $(STAMP) ts-app
 	$(PY) -m pytest -q --ignore=tests/stack --ignore=tests/browser $(PYTEST_ARGS)
 
-# The suites that boot an Airflow deployment or drive the browser: their own pytest process, so that
-# `make test` runs them beside test-fast and the Prefect suite (three sessions, each with its own Airflow
-# home, system database and worker; they share only the Postgres server).
+# The suites that boot an Airflow deployment or drive the browser (their own pytest session).
 test-stack: $(STAMP) system-packages ts-app
 	$(PY) -m pytest -q tests/stack tests/browser $(PYTEST_ARGS)
 
