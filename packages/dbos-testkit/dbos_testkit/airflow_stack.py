@@ -216,15 +216,17 @@ class AirflowStack:
 
     def stop(self) -> None:
         """Stop every component (SIGTERM, then SIGKILL) by pid and drop the metadata database."""
-        procs = [c.proc for c in self.components.values() if c.proc.poll() is None]
-        for proc in procs:  # all at once: each component takes seconds to shut down
+        # Every group ever started, also of a component a test killed by pid (a scheduler killed -9 leaves
+        # its LocalExecutor workers and serve-logs in its group, reparented to init, their environment wiped).
+        groups = [c.proc for c in self._started]
+        for proc in groups:  # all at once: each component takes seconds to shut down
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
-        for proc in procs:
+        for proc in groups:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(max(0.1, deadline - time.monotonic()))
-        for proc in procs:
+        for proc in groups:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # the group: task processes of a killed supervisor too
         for component in self._started:  # the rest of each group, and what left it, by the mark
