@@ -57,6 +57,7 @@ LAYERS: list[tuple[str, ...]] = [
     # prefect-dbos, on the core: its block and id rules, what its tasks share, the tasks and flows
     ("prefect_dbos.ids", "prefect_dbos.database"),
     ("prefect_dbos.links", "prefect_dbos.waiting", "prefect_dbos.bridge", "prefect_dbos.streams"),
+    ("prefect_dbos.options",),
     ("prefect_dbos.operations",),
     (
         "prefect_dbos.tasks",

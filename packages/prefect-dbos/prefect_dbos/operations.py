@@ -6,19 +6,19 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSWaitTimeoutError
 from dbos_orchestrator.messages import batch_progress_message
-from dbos_orchestrator.operations.preflight import check_on_unknown
 from dbos_orchestrator.outcome import FAILURES_NAMED, batch_result
 from dbos_orchestrator.retry import check_retry_mode
 from dbos_orchestrator.store.bulk import enqueue_many
 from dbos_orchestrator.waiting.batch import BatchSpec
 
 from prefect_dbos.ids import current_run, derived_key, derived_workflow_id, flow_run_prefix
-from prefect_dbos.links import link_workflow, prefect_attributes, summarize, summarize_batch
+from prefect_dbos.links import link_workflow, summarize, summarize_batch
+from prefect_dbos.options import check_arguments, check_target, enqueue_options, with_prefect_attributes
 from prefect_dbos.waiting import (
     is_own_timeout,
     own_deadline,
@@ -36,23 +36,6 @@ if TYPE_CHECKING:
 
     from prefect_dbos.database import DBOSSystemDatabase
 
-ENQUEUE_OPTION_NAMES = (
-    "app_version",
-    "priority",
-    "workflow_timeout",
-    "delay_seconds",
-    "queue_partition_key",
-    "deduplication_id",
-    "duplication_policy",
-    "authenticated_user",
-    "authenticated_roles",
-    "attributes",
-    "on_unknown_queue",
-    "on_unknown_version",
-)
-# Options that say how to check the call, not what to enqueue (dbos_orchestrator.operations.preflight).
-CHECK_OPTION_NAMES = ("on_unknown_queue", "on_unknown_version")
-
 # Flow run id -> the databases its tasks enqueued on (what the cancellation hook falls back to).
 _ENQUEUED_ON: dict[str, dict[str, DBOSSystemDatabase]] = {}
 _ENQUEUED_LOCK = threading.Lock()
@@ -67,63 +50,6 @@ def databases_of(flow_run_id: str) -> list[DBOSSystemDatabase]:
 def _remember(owner_id: str, database: DBOSSystemDatabase) -> None:
     with _ENQUEUED_LOCK:
         _ENQUEUED_ON.setdefault(owner_id, {})[database.key()] = database
-
-
-def check_arguments(args: Any, kwargs: Any) -> tuple[list[Any], dict[str, Any]]:
-    """``workflow_args`` as a list and ``workflow_kwargs`` as a dict, or an error naming the parameter."""
-    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
-        raise DBOSOptionsError(f"workflow_args must be a list of positional arguments, got {type(args).__name__}")
-    if kwargs is None:
-        kwargs = {}
-    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
-        raise DBOSOptionsError(f"workflow_kwargs must be a dict with string keys, got {type(kwargs).__name__}")
-    return list(args), dict(kwargs)
-
-
-def enqueue_options(
-    database: DBOSSystemDatabase,
-    queue_name: str,
-    workflow_name: str,
-    workflow_class_name: str | None,
-    options: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """The core's enqueue options of a call; an unknown option or empty name is an error naming it."""
-    for name, value in (("queue_name", queue_name), ("workflow_name", workflow_name)):
-        if not isinstance(value, str) or not value.strip():
-            raise DBOSOptionsError(f"{name} must be a non-empty string, got {value!r}")
-    extra = dict(options or {})
-    unknown = sorted(set(extra) - set(ENQUEUE_OPTION_NAMES))
-    if unknown:
-        raise DBOSOptionsError(
-            f"unknown enqueue option(s) {', '.join(unknown)}; valid: {', '.join(ENQUEUE_OPTION_NAMES)}"
-        )
-    opts: dict[str, Any] = {
-        "workflow_name": workflow_name,
-        "queue_name": queue_name,
-        "serialization_type": database.serialization_type,
-        **{k: v for k, v in extra.items() if v is not None},
-    }
-    if workflow_class_name:
-        opts["workflow_class_name"] = workflow_class_name
-    for name in CHECK_OPTION_NAMES:
-        check_on_unknown(name, opts.setdefault(name, "warn"))
-    return opts
-
-
-def check_target(database: DBOSSystemDatabase, opts: dict[str, Any], logger: Any) -> Callable[[], Any]:
-    """Pops the check options off ``opts``; returns the check to run before anything is written: a queue
-    or ``app_version`` no worker registered is warned about in the task log, or refused with ``"fail"``."""
-    modes = {name: opts.pop(name) for name in CHECK_OPTION_NAMES}
-
-    def check() -> Any:
-        return database.service(log=logger).check_enqueue_target(opts["queue_name"], opts.get("app_version"), **modes)
-
-    return check
-
-
-def with_prefect_attributes(opts: dict[str, Any]) -> None:
-    """The user's ``attributes`` merged with the flow run's record; the ``prefect.*`` keys cannot be set by a user."""
-    opts["attributes"] = {**(opts.get("attributes") or {}), **prefect_attributes()}
 
 
 async def enqueue(
