@@ -204,7 +204,7 @@ def item_step(i: int, fail: str | None) -> int:
 
 @DBOS.workflow()
 def wf_item(i: int, fail: str | None = None, sleep: float = 0.0) -> dict[str, int]:
-    """One item of a fan-out (tests/test_fanout.py): sleeps, then one counted step that fails
+    """One item of a fan-out (tests/test_batch.py): sleeps, then one counted step that fails
     ``always``, on its ``first`` run only, or never; returns its index and the step's real runs."""
     if sleep:
         DBOS.sleep(sleep)

@@ -1,4 +1,4 @@
-"""DAGs of tests/test_fanout.py (run with ``dag.test()``; items and ids come through ``params``)."""
+"""DAGs of tests/test_batch.py (run with ``dag.test()``; items and ids come through ``params``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ COMMON: dict[str, Any] = {
 
 for deferrable in (False, True):
     suffix = "_deferrable" if deferrable else ""
-    with DAG(f"dbos_t_fanout{suffix}", params={"batch": [[1]]}, **COMMON) as fanout:
+    with DAG(f"dbos_t_batch{suffix}", params={"batch": [[1]]}, **COMMON) as batch_dag:
         DBOSBulkEnqueueOperator(
             task_id="bulk",
             workflow_name="wf_item",
@@ -30,7 +30,7 @@ for deferrable in (False, True):
             deferrable=deferrable,
             poll_interval=0.5,
         )
-    globals()[f"fanout{suffix}"] = fanout
+    globals()[f"batch_dag{suffix}"] = batch_dag
 
 for mode in ("poke", "reschedule", "deferrable"):
     with DAG(f"dbos_t_many_{mode}", params={"ids": ["x"]}, **COMMON) as many:

@@ -25,7 +25,7 @@ from dbos_airflow.sensors.dbos import DBOSWorkflowsSensor
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-NOBODY = "q_fanout_nobody"  # a queue no worker polls: its workflows stay ENQUEUED
+NOBODY = "q_batch_nobody"  # a queue no worker polls: its workflows stay ENQUEUED
 PROGRESS = re.compile(r"^(\d[\d,]*)/(\d[\d,]*) ended after \d+s: [^;]+; (\d[\d,]*) pending( \[|$)")
 
 
@@ -33,7 +33,7 @@ PROGRESS = re.compile(r"^(\d[\d,]*)/(\d[\d,]*) ended after \d+s: [^;]+; (\d[\d,]
 def dagbag(dbos_conn: str, airflow_db: object) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags" / "fanout" / "dbos_fanout_dags.py"))
+    bag = DagBag(dag_folder=str(ROOT / "tests" / "dags" / "batch" / "dbos_batch_dags.py"))
     assert not bag.import_errors, bag.import_errors
     return bag
 
@@ -90,7 +90,7 @@ def lines_of(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str
 # -- one task, one wait --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dag_id", ["dbos_t_fanout", "dbos_t_fanout_deferrable"])
+@pytest.mark.parametrize("dag_id", ["dbos_t_batch", "dbos_t_batch_deferrable"])
 def test_one_task_waits_for_200_workflows(dagbag: Any, dag_id: str) -> None:
     """docs/batch.md, "How the wait works": one task instance, one wait (deferred: one trigger, no
     per-workflow wait on the shared waiter), the ids before the wait, the summary always."""
