@@ -143,37 +143,30 @@ def test_1000_values_at_200_per_s_reach_the_log_in_order_once(
     quick_deferral: None,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     deferrable: bool,
 ) -> None:
-    import threading
-
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
     caplog.set_level(logging.INFO)
-    # Deferred: nothing is written before the task deferred (message "go"), whatever the machine's load.
+    # Deferred: nothing is written before the trigger follows the stream (message "go", sent when its
+    # follower starts), whatever the machine's load: every value is read by the trigger, none in the worker.
     wid = _start(client, "progress", 1000, 0.005, gate_at=0 if deferrable else -1)
     dag_id = "dbos_t_stream_deferred" if deferrable else "dbos_t_stream_worker"
-    done = threading.Event()
-
-    def release_once_deferred() -> None:
-        with create_session() as session:
-            while not done.is_set():
-                if session.query(TaskInstance).filter_by(dag_id=dag_id, state="deferred").count():
-                    client.send(wid, "go", "go")
-                    return
-                session.expire_all()
-                time.sleep(0.2)
-
-    helper = threading.Thread(target=release_once_deferred, daemon=True)
     if deferrable:
-        helper.start()
-    try:
-        dr = dagbag.get_dag(dag_id).test(run_conf={"workflow_id": wid, "key": "progress"})
-    finally:
-        done.set()
-        if deferrable:
-            helper.join(5)
+        from dbos_airflow.triggers.follow import StreamFollower
+
+        follower_start = StreamFollower.start
+        opened: list[str] = []
+
+        async def start_then_open(self: Any) -> None:
+            await follower_start(self)
+            if not opened:
+                opened.append(wid)
+                await asyncio.to_thread(client.send, wid, "go", "go")
+
+        monkeypatch.setattr(StreamFollower, "start", start_then_open)
+    dr = dagbag.get_dag(dag_id).test(run_conf={"workflow_id": wid, "key": "progress"})
+    if deferrable:
+        assert opened == [wid]  # the gate opened from the trigger, not by the workflow's recv timeout
     lines = _lines(caplog, capsys)
     assert [ti.state for ti in dr.get_task_instances()] == ["success"], lines[-20:]
     assert _logged_offsets(lines, "progress") == list(range(1000))
