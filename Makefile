@@ -67,8 +67,11 @@ test: $(STAMP) $(PSTAMP) system-packages ts-app
 test-unit: $(STAMP)
 	$(PY) -m pytest -q $(UNIT_TESTS) $(PYTEST_ARGS)
 
+# Two pytest-xdist workers, a test module each at a time (--dist loadfile: a module's fixtures stay in
+# one process); each worker is a session of its own (its DBOS worker, system database, Airflow home).
+XDIST ?= -n 2 --dist loadfile
 test-fast: $(STAMP) ts-app
-	$(PY) -m pytest -q --ignore=tests/stack --ignore=tests/browser $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) --ignore=tests/stack --ignore=tests/browser $(PYTEST_ARGS)
 
 # The suites that boot an Airflow deployment or drive the browser (their own pytest session).
 test-stack: $(STAMP) system-packages ts-app

@@ -204,7 +204,7 @@ def item_step(i: int, fail: str | None) -> int:
 
 @DBOS.workflow()
 def wf_item(i: int, fail: str | None = None, sleep: float = 0.0) -> dict[str, int]:
-    """One item of a fan-out (tests/test_batch.py): sleeps, then one counted step that fails
+    """One item of a fan-out (tests/test_batch_waits.py): sleeps, then one counted step that fails
     ``always``, on its ``first`` run only, or never; returns its index and the step's real runs."""
     if sleep:
         DBOS.sleep(sleep)
@@ -280,6 +280,9 @@ def main() -> None:
         "system_database_url": os.environ["DBOS_SYSTEM_DATABASE_URL"],
         "application_version": APP_VERSION,
         "executor_id": os.environ.get("DBOS_EXECUTOR_ID", "test-worker"),
+        # DBOS' default pool holds 20 connections; CI runs three sessions (two pytest-xdist workers and
+        # the Prefect suite), each with its worker, on one Postgres (max_connections 100).
+        "sys_db_pool_size": 8,
     }
     otlp = os.environ.get("DBOS_TEST_OTLP_TRACES_ENDPOINT")  # tests/integration/test_tracing.py
     if otlp:

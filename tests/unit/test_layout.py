@@ -67,7 +67,7 @@ MIRRORS = {
 # list when it gets its unit test file (test_no_module_is_exempt_without_need fails until it does), and a
 # new module with logic cannot join it silently.
 TESTED_ELSEWHERE = {
-    "packages/dbos-orchestrator/dbos_orchestrator/batches.py": "tests/test_batch.py",
+    "packages/dbos-orchestrator/dbos_orchestrator/batches.py": "tests/test_batch_waits.py",
     "dbos_airflow/contract/streams.py": "tests/integration/test_streams.py",
     "dbos_airflow/operators/streams.py": "tests/integration/test_streams.py",
     "dbos_airflow/plugin/streams.py": "tests/integration/test_streams.py",
@@ -89,7 +89,7 @@ TESTED_ELSEWHERE = {
     "dbos_airflow/__init__.py": "tests/test_provider.py",
     "dbos_airflow/get_provider_info.py": "tests/test_provider.py",
     "dbos_airflow/hooks/dbos.py": "tests/test_hook.py",
-    "dbos_airflow/operators/batch.py": "tests/test_batch.py",
+    "dbos_airflow/operators/batch.py": "tests/test_batch_waits.py",
     "dbos_airflow/operators/bulk.py": "tests/test_bulk.py",
     "dbos_airflow/operators/dbos.py": "tests/test_operators.py",
     "dbos_airflow/operators/lifecycle.py": "tests/test_operators.py",

@@ -1,4 +1,4 @@
-"""DAGs of tests/test_batch.py (run with ``dag.test()``; items and ids come through ``params``)."""
+"""DAGs of tests/test_batch_waits.py (run with ``dag.test()``; items and ids come through ``params``)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 operator and sensor (dbos_airflow/contract/deferral.py; docs/architecture.md, "Deferring").
 
 The check is a plain function here: what it reads is the callers' (tests/test_deferral.py and
-tests/test_batch.py run them against a real DBOS worker); this is the decision around it, with
+tests/test_batch_waits.py run them against a real DBOS worker); this is the decision around it, with
 Airflow's real ``defer`` (it raises ``TaskDeferred``) and the real trigger.
 """
 
