@@ -97,7 +97,7 @@ def test_a_crash_cancels_nothing(
     try:
         proc.wait_for("ENQUEUED", 120)
         [wid] = [line.split()[1] for line in proc.lines if line.startswith("ENQUEUED")]
-        assert _eventually(lambda: _status(rows, wid) == "PENDING", 30), _status(rows, wid)
+        assert _eventually(lambda: _status(rows, wid) == "PENDING", 30), (wid, _status(rows, wid), proc.lines[-30:])
         time.sleep(1)  # waiting on the shared waiter
         os.kill(proc.proc.pid, signal.SIGTERM)
         proc.proc.wait(60)
