@@ -12,13 +12,14 @@ from airflow.sdk import DAG, Param
 from dbos_airflow.operators.hitl import DBOSApprovalOperator
 from dbos_airflow.sensors.streams import DBOSStreamSensor
 
-with DAG(
-    "dbos_t_stream_stack",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    params={"workflow_id": Param("", type="string")},
-):
+COMMON = {
+    "schedule": None,
+    "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
+    "catchup": False,
+    "params": {"workflow_id": Param("", type="string")},
+}
+
+with DAG("dbos_t_stream_stack", **COMMON):
     DBOSStreamSensor(
         task_id="stream",
         workflow_id="{{ params.workflow_id }}",
@@ -27,13 +28,7 @@ with DAG(
         return_values="last",
     )
 
-with DAG(
-    "dbos_t_approval_stack",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    params={"workflow_id": Param("", type="string")},
-):
+with DAG("dbos_t_approval_stack", **COMMON):
     DBOSApprovalOperator(
         task_id="approve",
         workflow_id="{{ params.workflow_id }}",
