@@ -4,6 +4,9 @@ message and back. Delivery is proven end to end in tests/integration/test_hitl.p
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any, TypeVar
+
 import pytest
 from airflow.providers.standard.operators.hitl import (
     ApprovalOperator,
@@ -19,28 +22,23 @@ from dbos_airflow.operators.hitl import (
     DBOSApprovalOperator,
     DBOSHITLBranchOperator,
     DBOSHITLEntryOperator,
+    DBOSHITLMixin,
     DBOSHITLOperator,
 )
 
+Op = TypeVar("Op", bound=DBOSHITLMixin)
 
-def approval(**kwargs: object) -> DBOSApprovalOperator:
+
+def _build(cls: type[Op], **kwargs: Any) -> Op:
+    """The operator in a DAG, for workflow ``wf-1``."""
     with DAG("t_hitl_unit", schedule=None):
-        return DBOSApprovalOperator(task_id="approve", workflow_id="wf-1", **kwargs)  # type: ignore[arg-type]
+        return cls(task_id="t", workflow_id="wf-1", **kwargs)
 
 
-def choice(**kwargs: object) -> DBOSHITLOperator:
-    with DAG("t_hitl_unit", schedule=None):
-        return DBOSHITLOperator(task_id="choose", workflow_id="wf-1", **kwargs)  # type: ignore[arg-type]
-
-
-def branch(**kwargs: object) -> DBOSHITLBranchOperator:
-    with DAG("t_hitl_unit", schedule=None):
-        return DBOSHITLBranchOperator(task_id="route", workflow_id="wf-1", **kwargs)  # type: ignore[arg-type]
-
-
-def entry(**kwargs: object) -> DBOSHITLEntryOperator:
-    with DAG("t_hitl_unit", schedule=None):
-        return DBOSHITLEntryOperator(task_id="fill", workflow_id="wf-1", **kwargs)  # type: ignore[arg-type]
+approval = partial(_build, DBOSApprovalOperator)
+choice = partial(_build, DBOSHITLOperator)
+branch = partial(_build, DBOSHITLBranchOperator)
+entry = partial(_build, DBOSHITLEntryOperator)
 
 
 def test_they_are_the_hitl_operators_with_dbos_fields_templated() -> None:
