@@ -2,7 +2,8 @@
 
 100 workflows each wait 4-6 s (random), then write 5 values 0.5 s apart to stream ``progress``, each
 value the wall-clock time right before ``write_stream``, close the stream and stay PENDING 2 s. The
-latency of a value is the time its log line was emitted (ours) or the reader yielded it (plain) minus
+latency of a value is the time its log line was emitted (ours: the trigger's log, a stdlib logger here
+in place of Airflow's structlog one, whose lines no logging handler sees) or the reader yielded it (plain) minus
 that stamp. The bench app runs with DBOS' default ``use_listen_notify=True``.
 Plain: one ``dbos.DBOSClient.read_stream_async`` loop per workflow (client defaults). Ours: one
 ``DBOSStreamTrigger.run()`` per workflow, all in one event loop (one triggerer), lines caught by a
@@ -69,7 +70,9 @@ async def ours_phase(client: Any, conn_id: str) -> tuple[list[float], float]:
     logging.getLogger().setLevel(logging.INFO)
 
     async def one(workflow_id: str) -> None:
-        async for event in DBOSStreamTrigger(workflow_id=workflow_id, key=KEY, dbos_conn_id=conn_id).run():
+        trigger = DBOSStreamTrigger(workflow_id=workflow_id, key=KEY, dbos_conn_id=conn_id)
+        trigger._log = logging.getLogger("bench.p12")  # Airflow's structlog logger bypasses stdlib handlers
+        async for event in trigger.run():
             assert event.payload["kind"] == "stream_ended" and event.payload["closed"], event.payload
             return
         raise AssertionError("no trigger event")
@@ -98,6 +101,8 @@ def main() -> None:
             ours, idle = asyncio.run(ours_phase(client, env.conn_id))
         finally:
             client.destroy()
+    if len(ours) != N * VALUES:
+        raise RuntimeError(f"the trigger logged {len(ours)} of {N * VALUES} values")
     rows = []
     for q in (50, 99):
         p, o = percentile(plain, q), percentile(ours, q)

@@ -140,7 +140,9 @@ def process_order(order: dict[str, Any], approval_timeout_seconds: float = 3600)
         {
             "subject": f"Ship order {quote['order_id']} ({quote['total']:.2f})?",
             "body": "\n".join(f"* {item['qty']} x {item['sku']}" for item in items),
-            "params": {"note": {"type": "string", "default": "", "description": "A note for the customer"}},
+            # Optional ("null" in its type): Airflow's form requires a plain "string" field before the
+            # Approve/Reject buttons are enabled.
+            "params": {"note": {"type": ["null", "string"], "default": None, "description": "A note for the customer"}},
         },
     )
     DBOS.set_event("status", "awaiting_approval")

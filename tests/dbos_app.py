@@ -59,8 +59,11 @@ def wf_event_recv(topic: str) -> str:
 
 
 @DBOS.workflow()
-def wf_approval(order: str, topic: str, question: object = None) -> object:
-    """Asks for an approval (event ``approval_request``) and returns the answer it receives."""
+def wf_approval(order: str, topic: str, question: object = None, gate: str | None = None) -> object:
+    """Asks for an approval (event ``approval_request``) and returns the answer it receives; with
+    ``gate``, it asks only after a message on that topic (a test holds the question back)."""
+    if gate is not None:
+        DBOS.recv(gate, timeout_seconds=600)
     DBOS.set_event(
         "approval_request",
         question

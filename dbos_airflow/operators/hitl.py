@@ -14,6 +14,9 @@ waiting state and timeout are Airflow's own). What the DBOS side adds, in :class
   :func:`dbos_orchestrator.approvals.deliver_answer`: a retry, a clear or a killed worker finds the
   answer the workflow already has and returns it (no second message, no second question);
 * ``cancel_on_reject`` cancels the workflow after sending a rejection;
+* one twin per HITL operator: :class:`DBOSHITLOperator`, :class:`DBOSApprovalOperator`,
+  :class:`DBOSHITLBranchOperator` (the person picks the branch), :class:`DBOSHITLEntryOperator` (the
+  person fills in the workflow's form);
 * XCom key :data:`HITL_XCOM_KEY` holds the question and the answer for the DBOS tab.
 
 Airflow 3.3 parks the task in ``awaiting_input`` (no trigger): the answer resumes it in
@@ -24,19 +27,24 @@ question is read again from its event there.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOperator
+from airflow.providers.standard.operators.hitl import (
+    ApprovalOperator,
+    HITLBranchOperator,
+    HITLEntryOperator,
+    HITLOperator,
+)
 from airflow.sdk.configuration import conf
-from airflow.sdk.definitions.param import Param, ParamsDict
+from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowException
 from dbos_orchestrator.approvals import Answer, Question, deliver_answer, is_rejection
 from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.forms import as_text
 from dbos_orchestrator.serialization import check_serialization
 
+from dbos_airflow.contract.answers import answer_from_event, event_from_answer, form_param
 from dbos_airflow.contract.deferral import check_in_worker
 from dbos_airflow.contract.events import TriggerEventKind, poke_event
 from dbos_airflow.hooks.dbos import DBOSHook
@@ -58,17 +66,16 @@ if TYPE_CHECKING:
 else:
     _Base = object
 
-__all__ = ["HITL_XCOM_KEY", "DBOSApprovalOperator", "DBOSHITLMixin", "DBOSHITLOperator"]
+__all__ = [
+    "HITL_XCOM_KEY",
+    "DBOSApprovalOperator",
+    "DBOSHITLBranchOperator",
+    "DBOSHITLEntryOperator",
+    "DBOSHITLMixin",
+    "DBOSHITLOperator",
+]
 
 HITL_XCOM_KEY = "dbos_hitl"
-
-
-def _param(spec: Any) -> Param:
-    """A form field from the question's ``params``: a JSON-schema object, or a default value."""
-    if isinstance(spec, dict):
-        schema = dict(spec)
-        return Param(schema.pop("default", None), description=schema.pop("description", None), **schema)
-    return Param(spec)
 
 
 class DBOSHITLMixin(_Base):
@@ -105,7 +112,7 @@ class DBOSHITLMixin(_Base):
     )
     # Options that mean "no": with cancel_on_reject, choosing one cancels the workflow.
     reject_options: ClassVar[tuple[str, ...]] = ()
-    # The options are the operator's own (ApprovalOperator): a question event may not set them.
+    # The options are the operator's own (Approve/Reject, OK): a question event may not set them.
     fixed_options: ClassVar[bool] = False
     cancel_on_reject: bool = False
 
@@ -162,14 +169,18 @@ class DBOSHITLMixin(_Base):
         if question.defaults is not None:
             self.defaults = question.defaults
         if question.params is not None:
-            self.params = ParamsDict({name: _param(spec) for name, spec in question.params.items()})
+            self.params = ParamsDict({name: form_param(spec) for name, spec in question.params.items()})
         try:
             if not self.options:
                 raise ValueError("'options' is empty: neither the task nor the question event gives options")
             self.validate_params()
             self.validate_defaults()
+            self.validate_question()
         except ValueError as exc:
             raise DBOSOptionsError(f"{where}: {exc}") from None
+
+    def validate_question(self) -> None:
+        """What a subclass checks once the question filled the request (ValueError: it does not fit)."""
 
     def _read_question(self) -> Question:
         """The question the workflow published (it must be there: the task asked it already)."""
@@ -205,7 +216,7 @@ class DBOSHITLMixin(_Base):
                 )
                 if self.question_event:
                     self._apply(self._read_question())
-                return self._complete(context, _hitl_event(answer))
+                return self._complete(context, event_from_answer(answer))
             if not self.question_event:
                 return self._ask(context)
             timeout = None if self.question_timeout is None else float(self.question_timeout)
@@ -273,7 +284,7 @@ class DBOSHITLMixin(_Base):
         self.validate_chosen_options(event["chosen_options"])
         self.validate_params_input(event["params_input"] or {})
         key = self._answer_key(context)
-        answer = _answer(event)
+        answer = answer_from_event(event)
 
         def send(message: dict[str, Any]) -> None:
             self.hook.send(self.workflow_id, message, self.topic, key, serialization=self.serialization)
@@ -311,30 +322,7 @@ class DBOSHITLMixin(_Base):
             self.hook.cancel_workflow(self.workflow_id)
         # The HITL operator's own completion (skip, branch, fail_on_reject, the XCom return value),
         # with the answer the workflow has.
-        return super().execute_complete(context, _hitl_event(delivered))
-
-
-def _answer(event: dict[str, Any]) -> Answer:
-    responded_at = event.get("responded_at")
-    return Answer(
-        chosen_options=list(event["chosen_options"]),
-        params_input=dict(event["params_input"] or {}),
-        responded_by=event.get("responded_by_user"),
-        responded_at=responded_at.isoformat() if isinstance(responded_at, datetime) else responded_at,
-        timed_out=bool(event.get("timedout", False)),
-    )
-
-
-def _hitl_event(answer: Answer) -> dict[str, Any]:
-    """The HITL operator's resume event for an answer (its ``execute_complete`` input)."""
-    at = datetime.fromisoformat(answer.responded_at) if answer.responded_at else datetime.now(timezone.utc)
-    return {
-        "chosen_options": answer.chosen_options,
-        "params_input": answer.params_input,
-        "responded_at": at,
-        "responded_by_user": answer.responded_by,
-        "timedout": answer.timed_out,
-    }
+        return super().execute_complete(context, event_from_answer(delivered))
 
 
 class DBOSHITLOperator(DBOSHITLMixin, HITLOperator, DBOSTaskMixin):
@@ -370,3 +358,43 @@ class DBOSApprovalOperator(DBOSHITLMixin, ApprovalOperator, DBOSTaskMixin):
     def __init__(self, *, cancel_on_reject: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cancel_on_reject = cancel_on_reject
+
+
+class DBOSHITLBranchOperator(DBOSHITLMixin, HITLBranchOperator, DBOSTaskMixin):
+    """
+    Let a person choose the branch a DAG takes for a DBOS workflow's question; send the choice to the
+    workflow once. The chosen option(s) run the downstream task(s) of the same name, or the ones
+    ``options_mapping`` maps them to (Airflow's
+    :class:`~airflow.providers.standard.operators.hitl.HITLBranchOperator`); the others are skipped.
+
+    ``options`` may be left out when the question event gives them; ``options_mapping`` is then
+    checked against them when the question arrives. Parameters: those of :class:`DBOSHITLMixin` and
+    of the HITL branch operator.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:  # Airflow's metaclass wraps the class's own __init__
+        super().__init__(**kwargs)
+
+    def validate_options_mapping(self) -> None:
+        if not self.options and getattr(self, "question_event", None):
+            return  # the question event brings the options (checked in validate_question)
+        super().validate_options_mapping()
+
+    def validate_question(self) -> None:
+        super().validate_options_mapping()
+
+
+class DBOSHITLEntryOperator(DBOSHITLMixin, HITLEntryOperator, DBOSTaskMixin):
+    """
+    Ask a person to fill in a DBOS workflow's form (its question event's ``params``) in Required
+    Actions; send the entered values (``params_input``) to the workflow once. The one option is
+    ``OK`` (Airflow's :class:`~airflow.providers.standard.operators.hitl.HITLEntryOperator`), also
+    the default: on a ``response_timeout`` the workflow receives the params' defaults (``timed_out``).
+
+    Parameters: those of :class:`DBOSHITLMixin` and of the HITL entry operator.
+    """
+
+    fixed_options: ClassVar[bool] = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)

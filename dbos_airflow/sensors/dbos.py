@@ -42,6 +42,9 @@ class _DBOSSensor(BaseSensorOperator, DBOSTaskMixin):
 
     ui_color = UI_COLOR
     operator_extra_links = EXTRA_LINKS
+    # The trigger of a deferred wait: built by _trigger with the arguments every sensor's trigger
+    # takes, and the sensor's own from trigger_arguments().
+    trigger_class: ClassVar[type[BaseTrigger]]
 
     def __init__(
         self,
@@ -58,8 +61,18 @@ class _DBOSSensor(BaseSensorOperator, DBOSTaskMixin):
         self.workflow_id = workflow_id
         self.deferrable = deferrable
 
+    def trigger_arguments(self) -> dict[str, Any]:
+        """The sensor's own arguments to :attr:`trigger_class` (beside the workflow, connection and timing)."""
+        return {}
+
     def _trigger(self, *, end_time: float | None, not_before: float) -> BaseTrigger:
-        raise NotImplementedError
+        return self.trigger_class(
+            workflow_id=self.workflow_id,
+            dbos_conn_id=self.dbos_conn_id,
+            end_time=end_time,
+            not_before=not_before,
+            **self.trigger_arguments(),
+        )
 
     def execute(self, context: Context) -> Any:
         with self._dbos_call():
@@ -102,6 +115,7 @@ class DBOSWorkflowSensor(_DBOSSensor):
 
     template_fields: Sequence[str] = dbos_template_fields("workflow_id")
     accepted_event_kinds: ClassVar[frozenset[TriggerEventKind]] = frozenset({TriggerEventKind.WORKFLOW_ENDED})
+    trigger_class = DBOSWorkflowTrigger
 
     def __init__(
         self,
@@ -117,15 +131,11 @@ class DBOSWorkflowSensor(_DBOSSensor):
         self.success_statuses = DBOSWorkflowStatus.parse_all(success_statuses)
         self.failure_statuses = DBOSWorkflowStatus.parse_all(failure_statuses)
 
-    def _trigger(self, *, end_time: float | None, not_before: float) -> BaseTrigger:
-        return DBOSWorkflowTrigger(
-            workflow_id=self.workflow_id,
-            dbos_conn_id=self.dbos_conn_id,
-            end_time=end_time,
-            not_before=not_before,
-            stream_to_log=self.stream_to_log,
-            stream_offset=0 if self._stream is None else self._stream.hand_over(self.hook.value_reader()),
-        )
+    def trigger_arguments(self) -> dict[str, Any]:
+        return {
+            "stream_to_log": self.stream_to_log,
+            "stream_offset": 0 if self._stream is None else self._stream.hand_over(self.hook.value_reader()),
+        }
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         if self.stream_to_log is not None:
@@ -174,22 +184,15 @@ class DBOSEventSensor(_DBOSSensor):
     accepted_event_kinds: ClassVar[frozenset[TriggerEventKind]] = frozenset(
         {TriggerEventKind.EVENT_PUBLISHED, TriggerEventKind.ENDED_WITHOUT_EVENT}
     )
+    trigger_class = DBOSEventTrigger
 
     def __init__(self, *, key: str, expected_value: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.key = key
         self.expected_value = expected_value
 
-    def _trigger(self, *, end_time: float | None, not_before: float) -> BaseTrigger:
-        return DBOSEventTrigger(
-            workflow_id=self.workflow_id,
-            key=self.key,
-            expected_value=self.expected_value,
-            poll_interval=self.poke_interval,
-            dbos_conn_id=self.dbos_conn_id,
-            end_time=end_time,
-            not_before=not_before,
-        )
+    def trigger_arguments(self) -> dict[str, Any]:
+        return {"key": self.key, "expected_value": self.expected_value, "poll_interval": self.poke_interval}
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         published, value, status = poke_event(self.hook, self.workflow_id, self.key, self.expected_value)

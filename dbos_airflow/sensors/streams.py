@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
-    from airflow.triggers.base import BaseTrigger
     from dbos_orchestrator.store.streams import StreamPage
 
 RETURN_VALUES = ("all", "last", "none")
@@ -56,6 +55,7 @@ class DBOSStreamSensor(_DBOSSensor):
 
     template_fields: Sequence[str] = dbos_template_fields("workflow_id", "key", "offset")
     accepted_event_kinds: ClassVar[frozenset[TriggerEventKind]] = frozenset({TriggerEventKind.STREAM_ENDED})
+    trigger_class = DBOSStreamTrigger
 
     def __init__(self, *, key: str, offset: int = 0, return_values: str = "all", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -80,19 +80,15 @@ class DBOSStreamSensor(_DBOSSensor):
                 )
         return self._checkpoint
 
-    def _trigger(self, *, end_time: float | None, not_before: float) -> BaseTrigger:
+    def trigger_arguments(self) -> dict[str, Any]:
         checkpoint = self._checkpoint
         assert checkpoint is not None and self._next is not None  # _start ran in poke (check_in_worker)
-        return DBOSStreamTrigger(
-            workflow_id=self.workflow_id,
-            key=self.key,
-            offset=self._next,
-            checkpoint=checkpoint.name,
-            checkpoint_identity=checkpoint.identity,
-            dbos_conn_id=self.dbos_conn_id,
-            end_time=end_time,
-            not_before=not_before,
-        )
+        return {
+            "key": self.key,
+            "offset": self._next,
+            "checkpoint": checkpoint.name,
+            "checkpoint_identity": checkpoint.identity,
+        }
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         checkpoint = self._start(context)

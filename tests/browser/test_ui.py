@@ -3,8 +3,11 @@
 A person opens the ``dbos_run_workflow`` DAG, fills its trigger form, submits it, and the DBOS
 workflow runs with exactly those arguments; the ``dbos`` connection form shows the DBOS fields, and a
 connection saved from it (Postgres fields, or only a System database URL) passes its Test button.
-Screenshots land in each test's tmp dir. Needs /usr/bin/chromium (``apt-get install -y chromium``;
-``.ci/run`` installs it) and the ``playwright`` Python package (test extra).
+A person answers a DBOS workflow's question in Required Actions ("Approve", once "Reject") and the
+workflow receives it once, also across a clear (docs/approvals.md). Screenshots land in each test's
+tmp dir; the Required Action's also in docs/images/required-action.png (README). Needs
+/usr/bin/chromium (``apt-get install -y chromium``; ``.ci/run`` installs it) and the ``playwright``
+Python package (test extra).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import pytest
 import sqlalchemy as sa
 from dbos_orchestrator.client import DBOSClient
 from dbos_testkit import local_stack
+from dbos_testkit.notifications import messages_to
 
 from dbos_airflow.get_provider_info import get_provider_info  # noqa: E402
 
@@ -322,3 +326,138 @@ def test_test_button_of_a_connection_saved_without_a_port(stack: Stack, page: An
     page.screenshot(path=str(tmp_path / "test-noport.png"), full_page=True)
     assert not ok and status == 400, (status, message, text)
     assert message.startswith("The host or port to test differs from the stored connection"), message
+
+
+# -- Approvals (docs/approvals.md): the flagship DAG asks in Required Actions, a person clicks ------------
+
+APPROVAL_DAG = "dbos_order_approval"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "required-action.png"
+
+
+def _api(stack: Stack, method: str, path: str, **kwargs: Any) -> Any:
+    """The public REST API as admin (a token from the simple auth manager's password)."""
+    import httpx
+
+    with httpx.Client(base_url=stack.base_url, timeout=60) as http:
+        token = http.post("/auth/token", json={"username": "admin", "password": stack.password}).json()
+        resp = http.request(
+            method, f"/api/v2{path}", headers={"Authorization": f"Bearer {token['access_token']}"}, **kwargs
+        )
+        assert resp.status_code < 400, f"{method} {path}: {resp.status_code} {resp.text[:500]}"
+        return resp.json() if resp.content else None
+
+
+def _ti_state(stack: Stack, run_id: str, task_id: str) -> str | None:
+    with sqlite3.connect(stack.airflow_home / "airflow.db", timeout=30) as db:
+        row = db.execute(
+            "SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?",
+            (APPROVAL_DAG, run_id, task_id),
+        ).fetchone()
+    return None if row is None else row[0]
+
+
+def _wait(check: Any, timeout: float, what: str, stack: Stack) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not within {timeout:.0f}s\n{stack.log_tails()}")
+        time.sleep(1)
+
+
+def _approval_run_state(stack: Stack, run_id: str) -> str | None:
+    with sqlite3.connect(stack.airflow_home / "airflow.db", timeout=30) as db:
+        row = db.execute("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", (APPROVAL_DAG, run_id)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _messages_to(stack: Stack, workflow_id: str) -> int:
+    """Messages sent to the workflow (dbos_testkit.notifications, on the client's engine)."""
+    client = DBOSClient(system_database_url=stack.system_database_url, retry_connection_errors=False)
+    try:
+        return len(messages_to(client.system_database_engine, workflow_id))
+    finally:
+        client.destroy()
+
+
+def _ask(stack: Stack, page: Any, order_id: str) -> tuple[str, str]:
+    """Trigger the flagship DAG for an order, open its Required Action once asked; (run id, workflow id)."""
+    order = {"order_id": order_id, "items": [{"sku": "gizmo", "qty": 1}]}
+    run_id = _api(
+        stack, "POST", f"/dags/{APPROVAL_DAG}/dagRuns", json={"logical_date": None, "conf": {"order": order}}
+    )["dag_run_id"]
+    _wait(lambda: _ti_state(stack, run_id, "approve") == "awaiting_input", 300, "the approval request", stack)
+    workflow_id = f"{APPROVAL_DAG}:{run_id}:start_order:-1"
+    from urllib.parse import quote
+
+    page.goto(f"{stack.base_url}/dags/{APPROVAL_DAG}/runs/{quote(run_id, safe='')}/tasks/approve/required_actions")
+    page.get_by_text(f"Ship order {order_id}").first.wait_for(timeout=90_000)
+    return run_id, workflow_id
+
+
+def test_required_actions_answers_the_workflow_once(stack: Stack, page: Any, tmp_path: Path) -> None:
+    """The workflow asks; a person opens Required Actions and clicks "Approve"; the workflow ships with
+    who approved; clearing the approval task afterwards asks nobody and sends nothing again."""
+    _wait(
+        lambda: _api(stack, "GET", "/dags?dag_id_pattern=dbos_order_approval")["total_entries"] > 0,
+        180,
+        "the DAG",
+        stack,
+    )
+    _api(stack, "PATCH", f"/dags/{APPROVAL_DAG}", json={"is_paused": False})
+    order_id = f"UI-A-{secrets.token_hex(2)}"
+    run_id, workflow_id = _ask(stack, page, order_id)
+    page.screenshot(path=str(tmp_path / "required-action.png"), full_page=False)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=False)  # docs/approvals.md, README
+    page.get_by_role("button", name="Approve").click()
+
+    _wait(lambda: _approval_run_state(stack, run_id) in ("success", "failed"), 300, "the approved run", stack)
+    assert _approval_run_state(stack, run_id) == "success", stack.log_tails()
+    client = DBOSClient(system_database_url=stack.system_database_url, retry_connection_errors=False)
+    try:
+        [status] = client.list_workflows(workflow_ids=[workflow_id])
+    finally:
+        client.destroy()
+    assert status.output["status"] == "shipped" and status.output["approved_by"] == "admin", status.output
+    assert _messages_to(stack, workflow_id) == 1
+
+    # The DBOS tab of the approval task shows the question, the answer, who answered.
+    from dbos_airflow.links import view_path
+
+    page.goto(stack.base_url + view_path(APPROVAL_DAG, run_id, "approve", -1))
+    assert page.locator("#dbos-approval-answer").inner_text() == "Approve"
+    assert page.locator("#dbos-approval-by").inner_text() == "admin"
+    page.screenshot(path=str(tmp_path / "dbos-tab.png"), full_page=True)
+
+    # A clear after the answer: the task runs again, finds the delivered answer, asks nobody.
+    _api(
+        stack,
+        "POST",
+        f"/dags/{APPROVAL_DAG}/clearTaskInstances",
+        json={
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": ["approve"],
+            "only_failed": False,
+            "reset_dag_runs": True,
+        },
+    )
+    _wait(lambda: _ti_state(stack, run_id, "approve") == "success", 300, "the cleared approval task", stack)
+    assert _messages_to(stack, workflow_id) == 1
+
+
+def test_required_actions_reject_skips_the_rest(stack: Stack, page: Any, tmp_path: Path) -> None:
+    _api(stack, "PATCH", f"/dags/{APPROVAL_DAG}", json={"is_paused": False})
+    order_id = f"UI-R-{secrets.token_hex(2)}"
+    run_id, workflow_id = _ask(stack, page, order_id)
+    page.get_by_role("button", name="Reject").click()
+    _wait(lambda: _approval_run_state(stack, run_id) in ("success", "failed"), 300, "the rejected run", stack)
+    assert _ti_state(stack, run_id, "wait_for_order") == "skipped"
+    client = DBOSClient(system_database_url=stack.system_database_url, retry_connection_errors=False)
+    try:
+        handle = client.retrieve_workflow(workflow_id)
+        _wait(lambda: handle.get_status().status == "SUCCESS", 120, "the rejected workflow's end", stack)
+        assert handle.get_result()["status"] == "rejected"
+    finally:
+        client.destroy()
+    assert _messages_to(stack, workflow_id) == 1

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from dbos_airflow.operators.hitl import DBOSApprovalOperator, DBOSHITLOperator
+from dbos_airflow.operators.hitl import (
+    DBOSApprovalOperator,
+    DBOSHITLBranchOperator,
+    DBOSHITLEntryOperator,
+    DBOSHITLOperator,
+)
 
 COMMON = {"schedule": None, "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"), "catchup": False}
 
@@ -35,4 +40,31 @@ with DAG(
         question_event="approval_request",
         topic="choice",
         deferrable=True,
+    )
+
+with DAG("dbos_t_hitl_branch", params={"workflow_id": Param("", type="string")}, **COMMON):
+    route = DBOSHITLBranchOperator(
+        task_id="route",
+        workflow_id="{{ params.workflow_id }}",
+        question_event="approval_request",  # brings the options Ship/Hold
+        topic="route",
+        options_mapping={"Ship": "ship", "Hold": "hold"},
+    )
+
+    @task
+    def ship() -> str:
+        return "shipped"
+
+    @task
+    def hold() -> str:
+        return "held"
+
+    route >> [ship(), hold()]
+
+with DAG("dbos_t_hitl_entry", params={"workflow_id": Param("", type="string")}, **COMMON):
+    DBOSHITLEntryOperator(
+        task_id="fill",
+        workflow_id="{{ params.workflow_id }}",
+        question_event="approval_request",  # brings the form (params)
+        topic="address",
     )

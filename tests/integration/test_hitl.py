@@ -21,6 +21,7 @@ import pendulum
 import pytest
 import sqlalchemy as sa
 from conftest import ROOT, unique
+from dbos_testkit.notifications import messages_to
 
 QUESTION_TIMEOUT = 600  # a loaded 2-core machine takes minutes to get a dag.test() task going
 
@@ -104,16 +105,6 @@ def give_up(dag_id: str) -> None:
         )
 
 
-def messages_to(client: Any, workflow_id: str) -> list[tuple[str, bool]]:
-    """``(message_uuid, consumed)`` of every message sent to ``workflow_id`` (dbos' table definition)."""
-    from dbos._schemas.system_database import SystemSchema
-
-    n = SystemSchema.notifications
-    with client.system_database_engine.connect() as conn:
-        rows = conn.execute(sa.select(n.c.message_uuid, n.c.consumed).where(n.c.destination_uuid == workflow_id))
-        return [(r[0], r[1]) for r in rows]
-
-
 def xcom(dag_id: str, run_id: str, task_id: str, key: str) -> Any:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -154,7 +145,9 @@ def test_approve_reaches_the_workflow_once_and_a_rerun_asks_nothing(dagbag: Any,
     assert received["params_input"] == {"note": "ok by me"}
     assert received["responded_by"]["name"]  # who answered (the API's user)
     assert received["responded_at"] and received["timed_out"] is False
-    assert messages_to(client, workflow_id) == [(f"{dag_id}:{run_id}:approve:-1::{workflow_id}", True)]
+    assert messages_to(client.system_database_engine, workflow_id) == [
+        (f"{dag_id}:{run_id}:approve:-1::{workflow_id}", True)
+    ]
     assert xcom(dag_id, run_id, "approve", "return_value")["chosen_options"] == ["Approve"]
     record = xcom(dag_id, run_id, "approve", "dbos_hitl")
     assert record["question"]["subject"] == "Ship order A-17?" and record["answer"] == received
@@ -167,7 +160,7 @@ def test_approve_reaches_the_workflow_once_and_a_rerun_asks_nothing(dagbag: Any,
         "approve": "success",
         "after_approval": "success",
     }
-    assert len(messages_to(client, workflow_id)) == 1
+    assert len(messages_to(client.system_database_engine, workflow_id)) == 1
     assert xcom(dag_id, run_id, "approve", "return_value")["chosen_options"] == ["Approve"]
 
 
@@ -185,7 +178,7 @@ def test_reject_cancels_the_workflow_and_skips_downstream(dagbag: Any, client: A
     while client.retrieve_workflow(workflow_id).get_status().status != "CANCELLED":
         assert time.monotonic() < deadline, "the rejected workflow was not cancelled"
         time.sleep(0.5)
-    assert len(messages_to(client, workflow_id)) == 1
+    assert len(messages_to(client.system_database_engine, workflow_id)) == 1
 
 
 def test_deferred_question_with_the_workflows_options(dagbag: Any, client: Any) -> None:
@@ -203,4 +196,32 @@ def test_deferred_question_with_the_workflows_options(dagbag: Any, client: Any) 
     assert request["subject"] == "Which carrier?" and request["options"] == ["DHL", "UPS", "FedEx"]
     assert [ti.state for ti in dr.get_task_instances()] == ["success"]
     assert xcom(dag_id, run_id, "choose", "dbos_hitl")["answer"]["chosen_options"] == ["DHL", "FedEx"]
-    assert len(messages_to(client, workflow_id)) == 1
+    assert len(messages_to(client.system_database_engine, workflow_id)) == 1
+
+
+def test_branch_and_entry_twins_send_the_choice_and_the_form_once(dagbag: Any, client: Any) -> None:
+    """The branch twin runs the branch the person chose (the workflow's own options, mapped to tasks);
+    the entry twin sends the form the workflow asked for. Each workflow receives one message."""
+    question = {"subject": "Ship or hold order A-18?", "options": ["Ship", "Hold"]}
+    routed = start(client, "route", question)
+    person = Answerer("dbos_t_hitl_branch", {"chosen_options": ["Hold"], "params_input": {}})
+    dr = run_answered(dagbag.get_dag("dbos_t_hitl_branch"), {"workflow_id": routed}, person)
+    assert person.asked()["options"] == ["Ship", "Hold"]
+    assert {ti.task_id: ti.state for ti in dr.get_task_instances()} == {
+        "route": "success",
+        "hold": "success",
+        "ship": "skipped",
+    }
+    assert client.retrieve_workflow(routed).get_result()["chosen_options"] == ["Hold"]
+    assert len(messages_to(client.system_database_engine, routed)) == 1
+
+    form = {"subject": "Delivery address?", "params": {"street": {"type": "string", "default": ""}}}
+    filled = start(client, "address", form)
+    person = Answerer("dbos_t_hitl_entry", {"chosen_options": ["OK"], "params_input": {"street": "Main 1"}})
+    dr = run_answered(dagbag.get_dag("dbos_t_hitl_entry"), {"workflow_id": filled}, person)
+    request = person.asked()
+    assert request["subject"] == "Delivery address?" and request["options"] == ["OK"] and "street" in request["params"]
+    assert [ti.state for ti in dr.get_task_instances()] == ["success"]
+    received = client.retrieve_workflow(filled).get_result()
+    assert received["chosen_options"] == ["OK"] and received["params_input"] == {"street": "Main 1"}
+    assert len(messages_to(client.system_database_engine, filled)) == 1

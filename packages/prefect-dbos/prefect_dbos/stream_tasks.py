@@ -1,6 +1,7 @@
 """Prefect tasks that follow a DBOS workflow's stream into the task log (async, with a sync twin).
 
-What they do is :func:`prefect_dbos.streams.read_stream_values`; ``await_workflow(stream_to_log=...)``
+What they do is :func:`prefect_dbos.streams.read_stream_values` (arguments checked at once by
+:class:`~prefect_dbos.streams.StreamRead`); ``await_workflow(stream_to_log=...)``
 (:mod:`prefect_dbos.tasks`) logs a stream while it waits.
 """
 
@@ -12,7 +13,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.asyncutils import run_coro_as_sync
 
-from prefect_dbos.streams import read_stream_values
+from prefect_dbos.streams import StreamRead, read_stream_values
 
 if TYPE_CHECKING:
     from prefect_dbos.database import DBOSSystemDatabase
@@ -44,16 +45,8 @@ async def aread_stream(
     :param progress_artifact: when the stream's values are numbers (0-100), show the last one in a
         Prefect progress artifact (created once, then updated).
     """
-    return await read_stream_values(
-        database,
-        workflow_id,
-        key,
-        offset=offset,
-        return_values=return_values,
-        timeout=timeout,
-        progress_artifact=progress_artifact,
-        logger=get_run_logger(),
-    )
+    read = StreamRead(workflow_id, key, offset, return_values, timeout, progress_artifact)
+    return await read_stream_values(database, read, logger=get_run_logger())
 
 
 @task(name="read-dbos-stream", cache_policy=NO_CACHE)
@@ -68,15 +61,5 @@ def read_stream(
     progress_artifact: bool = True,
 ) -> Any:
     """Sync twin of :func:`aread_stream` (same parameters)."""
-    return run_coro_as_sync(
-        read_stream_values(
-            database,
-            workflow_id,
-            key,
-            offset=offset,
-            return_values=return_values,
-            timeout=timeout,
-            progress_artifact=progress_artifact,
-            logger=get_run_logger(),
-        )
-    )
+    read = StreamRead(workflow_id, key, offset, return_values, timeout, progress_artifact)
+    return run_coro_as_sync(read_stream_values(database, read, logger=get_run_logger()))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSWaitTimeoutError, DBOSWorkflowFailedError
@@ -58,37 +59,52 @@ class _Progress:
             await aupdate_progress_artifact(self.artifact, progress)
 
 
-async def read_stream_values(
-    database: DBOSSystemDatabase,
-    workflow_id: str,
-    key: str,
-    *,
-    offset: int = 0,
-    return_values: str = "all",
-    timeout: float | None = None,
-    progress_artifact: bool = True,
-    follow_only: bool = False,
-    logger: Any,
-) -> Any:
-    """Log each value of stream ``key`` from ``offset`` as it arrives until the stream is closed or the
-    workflow stopped; return the values (``"all"``), the last one (``"last"``) or None (``"none"``).
+@dataclass(frozen=True)
+class StreamRead:
+    """What to read of a workflow's stream and what to return; checked when made (at once).
 
-    :raises DBOSOptionsError: bad arguments (at once).
+    :param offset: the first offset to read (>= 0).
+    :param return_values: ``"all"`` (at most :data:`MAX_RETURN_VALUES`), ``"last"`` or ``"none"``.
+    :param timeout: seconds to wait for the next value (None: as long as it takes).
+    :param progress_artifact: numbers (0-100) drive a Prefect progress artifact.
+    :raises DBOSOptionsError: a bad argument, named.
+    """
+
+    workflow_id: str
+    key: str
+    offset: int = 0
+    return_values: str = "all"
+    timeout: float | None = None
+    progress_artifact: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "offset", check_stream_args(self.workflow_id, self.key, self.offset))
+        if self.return_values not in RETURN_VALUES:
+            raise DBOSOptionsError(
+                f"return_values must be one of {', '.join(RETURN_VALUES)}; got {self.return_values!r}"
+            )
+
+
+async def read_stream_values(
+    database: DBOSSystemDatabase, read: StreamRead, *, logger: Any, follow_only: bool = False
+) -> Any:
+    """Log each value of the stream from ``read.offset`` as it arrives until the stream is closed or
+    the workflow stopped; return the values (``"all"``), the last one (``"last"``) or None (``"none"``).
+
     :raises DBOSWorkflowNotFoundError: no such workflow (at the first read).
     :raises DBOSWorkflowFailedError: the workflow ended in failure (after its values were logged),
-        or ended without ever writing ``key``.
+        or ended without ever writing the stream.
     :raises DBOSUnsafeValueError: a value is pickled and the block does not allow pickles.
-    :raises DBOSWaitTimeoutError: ``timeout`` seconds passed first.
+    :raises DBOSWaitTimeoutError: ``read.timeout`` seconds passed first.
     :param follow_only: only log (``stream_to_log=`` of a wait): how the workflow ended, or a stream
         never written, is the wait's business, not an error here.
     """
-    start = next_offset = check_stream_args(workflow_id, key, offset)
-    if return_values not in RETURN_VALUES:
-        raise DBOSOptionsError(f"return_values must be one of {', '.join(RETURN_VALUES)}; got {return_values!r}")
+    workflow_id, key, return_values, timeout = read.workflow_id, read.key, read.return_values, read.timeout
+    start = next_offset = read.offset
     service = database.service()
     reader = service.value_reader()
     waiter = await database.waiter()
-    progress = _Progress(workflow_id, key, progress_artifact)
+    progress = _Progress(workflow_id, key, read.progress_artifact)
     deadline = None if timeout is None else time.time() + timeout
     kept: list[Any] = []
     while True:

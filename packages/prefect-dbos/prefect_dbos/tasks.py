@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.asyncutils import run_coro_as_sync
 
 from prefect_dbos import operations
-from prefect_dbos.streams import read_stream_values
+from prefect_dbos.streams import StreamRead, read_stream_values
 from prefect_dbos.waiting import is_own_timeout
 
 if TYPE_CHECKING:
@@ -229,7 +229,7 @@ async def _wait(database: DBOSSystemDatabase, workflow_id: str, *, stream_to_log
     follower = None
     if stream_to_log is not None:
         follower = asyncio.ensure_future(
-            read_stream_values(database, workflow_id, stream_to_log, follow_only=True, logger=kw["logger"])
+            read_stream_values(database, StreamRead(workflow_id, stream_to_log), follow_only=True, logger=kw["logger"])
         )
     try:
         return await operations.wait(database, workflow_id, **kw)

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from conftest import QUEUE, unique
+from dbos_testkit.notifications import messages_to
 from flows import approve_then_fail_once
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -55,18 +55,6 @@ async def resume_when_paused(run_input: dict[str, Any], timeout: float = 120) ->
     raise AssertionError("no paused flow run")
 
 
-def messages_to(database: Any, workflow_id: str) -> list[tuple[str, bool]]:
-    """``(message_uuid, consumed)`` of every message sent to the workflow (dbos' table definition)."""
-    from dbos._schemas.system_database import SystemSchema
-
-    n = SystemSchema.notifications
-    with database.get_client().system_database_engine.connect() as conn:
-        return [
-            (r[0], r[1])
-            for r in conn.execute(sa.select(n.c.message_uuid, n.c.consumed).where(n.c.destination_uuid == workflow_id))
-        ]
-
-
 async def test_the_answer_reaches_the_workflow_once_across_a_flow_retry(
     database: Any, system_database_url: str, tmp_path: Path
 ) -> None:
@@ -85,7 +73,7 @@ async def test_the_answer_reaches_the_workflow_once_across_a_flow_retry(
     assert (tmp_path / "flag").exists()
     received = await asyncio.to_thread(database.get_client().retrieve_workflow(workflow_id).get_result)
     assert received == answer
-    sent = messages_to(database, workflow_id)
+    sent = messages_to(database.get_client().system_database_engine, workflow_id)
     assert len(sent) == 1 and sent[0][0].startswith(f"prefect-{flow_run_id}-approval-"), sent
 
 
@@ -105,4 +93,4 @@ async def test_a_rejection_cancels_the_workflow(database: Any, system_database_u
     while (await asyncio.to_thread(handle.get_status)).status != "CANCELLED":
         assert time.monotonic() < deadline, "the rejected workflow was not cancelled"
         await asyncio.sleep(0.5)
-    assert len(messages_to(database, workflow_id)) == 1
+    assert len(messages_to(database.get_client().system_database_engine, workflow_id)) == 1

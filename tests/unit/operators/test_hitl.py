@@ -4,25 +4,41 @@ message and back. Delivery is proven end to end in tests/integration/test_hitl.p
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from functools import partial
+from typing import Any, TypeVar
 
 import pytest
-from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOperator
+from airflow.providers.standard.operators.hitl import (
+    ApprovalOperator,
+    HITLBranchOperator,
+    HITLEntryOperator,
+    HITLOperator,
+)
 from airflow.sdk import DAG
-from dbos_orchestrator.approvals import Answer, Question
+from dbos_orchestrator.approvals import Question
 from dbos_orchestrator.exceptions import DBOSOptionsError
 
-from dbos_airflow.operators.hitl import DBOSApprovalOperator, DBOSHITLOperator, _answer, _hitl_event
+from dbos_airflow.operators.hitl import (
+    DBOSApprovalOperator,
+    DBOSHITLBranchOperator,
+    DBOSHITLEntryOperator,
+    DBOSHITLMixin,
+    DBOSHITLOperator,
+)
+
+Op = TypeVar("Op", bound=DBOSHITLMixin)
 
 
-def approval(**kwargs: object) -> DBOSApprovalOperator:
+def _build(cls: type[Op], **kwargs: Any) -> Op:
+    """The operator in a DAG, for workflow ``wf-1``."""
     with DAG("t_hitl_unit", schedule=None):
-        return DBOSApprovalOperator(task_id="approve", workflow_id="wf-1", **kwargs)  # type: ignore[arg-type]
+        return cls(task_id="t", workflow_id="wf-1", **kwargs)
 
 
-def choice(**kwargs: object) -> DBOSHITLOperator:
-    with DAG("t_hitl_unit", schedule=None):
-        return DBOSHITLOperator(task_id="choose", workflow_id="wf-1", **kwargs)  # type: ignore[arg-type]
+approval = partial(_build, DBOSApprovalOperator)
+choice = partial(_build, DBOSHITLOperator)
+branch = partial(_build, DBOSHITLBranchOperator)
+entry = partial(_build, DBOSHITLEntryOperator)
 
 
 def test_they_are_the_hitl_operators_with_dbos_fields_templated() -> None:
@@ -81,16 +97,21 @@ def test_a_question_that_does_not_fit_names_the_event(make: object, question: Qu
     assert names in str(err.value)
 
 
-def test_an_answer_is_the_hitl_event_and_back() -> None:
-    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    event = {
-        "chosen_options": ["Approve"],
-        "params_input": {"note": "ok"},
-        "responded_at": at,
-        "responded_by_user": {"id": "7", "name": "Ann"},
-        "timedout": False,
-    }
-    answer = _answer(event)
-    assert answer == Answer(["Approve"], {"note": "ok"}, {"id": "7", "name": "Ann"}, at.isoformat(), False)
-    assert _hitl_event(answer) == event
-    assert _answer({**event, "responded_by_user": None, "timedout": True}).timed_out
+def test_the_branch_twin_checks_its_mapping_against_the_options_it_gets() -> None:
+    op = branch(question_event="q", options_mapping={"Ship": "ship_it", "Hold": "hold_it"})
+    assert isinstance(op, HITLBranchOperator) and op.options == []  # the question brings them
+    op._apply(Question(subject="Ship or hold?", options=["Ship", "Hold", "Ask"]))
+    assert op.options == ["Ship", "Hold", "Ask"]
+    with pytest.raises(DBOSOptionsError, match=r"question event 'q' .*not in `options`: \['Hold'\]"):
+        branch(question_event="q", options_mapping={"Ship": "a", "Hold": "b"})._apply(Question(options=["Ship"]))
+    with pytest.raises(ValueError, match="not in `options`"):  # options of its own: checked at once
+        branch(options=["Ship"], options_mapping={"Hold": "b"})
+
+
+def test_the_entry_twin_asks_for_the_workflows_form_with_the_one_option_ok() -> None:
+    op = entry(question_event="q")
+    assert isinstance(op, HITLEntryOperator) and (op.options, op.defaults) == (["OK"], ["OK"])
+    op._apply(Question(subject="Delivery address?", params={"street": {"type": "string", "default": "Main 1"}}))
+    assert op.subject == "Delivery address?" and op.serialized_params["street"]["value"] == "Main 1"
+    with pytest.raises(DBOSOptionsError, match="fixed options"):
+        entry(question_event="q")._apply(Question(options=["Yes", "No"]))

@@ -20,7 +20,6 @@ as :data:`NOT_FOUND` (ended: it can never end otherwise).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import threading
 import time
@@ -31,10 +30,12 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSWaitTimeoutError
+from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.status import ACTIVE_STATUSES, FAILURE_STATUSES, SUCCESS_STATUSES
+from dbos_orchestrator.waiting.pending import PendingWait
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Callable, Iterable, Mapping
 
 __all__ = [
@@ -306,19 +307,16 @@ def wait_for_batch(
         delay = min(delay * 2, poll_interval)
 
 
-class _BatchWait:
-    __slots__ = ("loop", "future", "tracker", "fail_fast", "resolved")
+class _BatchWait(PendingWait[BatchCounts]):
+    __slots__ = ("tracker", "fail_fast")
 
     def __init__(self, tracker: BatchTracker, fail_fast: bool) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.future: asyncio.Future[BatchCounts] = self.loop.create_future()
+        super().__init__()
         self.tracker = tracker
         self.fail_fast = fail_fast
-        self.resolved = False
 
-    def expire(self) -> None:
-        if not self.future.done() and not self.resolved:
-            self.future.set_exception(DBOSWaitTimeoutError(f"timed out waiting for DBOS batch {self.tracker.spec.key}"))
+    def timeout_message(self) -> str:
+        return f"timed out waiting for DBOS batch {self.tracker.spec.key}"
 
 
 def _set_result(future: asyncio.Future[BatchCounts], counts: BatchCounts) -> None:
@@ -349,14 +347,7 @@ class BatchWaits:
             self._waits.add(wait)
         self._last_probe = 0.0  # a new wait is probed at the next tick
         self._wake()
-        timer = None if deadline is None else wait.loop.call_later(max(0.0, deadline - time.time()), wait.expire)
-        try:
-            return await wait.future
-        finally:
-            if timer is not None:
-                timer.cancel()
-            with self._lock:
-                self._waits.discard(wait)
+        return await wait.until(deadline, self._waits, self._lock)
 
     def probe(self, conn: sa.Connection) -> None:
         """One statement per pending batch, at most every :data:`BATCH_TICK_SECONDS`."""

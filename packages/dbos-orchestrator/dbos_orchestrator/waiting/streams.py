@@ -21,7 +21,6 @@ Reads only, through dbos' own table definitions; nothing is decoded here. No Air
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from dataclasses import dataclass
@@ -30,10 +29,11 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from dbos_orchestrator.exceptions import DBOSWaitTimeoutError
 from dbos_orchestrator.status import DBOSWorkflowStatus
+from dbos_orchestrator.waiting.pending import PendingWait
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Callable
 
 __all__ = [
@@ -94,24 +94,19 @@ def stream_probe_statement(waits: list[tuple[str, str, int]], *, postgres: bool)
     return sa.union_all(statuses, present)
 
 
-class _StreamWait:
-    __slots__ = ("loop", "future", "workflow_id", "key", "offset", "resolved")
+class _StreamWait(PendingWait[StreamObservation]):
+    __slots__ = ("workflow_id", "key", "offset")
 
     def __init__(self, workflow_id: str, key: str, offset: int) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.future: asyncio.Future[StreamObservation] = self.loop.create_future()
+        super().__init__()
         self.workflow_id, self.key, self.offset = workflow_id, key, offset
-        self.resolved = False
 
     @property
     def payload(self) -> str:
         return f"{self.workflow_id}::{self.key}"
 
-    def expire(self) -> None:
-        if not self.future.done() and not self.resolved:
-            self.future.set_exception(
-                DBOSWaitTimeoutError(f"timed out waiting for stream {self.key!r} of DBOS workflow {self.workflow_id}")
-            )
+    def timeout_message(self) -> str:
+        return f"timed out waiting for stream {self.key!r} of DBOS workflow {self.workflow_id}"
 
 
 def _settle(batch: list[tuple[_StreamWait, StreamObservation]]) -> None:
@@ -145,14 +140,7 @@ class StreamWaits:
             self._waits.add(wait)
             self._due = True
         self._wake()
-        timer = None if deadline is None else wait.loop.call_later(max(0.0, deadline - time.time()), wait.expire)
-        try:
-            return await wait.future
-        finally:
-            if timer is not None:
-                timer.cancel()
-            with self._lock:
-                self._waits.discard(wait)
+        return await wait.until(deadline, self._waits, self._lock)
 
     def watched(self) -> set[str]:
         """The notification payloads (``<workflow>::<key>``) that should wake the polling thread."""

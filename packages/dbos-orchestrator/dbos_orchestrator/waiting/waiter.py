@@ -30,7 +30,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dbos_orchestrator.exceptions import DBOSWaitTimeoutError
 from dbos_orchestrator.status import DBOSWorkflowStatus
 from dbos_orchestrator.waiting.batch import BatchWaits
 from dbos_orchestrator.waiting.feed import (
@@ -41,6 +40,7 @@ from dbos_orchestrator.waiting.feed import (
     feed_statement,
     rows_to_completions,
 )
+from dbos_orchestrator.waiting.pending import PendingWait
 from dbos_orchestrator.waiting.probe import bounded_url, listen_round_trip, wait_probe_statement
 from dbos_orchestrator.waiting.streams import STREAMS_CHANNEL, StreamWaits
 
@@ -74,23 +74,18 @@ class Observation:
         return self.status is not None
 
 
-class _Wait:
-    """One pending wait: a future on its caller's loop, settled by the polling thread in batches."""
+class _Wait(PendingWait[Observation]):
+    """One pending wait for a workflow's end (or, with ``key``, an event), settled in batches."""
 
-    __slots__ = ("loop", "future", "workflow_id", "key", "resolved")
+    __slots__ = ("workflow_id", "key")
 
     def __init__(self, workflow_id: str, key: str | None) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.future: asyncio.Future[Observation] = self.loop.create_future()
+        super().__init__()
         self.workflow_id = workflow_id
         self.key = key
-        self.resolved = False  # set by the polling thread: the probe stops asking about it
 
-    def expire(self) -> None:
-        # A wait the polling thread resolved has its result on the way (a _settle callback is
-        # queued on this loop): let it arrive rather than time out and wait all over again.
-        if not self.future.done() and not self.resolved:
-            self.future.set_exception(DBOSWaitTimeoutError(f"timed out waiting for DBOS workflow {self.workflow_id}"))
+    def timeout_message(self) -> str:
+        return f"timed out waiting for DBOS workflow {self.workflow_id}"
 
 
 def _settle(batch: list[tuple[_Wait, Observation]]) -> None:
@@ -145,16 +140,7 @@ class DBOSWaiter:
                 raise RuntimeError("DBOSWaiter is stopped")
             self._waits.add(wait)
         self._wake.set()
-        # The future is awaited directly and the deadline is a timer on the loop: one loop hop
-        # from the polling thread's batch to this coroutine (wait_for + shield took three).
-        timer = None if deadline is None else wait.loop.call_later(max(0.0, deadline - time.time()), wait.expire)
-        try:
-            return await wait.future
-        finally:
-            if timer is not None:
-                timer.cancel()
-            with self._lock:
-                self._waits.discard(wait)
+        return await wait.until(deadline, self._waits, self._lock)
 
     def progress(self, workflow_id: str) -> tuple[DBOSWorkflowStatus | None, tuple[int, str] | None]:
         """What the polling thread last saw of a pending wait: its status and last recorded step."""
