@@ -32,6 +32,7 @@ import pytest
 import sqlalchemy as sa
 from dbos_testkit.child_process import ChildProcess
 from dbos_testkit.processes import MARKS, leftovers, new_mark, with_mark
+from dbos_testkit.tls_server import TLSServer, tls_server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -246,6 +247,26 @@ def client(system_database_url: str, dbos_worker: Worker) -> Iterator[object]:
     c.destroy()
 
 
+TLS_DATABASE = "tls_dbos_sys"
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSServer]:
+    """A private Postgres that speaks only TLS (dbos_testkit.tls_server) with the tests' DBOS worker on it
+    (verify-full, client certificate): tests/integration/test_tls.py and the deployment suite's triggerer."""
+    with tls_server(tmp_path_factory.mktemp("tls"), TLS_DATABASE) as server:
+        worker = Worker(
+            server.url("postgres", **server.client_certificate_query()),
+            ROOT / "tests" / "dbos_app.py",
+            executor_id="tls-worker",
+        )
+        try:
+            worker.wait_ready()
+            yield server
+        finally:
+            worker.stop()
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated SQLite Airflow metadata DB in this session's AIRFLOW_HOME, for ``dag.test()``."""
@@ -259,6 +280,17 @@ def airflow_db() -> Path:
     if done.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return _AIRFLOW_HOME
+
+
+@pytest.fixture
+def no_masking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow's secrets masker registers nothing: a leak would show as the secret itself (the secret
+    sweeps check the provider's own hygiene, not the masker hiding a leak)."""
+    import airflow._shared.secrets_masker.secrets_masker as core_masker
+    import airflow.sdk._shared.secrets_masker.secrets_masker as sdk_masker
+
+    for module in (sdk_masker, core_masker):
+        monkeypatch.setattr(module.SecretsMasker, "add_mask", lambda self, secret, name=None: None)
 
 
 def unique(prefix: str = "wf") -> str:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy as sa
 from conftest import ROOT, unique
+from sweeps import kept_by_airflow, leaks, trigger_ids
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -68,16 +69,6 @@ def role(postgres_server_url: str, system_database_url: str, dbos_worker: object
         server.dispose()
 
 
-@pytest.fixture
-def no_masking(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Airflow's secrets masker registers nothing: a leak would show as the password itself."""
-    import airflow._shared.secrets_masker.secrets_masker as core_masker
-    import airflow.sdk._shared.secrets_masker.secrets_masker as sdk_masker
-
-    for module in (sdk_masker, core_masker):
-        monkeypatch.setattr(module.SecretsMasker, "add_mask", lambda self, secret, name=None: None)
-
-
 def _connections(role: str, system_database_url: str) -> dict[str, dict[str, Any]]:
     url = sa.make_url(system_database_url)
     real = {"conn_type": "dbos", "host": url.host, "port": url.port or 5432, "login": role, "schema": url.database}
@@ -106,32 +97,6 @@ def stop_waiters() -> Iterator[None]:
             waiter.stop()
 
 
-def _kept_by_airflow(dr: Any, trigger_ids: set[int]) -> dict[str, list[str]]:
-    """Every XCom, rendered template field and trigger kwargs of the run, as text."""
-    from airflow.models.renderedtifields import RenderedTaskInstanceFields
-    from airflow.models.trigger import Trigger
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        xcoms = session.query(XComModel).filter_by(dag_id=dr.dag_id, run_id=dr.run_id).all()
-        rendered = session.query(RenderedTaskInstanceFields).filter_by(dag_id=dr.dag_id, run_id=dr.run_id).all()
-        triggers = session.query(Trigger).filter(Trigger.id.not_in(trigger_ids)).all()
-        return {
-            "xcom": [f"{x.task_id}/{x.key}={json.dumps(x.value, default=str)}" for x in xcoms],
-            "rendered": [f"{r.task_id}: {json.dumps(r.rendered_fields, default=str)}" for r in rendered],
-            "trigger": [f"{t.classpath}: {t.encrypted_kwargs} {json.dumps(t.kwargs, default=str)}" for t in triggers],
-        }
-
-
-def _trigger_ids() -> set[int]:
-    from airflow.models.trigger import Trigger
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        return {t.id for t in session.query(Trigger).all()}
-
-
 def test_password_appears_nowhere(
     role: str,
     system_database_url: str,
@@ -155,7 +120,7 @@ def test_password_appears_nowhere(
         "cred_nodb": 'database "no_such_credentials_db_dbos_sys" does not exist',
     }
     for conn_id in connections:
-        before = _trigger_ids()
+        before = trigger_ids()
         capfd.readouterr()
         dr = dag.test(run_conf={"conn": conn_id, "missing": unique("missing")})
         out, err = capfd.readouterr()
@@ -164,12 +129,10 @@ def test_password_appears_nowhere(
         expected_ok = {"ok", "bulk"} if reachable else set()
         assert {t for t, s in states.items() if s == "success"} == expected_ok, (conn_id, states)
         assert evidence[conn_id] in out + err, f"{conn_id}: the failure paths did not run as expected"
-        kept = _kept_by_airflow(dr, before)
+        kept = kept_by_airflow(dr, before)
         if reachable:  # the deferred wait really serialized a trigger, and results reached XCom
             assert len(kept["trigger"]) >= 1, kept["trigger"]
             assert any("result=42" in x for x in kept["xcom"]), kept["xcom"]
         assert kept["rendered"], "no rendered template fields were stored: the check would prove nothing"
-        for where, texts in {"task log": (out + err).splitlines(), **kept}.items():
-            for text in texts:
-                for password in (PASSWORD, WRONG_PASSWORD):
-                    assert password not in text, f"{conn_id}: the password is in a {where}: {text[:500]}"
+        found = leaks((PASSWORD, WRONG_PASSWORD), {"task log": (out + err).splitlines(), **kept})
+        assert found == [], f"{conn_id}: the password is in {found}"

@@ -1,19 +1,23 @@
 """TLS on every connection the provider opens, against a private Postgres with ``ssl = on`` (issue 29).
 
-The server (dbos_testkit.private_postgres) serves a certificate signed by a CA the test makes
-with ``openssl`` (dbos_testkit.tls_certs) and its pg_hba.conf refuses every TCP connection
-without TLS; the user ``postgres`` must also present a client certificate (``hostssl ... cert``),
-the user ``app_user`` only TLS. The tests' DBOS worker runs against it with a client certificate.
+The server (the ``tls`` fixture, dbos_testkit.tls_server) serves a certificate signed by a CA made
+with ``openssl`` and its pg_hba.conf refuses every TCP connection without TLS; the user ``postgres``
+must also present a client certificate (``hostssl ... cert``), the user ``app_user`` only TLS. The
+tests' DBOS worker runs against it with a client certificate.
 
 * ``dbos_tls``: the issue's URI form, ``dbos://app_user@127.0.0.1:<port>/<db>?sslmode=verify-full
   &sslrootcert=<path>``;
 * ``dbos_tls_cert``: the JSON form with the CA, the client certificate and its key as PEM text
   (the key written to a private file by dbos_orchestrator.libpq);
-* ``dbos_tls_wrong_ca``: verify-full with another CA: fails at once, naming TLS, host and database.
+* ``dbos_tls_wrong_ca``: verify-full with another CA: fails at once, naming TLS, host and database;
+  ``dbos_tls_wrong_ca_pem`` the same with the client key as PEM text.
 
 Enqueue + wait in the worker and deferred (dag.test() runs the trigger inline, on the shared
-waiter's connection), a bulk enqueue + batch wait, an event wait woken by LISTEN, the completion
-trigger and the Test button; after them ``pg_stat_ssl`` shows every provider connection encrypted.
+waiter's connection; tests/stack/test_deployment.py runs a deferred wait in a real ``airflow
+triggerer``), a bulk enqueue + batch wait, an event wait woken by LISTEN, the completion trigger and
+the Test button; after them ``pg_stat_ssl`` shows every provider connection encrypted. The client
+key given as PEM text is in no task log, XCom, rendered field, trigger kwargs, error or Test button
+message (Airflow's masker switched off, so that is the provider's own hygiene).
 """
 
 from __future__ import annotations
@@ -26,10 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import ROOT, Worker, unique
+from conftest import ROOT, TLS_DATABASE, unique
 from dbos_orchestrator.exceptions import DBOSConnectionError
-from dbos_testkit.private_postgres import PrivatePostgres
-from dbos_testkit.tls_certs import make_certificates
+from sweeps import kept_by_airflow, leaks, trigger_ids
 
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.triggers.completed import DBOSWorkflowCompletedTrigger
@@ -38,68 +41,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from dbos_testkit.tls_certs import Certificates
+    from dbos_testkit.tls_server import TLSServer
 
-HBA = [
-    "hostssl all postgres 127.0.0.1/32 cert",
-    "hostssl all all 127.0.0.1/32 trust",
-    "host all all 127.0.0.1/32 reject",  # nothing reaches the server over TCP without TLS
-]
-DATABASE = "tls_dbos_sys"
-
-
-class TLSServer:
-    def __init__(self, pg: PrivatePostgres, certs: Certificates, other: Certificates) -> None:
-        self.pg, self.certs, self.other = pg, certs, other
-
-    def url(self, user: str, **query: str) -> str:
-        base = f"postgresql://{user}@127.0.0.1:{self.pg.port}/{DATABASE}"
-        return base + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
-
-    def provider_connections(self) -> list[tuple[str, bool, str]]:
-        """(application_name, ssl, TLS version) of every connection to the system database over TCP."""
-        with self.pg.admin() as conn:
-            return [
-                tuple(row)
-                for row in conn.execute(
-                    sa.text(
-                        "SELECT a.application_name, s.ssl, coalesce(s.version, '') FROM pg_stat_activity a "
-                        "JOIN pg_stat_ssl s USING (pid) WHERE a.datname = :db AND a.client_addr IS NOT NULL"
-                    ),
-                    {"db": DATABASE},
-                )
-            ]
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) -> Iterator[TLSServer]:
-    base = tmp_path_factory.mktemp("tls")
-    certs, other = make_certificates(base / "ca"), make_certificates(base / "other-ca")
-    pg = PrivatePostgres(tls=certs, hba=HBA)
-    pg.start()
-    try:
-        pg.url(DATABASE)
-        with pg.admin() as conn:
-            conn.execute(sa.text("CREATE ROLE app_user LOGIN SUPERUSER"))
-        server = TLSServer(pg, certs, other)
-        worker = Worker(
-            server.url(
-                "postgres",
-                sslmode="verify-full",
-                sslrootcert=str(certs.ca),
-                sslcert=str(certs.client_cert),
-                sslkey=str(certs.client_key),
-            ),
-            ROOT / "tests" / "dbos_app.py",
-            executor_id="tls-worker",
-        )
-        try:
-            worker.wait_ready()
-            yield server
-        finally:
-            worker.stop()
-    finally:
-        pg.close()
+DATABASE = TLS_DATABASE
 
 
 @pytest.fixture(scope="module")
@@ -109,27 +53,18 @@ def conns(tls: TLSServer) -> Iterator[None]:
     os.environ["AIRFLOW_CONN_DBOS_TLS"] = (
         f"dbos://app_user@127.0.0.1:{tls.pg.port}/{DATABASE}?sslmode=verify-full&sslrootcert={tls.certs.ca}"
     )
-    os.environ["AIRFLOW_CONN_DBOS_TLS_CERT"] = json.dumps(
-        {
-            "conn_type": "dbos",
-            "host": "127.0.0.1",
-            "port": tls.pg.port,
-            "login": "postgres",
-            "schema": DATABASE,
-            "extra": {
-                "sslmode": "verify-full",
-                "sslrootcert": tls.certs.ca.read_text(),
-                "sslcert": tls.certs.client_cert.read_text(),
-                "sslkey": tls.certs.client_key.read_text(),
-            },
-        }
-    )
+    pem = tls.client_certificate_pem()
+    cert = {"conn_type": "dbos", "host": "127.0.0.1", "port": tls.pg.port, "login": "postgres", "schema": DATABASE}
+    os.environ["AIRFLOW_CONN_DBOS_TLS_CERT"] = json.dumps({**cert, "extra": pem})
     os.environ["AIRFLOW_CONN_DBOS_TLS_WRONG_CA"] = (
         f"dbos://app_user@127.0.0.1:{tls.pg.port}/{DATABASE}?sslmode=verify-full&sslrootcert={tls.other.ca}"
         "&connect_timeout=30"
     )
+    os.environ["AIRFLOW_CONN_DBOS_TLS_WRONG_CA_PEM"] = json.dumps(
+        {**cert, "extra": {**pem, "sslrootcert": tls.other.ca.read_text()}}
+    )
     yield
-    for name in ("DBOS_TLS", "DBOS_TLS_CERT", "DBOS_TLS_WRONG_CA"):
+    for name in ("DBOS_TLS", "DBOS_TLS_CERT", "DBOS_TLS_WRONG_CA", "DBOS_TLS_WRONG_CA_PEM"):
         os.environ.pop(f"AIRFLOW_CONN_{name}", None)
 
 
@@ -140,7 +75,7 @@ def states(dr: Any) -> dict[str, str]:
 def assert_all_encrypted(tls: TLSServer, at_least: int) -> None:
     rows = tls.provider_connections()
     assert len(rows) >= at_least, rows
-    assert all(ssl and version.startswith("TLSv1.") for _, ssl, version in rows), rows
+    assert all(ssl and version.startswith("TLSv1.") for _, ssl, version, _ in rows), rows
 
 
 @pytest.fixture(scope="module")
@@ -152,15 +87,24 @@ def dagbag(conns: None, airflow_db: Path) -> Any:
     return bag
 
 
-def test_dag_of_every_wait_with_a_client_certificate(tls: TLSServer, dagbag: Any) -> None:
+def test_dag_of_every_wait_with_a_client_certificate(
+    tls: TLSServer, dagbag: Any, no_masking: None, capfd: pytest.CaptureFixture[str]
+) -> None:
     """Worker and deferred waits, a bulk enqueue with its batch wait, a send and an event wait, all over
     verify-full TLS with a client certificate given as PEM text (no timing asserted: dag.test() on a
-    loaded machine took 60-120 s for these 8 tasks, most of it Airflow's own task start-up)."""
+    loaded machine took 60-120 s for these 8 tasks, most of it Airflow's own task start-up). The key
+    is in none of the task logs, XComs, rendered fields or trigger kwargs of the run."""
     from dbos_orchestrator.waiting.waiter import running_waiters
 
     conn_id = "dbos_tls_cert"
+    before = trigger_ids()
+    capfd.readouterr()
     dr = dagbag.get_dag("dbos_tls_waits").test(run_conf={"conn_id": conn_id})
+    out, err = capfd.readouterr()
     assert set(states(dr).values()) == {"success"} and len(states(dr)) == 8, states(dr)
+    kept = kept_by_airflow(dr, before)
+    assert kept["trigger"] and kept["xcom"] and kept["rendered"], kept  # the sweep has something to look at
+    assert leaks(tls.key_lines(), {"task log": (out + err).splitlines(), **kept}) == []
     # The deferred waits ran on the shared waiter, whose LISTEN works here (checked by a round trip).
     waiter = running_waiters().get(conn_id)
     assert waiter is not None and waiter.listening, running_waiters()
@@ -236,13 +180,18 @@ def test_no_client_certificate_is_named(tls: TLSServer, conns: None, monkeypatch
     assert not ok and "requires a client certificate" in message, message
 
 
-def test_key_material_never_in_errors_or_repr(tls: TLSServer, conns: None) -> None:
-    key = tls.certs.client_key.read_text()
-    body = "".join(key.strip().splitlines()[1:-1])
+def test_key_material_never_in_errors_or_repr(tls: TLSServer, conns: None, no_masking: None) -> None:
     settings = DBOSHook("dbos_tls_cert").settings
     url = sa.make_url(settings.system_database_url)
     shown = [repr(settings), settings.system_database_url, json.dumps(settings.client_kwargs())]
-    assert all(body[:40] not in text for text in shown), shown
+    ok, message = DBOSHook("dbos_tls_cert").test_connection()
+    assert ok, message
+    failed, wrong_ca = DBOSHook("dbos_tls_wrong_ca_pem").test_connection()
+    assert not failed and "TLS verification failed" in wrong_ca, wrong_ca
+    with pytest.raises(DBOSConnectionError, match="TLS verification failed") as raised:
+        DBOSHook("dbos_tls_wrong_ca_pem").enqueue({"workflow_name": "wf_double", "queue_name": "q"}, 1)
+    errors = [message, wrong_ca, str(raised.value), repr(raised.value)]
+    assert leaks(tls.key_lines(), {"shown": shown, "Test button or error": errors}) == []
     key_file = str(url.query["sslkey"])
     import os
     import stat

@@ -19,14 +19,18 @@ import re
 import signal
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import pytest
 from conftest import ROOT, Worker, unique
 from dbos_testkit.airflow_stack import AirflowStack
 from dbos_testkit.private_postgres import PrivatePostgres
+from sweeps import leaks
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from dbos_testkit.tls_server import TLSServer
 
 pytestmark = pytest.mark.deployment
 
@@ -194,7 +198,8 @@ DAGS = ROOT / "tests" / "dags" / "deployment"
 @pytest.fixture(scope="module")
 def stack(system_database_url: str, dbos_worker: Worker) -> Iterator[AirflowStack]:
     """api-server, scheduler, dag-processor, triggerer, LocalExecutor, fresh Postgres metadata DB."""
-    s = AirflowStack(DAGS, env={"AIRFLOW_CONN_DBOS_DEFAULT": _conn_json(system_database_url)})
+    env = {"AIRFLOW_CONN_DBOS_DEFAULT": _conn_json(system_database_url), "AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}
+    s = AirflowStack(DAGS, env=env)
     try:
         s.start()
         for dag_id in (
@@ -203,6 +208,7 @@ def stack(system_database_url: str, dbos_worker: Worker) -> Iterator[AirflowStac
             "dbos_deploy_killed",
             "dbos_deploy_killed_deferrable",
             "dbos_deploy_send",
+            "dbos_deploy_tls",
         ):
             s.wait_dag(dag_id, timeout=180)
         yield s
@@ -258,6 +264,84 @@ def _wait_log(
     stack.wait_until(
         lambda: text in stack.task_log(dag_id, run_id, task_id, 1), timeout, f"{text!r} logged", interval=0.5
     )
+
+
+TLS_CONN = "dbos_tls_pem"  # the connection of DAG dbos_deploy_tls (tests/dags/deployment)
+
+
+def _triggerer_ports(stack: AirflowStack, port: int) -> set[int]:
+    """Local ports of the triggerer's (and its trigger runner's) TCP connections to ``port``."""
+    import psutil
+
+    top = psutil.Process(stack.pid("triggerer"))
+    return {
+        c.laddr.port
+        for proc in [top, *top.children(recursive=True)]
+        for c in proc.net_connections("tcp")
+        if c.raddr and c.raddr.port == port
+    }
+
+
+def _xcom_values(stack: AirflowStack, dag_id: str, run_id: str) -> list[str]:
+    out = []
+    for ti in stack.task_instances(dag_id, run_id):
+        base = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/xcomEntries"
+        for entry in stack.api("GET", base)["xcom_entries"]:
+            out.append(json.dumps(stack.api("GET", f"{base}/{entry['key']}")))
+    return out
+
+
+def test_deferred_waits_over_tls_in_a_real_triggerer(stack: AirflowStack, tls: TLSServer) -> None:
+    """Issue 29: an enqueue waited for deferred and a deferred event sensor (LISTEN) run in the real
+    ``airflow triggerer`` over verify-full TLS with a client certificate whose key is PEM text in a
+    connection made through the REST API; the triggerer's connection shows in ``pg_stat_ssl``. The key
+    is then in no component or task log, XCom, Test button message (REST API) or DBOS tab/page."""
+    from dbos import DBOSPortableJSONSerializer
+    from dbos_orchestrator.client import DBOSClient
+
+    dag_id = "dbos_deploy_tls"
+    pem = tls.client_certificate_pem()
+    conn = {"conn_type": "dbos", "host": "127.0.0.1", "port": tls.port, "login": "postgres", "schema": tls.database}
+    wrong_ca = {**conn, "extra": json.dumps({**pem, "sslrootcert": tls.other.ca.read_text()})}
+    stack.api("POST", "/connections", json={**conn, "connection_id": TLS_CONN, "extra": json.dumps(pem)})
+    stack.api("POST", "/connections", json={**wrong_ca, "connection_id": f"{TLS_CONN}_wrong_ca"})
+    run_id = stack.trigger(dag_id)
+    for task_id in ("run", "event"):
+        stack.wait_ti(dag_id, run_id, task_id, {"deferred"}, timeout=180)
+    # The triggerer's shared waiter connects when it runs the triggers: its connections are TLS ones.
+    stack.wait_until(lambda: bool(_triggerer_ports(stack, tls.port)), 60, "the triggerer connected", interval=0.5)
+    ports = _triggerer_ports(stack, tls.port)
+    encrypted = {port: ssl for _, ssl, _, port in tls.provider_connections()}
+    assert all(encrypted.get(p) for p in ports), (ports, encrypted)
+    client = DBOSClient(
+        system_database_url=tls.url("postgres", **tls.client_certificate_query()),
+        serializer=DBOSPortableJSONSerializer(),
+    )
+    try:
+        for task_id in ("run", "start"):
+            client.send(_wid(dag_id, run_id, task_id), "ok", "go")
+    finally:
+        client.destroy()
+    assert stack.wait_run(dag_id, run_id, {"success"}, timeout=180) == "success", stack.task_instances(dag_id, run_id)
+    for task_id in ("run", "event"):
+        assert stack.task_instance(dag_id, run_id, task_id)["try_number"] == 1
+        assert "Pausing task as DEFERRED" in stack.task_log(dag_id, run_id, task_id, 1), task_id
+
+    tested = stack.api("POST", "/connections/test", json={**conn, "connection_id": "t", "extra": json.dumps(pem)})
+    failed = stack.api("POST", "/connections/test", json={**wrong_ca, "connection_id": "t2"})
+    assert tested["status"] and not failed["status"] and "TLS verification failed" in failed["message"], failed
+    tab = stack.page(f"/dbos/ti/{dag_id}/run/-1/{quote(run_id, safe='')}")
+    listing = stack.page("/dbos/workflows", conn_id=TLS_CONN)
+    broken = stack.page("/dbos/workflows", conn_id=f"{TLS_CONN}_wrong_ca")
+    assert tab.status_code == 200 and _wid(dag_id, run_id) in tab.text, tab.text[:2000]
+    assert listing.status_code == 200 and broken.status_code >= 400 and "TLS verification failed" in broken.text
+    shown = {
+        "Test button": [tested["message"], failed["message"]],
+        "DBOS tab/page": [tab.text, listing.text, broken.text],
+        "XCom": _xcom_values(stack, dag_id, run_id),
+        "log": _all_lines(stack),
+    }
+    assert leaks(tls.key_lines(), shown) == []
 
 
 def test_killed_task_processes_reattach_and_send_once(stack: AirflowStack, client: Any, dbos_worker: Worker) -> None:

@@ -286,6 +286,10 @@ class AirflowStack:
             raise RuntimeError(f"{method} {path}: {resp.status_code} {resp.text[:500]}")
         return resp.json() if resp.content else None
 
+    def page(self, path: str, **params: Any) -> httpx.Response:
+        """GET a page the API server serves outside ``/api/v2`` (a plugin's, e.g. ``/dbos/workflows``) as admin."""
+        return self._http.get(path, params=params, headers=self._auth())
+
     def wait_dag(self, dag_id: str, timeout: float = 120) -> None:
         """Wait until the dag-processor has serialized ``dag_id``."""
         self.wait_until(lambda: self._dag_exists(dag_id), timeout, f"DAG {dag_id} parsed")

@@ -15,6 +15,7 @@ from airflow.sdk import DAG
 
 from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS
 from dbos_airflow.operators.dbos import DBOSEnqueueOperator, DBOSSendOperator
+from dbos_airflow.sensors.dbos import DBOSEventSensor
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 COMMON: dict[str, Any] = {
@@ -88,6 +89,27 @@ with DAG("dbos_deploy_send", params={"destination": ""}, **COMMON):
         retries=2,
         retry_delay=timedelta(seconds=1),
     )
+
+# Over TLS in the real triggerer (issue 29): the connection ``dbos_tls_pem`` (client key as PEM text), made
+# by the test through the REST API, reaches a private Postgres that speaks only TLS. Both workflows wait
+# for the test's message "go" (sent once both tasks deferred): an enqueue waited for deferred, and a
+# deferred event sensor woken by LISTEN.
+TLS_CONN = "dbos_tls_pem"
+with DAG("dbos_deploy_tls", **COMMON):
+    tls: dict[str, Any] = {
+        "workflow_name": "wf_event_recv",
+        "queue_name": "q",
+        "workflow_args": ["go"],
+        "retry_mode": "fail",
+    }
+    DBOSEnqueueOperator(
+        task_id="run", **tls, wait_for_completion=True, deferrable=True, timeout=600, dbos_conn_id=TLS_CONN
+    )
+    start = DBOSEnqueueOperator(task_id="start", **tls, dbos_conn_id=TLS_CONN)
+    DBOSEventSensor(
+        task_id="event", workflow_id=start.output, key="status", expected_value="done", deferrable=True,
+        timeout=600, dbos_conn_id=TLS_CONN,
+    )  # fmt: skip
 
 
 # Workflows that end at once or within moments, mapped and deferrable (docs/architecture.md,
