@@ -10,7 +10,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 from dbos_orchestrator.forms import as_json
-from dbos_orchestrator.messages import batch_progress_message
+from dbos_orchestrator.messages import batch_progress_message, first_ended_message
 from dbos_orchestrator.serialization import check_serialization
 from dbos_orchestrator.status import FAILURE_STATUSES, SUCCESS_STATUSES, DBOSWorkflowStatus
 
@@ -356,13 +356,7 @@ class DBOSWaitFirstSensor(_DBOSSensor):
     def _first(self, spec: BatchSpec, counts: Any) -> dict[str, Any] | None:
         first = self.hook.service().first_ended(spec, counts)
         if first is not None:
-            self.log.info(
-                "DBOS workflow %s (item %d of %d) ended first: %s",
-                first["workflow_id"],
-                first["index"],
-                spec.count,
-                first["status"],
-            )
+            self.log.info("%s", first_ended_message(first, spec.count))
         return first
 
     def awaited_workflow_id(self, context: Context) -> str:

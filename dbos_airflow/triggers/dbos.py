@@ -31,12 +31,12 @@ from dbos_airflow.contract.events import TriggerEventKind, trigger_event_payload
 from dbos_airflow.hooks.dbos import DBOSHook
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from dbos_orchestrator.waiting.batch import CountTracker
     from dbos_orchestrator.waiting.waiter import DBOSWaiter, Observation
 
-C = TypeVar("C")
+T = TypeVar("T")
 
 
 class _DBOSTrigger(BaseTrigger):
@@ -89,37 +89,37 @@ class _DBOSTrigger(BaseTrigger):
     async def _waiter(self) -> DBOSWaiter:
         return await self.hook.get_waiter_async()
 
+    async def _in_steps(self, observe: Callable[[float], Awaitable[T]], progress: Callable[[float], str]) -> T | None:
+        """``await observe(until)`` in steps of ~30 s, logging ``progress(waited)`` after each; None at ``end_time``."""
+        started = time.time()
+        while True:
+            step_end = time.time() + PROGRESS_LOG_SECONDS
+            deadline = step_end if self.end_time is None else min(self.end_time, step_end)
+            try:
+                return await observe(deadline)
+            except DBOSWaitTimeoutError:
+                if self.end_time is not None and time.time() >= self.end_time:
+                    return None
+                self.log.info(progress(time.time() - started))
+
     async def _observe(self, key: str | None = None) -> Observation | None:
         """The waiter's observation, logging progress every ~30 s; None on timeout."""
         waiter = await self._waiter()
-        started = time.time()
-        while True:
-            step_end = time.time() + PROGRESS_LOG_SECONDS
-            deadline = step_end if self.end_time is None else min(self.end_time, step_end)
-            try:
-                return await waiter.observe(self.workflow_id, key, deadline=deadline)
-            except DBOSWaitTimeoutError:
-                if self.end_time is not None and time.time() >= self.end_time:
-                    return None
-                status, last_step = waiter.progress(self.workflow_id)
-                self.log.info(progress_message(self.workflow_id, status, last_step, time.time() - started))
+        return await self._in_steps(
+            lambda until: waiter.observe(self.workflow_id, key, deadline=until),
+            lambda waited: progress_message(self.workflow_id, *waiter.progress(self.workflow_id), waited),
+        )
 
     async def _observe_counts(
-        self, tracker: CountTracker[C], progress: Callable[[C, float], str], fail_fast: bool = False
-    ) -> C | None:
+        self, tracker: CountTracker[T], progress: Callable[[T, float], str], fail_fast: bool = False
+    ) -> T | None:
         """The shared waiter's count wait (a batch, a queue's backlog) until done, logging ``progress(counts,
         waited)`` every ~30 s; None at ``end_time``."""
         waiter = await self._waiter()
-        started = time.time()
-        while True:
-            step_end = time.time() + PROGRESS_LOG_SECONDS
-            deadline = step_end if self.end_time is None else min(self.end_time, step_end)
-            try:
-                return await waiter.batches.observe(tracker, fail_fast=fail_fast, deadline=deadline)
-            except DBOSWaitTimeoutError:
-                if self.end_time is not None and time.time() >= self.end_time:
-                    return None
-                self.log.info(progress(tracker.counts, time.time() - started))
+        return await self._in_steps(
+            lambda until: waiter.batches.observe(tracker, fail_fast=fail_fast, deadline=until),
+            lambda waited: progress(tracker.counts, waited),
+        )
 
     async def _cancel(self) -> None:
         await self.hook.cancel_workflow_async(self.workflow_id)

@@ -130,6 +130,11 @@ def batch_progress_message(total: int, by_status: dict[str, int], waited: float 
     return f"{total - pending:,}/{total:,} ended{after}: {parts}; {pending:,} pending"
 
 
+def first_ended_message(first: dict[str, Any], count: int) -> str:
+    """Which of ``count`` workflows ended first (``DBOSService.first_ended``'s answer)."""
+    return f"DBOS workflow {first['workflow_id']} (item {first['index']} of {count}) ended first: {first['status']}"
+
+
 def queue_progress_message(
     queue_name: str, backlog: dict[str, int], max_backlog: int, waited: float | None = None
 ) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSWaitTimeoutError
-from dbos_orchestrator.messages import batch_progress_message
+from dbos_orchestrator.messages import batch_progress_message, first_ended_message
 from dbos_orchestrator.outcome import FAILURES_NAMED, batch_result
 from dbos_orchestrator.retry import check_retry_mode
 from dbos_orchestrator.store.bulk import enqueue_many
@@ -138,6 +138,12 @@ async def wait(
     return await asyncio.to_thread(service.result, workflow_id, log=lambda line: logger.info("%s", line))
 
 
+def _batch_of(workflow_ids: Sequence[str]) -> BatchSpec:
+    if isinstance(workflow_ids, (str, bytes)) or not isinstance(workflow_ids, Sequence):
+        raise DBOSOptionsError(f"workflow_ids must be a list of ids, got {type(workflow_ids).__name__}")
+    return BatchSpec.of_ids(workflow_ids)
+
+
 async def wait_many(
     database: DBOSSystemDatabase,
     workflow_ids: Sequence[str],
@@ -156,9 +162,7 @@ async def wait_many(
     ``timeout_seconds``) cancels the ones still active unless ``cancel_on_timeout=False``; a crash
     cancels nothing.
     """
-    if isinstance(workflow_ids, (str, bytes)) or not isinstance(workflow_ids, Sequence):
-        raise DBOSOptionsError(f"workflow_ids must be a list of ids, got {type(workflow_ids).__name__}")
-    spec = BatchSpec.of_ids(workflow_ids)
+    spec = _batch_of(workflow_ids)
     service = database.service(log=logger)
     started = time.time()
     deadline = own_deadline(started)
@@ -198,9 +202,7 @@ async def wait_first(
     """Wait until the first of ``workflow_ids`` ends (DBOS' ``wait_first``), as one wait; return which:
     ``{"workflow_id", "index", "status"}``, whatever its status. A listed id with no workflow fails naming
     it; a timeout cancels nothing (the workflows are not this task's)."""
-    if isinstance(workflow_ids, (str, bytes)) or not isinstance(workflow_ids, Sequence):
-        raise DBOSOptionsError(f"workflow_ids must be a list of ids, got {type(workflow_ids).__name__}")
-    spec = BatchSpec.of_ids(workflow_ids)
+    spec = _batch_of(workflow_ids)
     service = database.service(log=logger)
     started = time.time()
     deadline = own_deadline(started)
@@ -215,13 +217,7 @@ async def wait_first(
         raise DBOSWaitTimeoutError(f"Gave up waiting after {timeout}s for {what}")
     first = await asyncio.to_thread(service.first_ended, spec, counts)
     assert first is not None  # done: one ended
-    logger.info(
-        "DBOS workflow %s (item %d of %d) ended first: %s",
-        first["workflow_id"],
-        first["index"],
-        spec.count,
-        first["status"],
-    )
+    logger.info("%s", first_ended_message(first, spec.count))
     return first
 
 

@@ -168,17 +168,24 @@ async def test_own_wait_timeout_cancels_and_says_why(database: Any, rows: sa.Eng
     assert dict(workflow_rows(rows, wid))[wid] == "CANCELLED"
 
 
-async def test_send_is_delivered_once_across_task_retries(database: Any) -> None:
-    """packages/prefect-dbos/README.md, "Retries": a retried send task delivers its message once (derived idempotency key)."""
+def sends_then_fails(database: Any) -> Any:
+    """A task that sends "hello" on topic "t" to ``destination`` (one id or a list), then fails its first try."""
     tries = {"n": 0}
 
     @task(retries=1, retry_delay_seconds=0)
-    async def send_then_fail(wid: str) -> str:
-        key = await asend_message(database, wid, "hello", topic="t")
+    async def send_then_fail(destination: str | list[str]) -> str:
+        key = await asend_message(database, destination, "hello", topic="t")
         tries["n"] += 1
         if tries["n"] == 1:
             raise RuntimeError("fails after sending")
         return key
+
+    return send_then_fail
+
+
+async def test_send_is_delivered_once_across_task_retries(database: Any) -> None:
+    """packages/prefect-dbos/README.md, "Retries": a retried send task delivers its message once (derived idempotency key)."""
+    send_then_fail = sends_then_fails(database)
 
     @flow
     async def sender() -> Any:
@@ -192,15 +199,7 @@ async def test_send_is_delivered_once_across_task_retries(database: Any) -> None
 async def test_send_to_many_once_across_retries_and_wait_for_the_first(database: Any) -> None:
     """packages/prefect-dbos/README.md, "Tasks": a list of destinations is one ``send_bulk``, delivered once per
     destination across a task retry; ``aawait_first_workflow`` returns which of several ended first."""
-    tries = {"n": 0}
-
-    @task(retries=1, retry_delay_seconds=0)
-    async def send_then_fail(wids: list[str]) -> str:
-        key = await asend_message(database, wids, "hello", topic="t")
-        tries["n"] += 1
-        if tries["n"] == 1:
-            raise RuntimeError("fails after sending")
-        return key
+    send_then_fail = sends_then_fails(database)
 
     @flow
     async def sender() -> Any:
