@@ -29,8 +29,9 @@ class DBOSQueueSensor(BaseSensorOperator, DBOSTaskMixin):
     """
     Wait until a DBOS queue's backlog (its ENQUEUED, DELAYED and PENDING workflows) is at most
     ``max_backlog``; returns ``{"queue_name", "backlog"}`` (the counts by status). One statement per
-    poke; deferred, one :class:`~dbos_airflow.triggers.dbos.DBOSQueueTrigger` on the shared waiter
-    (one statement per tick for the wait, however many tasks wait).
+    poke (an instance's first also checks that the queue is registered); deferred, one
+    :class:`~dbos_airflow.triggers.dbos.DBOSQueueTrigger` on the shared waiter (one statement per tick
+    for the wait, however many tasks wait).
 
     :param queue_name: the queue (templated); an unregistered one fails naming the registered ones.
     :param max_backlog: the most active workflows the queue may hold, >= 0 (templated).
