@@ -18,6 +18,9 @@ kind                     extra keys                                  task result
                                                                      ended, or one failed with fail_fast):
                                                                      :func:`dbos_orchestrator.outcome.batch_result`;
                                                                      ``workflow_id`` is the batch's key
+``queue_below``          ``queue_name``, ``backlog``                 the queue's backlog by status (at most
+                                                                     the sensor's ``max_backlog``);
+                                                                     ``workflow_id`` is ``queue <name>``
 ``stream_ended``         ``key``, ``offset``, ``closed``,            the stream's values (closed, or the
                          ``status``                                  workflow stopped: an ended workflow
                                                                      by the outcome rule first)
@@ -53,6 +56,7 @@ class TriggerEventKind(str, Enum):
     EVENT_PUBLISHED = "event_published"
     ENDED_WITHOUT_EVENT = "ended_without_event"
     BATCH_ENDED = "batch_ended"
+    QUEUE_BELOW = "queue_below"
     STREAM_ENDED = "stream_ended"
     NOT_FOUND = "not_found"
     TIMEOUT = "timeout"
@@ -68,6 +72,7 @@ _REQUIRED: dict[TriggerEventKind, tuple[str, ...]] = {
     TriggerEventKind.EVENT_PUBLISHED: ("key", "value"),
     TriggerEventKind.ENDED_WITHOUT_EVENT: ("key", "status"),
     TriggerEventKind.BATCH_ENDED: ("batch", "counts"),
+    TriggerEventKind.QUEUE_BELOW: ("queue_name", "backlog"),
     TriggerEventKind.STREAM_ENDED: ("key", "offset", "closed", "status"),
     TriggerEventKind.NOT_FOUND: (),
     TriggerEventKind.TIMEOUT: (),

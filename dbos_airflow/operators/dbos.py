@@ -344,14 +344,14 @@ class DBOSSendOperator(DBOSBaseOperator):
         return key
 
     def _send_bulk(self, context: Context, destinations: list[str], key: str) -> str:
-        from dbos import SendMessage
         from dbos_orchestrator.serialization import choose_format
 
         remember_workflow(context, self.dbos_conn_id)
-        messages = [SendMessage(d, self.message, self.topic, f"{key}:{d}") for d in destinations]
         fmt = choose_format(self.serialization, self.hook.settings.serialization_type)
-        self.hook.get_client().send_bulk(messages, serialization_type=fmt)
+        self.hook.service().send_bulk(
+            destinations, self.message, topic=self.topic, idempotency_key=key, serialization_type=fmt
+        )
         self.log.info(
-            "Sent message to %d DBOS workflows in one transaction (idempotency key %s:<id>)", len(messages), key
+            "Sent message to %d DBOS workflows in one transaction (idempotency key %s:<id>)", len(destinations), key
         )
         return key

@@ -330,6 +330,7 @@ def create_app() -> FastAPI:
             task_links=links,
             static=_static(request),
             clock=data.clock_of(hook),
+            queues_link=access.may_all_dags(user, access.READ) and f"{root}/queues?{urlencode({'conn_id': conn_id})}",
         )
         return _html(html)
 

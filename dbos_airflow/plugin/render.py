@@ -189,8 +189,10 @@ def list_page(
     task_links: dict[str, str],
     static: str,
     clock: Clock | None = None,
+    queues_link: str | bool = False,
 ) -> str:
-    """The nav page: filters, one row per workflow, pagination (times as ``clock`` keeps them)."""
+    """The nav page: filters, one row per workflow, pagination (times as ``clock`` keeps them); the link to
+    the queues view when its reader may open it."""
     return _render(
         "list.html",
         title="DBOS workflows",
@@ -206,6 +208,7 @@ def list_page(
         task_links=task_links,
         static=static,
         clock=clock or Clock(),
+        queues_link=queues_link,
     )
 
 

@@ -1,4 +1,5 @@
-"""Sensors that wait for a DBOS workflow (or many) to end or to publish an event (poke, reschedule, deferrable)."""
+"""Sensors that wait for a DBOS workflow (or many, or the first of many) to end or to publish an event (poke,
+reschedule, deferrable)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 from dbos_orchestrator.forms import as_json
-from dbos_orchestrator.messages import batch_progress_message
+from dbos_orchestrator.messages import batch_progress_message, first_ended_message
 from dbos_orchestrator.serialization import check_serialization
 from dbos_orchestrator.status import FAILURE_STATUSES, SUCCESS_STATUSES, DBOSWorkflowStatus
 
@@ -79,7 +80,7 @@ class _DBOSSensor(BaseSensorOperator, DBOSTaskMixin):
             return self._execute(context)
 
     def _execute(self, context: Context) -> Any:
-        remember_workflow(context, self.dbos_conn_id, self.workflow_id)
+        self._remember(context)
         if not self.deferrable:
             return super().execute(context)
         done = self.defer_unless_known(
@@ -89,6 +90,9 @@ class _DBOSSensor(BaseSensorOperator, DBOSTaskMixin):
             on_timeout=lambda: self.on_wait_timeout(context, {"workflow_id": self.workflow_id}),
         )
         return done.xcom_value
+
+    def _remember(self, context: Context) -> None:
+        remember_workflow(context, self.dbos_conn_id, self.workflow_id)
 
     def awaited_workflow_id(self, context: Context) -> str:
         return self.workflow_id
@@ -301,4 +305,74 @@ class DBOSWorkflowsSensor(BaseSensorOperator, DBOSBatchMixin):
         raise AirflowSensorTimeout(
             f"Sensor timed out after {self.timeout}s waiting for DBOS batch {event['workflow_id']}: "
             + batch_progress_message(int(event["counts"]["total"]), event["counts"]["by_status"])
+        )
+
+
+class DBOSWaitFirstSensor(_DBOSSensor):
+    """
+    Wait until the **first** of several DBOS workflows ends (DBOS' ``wait_first``); return which:
+    ``{"workflow_id", "index", "status"}`` (whatever its status: read its result downstream, e.g. with
+    :class:`DBOSWorkflowSensor` on ``{{ ti.xcom_pull(task_ids='first')['workflow_id'] }}``). One statement
+    per poke whatever the list's length; deferred, one :class:`~dbos_airflow.triggers.dbos.DBOSBatchTrigger`
+    (``first=True``) on the shared waiter. A listed id with no workflow fails the task naming it.
+
+    :param workflow_ids: the workflows (templated; a JSON list or e.g. a bulk task's return value).
+    :param dbos_conn_id: the ``dbos`` connection.
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    """
+
+    template_fields: Sequence[str] = dbos_template_fields("workflow_ids")
+    accepted_event_kinds: ClassVar[frozenset[TriggerEventKind]] = frozenset({TriggerEventKind.BATCH_ENDED})
+
+    def __init__(self, *, workflow_ids: Sequence[str] | str, **kwargs: Any) -> None:
+        super().__init__(workflow_id="", **kwargs)
+        self.workflow_ids = workflow_ids
+
+    def _spec(self) -> BatchSpec:
+        from dbos_orchestrator.waiting.batch import BatchSpec
+
+        return BatchSpec.of_ids(as_json("workflow_ids", self.workflow_ids, list))
+
+    def _remember(self, context: Context) -> None:
+        self.workflow_id = self._spec().key  # the wait's key: what the trigger's event names
+        remember_workflow(context, self.dbos_conn_id)  # no single workflow to link
+
+    def _trigger(self, *, end_time: float | None, not_before: float) -> BaseTrigger:
+        spec = self._spec()
+        return DBOSBatchTrigger(
+            workflow_id=spec.key,
+            batch=spec.to_json(),
+            first=True,
+            dbos_conn_id=self.dbos_conn_id,
+            end_time=end_time,
+            not_before=not_before,
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        spec = self._spec()
+        counts = self.hook.service().batch_counts(spec)
+        if not counts.ended:
+            self.log.info("DBOS workflows: none of %d ended yet (%s)", counts.total, dict(counts.by_status))
+            return False
+        return PokeReturnValue(True, self._first(spec, counts))
+
+    def _first(self, spec: BatchSpec, counts: Any) -> dict[str, Any] | None:
+        first = self.hook.service().first_ended(spec, counts)
+        if first is not None:
+            self.log.info("%s", first_ended_message(first, spec.count))
+        return first
+
+    def awaited_workflow_id(self, context: Context) -> str:
+        return self._spec().key
+
+    def complete(self, context: Context, event: dict[str, Any]) -> Any:
+        spec = self._spec()
+        return self._first(spec, self.hook.service().batch_counts(spec))
+
+    def on_wait_timeout(self, context: Context, event: dict[str, Any]) -> NoReturn:
+        spec = self._spec()
+        counts = self.hook.service().batch_counts(spec)
+        raise AirflowSensorTimeout(
+            f"Sensor timed out after {self.timeout}s waiting for the first of {spec.count} DBOS workflows: "
+            + batch_progress_message(counts.total, counts.by_status)
         )

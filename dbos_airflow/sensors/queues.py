@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from dbos_orchestrator.exceptions import DBOSOptionsError
+from airflow.sdk.configuration import conf
+from airflow.sdk.exceptions import AirflowSensorTimeout
 from dbos_orchestrator.forms import as_text
-from dbos_orchestrator.operations.queues import BACKLOG_STATUSES, queue_backlog, read_queues
+from dbos_orchestrator.messages import queue_progress_message
+from dbos_orchestrator.operations.queues import QueueBacklog
 
+from dbos_airflow.contract.events import TriggerEventKind
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.operators.base import UI_COLOR, DBOSTaskMixin, dbos_template_fields
+from dbos_airflow.triggers.dbos import DBOSQueueTrigger
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -23,44 +28,82 @@ __all__ = ["DBOSQueueSensor"]
 class DBOSQueueSensor(BaseSensorOperator, DBOSTaskMixin):
     """
     Wait until a DBOS queue's backlog (its ENQUEUED, DELAYED and PENDING workflows) is at most
-    ``max_backlog``; pushes the counts by status (its return value). One statement per poke. Use
-    ``mode="reschedule"`` to free the worker slot between pokes (this sensor does not defer yet).
+    ``max_backlog``; returns ``{"queue_name", "backlog"}`` (the counts by status). One statement per
+    poke (an instance's first also checks that the queue is registered); deferred, one
+    :class:`~dbos_airflow.triggers.dbos.DBOSQueueTrigger` on the shared waiter (one statement per tick
+    for the wait, however many tasks wait).
 
     :param queue_name: the queue (templated); an unregistered one fails naming the registered ones.
     :param max_backlog: the most active workflows the queue may hold, >= 0 (templated).
     :param dbos_conn_id: the ``dbos`` connection.
+    :param deferrable: wait in the triggerer instead of a worker slot.
     """
 
     ui_color = UI_COLOR
     template_fields: Sequence[str] = dbos_template_fields("queue_name", "max_backlog")
+    accepted_event_kinds: ClassVar[frozenset[TriggerEventKind]] = frozenset({TriggerEventKind.QUEUE_BELOW})
 
     def __init__(
         self,
         *,
         queue_name: str,
         max_backlog: int | str = 0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         dbos_conn_id: str = DBOSHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.queue_name = queue_name
         self.max_backlog = max_backlog
+        self.deferrable = deferrable
         self.dbos_conn_id = dbos_conn_id
+        self._backlog: QueueBacklog | None = None
+
+    def backlog(self) -> QueueBacklog:
+        """The wait (its fields checked, naming them), kept across this instance's pokes."""
+        if self._backlog is None:
+            self._backlog = QueueBacklog(as_text(self.queue_name), self.max_backlog)
+        return self._backlog
+
+    def execute(self, context: Context) -> Any:
+        with self._dbos_call():
+            backlog = self.backlog()
+            if not self.deferrable:
+                return super().execute(context)
+            return self.defer_unless_known(
+                lambda: self._check(),
+                partial(
+                    DBOSQueueTrigger,
+                    workflow_id=backlog.key,
+                    queue_name=backlog.queue_name,
+                    max_backlog=backlog.max_backlog,
+                    dbos_conn_id=self.dbos_conn_id,
+                ),
+                timeout=self.timeout,
+                on_timeout=lambda: self.on_wait_timeout(context, {"backlog": backlog.counts}),
+            )
+
+    def _check(self) -> dict[str, Any] | None:
+        """The sensor's answer when the backlog is small enough now (one statement), else None."""
+        backlog = self.backlog()
+        done = backlog.check(self.hook.get_client())
+        self.log.info("%s", queue_progress_message(backlog.queue_name, backlog.counts, backlog.max_backlog))
+        return {"queue_name": backlog.queue_name, "backlog": backlog.counts} if done else None
 
     def poke(self, context: Context) -> PokeReturnValue:
-        with self._dbos_call():
-            name = as_text(self.queue_name)
-            try:
-                limit = int(self.max_backlog)
-            except (TypeError, ValueError):
-                limit = -1
-            if limit < 0:
-                raise DBOSOptionsError(f"max_backlog={self.max_backlog!r} must be a whole number >= 0")
-            client = self.hook.get_client()
-            if not read_queues(client, [name]):
-                known = ", ".join(q["name"] for q in read_queues(client)) or "none"
-                raise DBOSOptionsError(f"queue_name={name!r} is not a registered DBOS queue; registered: {known}")
-            counts = queue_backlog(client, [name]).get(name, dict.fromkeys(BACKLOG_STATUSES, 0))
-            total = sum(counts.values())
-            self.log.info("DBOS queue %s holds %d active workflow(s) %s; waiting for <= %d", name, total, counts, limit)
-            return PokeReturnValue(is_done=total <= limit, xcom_value={"queue_name": name, "backlog": counts})
+        answer = self._check()
+        return PokeReturnValue(is_done=answer is not None, xcom_value=answer)
+
+    def awaited_workflow_id(self, context: Context) -> str:
+        return self.backlog().key
+
+    def complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        self.log.info("DBOS queue %s holds %s: done", event["queue_name"], event["backlog"])
+        return {"queue_name": event["queue_name"], "backlog": event["backlog"]}
+
+    def on_wait_timeout(self, context: Context, event: dict[str, Any]) -> NoReturn:
+        backlog = self.backlog()
+        raise AirflowSensorTimeout(
+            f"Sensor timed out after {self.timeout}s: "
+            + queue_progress_message(backlog.queue_name, event.get("backlog") or backlog.counts, backlog.max_backlog)
+        )

@@ -1,4 +1,4 @@
-"""Deferrable waits on DBOS workflows: completion and published events.
+"""Deferrable waits on DBOS workflows: completion, published events, batches, a queue's backlog.
 
 Both triggers share the per-process waiter (:mod:`dbos_orchestrator.waiting.waiter`: one polling
 loop and two connections per DBOS connection, however many tasks are deferred). They carry
@@ -14,11 +14,16 @@ from __future__ import annotations
 import asyncio
 import time
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from dbos_orchestrator.exceptions import DBOSWaitTimeoutError
-from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS, batch_progress_message, progress_message
+from dbos_orchestrator.messages import (
+    PROGRESS_LOG_SECONDS,
+    batch_progress_message,
+    progress_message,
+    queue_progress_message,
+)
 from dbos_orchestrator.waiting.probe import is_transient_db_error
 
 from dbos_airflow.contract.deferral import hold_until
@@ -26,9 +31,12 @@ from dbos_airflow.contract.events import TriggerEventKind, trigger_event_payload
 from dbos_airflow.hooks.dbos import DBOSHook
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
+    from dbos_orchestrator.waiting.batch import CountTracker
     from dbos_orchestrator.waiting.waiter import DBOSWaiter, Observation
+
+T = TypeVar("T")
 
 
 class _DBOSTrigger(BaseTrigger):
@@ -81,20 +89,37 @@ class _DBOSTrigger(BaseTrigger):
     async def _waiter(self) -> DBOSWaiter:
         return await self.hook.get_waiter_async()
 
-    async def _observe(self, key: str | None = None) -> Observation | None:
-        """The waiter's observation, logging progress every ~30 s; None on timeout."""
-        waiter = await self._waiter()
+    async def _in_steps(self, observe: Callable[[float], Awaitable[T]], progress: Callable[[float], str]) -> T | None:
+        """``await observe(until)`` in steps of ~30 s, logging ``progress(waited)`` after each; None at ``end_time``."""
         started = time.time()
         while True:
             step_end = time.time() + PROGRESS_LOG_SECONDS
             deadline = step_end if self.end_time is None else min(self.end_time, step_end)
             try:
-                return await waiter.observe(self.workflow_id, key, deadline=deadline)
+                return await observe(deadline)
             except DBOSWaitTimeoutError:
                 if self.end_time is not None and time.time() >= self.end_time:
                     return None
-                status, last_step = waiter.progress(self.workflow_id)
-                self.log.info(progress_message(self.workflow_id, status, last_step, time.time() - started))
+                self.log.info(progress(time.time() - started))
+
+    async def _observe(self, key: str | None = None) -> Observation | None:
+        """The waiter's observation, logging progress every ~30 s; None on timeout."""
+        waiter = await self._waiter()
+        return await self._in_steps(
+            lambda until: waiter.observe(self.workflow_id, key, deadline=until),
+            lambda waited: progress_message(self.workflow_id, *waiter.progress(self.workflow_id), waited),
+        )
+
+    async def _observe_counts(
+        self, tracker: CountTracker[T], progress: Callable[[T, float], str], fail_fast: bool = False
+    ) -> T | None:
+        """The shared waiter's count wait (a batch, a queue's backlog) until done, logging ``progress(counts,
+        waited)`` every ~30 s; None at ``end_time``."""
+        waiter = await self._waiter()
+        return await self._in_steps(
+            lambda until: waiter.batches.observe(tracker, fail_fast=fail_fast, deadline=until),
+            lambda waited: progress(tracker.counts, waited),
+        )
 
     async def _cancel(self) -> None:
         await self.hook.cancel_workflow_async(self.workflow_id)
@@ -278,49 +303,45 @@ class DBOSEventTrigger(_DBOSTrigger):
 
 class DBOSBatchTrigger(_DBOSTrigger):
     """
-    Fires when every workflow of a batch has ended (with ``fail_fast``, at the first failure),
-    or at ``end_time``: **one** trigger for the whole batch, probed by the shared waiter with
-    one statement per tick whatever the batch's size (docs/batch.md, "How the wait works").
+    Fires when every workflow of a batch has ended (with ``fail_fast``, at the first failure; with
+    ``first``, when any one ended: DBOS' ``wait_first``), or at ``end_time``: **one** trigger for the
+    whole batch, probed by the shared waiter with one statement per tick whatever the batch's size
+    (docs/batch.md, "How the wait works").
     Logs ``6,210/10,000 ended: 6,190 SUCCESS, 20 ERROR; 3,790 pending`` every ~30 s.
 
     :param batch: the batch (:meth:`dbos_orchestrator.waiting.batch.BatchSpec.to_json`: a prefix
         and a count for derived ids, else the ids).
     :param fail_fast: fire at the first item that ended in anything but success.
+    :param first: fire when the first item ended, whatever its status.
     :param workflow_id: the batch's key (what the event names; the task checks it).
     :param cancel_on_kill: cancel the batch's active workflows when a person kills the deferred task.
     """
 
-    def __init__(self, *, batch: dict[str, Any], fail_fast: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, batch: dict[str, Any], fail_fast: bool = False, first: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.batch = batch
         self.fail_fast = fail_fast
+        self.first = first
 
     def _kwargs(self) -> dict[str, Any]:
-        return {**super()._kwargs(), "batch": self.batch, "fail_fast": self.fail_fast}
+        out = {**super()._kwargs(), "batch": self.batch, "fail_fast": self.fail_fast}
+        return {**out, "first": True} if self.first else out  # rows stored without it serialize back unchanged
 
     async def _events(self) -> AsyncIterator[TriggerEvent]:
         from dbos_orchestrator.waiting.batch import BatchSpec, BatchTracker
 
         try:
-            tracker = BatchTracker(BatchSpec.from_json(self.batch))
-            waiter = await self._waiter()
-            started = time.time()
-            while True:
-                step_end = time.time() + PROGRESS_LOG_SECONDS
-                deadline = step_end if self.end_time is None else min(self.end_time, step_end)
-                try:
-                    counts = await waiter.batches.observe(tracker, fail_fast=self.fail_fast, deadline=deadline)
-                    break
-                except DBOSWaitTimeoutError:
-                    if self.end_time is not None and time.time() >= self.end_time:
-                        yield self._event(TriggerEventKind.TIMEOUT, batch=self.batch, counts=tracker.counts.to_json())
-                        return
-                    counts = tracker.counts
-                    self.log.info(batch_progress_message(counts.total, counts.by_status, time.time() - started))
+            tracker = BatchTracker(BatchSpec.from_json(self.batch), first=self.first)
+            counts = await self._observe_counts(
+                tracker, lambda c, waited: batch_progress_message(c.total, c.by_status, waited), self.fail_fast
+            )
         except Exception as exc:  # noqa: BLE001 - reported to execute_complete, which fails
             yield self._event(TriggerEventKind.ERROR, message=f"{type(exc).__name__}: {exc}")
             return
-        yield self._event(TriggerEventKind.BATCH_ENDED, batch=self.batch, counts=counts.to_json())
+        if counts is None:
+            yield self._event(TriggerEventKind.TIMEOUT, batch=self.batch, counts=tracker.counts.to_json())
+        else:
+            yield self._event(TriggerEventKind.BATCH_ENDED, batch=self.batch, counts=counts.to_json())
 
     async def _cancel(self) -> None:
         from dbos_orchestrator.waiting.batch import BatchSpec
@@ -330,3 +351,39 @@ class DBOSBatchTrigger(_DBOSTrigger):
         await self.hook.get_client_async()
         cancelled = await asyncio.to_thread(lambda: self.hook.service(settings).cancel_batch(spec))
         self.log.info("Cancelled %d active DBOS workflow(s) of batch %s", cancelled, spec.key)
+
+
+class DBOSQueueTrigger(_DBOSTrigger):
+    """
+    Fires when a DBOS queue holds at most ``max_backlog`` active workflows (ENQUEUED, DELAYED,
+    PENDING), or at ``end_time``: the shared waiter probes it with one statement per batch tick
+    (:class:`~dbos_orchestrator.operations.queues.QueueBacklog`), however many tasks wait.
+
+    :param queue_name: the queue.
+    :param max_backlog: the most active workflows it may hold.
+    :param workflow_id: the wait's key, ``queue <name>`` (what the event names; the sensor checks it).
+    """
+
+    def __init__(self, *, queue_name: str, max_backlog: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.queue_name = queue_name
+        self.max_backlog = max_backlog
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {**super()._kwargs(), "queue_name": self.queue_name, "max_backlog": self.max_backlog}
+
+    async def _events(self) -> AsyncIterator[TriggerEvent]:
+        from dbos_orchestrator.operations.queues import QueueBacklog
+
+        try:
+            backlog = QueueBacklog(self.queue_name, self.max_backlog)
+            counts = await self._observe_counts(
+                backlog, lambda c, waited: queue_progress_message(self.queue_name, c, self.max_backlog, waited)
+            )
+        except Exception as exc:  # noqa: BLE001 - reported to execute_complete, which fails
+            yield self._event(TriggerEventKind.ERROR, message=f"{type(exc).__name__}: {exc}")
+            return
+        if counts is None:
+            yield self._event(TriggerEventKind.TIMEOUT, queue_name=self.queue_name, backlog=backlog.counts)
+        else:
+            yield self._event(TriggerEventKind.QUEUE_BELOW, queue_name=self.queue_name, backlog=counts)

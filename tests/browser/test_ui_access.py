@@ -431,9 +431,14 @@ def test_queues_view_only_for_who_reads_every_dag(stack: Stack, user: str) -> No
     """docs/ui.md, "Permissions": the queues view counts every DAG's workflows, so it is shown only to a
     user who may read the connection and all DAGs (here: admin); the others get a 403 and no counts."""
     r = requests.get(f"{stack.base}/dbos/queues", headers=stack.headers(user), timeout=30)
+    listing = requests.get(f"{stack.base}/dbos/workflows", headers=stack.headers(user), timeout=30)
+    # the DBOS page links the view for whoever may open it, and only for them
+    assert ('id="queues-link"' in listing.text) is (r.status_code == 200), (user, listing.status_code)
     if READS[user] >= {"alpha", "beta", "unowned"}:
         assert r.status_code == 200, said(r)
-        assert 'id="dbos-queues"' in r.text and '<tr class="queue"><td>q</td>' in r.text and "DBOS schedules" in r.text
+        assert 'href="/dbos/queues?conn_id=dbos_default"' in listing.text, listing.text[:2000]
+        assert 'id="dbos-queues"' in r.text and "DBOS schedules" in r.text
+        assert '<tr class="queue"><td><a href="/dbos/workflows?conn_id=dbos_default&amp;queue=q">q</a></td>' in r.text
     else:
         assert r.status_code == 403, (user, r.status_code)
         # refused for the connection first (the simple auth manager's viewers), else for the DAGs

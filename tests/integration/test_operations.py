@@ -105,6 +105,71 @@ def test_bad_queue_limit_through_dag_test_fails_the_task(
     assert client.retrieve_queue(name) is None
 
 
+# -- waits: the first of several workflows, a queue's back-pressure (deferred on the shared waiter) ------
+
+
+def test_wait_first_and_queue_backlog_defer_and_say_which(
+    dagbag: Any, client: DBOSClient, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import threading
+
+    from dbos_orchestrator.waiting.waiter import running_waiters
+
+    from dbos_airflow.exceptions import DBOSWorkflowNotFoundError
+    from dbos_airflow.sensors.dbos import DBOSWaitFirstSensor
+    from dbos_airflow.sensors.queues import DBOSQueueSensor
+
+    # dag.test() has no scheduler to race (contract/deferral.py): defer after 1 s, hold the event 1 s.
+    monkeypatch.setattr("dbos_airflow.operators.base.CHECK_IN_WORKER_SECONDS", 1.0)
+    monkeypatch.setattr("dbos_airflow.contract.deferral.HOLD_EVENT_SECONDS", 1.0)
+    queue, topic = unique("pressure"), unique("go")
+    client.register_queue(queue)  # nobody polls it: what is delayed there stays
+    held = [
+        client.enqueue({"queue_name": queue, "workflow_name": "wf_noop", "delay_seconds": 3600}).workflow_id
+        for _ in range(2)
+    ]
+    gated = client.enqueue({"queue_name": "q", "workflow_name": "wf_event_recv"}, topic).workflow_id
+    # Each answer comes only once its trigger waits on the process's shared waiter (dag.test() runs triggers
+    # inline): the trigger, not the in-worker check, sees it.
+    actions = {
+        "batch-of-3-": lambda: client.send(gated, "go", topic),
+        f"queue {queue}": lambda: client.cancel_workflows(held),
+    }
+    stop = threading.Event()
+
+    def act_once_waited_on() -> None:
+        while actions and not stop.is_set():
+            waited = [k for w in running_waiters().values() for k in w.batches.keys()]
+            for key in [k for k in actions if any(w.startswith(k) for w in waited)]:
+                actions.pop(key)()
+            time.sleep(0.1)
+
+    helper = threading.Thread(target=act_once_waited_on, daemon=True)
+    helper.start()
+    capfd.readouterr()
+    try:
+        dr = run(dagbag, "dbos_t_ops_waits", ids=[held[0], gated, held[1]], queue=queue)
+    finally:
+        stop.set()
+        helper.join(5)
+        client.cancel_workflows([*held, gated])
+    text = task_log(capfd)
+    assert states(dr) == {"first": "success", "first_poke": "success", "drained": "success"}, text[-3000:]
+    assert actions == {}  # both waits deferred to the shared waiter
+    which = {"workflow_id": gated, "index": 1, "status": "SUCCESS"}
+    assert xcoms(dr, "first") == [which] and xcoms(dr, "first_poke") == [which]
+    assert f"DBOS workflow {gated} (item 1 of 3) ended first: SUCCESS" in text
+    assert xcoms(dr, "drained") == [{"queue_name": queue, "backlog": {"DELAYED": 0, "ENQUEUED": 0, "PENDING": 0}}]
+    assert f"DBOS queue {queue} holds 2 active workflow(s) (DELAYED 2); waiting for <= 0" in text
+    with pytest.raises(DBOSWorkflowNotFoundError, match="no DBOS workflow with id 'no-such-workflow'"):
+        DBOSWaitFirstSensor(task_id="f", workflow_ids=[gated, "no-such-workflow"], timeout=30).execute(
+            {"ti": FakeTI("f")}
+        )
+    with pytest.raises(AirflowFailException, match="max_backlog=-1 must be a whole number >= 0"):
+        DBOSQueueSensor(task_id="s", queue_name=queue, max_backlog=-1).execute({"ti": FakeTI("s")})
+    client.delete_queue(queue)
+
+
 # -- schedules -------------------------------------------------------------------------
 
 

@@ -1,20 +1,24 @@
-"""The service's batch operations (docs/batch.md): a batch's counts and items, the wait for it in a worker, and
-cancelling what is still active; mixed into :class:`~dbos_orchestrator.service.DBOSService`."""
+"""The service's batch operations (docs/batch.md): a batch's counts and items, the wait for it in a worker, which
+item ended first (DBOS' ``wait_first``), and cancelling what is still active; mixed into
+:class:`~dbos_orchestrator.service.DBOSService`."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS
+from dbos_orchestrator.messages import PROGRESS_LOG_SECONDS, workflow_not_found_message
 
 if TYPE_CHECKING:
     import logging
     from collections.abc import Callable, Iterable
 
     from dbos_orchestrator.client import DBOSClient
+    from dbos_orchestrator.exceptions import DBOSWorkflowNotFoundError
     from dbos_orchestrator.waiting.batch import BatchCounts, BatchSpec, BatchTracker
 
-__all__ = ["BatchService"]
+__all__ = ["FIRST_CANDIDATES", "BatchService"]
+
+FIRST_CANDIDATES = 1000  # which ended first is chosen among at most this many ended items (list order)
 
 
 class BatchService:
@@ -22,6 +26,7 @@ class BatchService:
 
     client: DBOSClient
     log: logging.Logger | logging.LoggerAdapter[Any] | Any
+    not_found: type[DBOSWorkflowNotFoundError]
 
     def get_workflow_statuses(self, workflow_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         raise NotImplementedError  # DBOSService's
@@ -89,6 +94,20 @@ class BatchService:
             progress_every=progress_every,
             say=lambda counts, waited: say(batch_progress_message(counts.total, counts.by_status, waited)),
         )
+
+    def first_ended(self, spec: BatchSpec, counts: BatchCounts) -> dict[str, Any] | None:
+        """Which item of the batch ended first (DBOS' ``wait_first``): ``{"workflow_id", "index", "status"}``,
+        the earliest ``updated_at`` among the ended ones (ties: list order); None while none ended. A listed
+        id without a workflow raises :attr:`not_found` naming it (it would never end: a typo, or purged)."""
+        if not counts.ended:
+            return None
+        ended = self.batch_items(spec, statuses=counts.ended_statuses(), limit=FIRST_CANDIDATES)
+        missing = [wid for _, wid, status in ended if status is None]
+        if missing:
+            raise self.not_found(workflow_not_found_message(missing[0], self.client.target))
+        rows = self.get_workflow_statuses([wid for _, wid, _ in ended])
+        index, wid, status = min(ended, key=lambda item: (rows.get(item[1], {}).get("updated_at") or 0, item[0]))
+        return {"workflow_id": wid, "index": index, "status": status}
 
     def cancel_batch(self, spec: BatchSpec, chunk: int = 1000) -> int:
         """Cancel the batch's workflows that are still active (ended ones are left); returns how many were."""

@@ -130,6 +130,23 @@ def batch_progress_message(total: int, by_status: dict[str, int], waited: float 
     return f"{total - pending:,}/{total:,} ended{after}: {parts}; {pending:,} pending"
 
 
+def first_ended_message(first: dict[str, Any], count: int) -> str:
+    """Which of ``count`` workflows ended first (``DBOSService.first_ended``'s answer)."""
+    return f"DBOS workflow {first['workflow_id']} (item {first['index']} of {count}) ended first: {first['status']}"
+
+
+def queue_progress_message(
+    queue_name: str, backlog: dict[str, int], max_backlog: int, waited: float | None = None
+) -> str:
+    """One line of a queue back-pressure wait: ``DBOS queue orders holds 12 active workflow(s) (ENQUEUED 9,
+    PENDING 3); waiting for <= 5``."""
+    parts = ", ".join(f"{s} {n:,}" for s, n in sorted(backlog.items()) if n) or "none"
+    after = f" after {waited:.0f}s" if waited is not None else ""
+    total = sum(backlog.values())
+    held = f"DBOS queue {queue_name} holds {total:,} active workflow(s) ({parts}){after}"
+    return f"{held}; waiting for <= {max_backlog:,}"
+
+
 STREAM_VALUE_CHARS = 1000  # a stream value longer than this is cut in the log, with a marker
 
 

@@ -252,6 +252,27 @@ class DBOSService(BatchService):
         if workflow_ids:
             self.client.cancel_workflows(workflow_ids)
 
+    def send_bulk(
+        self,
+        destination_ids: Sequence[str],
+        message: Any,
+        *,
+        topic: str | None,
+        idempotency_key: str,
+        serialization_type: WorkflowSerializationFormat,
+    ) -> None:
+        """Send ``message`` to every destination in one transaction (DBOS' ``send_bulk``), each under its own
+        key ``<idempotency_key>:<destination>``: a retry delivers it once per destination, all or none."""
+        from dbos import SendMessage
+
+        bad = [d for d in destination_ids if not isinstance(d, str) or not d]
+        if not destination_ids or bad or len(set(destination_ids)) != len(destination_ids):
+            raise DBOSOptionsError(
+                f"destination_id={list(destination_ids)!r} must be a non-empty list of distinct workflow ids"
+            )
+        messages = [SendMessage(d, message, topic, f"{idempotency_key}:{d}") for d in destination_ids]
+        self.client.send_bulk(messages, serialization_type=serialization_type)
+
     def set_workflow_delay(self, workflow_id: str, delay_seconds: Any) -> bool:
         """Move a DELAYED workflow's start to ``delay_seconds`` from now (0: at once); returns whether it
         was DELAYED (DBOS changes nothing otherwise: the line logged says so). A missing id raises

@@ -11,6 +11,7 @@ from prefect_dbos.database import DBOSSystemDatabase
 from prefect_dbos.flows import run_dbos_workflow_and_wait_for_completion
 from prefect_dbos.jobs import DBOSWorkflow, DBOSWorkflowRun
 from prefect_dbos.manage import (
+    aawait_first_workflow,
     acancel_workflow,
     afork_workflow,
     aget_workflow_event,
@@ -24,6 +25,7 @@ from prefect_dbos.manage import (
     get_workflow_status,
     resume_workflow,
     send_message,
+    wait_for_first_workflow,
     wait_for_workflow_event,
 )
 from prefect_dbos.stream_tasks import aread_stream, read_stream
@@ -45,6 +47,7 @@ __all__ = [
     "DBOSWorkflow",
     "DBOSWorkflowRun",
     "__version__",
+    "aawait_first_workflow",
     "acancel_workflow",
     "aenqueue_workflow",
     "aenqueue_workflows",
@@ -68,6 +71,7 @@ __all__ = [
     "read_stream",
     "run_dbos_workflow_and_wait_for_completion",
     "send_message",
+    "wait_for_first_workflow",
     "wait_for_workflow",
     "wait_for_workflows",
     "wait_for_workflow_event",

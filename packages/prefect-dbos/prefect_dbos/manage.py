@@ -1,5 +1,6 @@
-"""Prefect tasks that read and manage DBOS workflows: status, events, messages, cancel, resume,
-fork (async first, ``a``-prefixed, each with a sync twin; nothing cached).
+"""Prefect tasks that read and manage DBOS workflows: status, events, messages (one or many
+destinations), the first of several to end, cancel, resume, fork (async first, ``a``-prefixed, each
+with a sync twin; nothing cached).
 
 A retried send delivers its message once and a retried fork makes one fork (README, "Retries").
 """
@@ -16,9 +17,12 @@ from prefect.utilities.asyncutils import run_coro_as_sync
 from prefect_dbos import operations
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from prefect_dbos.database import DBOSSystemDatabase
 
 __all__ = [
+    "aawait_first_workflow",
     "acancel_workflow",
     "afork_workflow",
     "aget_workflow_event",
@@ -32,6 +36,7 @@ __all__ = [
     "get_workflow_status",
     "resume_workflow",
     "send_message",
+    "wait_for_first_workflow",
     "wait_for_workflow_event",
 ]
 
@@ -96,7 +101,7 @@ def wait_for_workflow_event(
 @task(name="send-dbos-message", cache_policy=NO_CACHE)
 async def asend_message(
     database: DBOSSystemDatabase,
-    destination_id: str,
+    destination_id: str | Sequence[str],
     message: Any,
     *,
     topic: str | None = None,
@@ -104,7 +109,9 @@ async def asend_message(
 ) -> str:
     """Send ``message`` to a workflow (``DBOS.recv(topic)``), exactly once across retries; return the key.
 
-    :param destination_id: the receiving workflow.
+    :param destination_id: the receiving workflow, or a list of them: then every one gets the message in
+        one transaction (DBOS' ``send_bulk``), each under its own key ``<key>:<destination>``, so a retry
+        delivers it once per destination.
     :param message: the message (JSON-able with portable serialization).
     :param topic: the topic (None: the default topic).
     :param idempotency_key: explicit key; default derived from the flow run and the call.
@@ -117,7 +124,7 @@ async def asend_message(
 @task(name="send-dbos-message", cache_policy=NO_CACHE)
 def send_message(
     database: DBOSSystemDatabase,
-    destination_id: str,
+    destination_id: str | Sequence[str],
     message: Any,
     *,
     topic: str | None = None,
@@ -129,6 +136,28 @@ def send_message(
             database, destination_id, message, logger=get_run_logger(), topic=topic, idempotency_key=idempotency_key
         )
     )
+
+
+@task(name="wait-for-first-dbos-workflow", cache_policy=NO_CACHE)
+async def aawait_first_workflow(
+    database: DBOSSystemDatabase, workflow_ids: Sequence[str], *, timeout: float | None = None
+) -> dict[str, Any]:
+    """Wait until the **first** of several workflows ends (DBOS' ``wait_first``), as one wait on the shared
+    waiter; return which: ``{"workflow_id", "index", "status"}``, whatever its status (read its result with
+    ``await_workflow``). A listed id with no workflow fails naming it; a timeout cancels nothing.
+
+    :param workflow_ids: the workflows (e.g. what ``aenqueue_workflows`` returned).
+    :param timeout: seconds to wait (None: as long as it takes); passing it fails the task.
+    """
+    return await operations.wait_first(database, workflow_ids, logger=get_run_logger(), timeout=timeout)
+
+
+@task(name="wait-for-first-dbos-workflow", cache_policy=NO_CACHE)
+def wait_for_first_workflow(
+    database: DBOSSystemDatabase, workflow_ids: Sequence[str], *, timeout: float | None = None
+) -> dict[str, Any]:
+    """Sync twin of :func:`aawait_first_workflow`."""
+    return _sync(operations.wait_first(database, workflow_ids, logger=get_run_logger(), timeout=timeout))
 
 
 # -- manage -------------------------------------------------------------------------------

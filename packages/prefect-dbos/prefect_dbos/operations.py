@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSWaitTimeoutError
-from dbos_orchestrator.messages import batch_progress_message
+from dbos_orchestrator.messages import batch_progress_message, first_ended_message
 from dbos_orchestrator.outcome import FAILURES_NAMED, batch_result
 from dbos_orchestrator.retry import check_retry_mode
 from dbos_orchestrator.store.bulk import enqueue_many
@@ -138,6 +138,12 @@ async def wait(
     return await asyncio.to_thread(service.result, workflow_id, log=lambda line: logger.info("%s", line))
 
 
+def _batch_of(workflow_ids: Sequence[str]) -> BatchSpec:
+    if isinstance(workflow_ids, (str, bytes)) or not isinstance(workflow_ids, Sequence):
+        raise DBOSOptionsError(f"workflow_ids must be a list of ids, got {type(workflow_ids).__name__}")
+    return BatchSpec.of_ids(workflow_ids)
+
+
 async def wait_many(
     database: DBOSSystemDatabase,
     workflow_ids: Sequence[str],
@@ -156,9 +162,7 @@ async def wait_many(
     ``timeout_seconds``) cancels the ones still active unless ``cancel_on_timeout=False``; a crash
     cancels nothing.
     """
-    if isinstance(workflow_ids, (str, bytes)) or not isinstance(workflow_ids, Sequence):
-        raise DBOSOptionsError(f"workflow_ids must be a list of ids, got {type(workflow_ids).__name__}")
-    spec = BatchSpec.of_ids(workflow_ids)
+    spec = _batch_of(workflow_ids)
     service = database.service(log=logger)
     started = time.time()
     deadline = own_deadline(started)
@@ -192,6 +196,31 @@ async def wait_many(
     return summary
 
 
+async def wait_first(
+    database: DBOSSystemDatabase, workflow_ids: Sequence[str], *, logger: Any, timeout: float | None = None
+) -> dict[str, Any]:
+    """Wait until the first of ``workflow_ids`` ends (DBOS' ``wait_first``), as one wait; return which:
+    ``{"workflow_id", "index", "status"}``, whatever its status. A listed id with no workflow fails naming
+    it; a timeout cancels nothing (the workflows are not this task's)."""
+    spec = _batch_of(workflow_ids)
+    service = database.service(log=logger)
+    started = time.time()
+    deadline = own_deadline(started)
+    counts, done = await wait_until_batch_done(
+        database, spec, timeout=within_own_timeout(timeout, deadline), fail_fast=False, logger=logger, first=True
+    )
+    if not done:
+        line = batch_progress_message(counts.total, counts.by_status, time.time() - started)
+        what = f"the first of {counts.total:,} DBOS workflows: {line}"
+        if own_timeout_passed(deadline):
+            raise own_timeout_error(what)
+        raise DBOSWaitTimeoutError(f"Gave up waiting after {timeout}s for {what}")
+    first = await asyncio.to_thread(service.first_ended, spec, counts)
+    assert first is not None  # done: one ended
+    logger.info("%s", first_ended_message(first, spec.count))
+    return first
+
+
 def cancel_many_on_own_timeout(database: DBOSSystemDatabase, workflow_ids: Sequence[str], logger: Any) -> None:
     """The task's own ``timeout_seconds`` passed while it waited for ``workflow_ids``: cancel the
     active ones, in this thread (the task is being stopped)."""
@@ -220,17 +249,32 @@ async def event(database: DBOSSystemDatabase, workflow_id: str, key: str, *, log
 
 async def send(
     database: DBOSSystemDatabase,
-    destination_id: str,
+    destination_id: str | Sequence[str],
     message: Any,
     *,
     logger: Any,
     topic: str | None = None,
     idempotency_key: str | None = None,
 ) -> str:
-    """Send a message once across retries (derived idempotency key); return the key."""
+    """Send a message once across retries (derived idempotency key); return the key. A list of
+    destinations is one transaction (DBOS' ``send_bulk``), each under ``<key>:<destination>``."""
     key = idempotency_key or derived_key(
         "send", destination_id, topic, message, run=await asyncio.to_thread(current_run)
     )
+    if not isinstance(destination_id, str):
+        destinations = list(destination_id)
+        service = database.service(log=logger)
+        await asyncio.to_thread(
+            lambda: service.send_bulk(
+                destinations,
+                message,
+                topic=topic,
+                idempotency_key=key,
+                serialization_type=database.serialization_type,
+            )
+        )
+        logger.info("Sent message to %d DBOS workflows in one transaction (key %s:<id>)", len(destinations), key)
+        return key
     client = database.get_client()
     await asyncio.to_thread(
         client.send, destination_id, message, topic, key, serialization_type=database.serialization_type

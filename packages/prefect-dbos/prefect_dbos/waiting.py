@@ -93,16 +93,23 @@ async def wait_until_ended(
 
 
 async def wait_until_batch_done(
-    database: DBOSSystemDatabase, spec: BatchSpec, *, timeout: float | None, fail_fast: bool, logger: Any
+    database: DBOSSystemDatabase,
+    spec: BatchSpec,
+    *,
+    timeout: float | None,
+    fail_fast: bool,
+    logger: Any,
+    first: bool = False,
 ) -> tuple[BatchCounts, bool]:
     """Wait for every workflow of ``spec`` as **one** wait on the shared waiter: one statement per
     batch tick whatever the batch's size. Returns the counts and whether the batch is done (every
-    item ended or, with ``fail_fast``, one failed); False: ``timeout`` passed first.
+    item ended or, with ``fail_fast``, one failed, or with ``first``, one ended); False: ``timeout``
+    passed first.
 
     :param logger: receives a progress line (``6,210/10,000 ended: ...``) every ``PROGRESS_SECONDS``.
     """
     waiter = await database.waiter()
-    tracker = BatchTracker(spec)
+    tracker = BatchTracker(spec, first=first)
 
     def progress(waited: float) -> str:
         return batch_progress_message(tracker.counts.total, tracker.counts.by_status, waited)

@@ -16,6 +16,7 @@ from prefect_dbos import (
     get_workflow_status,
     resume_workflow,
     send_message,
+    wait_for_first_workflow,
     wait_for_workflow,
     wait_for_workflow_event,
 )
@@ -33,7 +34,9 @@ def test_the_sync_twins(database: Any) -> None:
         result = wait_for_workflow(database, wid)
         done = get_workflow_event(database, wid, "status")
         fork_id = fork_workflow(database, wid, 1)
-        bulk = [wait_for_workflow(database, i) for i in enqueue_workflows(database, QUEUE, "wf_double", [[1], [2]])]
+        ids = enqueue_workflows(database, QUEUE, "wf_double", [[1], [2]])
+        bulk = [wait_for_workflow(database, i) for i in ids]
+        first = wait_for_first_workflow(database, ids, timeout=60)
         return {
             "waiting": waiting,
             "cancelled": cancelled,
@@ -41,9 +44,12 @@ def test_the_sync_twins(database: Any) -> None:
             "done": done,
             "fork": fork_id,
             "bulk": bulk,
+            "first": (first, ids),
         }
 
     out = sync_flow()
     assert out["waiting"] == "waiting" and out["cancelled"] == "CANCELLED"
     assert out["result"] == "got:go" and out["done"] == "done" and out["bulk"] == [2, 4]
+    first, ids = out["first"]
+    assert first["status"] == "SUCCESS" and first["workflow_id"] == ids[first["index"]]
     assert database.service().get_workflow_status_with_fork(out["fork"])["forked_from"] is not None

@@ -19,6 +19,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, Ar
 from prefect_dbos import (
     DBOSSystemDatabase,
     DBOSWorkflow,
+    aawait_first_workflow,
     acancel_workflow,
     aenqueue_workflow,
     aenqueue_workflows,
@@ -167,17 +168,24 @@ async def test_own_wait_timeout_cancels_and_says_why(database: Any, rows: sa.Eng
     assert dict(workflow_rows(rows, wid))[wid] == "CANCELLED"
 
 
-async def test_send_is_delivered_once_across_task_retries(database: Any) -> None:
-    """packages/prefect-dbos/README.md, "Retries": a retried send task delivers its message once (derived idempotency key)."""
+def sends_then_fails(database: Any) -> Any:
+    """A task that sends "hello" on topic "t" to ``destination`` (one id or a list), then fails its first try."""
     tries = {"n": 0}
 
     @task(retries=1, retry_delay_seconds=0)
-    async def send_then_fail(wid: str) -> str:
-        key = await asend_message(database, wid, "hello", topic="t")
+    async def send_then_fail(destination: str | list[str]) -> str:
+        key = await asend_message(database, destination, "hello", topic="t")
         tries["n"] += 1
         if tries["n"] == 1:
             raise RuntimeError("fails after sending")
         return key
+
+    return send_then_fail
+
+
+async def test_send_is_delivered_once_across_task_retries(database: Any) -> None:
+    """packages/prefect-dbos/README.md, "Retries": a retried send task delivers its message once (derived idempotency key)."""
+    send_then_fail = sends_then_fails(database)
 
     @flow
     async def sender() -> Any:
@@ -186,6 +194,29 @@ async def test_send_is_delivered_once_across_task_retries(database: Any) -> None
         return await await_workflow(database, wid)
 
     assert await sender() == ["hello"]
+
+
+async def test_send_to_many_once_across_retries_and_wait_for_the_first(database: Any) -> None:
+    """packages/prefect-dbos/README.md, "Tasks": a list of destinations is one ``send_bulk``, delivered once per
+    destination across a task retry; ``aawait_first_workflow`` returns which of several ended first."""
+    send_then_fail = sends_then_fails(database)
+
+    @flow
+    async def sender() -> Any:
+        never = await aenqueue_workflow(database, QUEUE, "wf_recv_all", ["nobody-sends", 1, 120])
+        wids = [await aenqueue_workflow(database, QUEUE, "wf_recv_all", ["t", 2, 3]) for _ in range(2)]
+        await send_then_fail(wids)
+        first = await aawait_first_workflow(database, [never, *wids], timeout=60)
+        results = [await await_workflow(database, wid) for wid in wids]
+        await acancel_workflow(database, never)
+        typo = await aawait_first_workflow(database, [never, "no-such-workflow"], timeout=60, return_state=True)
+        return first, [never, *wids], results, typo
+
+    first, ids, results, typo = await sender()
+    assert results == [["hello"], ["hello"]]  # each destination once, though the task ran twice
+    assert first["status"] == "SUCCESS" and first["index"] in (1, 2) and first["workflow_id"] == ids[first["index"]]
+    with pytest.raises(Exception, match="no DBOS workflow with id 'no-such-workflow'"):
+        await typo.result()
 
 
 async def test_events_cancel_resume_and_fork_once(database: Any) -> None:

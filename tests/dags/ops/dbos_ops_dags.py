@@ -18,6 +18,8 @@ from dbos_airflow.operators.schedules import (
     DBOSTriggerScheduleOperator,
 )
 from dbos_airflow.operators.versions import DBOSListApplicationVersionsOperator, DBOSPromoteApplicationVersionOperator
+from dbos_airflow.sensors.dbos import DBOSWaitFirstSensor
+from dbos_airflow.sensors.queues import DBOSQueueSensor
 
 START = datetime(2024, 1, 1)
 ARGS = {"retries": 0}
@@ -114,3 +116,17 @@ with DAG("dbos_t_ops_options", schedule=None, start_date=START, default_args=ARG
         timeout=120,
     )
     first >> second >> whoami
+
+with DAG("dbos_t_ops_waits", schedule=None, start_date=START, default_args=ARGS, params={"ids": [], "queue": "x"}) as w:
+    # The first of three workflows to end, deferred and in the worker; then back-pressure on a queue, deferred.
+    waits = {"poke_interval": 0.5, "timeout": 120}
+    first = DBOSWaitFirstSensor(task_id="first", workflow_ids="{{ params.ids | tojson }}", deferrable=True, **waits)
+    first_poke = DBOSWaitFirstSensor(task_id="first_poke", workflow_ids="{{ params.ids | tojson }}", **waits)
+    drained = DBOSQueueSensor(
+        task_id="drained",
+        queue_name="{{ params.queue }}",
+        max_backlog="{{ params.get('max', 0) }}",
+        deferrable=True,
+        **waits,
+    )
+    first >> first_poke >> drained

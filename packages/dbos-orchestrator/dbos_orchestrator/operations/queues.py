@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKLOG_STATUSES",
     "QUEUE_LIMIT_FIELDS",
+    "QueueBacklog",
     "check_queue_settings",
     "delete_queue",
     "list_queues",
@@ -148,8 +149,7 @@ def register_queue(client: DBOSClient, name: str, **settings: Any) -> dict[str, 
     return read_queues(client, [name])[0]
 
 
-def queue_backlog(client: DBOSClient, names: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
-    """``{queue: {status: count}}`` of the active workflows (:data:`BACKLOG_STATUSES`), one statement."""
+def _backlog_statement(names: Iterable[str] | None) -> sa.Select[Any]:
     from dbos._schemas.system_database import SystemSchema
 
     ws = SystemSchema.workflow_status
@@ -158,14 +158,72 @@ def queue_backlog(client: DBOSClient, names: Iterable[str] | None = None) -> dic
         .where(ws.c.status.in_(BACKLOG_STATUSES), ws.c.queue_name.is_not(None))
         .group_by(ws.c.queue_name, ws.c.status)
     )
-    if names is not None:
-        statement = statement.where(ws.c.queue_name.in_(list(names)))
-    with client.system_database_engine.connect() as conn:
-        rows = conn.execute(statement).all()
+    return statement if names is None else statement.where(ws.c.queue_name.in_(list(names)))
+
+
+def _backlog_of(rows: Iterable[Any]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for queue_name, status, count in rows:
         out.setdefault(str(queue_name), {s: 0 for s in BACKLOG_STATUSES})[str(status)] = int(count)
     return out
+
+
+def queue_backlog(client: DBOSClient, names: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
+    """``{queue: {status: count}}`` of the active workflows (:data:`BACKLOG_STATUSES`), one statement."""
+    with client.system_database_engine.connect() as conn:
+        return _backlog_of(conn.execute(_backlog_statement(names)).all())
+
+
+class QueueBacklog:
+    """The wait for a queue's backlog to be at most ``max_backlog``: a
+    :class:`~dbos_orchestrator.waiting.batch.CountTracker` (the shared waiter probes it with one statement
+    per tick, a worker with :meth:`check`). :attr:`counts` is ``{status: count}`` of :data:`BACKLOG_STATUSES`.
+
+    :param queue_name: the queue.
+    :param max_backlog: the most active workflows it may hold (>= 0; checked, naming the field).
+    """
+
+    def __init__(self, queue_name: Any, max_backlog: Any) -> None:
+        if not isinstance(queue_name, str) or not queue_name.strip():
+            raise DBOSOptionsError(f"queue_name={queue_name!r} must be a non-empty string")
+        text = str(max_backlog).strip()
+        if isinstance(max_backlog, bool) or not text.isdigit():
+            raise DBOSOptionsError(f"max_backlog={max_backlog!r} must be a whole number >= 0")
+        self.queue_name = queue_name
+        self.max_backlog = int(text)
+        self.counts: dict[str, int] = dict.fromkeys(BACKLOG_STATUSES, 0)
+        self.updated = False
+
+    @property
+    def key(self) -> str:
+        return f"queue {self.queue_name}"
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def statement(self, *, postgres: bool) -> sa.Executable:
+        return _backlog_statement([self.queue_name])
+
+    def update(self, rows: Iterable[Any], *, postgres: bool) -> dict[str, int]:
+        self.counts = _backlog_of(rows).get(self.queue_name, dict.fromkeys(BACKLOG_STATUSES, 0))
+        self.updated = True
+        return self.counts
+
+    def done(self, *, fail_fast: bool = False) -> bool:
+        return self.updated and self.total <= self.max_backlog
+
+    def check(self, client: DBOSClient) -> bool:
+        """Read the backlog now (one statement; an unregistered queue fails naming the registered ones);
+        whether it is small enough."""
+        if not self.updated and not read_queues(client, [self.queue_name]):
+            known = ", ".join(q["name"] for q in read_queues(client)) or "none"
+            raise DBOSOptionsError(
+                f"queue_name={self.queue_name!r} is not a registered DBOS queue; registered: {known}"
+            )
+        with client.system_database_engine.connect() as conn:
+            self.update(conn.execute(self.statement(postgres=True)).all(), postgres=True)
+        return self.done()
 
 
 def list_queues(client: DBOSClient) -> list[dict[str, Any]]:

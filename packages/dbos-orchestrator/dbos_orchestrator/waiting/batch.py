@@ -12,7 +12,9 @@ A batch of N workflows is awaited as **one** thing (docs/batch.md, "How the wait
   dequeue roughly in item order, so the window shrinks as the batch runs;
 * :class:`BatchWaits` is the shared waiter's side (:mod:`dbos_orchestrator.waiting.waiter`):
   pending batch waits of every task of the process, probed on the waiter's connection every
-  :data:`BATCH_TICK_SECONDS`; :func:`wait_for_batch` is the same loop in a worker.
+  :data:`BATCH_TICK_SECONDS`; :func:`wait_for_batch` is the same loop in a worker. Any :class:`CountTracker`
+  is awaited so: a batch (done when every item ended, or one failed with ``fail_fast``, or one ended
+  with ``first``: DBOS' ``wait_first``) or a queue's backlog (``operations.queues.QueueBacklog``).
 
 Reads only, through dbos' own table definitions; nothing is decoded. An id with no row counts
 as :data:`NOT_FOUND` (ended: it can never end otherwise).
@@ -25,7 +27,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -45,6 +47,7 @@ __all__ = [
     "BatchSpec",
     "BatchTracker",
     "BatchWaits",
+    "CountTracker",
     "batch_items_statement",
     "wait_for_batch",
 ]
@@ -54,6 +57,19 @@ NOT_FOUND = "NOT_FOUND"  # the count key of ids without a workflow row
 _ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
 _FAILURE = frozenset(s.value for s in FAILURE_STATUSES)
 _SUCCESS = frozenset(s.value for s in SUCCESS_STATUSES)
+C = TypeVar("C", covariant=True)
+
+
+class CountTracker(Protocol[C]):
+    """What :class:`BatchWaits` probes: one statement, its answer taken, whether the wait is over."""
+
+    @property
+    def key(self) -> str: ...  # what a timeout names
+    @property
+    def counts(self) -> C: ...
+    def statement(self, *, postgres: bool) -> sa.Executable: ...
+    def update(self, rows: Iterable[Any], *, postgres: bool) -> C: ...
+    def done(self, *, fail_fast: bool) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -145,6 +161,10 @@ class BatchCounts:
     def done(self) -> bool:
         return self.pending == 0
 
+    def ended_statuses(self) -> list[str]:
+        """The statuses counted as :attr:`ended` that some item has (``NOT_FOUND`` included)."""
+        return [s for s in self.by_status if s not in _ACTIVE]
+
     def failure_statuses(self) -> list[str]:
         """The statuses counted as :attr:`failed` that some item has (what to list the failures by)."""
         return [s for s in self.by_status if s not in _SUCCESS and s not in _ACTIVE]
@@ -167,8 +187,9 @@ class BatchTracker:
     (it is replaced, never mutated).
     """
 
-    def __init__(self, spec: BatchSpec) -> None:
+    def __init__(self, spec: BatchSpec, *, first: bool = False) -> None:
         self.spec = spec
+        self.first_ends = first  # done once any item ended (DBOS' wait_first)
         self.first = 0  # watermark: every item below it has ended
         self._settled: Counter[str] = Counter()
         self.counts = BatchCounts(spec.count, {})
@@ -248,9 +269,14 @@ class BatchTracker:
         self.updated = True
         return self.counts
 
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
     def done(self, *, fail_fast: bool) -> bool:
         counts = self.counts
-        return self.updated and (counts.done or (fail_fast and counts.failed > 0))
+        ended = counts.done or (fail_fast and counts.failed > 0) or (self.first_ends and counts.ended > 0)
+        return self.updated and ended
 
 
 def batch_items_statement(
@@ -279,14 +305,14 @@ def batch_items_statement(
 
 def wait_for_batch(
     engine: sa.Engine,
-    tracker: BatchTracker,
+    tracker: CountTracker[C],
     *,
     timeout: float | None,
     poll_interval: float,
     fail_fast: bool,
     progress_every: float,
-    say: Callable[[BatchCounts, float], Any],
-) -> BatchCounts:
+    say: Callable[[C, float], Any],
+) -> C:
     """The batch wait in a worker: one statement per poll (0.1 s apart, doubling up to
     ``poll_interval``) until every item ended (or, with ``fail_fast``, one failed) or ``timeout``
     passed; ``say(counts, waited)`` every ``progress_every`` seconds. Returns the last counts."""
@@ -307,19 +333,19 @@ def wait_for_batch(
         delay = min(delay * 2, poll_interval)
 
 
-class _BatchWait(PendingWait[BatchCounts]):
+class _BatchWait(PendingWait[Any]):
     __slots__ = ("tracker", "fail_fast")
 
-    def __init__(self, tracker: BatchTracker, fail_fast: bool) -> None:
+    def __init__(self, tracker: CountTracker[Any], fail_fast: bool) -> None:
         super().__init__()
         self.tracker = tracker
         self.fail_fast = fail_fast
 
     def timeout_message(self) -> str:
-        return f"timed out waiting for DBOS batch {self.tracker.spec.key}"
+        return f"timed out waiting for DBOS {self.tracker.key}"
 
 
-def _set_result(future: asyncio.Future[BatchCounts], counts: BatchCounts) -> None:
+def _set_result(future: asyncio.Future[Any], counts: Any) -> None:
     if not future.done():
         future.set_result(counts)
 
@@ -338,10 +364,13 @@ class BatchWaits:
         with self._lock:
             return len(self._waits)
 
-    async def observe(
-        self, tracker: BatchTracker, *, fail_fast: bool = False, deadline: float | None = None
-    ) -> BatchCounts:
-        """Wait until the batch is done (see :meth:`BatchTracker.done`) or ``deadline`` (wall clock) passes."""
+    def keys(self) -> list[str]:
+        """The keys of the pending waits (a batch's key, ``queue <name>``): for tests and diagnostics."""
+        with self._lock:
+            return [w.tracker.key for w in self._waits if not w.resolved]
+
+    async def observe(self, tracker: CountTracker[C], *, fail_fast: bool = False, deadline: float | None = None) -> C:
+        """Wait until the tracker is done (see :meth:`BatchTracker.done`) or ``deadline`` (wall clock) passes."""
         wait = _BatchWait(tracker, fail_fast)
         with self._lock:
             self._waits.add(wait)
