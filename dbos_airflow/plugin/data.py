@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dbos_airflow.links import CONN_ID_KEY, WORKFLOW_ID_KEY
+from dbos_airflow.links import CONN_ID_KEY, WORKFLOW_ID_KEY, console_template
 from dbos_airflow.plugin.times import Clock
 
 if TYPE_CHECKING:
@@ -230,6 +230,8 @@ class WorkflowDetail:
     steps: list[StoredStep] = field(default_factory=list)
     clock: Clock = field(default_factory=Clock)
     streams: list[StreamView] = field(default_factory=list)
+    trace_id: str | None = None  # the OpenTelemetry trace the workflow joined (docs/observability.md)
+    trace_url: str | None = None  # its link, from the connection's trace_url extra
 
     @property
     def state(self) -> Any:
@@ -275,11 +277,14 @@ def workflow_detail(
     :param stream_link: the URL of a stream's page (:func:`~dbos_airflow.plugin.streams.stream_views`).
     :param stream: the stream paged back to ``before`` (its values before that offset).
     """
+    from dbos_orchestrator.tracing import trace_id_from_attributes, trace_link
+
     from dbos_airflow.plugin.streams import stream_views
 
     reader = hook.value_reader()
     workflow_id = status.workflow_id
     output, error = reader.output_and_error_for_display(workflow_id)
+    trace_id = trace_id_from_attributes(getattr(status, "attributes", None))
     return WorkflowDetail(
         status=status,
         inputs=reader.inputs(workflow_id),
@@ -289,6 +294,8 @@ def workflow_detail(
         steps=reader.steps(workflow_id),
         clock=clock_of(hook),
         streams=stream_views(reader, workflow_id, link=stream_link, key=stream, before=before),
+        trace_id=trace_id,
+        trace_url=trace_link(console_template(hook.dbos_conn_id, "trace_url"), trace_id) if trace_id else None,
     )
 
 

@@ -35,6 +35,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 TEAM, OTHER_TEAM = "dbos_ui", "others"
 BIN = Path(sys.executable).parent
 CONSOLE = "https://console.example/workflows/{workflow_id}"
+TRACE = "https://traces.example/trace/{trace_id}"
 
 
 class Server:
@@ -93,7 +94,10 @@ def server(dbos_conn: str, airflow_db: Path, system_database_url: str, postgres_
         "extra": {"connect_timeout": 2},
     }
     empty = {"conn_type": "dbos", "extra": {"system_database_url": postgres_server_url}}
-    console = {**json.loads(os.environ["AIRFLOW_CONN_DBOS_DEFAULT"]), "extra": {"console_url": CONSOLE}}
+    console = {
+        **json.loads(os.environ["AIRFLOW_CONN_DBOS_DEFAULT"]),
+        "extra": {"console_url": CONSOLE, "trace_url": TRACE},
+    }
     os.environ["AIRFLOW_CONN_DBOS_CONSOLE"] = json.dumps(console)  # for dag.test() and the server
     env = {
         **os.environ,
@@ -206,6 +210,24 @@ def test_tab_shows_the_steps_and_the_extra_link_resolves(server: Server, steps_r
     assert links["DBOS workflow"] == ti_view(server, "dbos_ui_steps", "steps", run_id), links
     page.goto(links["DBOS workflow"])
     assert page.locator("#dbos-status").inner_text() == "SUCCESS"
+
+
+def test_a_traced_workflow_shows_its_trace(server: Server, page: Any, client: DBOSClient) -> None:
+    """docs/observability.md, "What you see": a workflow enqueued while a sampled span was current names that
+    trace in its view, linked through the connection's ``trace_url``; the picture is docs/images/dbos-workflow-trace.png."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    wid = f"traced-{time.time_ns()}"
+    with TracerProvider().get_tracer("airflow").start_as_current_span("worker.enqueue") as span:
+        client.enqueue({"workflow_name": "wf_steps", "queue_name": "q", "workflow_id": wid}, wid)
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    wait_status(client, wid, {"SUCCESS"})
+    page.goto(f"{server.base}/dbos/workflow?conn_id=dbos_console&id={quote(wid, safe='')}")
+    link = page.locator("#dbos-trace a")
+    assert link.inner_text() == trace_id
+    assert link.get_attribute("href") == TRACE.replace("{trace_id}", trace_id)
+    page.locator("#dbos-steps tr.step").nth(2).wait_for()
+    page.screenshot(path=str(ARTIFACTS / "dbos-workflow-trace.png"))
 
 
 def test_fork_from_step_2_does_not_rerun_step_1(server: Server, steps_run: Any, page: Any, client: DBOSClient) -> None:

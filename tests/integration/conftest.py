@@ -1,11 +1,13 @@
 """A DBOS worker whose spans go to an OTLP receiver on loopback, on a system database of its own.
 
 Its own database: the session's worker (tests/conftest.py) exports no spans and would dequeue
-these workflows too. The connection ``dbos_otel`` (tests/dags/tracing) points at it.
+these workflows too. The connection ``dbos_otel`` (tests/dags/tracing) points at it, with a
+``trace_url`` extra (:data:`TRACE_URL`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from typing import TYPE_CHECKING
@@ -17,6 +19,8 @@ from dbos_testkit.otlp_receiver import OTLPReceiver
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+TRACE_URL = "https://traces.example/trace/{trace_id}"  # dbos_otel's link to a trace UI
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +53,8 @@ def traced_worker(traced_system_database_url: str, otlp_receiver: OTLPReceiver) 
         DBOS_TEST_OTLP_TRACES_ENDPOINT=otlp_receiver.endpoint,
     )
     worker.wait_ready()
-    os.environ["AIRFLOW_CONN_DBOS_OTEL"] = connection_json(traced_system_database_url)
+    conn = {**json.loads(connection_json(traced_system_database_url)), "extra": {"trace_url": TRACE_URL}}
+    os.environ["AIRFLOW_CONN_DBOS_OTEL"] = json.dumps(conn)
     yield worker
     os.environ.pop("AIRFLOW_CONN_DBOS_OTEL", None)
     worker.stop()

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from conftest import ROOT
 
+from integration.conftest import TRACE_URL
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
@@ -125,3 +127,23 @@ def test_a_later_try_keeps_the_workflow_in_its_first_trace(
         hook.close()
     assert after["dbos.otelContext"] == before["dbos.otelContext"]
     assert format(parent.trace_id, "032x") in after["dbos.otelContext"]["traceparent"]
+
+
+def test_the_dbos_view_shows_the_trace_and_links_it(airflow_db: Path, traced_worker: Worker, tracer: Any) -> None:
+    """docs/observability.md, "What you see": the DBOS tab of a traced workflow names its trace id, linked
+    through the connection's ``trace_url`` extra."""
+    import re
+
+    from dbos_airflow.hooks.dbos import DBOSHook
+    from dbos_airflow.plugin import data, render
+
+    run, parent = _run_in_span(tracer, "dbos_t_trace_sync", "enqueue")
+    trace_id = format(parent.trace_id, "032x")
+    with DBOSHook("dbos_otel") as hook:
+        status = data.status_of(hook, f"dbos_t_trace_sync:{run.run_id}:enqueue:-1")
+        assert status is not None
+        html = render.workflow_page(data.workflow_detail(hook, status), str, can_act=False, task_link=None, static="")
+    [cell] = re.findall(r'<td id="dbos-trace">(.*?)</td>', html)
+    assert cell == (
+        f'<a href="{TRACE_URL.replace("{trace_id}", trace_id)}" target="_blank" rel="noopener noreferrer">{trace_id}</a>'
+    )

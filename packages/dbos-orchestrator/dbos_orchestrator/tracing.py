@@ -99,7 +99,8 @@ def trace_id_from_attributes(attributes: Any) -> str | None:
 
 
 def trace_link(template: str | None, trace_id: str | None) -> str | None:
-    """The user's trace UI link: ``template`` with ``{trace_id}`` replaced; None without either."""
-    if not template or not trace_id:
+    """The user's trace UI link: ``template`` with ``{trace_id}`` replaced; None without either, and
+    for a template that is not an ``http(s)://`` URL (a ``javascript:`` link never reaches a page)."""
+    if not template or not trace_id or not template.lower().startswith(("http://", "https://")):
         return None
     return template.replace("{trace_id}", trace_id)

@@ -88,3 +88,5 @@ def test_attributes_without_a_trace_name_none(attributes: Any) -> None:
 def test_trace_link() -> None:
     assert trace_link("http://ui/trace/{trace_id}", "ab") == "http://ui/trace/ab"
     assert trace_link(None, "ab") is None and trace_link("http://ui/{trace_id}", None) is None
+    assert trace_link("HTTPS://ui/{trace_id}", "ab") == "HTTPS://ui/ab"
+    assert trace_link("javascript:alert('{trace_id}')", "ab") is None

@@ -7,7 +7,9 @@ emits ``dbos.workflow.<status>`` per completion. The event id is derived from th
 and the Prefect server drops it; a resumed workflow that ends again is a new completion. The
 feed's position is stored (a Prefect Variable) only after the page's events were sent, so a
 bridge killed mid-page re-sends that page, never skips it. A ``DeploymentEventTrigger`` on
-``dbos.workflow.error`` then starts a deployment.
+``dbos.workflow.error`` then starts a deployment. Each event's related resources are the flow run,
+task run and deployment that enqueued the workflow, read from its ``attributes``
+(:mod:`prefect_dbos.events`), so Prefect's UI links the event to the run.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import asyncio
 import datetime
 import logging
 import re
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from dbos_orchestrator.waiting.feed import Completion, CompletionFilter, FeedState
+
+from prefect_dbos.events import event_id, related_resources, workflow_resource
 
 if TYPE_CHECKING:
     from prefect.events import Event
@@ -28,9 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("prefect_dbos.bridge")
 
-# Fixed forever: event ids of completions must not change between versions.
-EVENT_NAMESPACE = uuid.UUID("5b0f7c52-3a3e-4a57-9c36-0b7d4f0c9e11")
-
 
 def completion_key(target: str, completion: Completion) -> str:
     """One key per completion edge: ``<system database>|<workflow id>|<completed_at>``."""
@@ -38,27 +38,26 @@ def completion_key(target: str, completion: Completion) -> str:
 
 
 def completion_event(target: str, completion: Completion) -> Event:
-    """The Prefect event of one completion, its id derived from the completion."""
+    """The Prefect event of one completion, its id derived from the completion (:func:`completion_key`),
+    related to the Prefect runs that enqueued the workflow."""
     from prefect.events import Event
 
     status = completion.status.value
-    resource = {
-        "prefect.resource.id": f"dbos.workflow.{completion.workflow_id}",
-        "prefect.resource.name": completion.name or completion.workflow_id,
-        "dbos.workflow_id": completion.workflow_id,
-        "dbos.workflow_name": completion.name or "",
-        "dbos.class_name": completion.class_name or "",
-        "dbos.queue_name": completion.queue_name or "",
-        "dbos.app_version": completion.app_version or "",
-        "dbos.status": status,
-        "dbos.system_database": target,
+    workflow = {
+        "workflow_id": completion.workflow_id,
+        "name": completion.name,
+        "class_name": completion.class_name,
+        "queue_name": completion.queue_name,
+        "app_version": completion.app_version,
+        "status": status,
     }
     return Event.model_validate(
         {
-            "id": uuid.uuid5(EVENT_NAMESPACE, completion_key(target, completion)),
+            "id": event_id(target, completion.workflow_id, completion.completed_at),
             "event": f"dbos.workflow.{status.lower()}",
             "occurred": datetime.datetime.fromtimestamp(completion.completed_at / 1000, tz=datetime.UTC),
-            "resource": resource,
+            "resource": workflow_resource(target, workflow),
+            "related": related_resources(completion.attributes),
             "payload": {"created_at": completion.created_at, "completed_at": completion.completed_at},
         }
     )

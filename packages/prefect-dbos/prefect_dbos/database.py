@@ -87,6 +87,20 @@ class DBOSSystemDatabase(CredentialsBlock):
             "no prepared statements, no LISTEN (waits poll)."
         ),
     )
+    application_name: str | None = Field(
+        default=None,
+        description=(
+            "The DBOS application this block acts for; set it when several applications share the system "
+            "database, so the workflows, queues and schedules it creates are that application's."
+        ),
+    )
+    use_listen_notify: bool = Field(
+        default=False,
+        description=(
+            "Wake event and stream reads of the client by Postgres notifications (LISTEN) instead of polling; "
+            "only for a system database DBOS created with notifications on. Not with transaction_pooling."
+        ),
+    )
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
         default=None,
         description="libpq TLS mode; managed Postgres needs require or (better) verify-full with sslrootcert.",
@@ -136,6 +150,11 @@ class DBOSSystemDatabase(CredentialsBlock):
         elif not self.host or not self.database:
             missing = " and ".join(name for name in ("host", "database") if not getattr(self, name))
             raise ValueError(f"give system_database_url, or host and database ({missing} missing)")
+        if self.use_listen_notify and self.transaction_pooling:
+            raise ValueError(
+                "use_listen_notify and transaction_pooling cannot both be true: "
+                "LISTEN does not survive a pooler in transaction mode"
+            )
         return self
 
     @field_validator("system_database_url")
@@ -178,13 +197,18 @@ class DBOSSystemDatabase(CredentialsBlock):
             "system_database_url": url,
             "dbos_system_schema": self.dbos_system_schema,
             "transaction_pooling": self.transaction_pooling,
+            "application_name": self.application_name,
+            "use_listen_notify": self.use_listen_notify,
             "retry_connection_errors": False,
         }
 
     def key(self) -> str:
         """A digest naming this database (no secret in it): one client and one waiter per key per process."""
         tls = sorted(self._tls().items(), key=str)
-        raw = f"{self.url()}|{self.dbos_system_schema}|{tls}|{self.transaction_pooling}"
+        raw = (
+            f"{self.url()}|{self.dbos_system_schema}|{tls}|{self.transaction_pooling}"
+            f"|{self.application_name}|{self.use_listen_notify}"
+        )
         return "dbos-" + hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     @property

@@ -82,6 +82,10 @@ class DBOSWorkflow(JobBlock):
         default=None, gt=0, description="Seconds after dequeue before DBOS cancels the workflow."
     )
     queue_partition_key: str | None = Field(default=None, description="Partition of a partitioned queue.")
+    attributes: dict[str, Any] | None = Field(
+        default=None,
+        description="Your attributes stored on the workflow (JSON values; the prefect.* keys are the run's record).",
+    )
     on_unknown_queue: Literal["warn", "fail", "ignore"] = Field(
         default="warn",
         description="A queue no worker registered: warn in the log (naming the registered ones), fail before "
@@ -106,6 +110,7 @@ class DBOSWorkflow(JobBlock):
             "priority": self.priority,
             "workflow_timeout": self.workflow_timeout,
             "queue_partition_key": self.queue_partition_key,
+            "attributes": self.attributes,
             "on_unknown_queue": self.on_unknown_queue,
             "on_unknown_version": self.on_unknown_version,
         }

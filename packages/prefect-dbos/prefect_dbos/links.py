@@ -18,21 +18,6 @@ def artifact_key(kind: str, workflow_id: str) -> str:
     return f"dbos-{kind}-{slug}-{digest}"
 
 
-def prefect_attributes() -> dict[str, Any]:
-    """Attributes stored on an enqueued workflow: the Prefect flow run (and its UI URL) behind it."""
-    from prefect.runtime import flow_run, task_run
-
-    attributes: dict[str, Any] = {}
-    for name, value in (
-        ("prefect.flow_run_id", flow_run.get_id()),
-        ("prefect.flow_run_url", flow_run.get_flow_run_ui_url()),
-        ("prefect.task_run_id", task_run.get_id()),
-    ):
-        if value:
-            attributes[name] = str(value)
-    return attributes
-
-
 async def link_workflow(database: DBOSSystemDatabase, workflow_id: str) -> None:
     """A link artifact to the workflow in the console, when the block has ``console_url``; one to the
     trace the workflow joined, when OpenTelemetry traces the task and the block has ``trace_url``."""

@@ -16,6 +16,7 @@ from dbos_orchestrator.retry import check_retry_mode
 from dbos_orchestrator.store.bulk import enqueue_many
 from dbos_orchestrator.waiting.batch import BatchSpec
 
+from prefect_dbos.events import emit_task_event
 from prefect_dbos.ids import current_run, derived_key, derived_workflow_id, flow_run_prefix
 from prefect_dbos.links import link_workflow, summarize, summarize_batch
 from prefect_dbos.options import check_arguments, check_target, enqueue_options, with_prefect_attributes
@@ -84,6 +85,8 @@ async def enqueue(
     if run is not None:
         _remember(run.owner_id, database)
     await link_workflow(database, waited)
+    workflow = {"workflow_id": waited, "name": workflow_name, "class_name": workflow_class_name, "status": "ENQUEUED"}
+    emit_task_event("enqueued", database.get_client().target, {**opts, **workflow})
     return str(waited)
 
 
@@ -132,6 +135,7 @@ async def wait(
             logger.warning("Cancelling DBOS workflow %s: its wait ran out", workflow_id)
             await asyncio.to_thread(service.cancel_workflows, [workflow_id])
         raise error
+    emit_task_event("completed", database.get_client().target, status, key=status.get("updated_at"))
     if summary_artifact:
         last_step = await asyncio.to_thread(service.value_reader().last_step, workflow_id)
         await summarize(database, status, last_step)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.operations.preflight import check_on_unknown
 
-from prefect_dbos.links import prefect_attributes
+from prefect_dbos.events import run_attributes
 
 if TYPE_CHECKING:
     from prefect_dbos.database import DBOSSystemDatabase
@@ -85,5 +85,5 @@ def check_target(database: DBOSSystemDatabase, opts: dict[str, Any], logger: Any
 
 
 def with_prefect_attributes(opts: dict[str, Any]) -> None:
-    """The user's ``attributes`` merged with the flow run's record; the ``prefect.*`` keys cannot be set by a user."""
-    opts["attributes"] = {**(opts.get("attributes") or {}), **prefect_attributes()}
+    """The user's ``attributes`` merged with the Prefect runs' record (the ``prefect.*`` keys: not a user's)."""
+    opts["attributes"] = {**(opts.get("attributes") or {}), **run_attributes()}

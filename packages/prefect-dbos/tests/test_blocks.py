@@ -58,6 +58,10 @@ async def test_secrets_round_trip_and_are_hidden(system_database_url: str) -> No
         ({"system_database_url": "sqlite:///x.db", "serialization": "json"}, "serialization"),
         ({"system_database_url": "sqlite:///x.db", "console_url": "https://c/wf"}, "console_url must contain"),
         ({"system_database_url": "sqlite:///x.db", "connect_timeout": 0}, "connect_timeout"),
+        (
+            {"system_database_url": "sqlite:///x.db", "use_listen_notify": True, "transaction_pooling": True},
+            "use_listen_notify and transaction_pooling cannot both be true",
+        ),
     ],
 )
 def test_bad_database_fields_name_the_field(kwargs: dict[str, object], names: str) -> None:
@@ -73,6 +77,14 @@ def test_bad_workflow_fields_name_the_field() -> None:
         DBOSWorkflow(system_database=db, queue_name="q", workflow_name="w", retry_mode="again")  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="priority"):
         DBOSWorkflow(system_database=db, queue_name="q", workflow_name="w", priority=0)
+
+
+def test_the_job_blocks_attributes_are_an_enqueue_option() -> None:
+    """packages/prefect-dbos/README.md, "Blocks": the workflow block's ``attributes`` go with its enqueue (the
+    path test_bridge.py's events test follows to the workflow row)."""
+    db = DBOSSystemDatabase(system_database_url="sqlite:///x.db")
+    job = DBOSWorkflow(system_database=db, queue_name="q", workflow_name="w", attributes={"team": "orders"})
+    assert job.enqueue_options()["attributes"] == {"team": "orders"}
 
 
 def test_console_link_quotes_the_id() -> None:

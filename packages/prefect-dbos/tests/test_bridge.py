@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+import sqlalchemy as sa
 from conftest import QUEUE, ChildProcess, unique
 from dbos import WorkflowSerializationFormat
 from dbos_orchestrator.waiting.feed import FeedState, now_ms
@@ -295,3 +296,78 @@ async def test_a_trigger_matching_the_workflow_name_starts_runs_for_that_name_on
     await _until(one, 60, "a flow run for the wf_double completion")
     await asyncio.sleep(5)  # a run for the wf_echo completion would have arrived by now
     assert await _runs(deployment_id) == [wanted]
+
+
+async def _events_of(workflow_id: str, count: int) -> list[Any]:
+    """The Prefect server's events whose resource is ``workflow_id``, once there are ``count`` of them."""
+    from prefect.events.filters import EventFilter, EventResourceFilter
+
+    found: list[Any] = []
+
+    async def arrived() -> bool:
+        nonlocal found
+        async with get_client() as client:
+            page = await client.read_events(
+                filter=EventFilter(resource=EventResourceFilter(id=[f"dbos.workflow.{workflow_id}"])), limit=50
+            )
+        found = list(page.events)
+        return len(found) >= count
+
+    await _until(arrived, 60, f"{count} events of {workflow_id}")
+    return found
+
+
+async def test_events_point_at_the_runs_that_enqueued_the_workflow(
+    system_database_url: str, database: Any, rows: sa.Engine
+) -> None:
+    """packages/prefect-dbos/README.md, "Events": the tasks' ``dbos.workflow.enqueued`` / ``.completed`` and the
+    bridge's ``dbos.workflow.success`` have the workflow as resource and the flow run and task run behind it as
+    related resources (the bridge reads them from the workflow's attributes), so Prefect's UI links them to
+    the run. The block's ``application_name`` and ``use_listen_notify`` reach the client, the user's
+    ``attributes`` the workflow."""
+    from prefect import flow
+    from prefect.runtime import flow_run
+
+    from prefect_dbos import aenqueue_workflow, await_workflow
+
+    block = DBOSSystemDatabase(
+        system_database_url=system_database_url, application_name="dbos-airflow-tests", use_listen_notify=True
+    )
+    name = f"test-{unique('related')}"
+    await save_state(name, FeedState.starting_at(now_ms()))
+    stop = asyncio.Event()
+    bridge = asyncio.create_task(run_bridge(database, name=name, stop=stop))
+
+    @flow
+    async def enqueue_and_wait() -> tuple[str, str]:
+        wid = await aenqueue_workflow(block, QUEUE, "wf_double", [21], options={"attributes": {"team": "orders"}})
+        assert await await_workflow(block, wid) == 42
+        return wid, str(flow_run.get_id())
+
+    try:
+        wid, run_id = await enqueue_and_wait()
+        await _until(lambda: _sent_all(name, [wid]), 60, "the bridge to send the completion")
+    finally:
+        stop.set()
+        await bridge
+    events = {e.event: e for e in await _events_of(wid, 3)}
+    assert set(events) == {"dbos.workflow.enqueued", "dbos.workflow.completed", "dbos.workflow.success"}, events
+    for event in events.values():
+        assert event.resource.id == f"dbos.workflow.{wid}"
+        assert event.resource["dbos.workflow_name"] == "wf_double" and event.resource["dbos.queue_name"] == QUEUE
+        roles = {r.role: r.id for r in event.related}
+        assert roles.get("flow-run") == f"prefect.flow-run.{run_id}", (event.event, roles)
+        assert roles.get("task-run", "").startswith("prefect.task-run."), (event.event, roles)
+    assert events["dbos.workflow.completed"].resource["dbos.status"] == "SUCCESS"
+    enqueuing_task = {r.role: r.id for r in events["dbos.workflow.enqueued"].related}["task-run"]
+    assert {r.role: r.id for r in events["dbos.workflow.success"].related}["task-run"] == enqueuing_task
+
+    with rows.connect() as conn:
+        application, attributes = conn.execute(
+            sa.text("SELECT application_name, attributes FROM dbos.workflow_status WHERE workflow_uuid = :w"),
+            {"w": wid},
+        ).one()
+    assert application == "dbos-airflow-tests"
+    assert attributes["team"] == "orders"
+    assert attributes["prefect.task_run_id"] == enqueuing_task.removeprefix("prefect.task-run.")
+    assert block.client_kwargs()["use_listen_notify"] is True

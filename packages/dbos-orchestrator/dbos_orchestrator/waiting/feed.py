@@ -16,7 +16,7 @@ before its transaction commits, so a row may become visible after a later-stampe
 statement therefore also re-reads that short window and delivers what it had not seen
 (``recent``), instead of losing it. The state is plain JSON so a trigger can persist it.
 
-No Airflow import; nothing decoded (statuses and names only).
+No Airflow import; nothing decoded (statuses, names and the JSON attributes only).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,8 @@ class Completion:
     app_version: str | None
     created_at: int | None
     completed_at: int
+    # What the enqueuer recorded (the Prefect runs behind it, the Airflow owner): not part of its identity.
+    attributes: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
     def position(self) -> Position:
@@ -239,6 +242,7 @@ def feed_statement(feeds: Iterable[CompletionFeed], *, postgres: bool, page_size
             ws.c.application_version,
             ws.c.created_at,
             ws.c.completed_at,
+            ws.c.attributes,
         )
         .where(
             ws.c.completed_at.is_not(None),
@@ -252,7 +256,7 @@ def feed_statement(feeds: Iterable[CompletionFeed], *, postgres: bool, page_size
 
 def rows_to_completions(rows: Iterable[Any]) -> list[Completion]:
     out = []
-    for wid, status, name, class_name, queue, version, created, completed in rows:
+    for wid, status, name, class_name, queue, version, created, completed, attributes in rows:
         out.append(
             Completion(
                 workflow_id=wid,
@@ -263,6 +267,7 @@ def rows_to_completions(rows: Iterable[Any]) -> list[Completion]:
                 app_version=version,
                 created_at=None if created is None else int(created),
                 completed_at=int(completed),
+                attributes=attributes if isinstance(attributes, Mapping) else None,
             )
         )
     return out
