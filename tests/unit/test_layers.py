@@ -55,6 +55,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("dbos_orchestrator.service",),
     ("dbos_orchestrator",),
     # prefect-dbos, on the core: its block and id rules, what its tasks share, the tasks and flows
+    ("prefect_dbos.artifacts",),  # the writer of artifacts queued by tasks (prefect and the core only)
     ("prefect_dbos.ids", "prefect_dbos.database"),
     ("prefect_dbos.links", "prefect_dbos.waiting", "prefect_dbos.bridge", "prefect_dbos.streams"),
     ("prefect_dbos.options",),
