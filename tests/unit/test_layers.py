@@ -93,6 +93,7 @@ SIDEWAYS: set[tuple[str, str]] = {
     ("dbos_orchestrator.retry", "dbos_orchestrator.status"),
     ("dbos_orchestrator.serialization", "dbos_orchestrator.exceptions"),
     ("dbos_orchestrator.store.bulk", "dbos_orchestrator.store.values"),
+    ("dbos_orchestrator.store.bulk", "dbos_orchestrator.store.batch_record"),
     ("dbos_orchestrator.store.codec", "dbos_orchestrator.store.superjson"),
     ("dbos_orchestrator.store.steps", "dbos_orchestrator.store.codec"),
     ("dbos_orchestrator.store.values", "dbos_orchestrator.store.codec"),
