@@ -14,7 +14,6 @@ Reads go through dbos' own table definitions on the hook's engine (schema alread
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -133,9 +132,8 @@ def _batch_owners(conn: sa.Connection, engine: sa.Engine, rows: dict[str, tuple[
         return {}
     ws = _table()
     claims = [
-        ws.c.attributes.op("@>")(
-            sa.cast(json.dumps({OWNER_KEY: {EXTENT_FIELD: {"prefix": p, "created_at": t}}}), JSONB)
-        )
+        # A JSONB parameter holding the dict (cast from a JSON string, the string itself would be the value).
+        ws.c.attributes.op("@>")(sa.literal({OWNER_KEY: {EXTENT_FIELD: {"prefix": p, "created_at": t}}}, type_=JSONB))
         for p, t in wanted
     ]
     found: dict[str, Owner] = {}
