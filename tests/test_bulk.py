@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import json
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,6 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from conftest import ROOT, unique
 from dbos_orchestrator.exceptions import DBOSBulkEnqueueError, DBOSOptionsError, DBOSSerializationError
 
+from dbos_airflow.contract.ownership import Owner
 from dbos_airflow.hooks.dbos import DBOSHook
 from dbos_airflow.operators.bulk import DBOSBulkEnqueueOperator
 
@@ -181,9 +181,13 @@ def test_existing_ids_are_left_alone_and_the_rest_enqueued(hook: DBOSHook, syste
     assert {r.workflow_uuid: (r.xmin, r.created_at, r.updated_at) for r in rows if r.workflow_uuid in before} == before
 
 
-def test_owner_record_is_written_with_the_batch(hook: DBOSHook, system_database_url: str) -> None:
-    """docs/ui.md, "Permissions": the operator's owner record is written with every item of the batch,
-    through DBOS' client in the batch's one transaction (DBOS' SQL function takes no attributes)."""
+def test_owner_record_is_written_once_for_the_batch(hook: DBOSHook, system_database_url: str) -> None:
+    """docs/batch.md, "Enqueue throughput and the owner record": the operator's owner record is written
+    once, on the batch's first item with the batch's extent (DBOS' client), the other items through
+    DBOS' SQL function in the same transaction; the UI's readers (plugin/records.py) find the task
+    instance as the owner of every item, and of nothing else that merely shares the ids' prefix."""
+    from dbos_airflow.plugin import records
+
     run_id = unique("manual")
     op = DBOSBulkEnqueueOperator(
         task_id="bulk",
@@ -193,34 +197,52 @@ def test_owner_record_is_written_with_the_batch(hook: DBOSHook, system_database_
         dbos_conn_id="dbos_default",
     )
     ids = op.execute(_context("dag_owned", run_id))
-    rows = _rows(system_database_url, ids)
-    assert len(rows) == 500 and len({r.xmin for r in rows}) == 1  # one transaction wrote them all
+    prefix = f"dag_owned:{run_id}:bulk:-1:"
+    assert ids == [f"{prefix}{i}" for i in range(500)]
+    rows = {r.workflow_uuid: r for r in _rows(system_database_url, ids)}
     engine = sa.create_engine(sa.make_url(system_database_url).set(drivername="postgresql+psycopg"))
     try:
         with engine.connect() as conn:
-            owners = (
+            attributes = dict(
                 conn.execute(
                     sa.text(
-                        "SELECT DISTINCT attributes::text FROM dbos.workflow_status WHERE workflow_uuid = ANY(:ids)"
+                        "SELECT workflow_uuid, attributes FROM dbos.workflow_status WHERE workflow_uuid = ANY(:ids)"
                     ),
                     {"ids": ids},
-                )
-                .scalars()
-                .all()
+                ).all()
             )
     finally:
         engine.dispose()
-    assert [json.loads(o) for o in owners] == [
-        {
-            "airflow": {
-                "dag_id": "dag_owned",
-                "run_id": run_id,
-                "task_id": "bulk",
-                "map_index": -1,
-                "conn_id": "dbos_default",
-            }
-        }
-    ]
+    shared = {rows[w].created_at for w in ids[1:]}
+    assert len(shared) == 1  # one transaction (the SQL function stamps the transaction's start)
+    record = {"dag_id": "dag_owned", "run_id": run_id, "task_id": "bulk", "map_index": -1, "conn_id": "dbos_default"}
+    extent = {"prefix": prefix, "count": 500, "created_at": shared.pop()}
+    assert attributes[ids[0]] == {"airflow": {**record, "batch": extent}}
+    assert all(attributes[w] is None for w in ids[1:])
+
+    owner = Owner("dag_owned", run_id, "bulk", -1, "dbos_default")
+    assert {w: lineage.owner for w, lineage in records.owners(hook, ids).items()} == dict.fromkeys(ids, owner)
+    assert records.owned_by(hook, "dag_owned", run_id, "bulk", -1, conn_id="dbos_default") == ids  # item order
+    assert records.owned_by(hook, "dag_owned", run_id, "bulk", -1, conn_id="dbos_default", limit=7) == ids[:7]
+    listed = records.Filters(id_prefix=prefix, page_size=1000)
+    assert sorted(records.page_ids(hook, listed, {"dag_owned"})[0]) == sorted(ids)
+    assert records.page_ids(hook, listed, {"dag_other"})[0] == []
+
+    # Ids of the batch's shape that the batch did not create are not its members: one past its count,
+    # and an item deleted and made again by someone else (another transaction, so another created_at).
+    client = hook.get_client()
+    client.delete_workflows([ids[7]])
+    time.sleep(0.01)
+    for wid in (f"{prefix}500", ids[7]):
+        client.enqueue({"workflow_name": "wf_double", "queue_name": NOBODY, "workflow_id": wid}, 1)
+    found = records.owners(hook, [f"{prefix}500", ids[7], ids[8]])
+    assert {w: lineage.owner for w, lineage in found.items()} == {f"{prefix}500": None, ids[7]: None, ids[8]: owner}
+    assert ids[7] not in records.owned_by(hook, "dag_owned", run_id, "bulk", -1, conn_id="dbos_default")
+    assert not {f"{prefix}500", ids[7]} & set(records.page_ids(hook, listed, {"dag_owned"})[0])
+
+    # A retry enqueues nothing again and the owners stay.
+    assert op.execute(_context("dag_owned", run_id)) == ids
+    assert records.owners(hook, [ids[499]])[ids[499]].owner == owner
 
 
 def test_pickle_falls_back_to_enqueue_in_transaction(hook: DBOSHook, system_database_url: str) -> None:

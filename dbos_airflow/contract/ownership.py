@@ -6,7 +6,10 @@ carries, in DBOS' own ``attributes`` column, the task instance that started it::
     {"airflow": {"dag_id": ..., "run_id": ..., "task_id": ..., "map_index": ..., "conn_id": ...}}
 
 It is written in the enqueue transaction (a fork's right after the fork), so a workflow never
-claims an owner it was not started by. DBOS copies a workflow's attributes to its forks; a
+claims an owner it was not started by. A bulk batch of derived ids records it once, on its first
+item, with the batch's extent (``"batch": {"prefix", "count", "created_at"}``, see
+:mod:`dbos_orchestrator.store.batch_record`); the other items carry none and are owned as members
+of that batch (:func:`batch_of`, read by ``plugin/records.py``). DBOS copies a workflow's attributes to its forks; a
 child workflow started inside a DBOS app carries none and is owned through its parent. The UI
 trusts this record, never XCom alone (XCom rows can be rewritten through Airflow's REST API):
 see docs/ui.md, "Permissions". Airflow-free.
@@ -17,9 +20,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["OWNER_KEY", "Owner", "owner_attributes", "owner_of", "record_owner", "with_owner"]
+if TYPE_CHECKING:
+    from dbos_orchestrator.store.batch_record import BatchExtent
+
+__all__ = ["OWNER_KEY", "Owner", "batch_of", "has_record", "owner_attributes", "owner_of", "record_owner", "with_owner"]
 
 OWNER_KEY = "airflow"
 MAX_MAP_INDEX = 2**31 - 1  # Airflow's map_index column is a 32-bit integer
@@ -104,3 +110,26 @@ def owner_of(attributes: Any) -> Owner | None:
         return None
     dag_id, run_id, task_id, conn_id = texts
     return Owner(str(dag_id), str(run_id), str(task_id), map_index, str(conn_id))
+
+
+def has_record(attributes: Any) -> bool:
+    """Whether ``attributes`` hold anything under the owner key (a record of its own, well formed or not)."""
+    return isinstance(attributes, Mapping) and OWNER_KEY in attributes
+
+
+def batch_of(workflow_id: str, attributes: Any) -> tuple[Owner, BatchExtent] | None:
+    """The owner and the batch extent an anchor's record claims, or None.
+
+    None unless the record is a well-formed owner record with a well-formed extent, the extent's
+    prefix lies in the owner's own DAG's ids (``<dag_id>:``: a DAG id has no colon) and
+    ``workflow_id`` (the anchor's) is one of the batch's ids.
+    """
+    from dbos_orchestrator.store.batch_record import extent_of
+
+    owner = owner_of(attributes)
+    if owner is None:
+        return None
+    extent = extent_of(attributes[OWNER_KEY])
+    if extent is None or not extent.prefix.startswith(owner.dag_id + ":") or extent.index_of(workflow_id) is None:
+        return None
+    return owner, extent

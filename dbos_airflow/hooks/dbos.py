@@ -202,17 +202,24 @@ class DBOSHook(BaseHook):
         return await client.enqueue_async(self._options(options, serialization, settings), *args, **kwargs)
 
     def enqueue_many(
-        self, options: EnqueueOptions, items: Iterable[Any], *, serialization: str | None = None
+        self,
+        options: EnqueueOptions,
+        items: Iterable[Any],
+        *,
+        serialization: str | None = None,
+        record_once: str | None = None,
     ) -> list[str]:
         """Enqueue one workflow per item in one transaction (all or nothing); return the ids.
 
         Each item is ``{"args": [...], "kwargs": {...}, "workflow_id": "..."}`` (all optional)
         or a list of positional args. Ids that already exist are left alone, so a retry with
-        the same ids enqueues nothing new. See :mod:`dbos_orchestrator.store.bulk`.
+        the same ids enqueues nothing new. ``record_once``: the attributes key whose record may be
+        written once for the batch. See :mod:`dbos_orchestrator.store.bulk`.
         """
         from dbos_orchestrator.store.bulk import enqueue_many
 
-        return enqueue_many(self.get_client(), self._options(options, serialization, self.settings), items)
+        options = self._options(options, serialization, self.settings)
+        return enqueue_many(self.get_client(), options, items, record_once=record_once)
 
     def send(
         self,

@@ -115,7 +115,7 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
         from dbos_orchestrator.store.bulk import normalize_items
         from dbos_orchestrator.waiting.batch import BatchSpec
 
-        from dbos_airflow.contract.ownership import with_owner
+        from dbos_airflow.contract.ownership import OWNER_KEY, with_owner
         from dbos_airflow.operators.lineage import with_lineage
 
         self.wait_for_completion = as_bool("wait_for_completion", self.wait_for_completion)
@@ -130,7 +130,8 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
         self.check_target()  # a mistyped queue or version: warned (or refused) before anything is written
         options = with_owner(self._options(**self._identity(context)), context["ti"], self.dbos_conn_id)
         options = with_lineage(options, context["ti"])  # docs/observability.md, OpenLineage
-        ids = self.hook.enqueue_many(options, batch, serialization=self.serialization)
+        # The owner record once for the batch when it can (docs/batch.md, "Enqueue throughput and the owner record").
+        ids = self.hook.enqueue_many(options, batch, serialization=self.serialization, record_once=OWNER_KEY)
         self.log.info("%d DBOS workflow(s) %s enqueued on %s", len(ids), self.workflow_name, self.queue_name)
         remember_workflow(context, self.dbos_conn_id)  # the ids are the return value
         if not self.wait_for_completion:

@@ -55,6 +55,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("dbos_orchestrator.service",),
     ("dbos_orchestrator",),
     # prefect-dbos, on the core: its block and id rules, what its tasks share, the tasks and flows
+    ("prefect_dbos.artifacts",),  # the writer of artifacts queued by tasks (prefect and the core only)
     ("prefect_dbos.ids", "prefect_dbos.database", "prefect_dbos.events"),
     ("prefect_dbos.links", "prefect_dbos.waiting", "prefect_dbos.bridge", "prefect_dbos.streams"),
     ("prefect_dbos.options",),
@@ -92,6 +93,7 @@ SIDEWAYS: set[tuple[str, str]] = {
     ("dbos_orchestrator.retry", "dbos_orchestrator.status"),
     ("dbos_orchestrator.serialization", "dbos_orchestrator.exceptions"),
     ("dbos_orchestrator.store.bulk", "dbos_orchestrator.store.values"),
+    ("dbos_orchestrator.store.bulk", "dbos_orchestrator.store.batch_record"),
     ("dbos_orchestrator.store.codec", "dbos_orchestrator.store.superjson"),
     ("dbos_orchestrator.store.steps", "dbos_orchestrator.store.codec"),
     ("dbos_orchestrator.store.values", "dbos_orchestrator.store.codec"),

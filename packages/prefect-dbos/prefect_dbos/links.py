@@ -8,6 +8,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from prefect_dbos.database import DBOSSystemDatabase
 
 
@@ -45,35 +47,42 @@ async def link_workflow(database: DBOSSystemDatabase, workflow_id: str) -> None:
         )
 
 
-async def summarize(database: DBOSSystemDatabase, status: dict[str, Any], last_step: tuple[int, str] | None) -> None:
-    """A markdown artifact with the workflow's id, queue, status, duration and last step."""
-    from prefect.artifacts import acreate_markdown_artifact
+def summarize(
+    database: DBOSSystemDatabase, status: dict[str, Any], last_step: Callable[[], tuple[int, str] | None]
+) -> None:
+    """Queue a markdown artifact with the workflow's id, queue, status, duration and last step.
+
+    It is written after the task returns (:mod:`prefect_dbos.artifacts`): what the task's context
+    holds (the link, the trace id) is taken now, the last step (``last_step()``, a database read)
+    and the write happen in the writer's thread.
+    """
+    from dbos_orchestrator.tracing import trace_id_of
+
+    from prefect_dbos.artifacts import write_later
 
     created, updated = status.get("created_at"), status.get("updated_at")
     took = f"{(updated - created) / 1000:.1f} s" if isinstance(created, int) and isinstance(updated, int) else "?"
     wid = status["workflow_id"]
     link = database.link_for(wid)
     shown = f"[{wid}]({link})" if link else f"`{wid}`"
-    step = "none recorded" if last_step is None else f"#{last_step[0]} {last_step[1]}"
-    rows = [
-        ("workflow", shown),
-        ("name", f"`{status.get('name')}`"),
-        ("queue", f"`{status.get('queue_name')}`"),
-        ("status", f"**{status['status']}**"),
-        ("duration", took),
-        ("last step", step),
-    ]
-    from dbos_orchestrator.tracing import trace_id_of
-
     trace_id = trace_id_of()
-    if trace_id is not None:
-        rows.append(("trace", f"`{trace_id}`"))
-    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
-    await acreate_markdown_artifact(
-        f"### DBOS workflow\n\n| | |\n|---|---|\n{table}\n",
-        key=artifact_key("summary", wid),
-        description="How the DBOS workflow ended.",
-    )
+
+    def markdown() -> str:
+        step = last_step()
+        rows = [
+            ("workflow", shown),
+            ("name", f"`{status.get('name')}`"),
+            ("queue", f"`{status.get('queue_name')}`"),
+            ("status", f"**{status['status']}**"),
+            ("duration", took),
+            ("last step", "none recorded" if step is None else f"#{step[0]} {step[1]}"),
+        ]
+        if trace_id is not None:
+            rows.append(("trace", f"`{trace_id}`"))
+        table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+        return f"### DBOS workflow\n\n| | |\n|---|---|\n{table}\n"
+
+    write_later("markdown", artifact_key("summary", wid), "How the DBOS workflow ended.", markdown)
 
 
 async def summarize_batch(key: str, counts: dict[str, Any]) -> None:

@@ -111,7 +111,7 @@ async def wait(
     ``timeout`` passing (or the task's own ``timeout_seconds``) cancels the workflow unless
     ``cancel_on_timeout=False``; a crash cancels nothing (a retry re-attaches). With
     ``summary_artifact`` the run gets a markdown artifact saying how the workflow ended (one write
-    to the Prefect API per wait).
+    to the Prefect API per wait, made after the wait returns: :mod:`prefect_dbos.artifacts`).
     """
     started = time.time()
     deadline = own_deadline(started)
@@ -136,9 +136,9 @@ async def wait(
             await asyncio.to_thread(service.cancel_workflows, [workflow_id])
         raise error
     emit_task_event("completed", database.get_client().target, status, key=status.get("updated_at"))
-    if summary_artifact:
-        last_step = await asyncio.to_thread(service.value_reader().last_step, workflow_id)
-        await summarize(database, status, last_step)
+    if summary_artifact:  # written after the task returns, off the wait's return path (prefect_dbos.artifacts)
+        reader = service.value_reader()
+        summarize(database, status, lambda: reader.last_step(workflow_id))
     return await asyncio.to_thread(service.result, workflow_id, log=lambda line: logger.info("%s", line))
 
 

@@ -208,8 +208,8 @@ async def await_workflow(
     :param cancel_on_timeout: cancel the workflow when ``timeout`` or the task's own
         ``timeout_seconds`` passes (a crash never cancels).
     :param summary_artifact: create the summary artifact (id, status, duration, last step). It is
-        one write to the Prefect API per wait: a flow awaiting hundreds of workflows at once may
-        pass False and keep the closing log line only (README, "Many waits in one flow").
+        written after the task returns, by the process' artifact writer (README, "Many waits in
+        one flow"; :func:`prefect_dbos.artifacts.flush_artifacts` waits for it).
     :param stream_to_log: a stream key of the workflow: its values are logged while it runs (as
         :func:`prefect_dbos.stream_tasks.aread_stream` does, with a progress artifact for numbers).
     """

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from dbos_orchestrator.waiting.waiter import running_waiters
 from prefect import flow, task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, ArtifactFilterType
+from prefect.runtime import flow_run
 
 from prefect_dbos import (
     DBOSSystemDatabase,
@@ -32,6 +34,7 @@ from prefect_dbos import (
     await_workflow_event,
     run_dbos_workflow_and_wait_for_completion,
 )
+from prefect_dbos.artifacts import aflush_artifacts, pending_artifacts
 from prefect_dbos.ids import flow_run_prefix
 from prefect_dbos.links import artifact_key
 
@@ -76,6 +79,7 @@ async def test_link_and_summary_artifacts_and_the_run_url_on_the_workflow(
         return wid
 
     wid = await with_links()
+    assert await aflush_artifacts(timeout=60)  # the summary is written after the task returns
     async with get_client() as client:
         [link] = await client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key("link", wid)]))
@@ -92,6 +96,45 @@ async def test_link_and_summary_artifacts_and_the_run_url_on_the_workflow(
     assert str(attributes.get("prefect.flow_run_url")).endswith(f"/flow-run/{attributes['prefect.flow_run_id']}"), (
         attributes
     )
+
+
+async def test_summary_artifacts_are_written_after_the_waits_return(
+    database: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """packages/prefect-dbos/README.md, "Many waits in one flow": the summary artifact is not on the wait's
+    return path (the writer is held until the flow returned), and every wait's artifact is written, on its
+    own task run, once the writer runs."""
+    import prefect_dbos.artifacts
+
+    assert await aflush_artifacts(timeout=60)  # earlier tests' artifacts are not this test's
+    held = threading.Event()
+    write = prefect_dbos.artifacts._write
+
+    def held_write(client: Any, item: Any) -> None:
+        assert held.wait(120), "the writer was never released"
+        write(client, item)
+
+    monkeypatch.setattr(prefect_dbos.artifacts, "_write", held_write)
+
+    @flow
+    async def many() -> tuple[str, list[str], list[int]]:
+        ids = [await aenqueue_workflow(database, QUEUE, "wf_double", [n]) for n in range(5)]
+        outputs = await asyncio.gather(*(await_workflow(database, w) for w in ids))
+        return flow_run.get_id(), ids, list(outputs)
+
+    run_id, ids, outputs = await asyncio.wait_for(many(), timeout=120)
+    assert outputs == [0, 2, 4, 6, 8]
+    assert pending_artifacts() == 5  # all five queued, none written: the waits did not wait for them
+    held.set()
+    assert await aflush_artifacts(timeout=60)
+    async with get_client() as client:
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key("summary", w) for w in ids]))
+        )
+    assert sorted(a.key for a in found) == sorted(artifact_key("summary", w) for w in ids)
+    assert {str(a.flow_run_id) for a in found} == {run_id}
+    assert len({a.task_run_id for a in found} - {None}) == 5, [a.task_run_id for a in found]
+    assert all("SUCCESS" in str(a.data) and "last step" in str(a.data) for a in found), [a.data for a in found]
 
 
 async def test_summary_artifact_off_leaves_the_closing_line_and_the_result(database: Any) -> None:

@@ -42,3 +42,25 @@ def test_a_caller_cannot_claim_another_owner() -> None:
 )
 def test_malformed_records_own_nothing(attributes: object) -> None:
     assert owner_of(attributes) is None
+
+
+def test_a_batch_anchor_claims_only_its_own_dags_ids_and_is_one_of_them() -> None:
+    """docs/batch.md, "Enqueue throughput and the owner record": the record on a batch's first item
+    names the batch; it is believed only for ids of the owner's own DAG, and only on an item of the batch."""
+    from dbos_airflow.contract.ownership import batch_of, has_record
+
+    record = owner_attributes(TI, "dbos_default")
+    extent = {"prefix": "d:manual__x:y:t:-1:", "count": 3, "created_at": 5}
+    anchored = {OWNER_KEY: {**record[OWNER_KEY], "batch": extent}}
+    claimed = batch_of("d:manual__x:y:t:-1:0", anchored)
+    assert claimed is not None and claimed[0] == owner_of(record) and claimed[1].count == 3
+    assert batch_of("d:manual__x:y:t:-1:3", anchored) is None  # the anchor is not one of the batch's ids
+    assert batch_of("elsewhere", anchored) is None
+    other_dag = {OWNER_KEY: {**record[OWNER_KEY], "batch": {**extent, "prefix": "e:manual__x:y:t:-1:"}}}
+    assert batch_of("e:manual__x:y:t:-1:0", other_dag) is None  # another DAG's ids
+    prefix_of_dag = {OWNER_KEY: {**record[OWNER_KEY], "batch": {**extent, "prefix": "dx:run:t:-1:"}}}
+    assert batch_of("dx:run:t:-1:0", prefix_of_dag) is None  # "d" is not "dx": the colon ends the DAG id
+    assert batch_of("d:manual__x:y:t:-1:0", record) is None  # no extent
+    assert batch_of("d:manual__x:y:t:-1:0", {OWNER_KEY: {"batch": extent}}) is None  # no owner
+    assert has_record(anchored) and has_record({OWNER_KEY: "junk"})
+    assert not has_record(None) and not has_record({"other": 1})

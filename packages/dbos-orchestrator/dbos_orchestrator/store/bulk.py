@@ -11,6 +11,10 @@ Two maintained DBOS interfaces do the writing; nothing here writes DBOS tables i
   orchestrator's owner record; ``workflow_id_reuse_policy``, ``shard_key``, ...):
   ``DBOSClient.enqueue_in_transaction`` for every item, in one transaction. (The SQL function
   takes no ``attributes``, and nothing here writes DBOS tables itself to add them.)
+* **one attributes record for the whole batch** (``record_once``, e.g. an orchestrator's owner record,
+  on a batch of ids ``<prefix>0`` .. ``<prefix><n-1>``): the SQL function for every item but the
+  first, then the client for the first, its record extended with the batch's extent
+  (:mod:`dbos_orchestrator.store.batch_record`), in the same transaction.
 
 Every item gets a workflow id before anything is written (given, or generated), so a retry
 that passes the same ids enqueues nothing new: ids that already exist are looked up first
@@ -39,6 +43,7 @@ from dbos_orchestrator.exceptions import (
     DBOSSerializationError,
 )
 from dbos_orchestrator.options import to_dbos_options
+from dbos_orchestrator.store.batch_record import EXTENT_FIELD, BatchExtent
 
 if TYPE_CHECKING:
     from dbos_orchestrator.client import DBOSClient
@@ -176,18 +181,28 @@ def _no_gc_pauses() -> Iterator[None]:
             gc.enable()
 
 
-def enqueue_many(client: DBOSClient, options: EnqueueOptions, items: Iterable[Any]) -> list[str]:
+def enqueue_many(
+    client: DBOSClient, options: EnqueueOptions, items: Iterable[Any], *, record_once: str | None = None
+) -> list[str]:
     """Enqueue one workflow per item, all in one transaction; return their ids in item order.
 
     ``options`` are the documented :class:`EnqueueOptions` shared by every item (no
     ``workflow_id``/``deduplication_id``: those are per item). Items that already exist
     (a retried batch) are left as they are. Any error rolls the whole batch back.
+
+    ``record_once``: when ``options["attributes"]`` is just this key's record, the batch is new,
+    its ids are ``<prefix>0`` .. ``<prefix><n-1>`` and the other options fit DBOS' SQL function,
+    the record is written once, on the first item, with the batch's extent
+    (:mod:`dbos_orchestrator.store.batch_record`), and the other items carry no attributes;
+    otherwise every item carries the attributes.
     """
     with _no_gc_pauses():
-        return _enqueue_many(client, options, items)
+        return _enqueue_many(client, options, items, record_once)
 
 
-def _enqueue_many(client: DBOSClient, options: EnqueueOptions, items: Iterable[Any]) -> list[str]:
+def _enqueue_many(
+    client: DBOSClient, options: EnqueueOptions, items: Iterable[Any], record_once: str | None = None
+) -> list[str]:
     """See :func:`enqueue_many`."""
     _check_options(options)
     mapped: dict[str, Any] = dict(to_dbos_options(options))
@@ -198,16 +213,22 @@ def _enqueue_many(client: DBOSClient, options: EnqueueOptions, items: Iterable[A
     if not batch:
         return []
     engine = client.system_database_engine
-    use_sql = (
-        mapped.get("serialization_type") == WorkflowSerializationFormat.PORTABLE
-        and engine.dialect.name == "postgresql"
-        and set(mapped) <= SQL_FUNCTION_OPTIONS
+    sql_ok = mapped.get("serialization_type") == WorkflowSerializationFormat.PORTABLE and engine.dialect.name == (
+        "postgresql"
     )
+    use_sql = sql_ok and set(mapped) <= SQL_FUNCTION_OPTIONS
+    once = sql_ok and record_once is not None and set(mapped) - {"attributes"} <= SQL_FUNCTION_OPTIONS
     started = time.monotonic()
     with engine.begin() as conn:
         existing = _existing(conn, mapped, batch) if mapped.get("workflow_id_reuse_policy") != "reject" else {}
         todo = [i for i, item in enumerate(batch) if item.workflow_id not in existing]
-        if use_sql:
+        prefix = _shared_prefix(batch) if once and not existing and record_once is not None else None
+        if prefix is not None and record_once is not None and _only_record(mapped, record_once):
+            _enqueue_sql(conn, client, mapped, batch, todo[1:])
+            extent = BatchExtent(prefix, len(batch), _created_at(conn, batch[1].workflow_id))
+            record = {**mapped["attributes"][record_once], EXTENT_FIELD: extent.as_json()}
+            _enqueue_client(conn, client, {**options, "attributes": {record_once: record}}, batch, todo[:1])
+        elif use_sql:
             _enqueue_sql(conn, client, mapped, batch, todo)
         else:
             _enqueue_client(conn, client, options, batch, todo)
@@ -220,6 +241,32 @@ def _enqueue_many(client: DBOSClient, options: EnqueueOptions, items: Iterable[A
         time.monotonic() - started,
     )
     return [item.workflow_id for item in batch]
+
+
+def _shared_prefix(batch: list[BulkItem]) -> str | None:
+    """``p`` when the batch's ids are ``p0`` .. ``p<n-1>`` (n >= 2, ``p`` not ending in a digit), else None."""
+    first = batch[0].workflow_id
+    if len(batch) < 2 or not first.endswith("0") or len(first) < 2 or first[-2].isdigit():
+        return None
+    prefix = first[:-1]
+    for i, item in enumerate(batch):
+        if item.workflow_id != f"{prefix}{i}":
+            return None
+    return prefix
+
+
+def _only_record(mapped: Mapping[str, Any], key: str) -> bool:
+    """The attributes are exactly one record (a dict) under ``key``: nothing else would be lost on the other items."""
+    attributes = mapped.get("attributes")
+    return isinstance(attributes, dict) and list(attributes) == [key] and isinstance(attributes[key], dict)
+
+
+def _created_at(conn: sa.Connection, workflow_id: str) -> int:
+    """The ``created_at`` DBOS' SQL function gave ``workflow_id`` (the transaction's time, shared by the batch)."""
+    from dbos._schemas.system_database import SystemSchema
+
+    ws = SystemSchema.workflow_status
+    return int(conn.execute(sa.select(ws.c.created_at).where(ws.c.workflow_uuid == workflow_id)).scalar_one())
 
 
 def _encode_portable(index: int, item: BulkItem) -> tuple[list[str], str]:
