@@ -13,6 +13,7 @@ from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSWaitTimeoutError
 from dbos_orchestrator.messages import batch_progress_message, first_ended_message
 from dbos_orchestrator.outcome import FAILURES_NAMED, batch_result
 from dbos_orchestrator.retry import check_retry_mode
+from dbos_orchestrator.status import DBOSWorkflowStatus
 from dbos_orchestrator.store.bulk import enqueue_many
 from dbos_orchestrator.waiting.batch import BatchSpec
 
@@ -85,7 +86,8 @@ async def enqueue(
     if run is not None:
         _remember(run.owner_id, database)
     await link_workflow(database, waited)
-    workflow = {"workflow_id": waited, "name": workflow_name, "class_name": workflow_class_name, "status": "ENQUEUED"}
+    status = DBOSWorkflowStatus.ENQUEUED.value
+    workflow = {"workflow_id": waited, "name": workflow_name, "class_name": workflow_class_name, "status": status}
     emit_task_event("enqueued", database.get_client().target, {**opts, **workflow})
     return str(waited)
 
