@@ -5,7 +5,7 @@ workflow runs with exactly those arguments; the ``dbos`` connection form shows t
 connection saved from it (Postgres fields, or only a System database URL) passes its Test button.
 A person answers a DBOS workflow's question in Required Actions ("Approve", once "Reject") and the
 workflow receives it once, also across a clear (docs/approvals.md). Screenshots land in each test's
-tmp dir; the Required Action's also in docs/images/required-action.png (README). Needs
+tmp dir; the Required Action's in test-artifacts/ (docs/images/ with DBOS_AIRFLOW_DOCS_IMAGES=1). Needs
 /usr/bin/chromium (``apt-get install -y chromium``; ``.ci/run`` installs it) and the ``playwright``
 Python package (test extra).
 """
@@ -28,6 +28,7 @@ from dbos_orchestrator.client import DBOSClient
 from dbos_testkit import local_stack
 from dbos_testkit.notifications import messages_to
 
+from browser import picture
 from dbos_airflow.get_provider_info import get_provider_info  # noqa: E402
 
 if TYPE_CHECKING:
@@ -331,7 +332,6 @@ def test_test_button_of_a_connection_saved_without_a_port(stack: Stack, page: An
 # -- Approvals (docs/approvals.md): the flagship DAG asks in Required Actions, a person clicks ------------
 
 APPROVAL_DAG = "dbos_order_approval"
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "required-action.png"
 
 
 def _api(stack: Stack, method: str, path: str, **kwargs: Any) -> Any:
@@ -407,8 +407,7 @@ def test_required_actions_answers_the_workflow_once(stack: Stack, page: Any, tmp
     order_id = f"UI-A-{secrets.token_hex(2)}"
     run_id, workflow_id = _ask(stack, page, order_id)
     page.screenshot(path=str(tmp_path / "required-action.png"), full_page=False)
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=False)  # docs/approvals.md, README
+    page.screenshot(path=str(picture("required-action.png")), full_page=False)  # docs/approvals.md, README
     page.get_by_role("button", name="Approve").click()
 
     _wait(lambda: _approval_run_state(stack, run_id) in ("success", "failed"), 300, "the approved run", stack)

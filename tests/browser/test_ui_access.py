@@ -29,6 +29,8 @@ from conftest import ROOT, unique
 from dbos_orchestrator.client import DBOSClient
 from dbos_testkit.child_process import ChildProcess
 
+from browser import picture
+
 BIN = Path(sys.executable).parent
 TEAMS = ("alpha", "beta")
 USERS = {
@@ -558,8 +560,6 @@ def test_view_follows_airflows_theme(stack: Stack, theme: str) -> None:
     chromium = Path("/usr/bin/chromium")
     if not chromium.exists():
         pytest.fail(f"{chromium} is missing (`make system-packages`)", pytrace=False)
-    images = ROOT / ("docs/images" if os.environ.get("DBOS_AIRFLOW_DOCS_IMAGES") == "1" else "test-artifacts")
-    images.mkdir(parents=True, exist_ok=True)
     run = quote(stack.runs["alpha"], safe="")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -581,7 +581,7 @@ def test_view_follows_airflows_theme(stack: Stack, theme: str) -> None:
             frame.locator("#dbos-status").wait_for()
             frame.locator(f"html[data-theme='{theme}']").wait_for()
             pg.wait_for_timeout(500)
-            pg.screenshot(path=str(images / f"dbos-view-{theme}.png"))
+            pg.screenshot(path=str(picture(f"dbos-view-{theme}.png")))
         finally:
             browser.close()
 

@@ -27,6 +27,8 @@ from conftest import ROOT
 from dbos_orchestrator.client import DBOSClient
 from dbos_testkit.child_process import ChildProcess
 
+from browser import picture
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -198,7 +200,7 @@ def test_tab_shows_the_steps_and_the_extra_link_resolves(server: Server, steps_r
     assert frame.locator("#dbos-steps tr.step td:nth-child(6)").first.inner_text() == "pickled, not decoded"
     page.set_viewport_size({"width": 1400, "height": 1500})  # the iframe grows: steps and timeline in view
     frame.locator("#dbos-steps").scroll_into_view_if_needed()
-    page.screenshot(path=str(ARTIFACTS / "dbos-workflow-tab.png"))
+    page.screenshot(path=str(picture("dbos-workflow-tab.png")))
 
     # The extra links were computed at task finalize and are served from XCom.
     headers = {"Authorization": f"Bearer {server.token('admin')}"}
@@ -227,7 +229,7 @@ def test_a_traced_workflow_shows_its_trace(server: Server, page: Any, client: DB
     assert link.inner_text() == trace_id
     assert link.get_attribute("href") == TRACE.replace("{trace_id}", trace_id)
     page.locator("#dbos-steps tr.step").nth(2).wait_for()
-    page.screenshot(path=str(ARTIFACTS / "dbos-workflow-trace.png"))
+    page.screenshot(path=str(picture("dbos-workflow-trace.png")))
 
 
 def test_fork_from_step_2_does_not_rerun_step_1(server: Server, steps_run: Any, page: Any, client: DBOSClient) -> None:
