@@ -361,22 +361,31 @@ class DBOSQueueTrigger(_DBOSTrigger):
 
     :param queue_name: the queue.
     :param max_backlog: the most active workflows it may hold.
+    :param dequeued_since_ms: also fires once a workflow of the queue was dequeued since then (epoch ms).
     :param workflow_id: the wait's key, ``queue <name>`` (what the event names; the sensor checks it).
     """
 
-    def __init__(self, *, queue_name: str, max_backlog: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *, queue_name: str, max_backlog: int, dequeued_since_ms: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.queue_name = queue_name
         self.max_backlog = max_backlog
+        self.dequeued_since_ms = dequeued_since_ms
 
     def _kwargs(self) -> dict[str, Any]:
-        return {**super()._kwargs(), "queue_name": self.queue_name, "max_backlog": self.max_backlog}
+        return {
+            **super()._kwargs(),
+            "queue_name": self.queue_name,
+            "max_backlog": self.max_backlog,
+            "dequeued_since_ms": self.dequeued_since_ms,
+        }
 
     async def _events(self) -> AsyncIterator[TriggerEvent]:
         from dbos_orchestrator.operations.queues import QueueBacklog
 
         try:
-            backlog = QueueBacklog(self.queue_name, self.max_backlog)
+            backlog = QueueBacklog(self.queue_name, self.max_backlog, self.dequeued_since_ms)
             counts = await self._observe_counts(
                 backlog, lambda c, waited: queue_progress_message(self.queue_name, c, self.max_backlog, waited)
             )
@@ -386,4 +395,6 @@ class DBOSQueueTrigger(_DBOSTrigger):
         if counts is None:
             yield self._event(TriggerEventKind.TIMEOUT, queue_name=self.queue_name, backlog=backlog.counts)
         else:
-            yield self._event(TriggerEventKind.QUEUE_BELOW, queue_name=self.queue_name, backlog=counts)
+            yield self._event(
+                TriggerEventKind.QUEUE_BELOW, queue_name=self.queue_name, backlog=counts, dequeued=backlog.dequeued
+            )

@@ -170,6 +170,52 @@ def test_wait_first_and_queue_backlog_defer_and_say_which(
     client.delete_queue(queue)
 
 
+def test_queue_sensor_until_dequeued_ends_when_a_worker_starts_one_in_poke_and_deferred(client: DBOSClient) -> None:
+    """docs/operations.md, "Back-pressure": with ``until_dequeued`` the sensor also ends as soon as a worker
+    dequeues a workflow of the queue after the wait began, although the backlog is still above
+    ``max_backlog`` (a holder runs the whole time); what started before the wait does not count."""
+    import asyncio
+
+    from dbos_airflow.sensors.queues import DBOSQueueSensor
+    from dbos_airflow.triggers.dbos import DBOSQueueTrigger
+
+    queue, topic = "q_other", unique("hold")  # polled by the tests' worker
+    holder = client.enqueue({"queue_name": queue, "workflow_name": "wf_event_recv"}, topic).workflow_id
+    wait_status(client, holder, {"PENDING"})
+    try:
+        # Poke: the holder started before the first poke, so only a new dequeue ends the wait.
+        sensor = DBOSQueueSensor(task_id="s", queue_name=queue, max_backlog=0, until_dequeued=True)
+        context: Any = {"ti": FakeTI("s")}
+        assert not sensor.poke(context).is_done
+        started = client.enqueue({"queue_name": queue, "workflow_name": "wf_noop"}).workflow_id
+        wait_status(client, started, {"SUCCESS"})
+        done = sensor.poke(context)
+        assert done.is_done and done.xcom_value["dequeued"] >= 1, done.xcom_value
+        assert done.xcom_value["backlog"]["PENDING"] >= 1  # the backlog alone would have kept it waiting
+
+        # Deferred: the trigger on the shared waiter, waiting since now.
+        async def deferred() -> dict[str, Any]:
+            since = int(time.time() * 1000)
+            trigger = DBOSQueueTrigger(
+                workflow_id=f"queue {queue}", queue_name=queue, max_backlog=0, dequeued_since_ms=since
+            )
+            first = asyncio.ensure_future(trigger.run().__anext__())
+            await asyncio.sleep(1.5)
+            assert not first.done()  # the holder still runs and nothing started since
+            await asyncio.to_thread(client.enqueue, {"queue_name": queue, "workflow_name": "wf_noop"})
+            return (await asyncio.wait_for(first, 60)).payload
+
+        event = asyncio.run(deferred())
+        assert event["kind"] == "queue_below" and event["dequeued"] >= 1 and event["backlog"]["PENDING"] >= 1, event
+        assert (
+            DBOSQueueSensor(task_id="s", queue_name=queue, until_dequeued=True).complete(context, event)["dequeued"]
+            == event["dequeued"]
+        )
+    finally:
+        client.send(holder, "done", topic)
+    wait_status(client, holder, {"SUCCESS"})
+
+
 # -- schedules -------------------------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ QUEUE_LIMIT_FIELDS = (
     "partition_worker_concurrency",
 )
 _RATE_FIELDS = ("limiter", "partition_limiter")
+_DEQUEUED = "dequeued"  # the row of QueueBacklog's statement that counts what started since the wait began
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -175,23 +176,31 @@ def queue_backlog(client: DBOSClient, names: Iterable[str] | None = None) -> dic
 
 
 class QueueBacklog:
-    """The wait for a queue's backlog to be at most ``max_backlog``: a
+    """The wait for a queue's backlog to be at most ``max_backlog`` (or, with ``dequeued_since_ms``, for a
+    worker to dequeue one of its workflows since then): a
     :class:`~dbos_orchestrator.waiting.batch.CountTracker` (the shared waiter probes it with one statement
-    per tick, a worker with :meth:`check`). :attr:`counts` is ``{status: count}`` of :data:`BACKLOG_STATUSES`.
+    per tick, a worker with :meth:`check`). :attr:`counts` is ``{status: count}`` of :data:`BACKLOG_STATUSES`;
+    :attr:`dequeued` how many of its workflows a worker started since ``dequeued_since_ms``.
 
     :param queue_name: the queue.
     :param max_backlog: the most active workflows it may hold (>= 0; checked, naming the field).
+    :param dequeued_since_ms: also done once a workflow of the queue was dequeued at or after this time
+        (epoch ms, DBOS' ``started_at``); None waits on the backlog alone.
     """
 
-    def __init__(self, queue_name: Any, max_backlog: Any) -> None:
+    def __init__(self, queue_name: Any, max_backlog: Any, dequeued_since_ms: Any = None) -> None:
         if not isinstance(queue_name, str) or not queue_name.strip():
             raise DBOSOptionsError(f"queue_name={queue_name!r} must be a non-empty string")
         text = str(max_backlog).strip()
         if isinstance(max_backlog, bool) or not text.isdigit():
             raise DBOSOptionsError(f"max_backlog={max_backlog!r} must be a whole number >= 0")
+        if dequeued_since_ms is not None and (type(dequeued_since_ms) is not int or dequeued_since_ms < 0):
+            raise DBOSOptionsError(f"dequeued_since_ms={dequeued_since_ms!r} must be epoch milliseconds (an int >= 0)")
         self.queue_name = queue_name
         self.max_backlog = int(text)
+        self.dequeued_since_ms: int | None = dequeued_since_ms
         self.counts: dict[str, int] = dict.fromkeys(BACKLOG_STATUSES, 0)
+        self.dequeued = 0
         self.updated = False
 
     @property
@@ -203,19 +212,32 @@ class QueueBacklog:
         return sum(self.counts.values())
 
     def statement(self, *, postgres: bool) -> sa.Executable:
-        return _backlog_statement([self.queue_name])
+        backlog = _backlog_statement([self.queue_name])
+        if self.dequeued_since_ms is None:
+            return backlog
+        from dbos._schemas.system_database import SystemSchema
+
+        ws = SystemSchema.workflow_status
+        # Read through DBOS' index on started_at_epoch_ms: only what started since the wait began.
+        dequeued = sa.select(sa.literal(self.queue_name), sa.literal(_DEQUEUED), sa.func.count()).where(
+            ws.c.started_at_epoch_ms >= self.dequeued_since_ms, ws.c.queue_name == self.queue_name
+        )
+        return sa.union_all(backlog, dequeued)
 
     def update(self, rows: Iterable[Any], *, postgres: bool) -> dict[str, int]:
-        self.counts = _backlog_of(rows).get(self.queue_name, dict.fromkeys(BACKLOG_STATUSES, 0))
+        rows = list(rows)
+        self.dequeued = sum(int(count) for _, status, count in rows if status == _DEQUEUED)
+        backlog = [row for row in rows if row[1] != _DEQUEUED]
+        self.counts = _backlog_of(backlog).get(self.queue_name, dict.fromkeys(BACKLOG_STATUSES, 0))
         self.updated = True
         return self.counts
 
     def done(self, *, fail_fast: bool = False) -> bool:
-        return self.updated and self.total <= self.max_backlog
+        return self.updated and (self.total <= self.max_backlog or self.dequeued > 0)
 
     def check(self, client: DBOSClient) -> bool:
         """Read the backlog now (one statement; an unregistered queue fails naming the registered ones);
-        whether it is small enough."""
+        whether it is small enough (or a worker dequeued from it)."""
         if not self.updated and not read_queues(client, [self.queue_name]):
             known = ", ".join(q["name"] for q in read_queues(client)) or "none"
             raise DBOSOptionsError(

@@ -92,3 +92,24 @@ def test_cutoffs() -> None:
 def test_identity_and_dedup_options_are_named(extra: dict[str, object], message: str) -> None:
     with pytest.raises(DBOSOptionsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         to_dbos_options({"workflow_name": "w", "queue_name": "q", **extra})  # type: ignore[arg-type]
+
+
+def test_queue_backlog_is_done_small_or_dequeued_since() -> None:
+    """The backlog wait's rule (no database): done at most ``max_backlog`` active, or, waiting since a time,
+    once a workflow of the queue was dequeued since; a bad ``dequeued_since_ms`` is named."""
+    from dbos_orchestrator.operations.queues import QueueBacklog
+
+    plain = QueueBacklog("q", 1)
+    assert not plain.done()  # nothing read yet
+    plain.update([("q", "PENDING", 2)], postgres=True)
+    assert plain.counts["PENDING"] == 2 and not plain.done()
+    plain.update([("q", "PENDING", 1)], postgres=True)
+    assert plain.done()
+    since = QueueBacklog("q", 0, 1_700_000_000_000)
+    since.update([("q", "PENDING", 3), ("q", "dequeued", 0)], postgres=True)
+    assert since.total == 3 and since.dequeued == 0 and not since.done()
+    since.update([("q", "PENDING", 3), ("q", "dequeued", 1)], postgres=True)
+    assert since.total == 3 and since.dequeued == 1 and since.done()
+    for bad in (-1, "soon", 1.5, True):
+        with pytest.raises(DBOSOptionsError, match="dequeued_since_ms=.* must be epoch milliseconds"):
+            QueueBacklog("q", 0, bad)
