@@ -146,7 +146,7 @@ async def wait_forever(url: str) -> Any:
     """Enqueues a long workflow and waits: the tests crash it (SIGTERM)."""
     database = db(url)
     wid = await aenqueue_workflow(database, QUEUE, "wf_sleep", [600])
-    print("ENQUEUED", wid, flush=True)
+    print("CRASH-TEST-WORKFLOW", wid, flush=True)  # the test waits for this exact line
     return await await_workflow(database, wid)
 
 

@@ -95,8 +95,9 @@ def test_a_crash_cancels_nothing(
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(TESTS)}
     proc = ChildProcess("flow", [sys.executable, str(TESTS / "flows.py"), "crash", system_database_url], env)
     try:
-        proc.wait_for("ENQUEUED", 120)
-        [wid] = [line.split()[1] for line in proc.lines if line.startswith("ENQUEUED")]
+        # A line of its own (the flow's logs and events also say ENQUEUED, before the id is printed).
+        proc.wait_for("CRASH-TEST-WORKFLOW ", 120)
+        [wid] = [line.split()[1] for line in proc.lines if line.startswith("CRASH-TEST-WORKFLOW ")]
         assert _eventually(lambda: _status(rows, wid) == "PENDING", 30), (wid, _status(rows, wid), proc.lines[-30:])
         time.sleep(1)  # waiting on the shared waiter
         os.kill(proc.proc.pid, signal.SIGTERM)
