@@ -8,7 +8,7 @@ PPY    := $(PVENV)/bin/python
 PSTAMP := $(PVENV)/.installed
 PREFECT_PKG := packages/prefect-dbos
 
-.PHONY: test test-unit test-fast test-stack test-airflow test-prefect demo demo-prefect airflow lint lint-airflow lint-prefect bench install install-prefect system-packages ts-app clean
+.PHONY: test test-unit test-fast test-stack test-deployments test-browser test-prefect-then-browser test-airflow test-prefect demo demo-prefect airflow lint lint-airflow lint-prefect bench install install-prefect system-packages ts-app clean
 
 install: $(STAMP)
 
@@ -55,14 +55,16 @@ $(TS_STAMP): $(TS_APP)/package.json $(TS_APP)/package-lock.json $(TS_APP)/tsconf
 UNIT_TESTS := tests/unit packages/dbos-orchestrator/tests
 
 # Both venvs and the system packages first (one at a time: both installs write the core's egg-info), then
-# the two suites at once: they share only the Postgres server (each on databases of its own, with its own
-# DBOS worker, Airflow or Prefect home and ports), and the Prefect suite's minutes hide behind the Airflow
-# suite's. -O: each suite's output is printed whole when it ends.
-# test-fast and the Prefect suite side by side (I/O-bound: DBOS workers, dag.test(), a Prefect server), then the
-# deployments and the browser alone: their faults are timed against a real scheduler and triggerer.
+# two lanes at once: test-fast (itself two pytest-xdist workers) beside the Prefect suite followed by the
+# browser suites. They share only the Postgres server (each session on databases of its own, with its own
+# DBOS worker, Airflow or Prefect home and ports). -O: each lane's output is printed whole when it ends.
+# Then the deployment suites alone: their kills and deferral windows are timed against a real scheduler.
 test: $(STAMP) $(PSTAMP) system-packages ts-app
-	$(MAKE) --no-print-directory -j2 -O test-fast test-prefect
-	$(MAKE) --no-print-directory test-stack
+	$(MAKE) --no-print-directory -j2 -O test-fast test-prefect-then-browser
+	$(MAKE) --no-print-directory test-deployments
+
+test-prefect-then-browser: test-prefect
+	$(MAKE) --no-print-directory test-browser
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q $(UNIT_TESTS) $(PYTEST_ARGS)
@@ -73,9 +75,15 @@ XDIST ?= -n 2 --dist loadfile
 test-fast: $(STAMP) ts-app
 	$(PY) -m pytest -q $(XDIST) --ignore=tests/stack --ignore=tests/browser $(PYTEST_ARGS)
 
-# The suites that boot an Airflow deployment or drive the browser (their own pytest session).
+# The suites that boot an Airflow deployment or drive the browser (their own pytest session), and each alone.
 test-stack: $(STAMP) system-packages ts-app
 	$(PY) -m pytest -q tests/stack tests/browser $(PYTEST_ARGS)
+
+test-deployments: $(STAMP) system-packages ts-app
+	$(PY) -m pytest -q tests/stack $(PYTEST_ARGS)
+
+test-browser: $(STAMP) system-packages ts-app
+	$(PY) -m pytest -q tests/browser $(PYTEST_ARGS)
 
 test-airflow: $(STAMP) system-packages ts-app
 	$(PY) -m pytest -q $(PYTEST_ARGS)
