@@ -242,6 +242,32 @@ def test_all_values_returned_and_a_retry_logs_nothing_twice(
         assert session.query(Variable).filter(Variable.key == name).count() == 0  # forgotten on success
 
 
+def test_reschedule_mode_continues_from_the_saved_offset_each_poke(
+    dbos_conn: str,
+    client: DBOSClient,
+    dagbag: Any,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """mode="reschedule": each poke is a new sensor object in a new try of the same task; the offset read so
+    far is the task's checkpoint (contract/streams.py), so across the reschedules every value is logged once,
+    in order, and all of them are returned."""
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+
+    caplog.set_level(logging.INFO)
+    wid = _start(client, "r", 12, 0.05, pause_at=6)  # 6 values, a 5 s pause, 6 more, closed
+    dr = dagbag.get_dag("dbos_t_stream_reschedule").test(run_conf={"workflow_id": wid, "key": "r"})
+    lines = _lines(caplog, capsys)
+    (ti,) = dr.get_task_instances()
+    assert ti.state == "success", lines[-20:]
+    with create_session() as session:
+        reschedules = session.query(TaskReschedule).filter(TaskReschedule.ti_id == ti.id).count()
+    assert reschedules >= 1  # the pause outlasted a poke: the sensor was rescheduled
+    assert _logged_offsets(lines, "r") == list(range(12))
+    assert _xcom(dr) == [{"i": i} for i in range(12)]
+
+
 def test_bad_input_fails_at_once_naming_it(dbos_conn: str, client: DBOSClient) -> None:
     from airflow.sdk.exceptions import AirflowException
     from dbos_orchestrator.exceptions import DBOSOptionsError, DBOSUnsafeValueError

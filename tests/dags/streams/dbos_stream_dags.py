@@ -31,6 +31,7 @@ for dag_id, deferrable, returned, cls in (
     ("dbos_t_stream_deferred", True, "last", DBOSStreamSensor),
     ("dbos_t_stream_all", False, "all", DBOSStreamSensor),
     ("dbos_t_stream_retry", False, "all", LosesTryOne),
+    ("dbos_t_stream_reschedule", False, "all", DBOSStreamSensor),
 ):
     with DAG(
         dag_id,
@@ -45,7 +46,8 @@ for dag_id, deferrable, returned, cls in (
             workflow_id="{{ params.workflow_id }}",
             key="{{ params.key }}",
             deferrable=deferrable,
-            poke_interval=0.2,
+            poke_interval=1 if dag_id.endswith("reschedule") else 0.2,
+            mode="reschedule" if dag_id.endswith("reschedule") else "poke",
             return_values=returned,
             retries=1 if cls is LosesTryOne else 0,
             retry_delay=timedelta(0),
