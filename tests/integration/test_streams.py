@@ -248,6 +248,7 @@ def test_reschedule_mode_continues_from_the_saved_offset_each_poke(
     dagbag: Any,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """mode="reschedule": each poke is a new sensor object in a new try of the same task; the offset read so
     far is the task's checkpoint (contract/streams.py), so across the reschedules every value is logged once,
@@ -255,17 +256,71 @@ def test_reschedule_mode_continues_from_the_saved_offset_each_poke(
     from airflow.models.taskreschedule import TaskReschedule
     from airflow.utils.session import create_session
 
+    from dbos_airflow.sensors.streams import DBOSStreamSensor
+
     caplog.set_level(logging.INFO)
-    wid = _start(client, "r", 12, 0.05, pause_at=6)  # 6 values, a 5 s pause, 6 more, closed
+    wid = _start(client, "r", 12, 0.05, gate_at=6)  # 6 values, then waits for message "go", 6 more, closed
+    poke, pokes = DBOSStreamSensor.poke, []
+
+    def poke_and_open_the_gate_on_the_second(self: Any, context: Any) -> Any:
+        pokes.append(self)
+        if len(pokes) == 2:  # the first reschedule happened (the stream was open after 6 values)
+            client.send(wid, "go", "go")
+        return poke(self, context)
+
+    monkeypatch.setattr(DBOSStreamSensor, "poke", poke_and_open_the_gate_on_the_second)
     dr = dagbag.get_dag("dbos_t_stream_reschedule").test(run_conf={"workflow_id": wid, "key": "r"})
     lines = _lines(caplog, capsys)
     (ti,) = dr.get_task_instances()
     assert ti.state == "success", lines[-20:]
     with create_session() as session:
         reschedules = session.query(TaskReschedule).filter(TaskReschedule.ti_id == ti.id).count()
-    assert reschedules >= 1  # the pause outlasted a poke: the sensor was rescheduled
+    assert reschedules >= 1 and len({id(p) for p in pokes}) == len(pokes) >= 2  # a new sensor object each poke
     assert _logged_offsets(lines, "r") == list(range(12))
     assert _xcom(dr) == [{"i": i} for i in range(12)]
+
+
+def test_deferred_stream_on_sqlite_is_polled_and_logged_once(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/streams.md: on DBOS' embedded SQLite database there is no LISTEN; the shared waiter polls the
+    stream, and the deferred read logs each value once, in order, until the stream is closed."""
+    import json
+
+    from conftest import ROOT, Worker
+
+    from dbos_airflow.triggers.streams import DBOSStreamTrigger
+
+    url = f"sqlite:///{tmp_path / 'streams.sqlite'}"
+    worker = Worker(url, ROOT / "tests" / "dbos_app.py", executor_id="sqlite-stream-worker")
+    try:
+        worker.wait_ready()
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_DBOS_SQLITE_STREAMS", json.dumps({"conn_type": "dbos", "extra": {"system_database_url": url}})
+        )
+        from dbos import DBOSPortableJSONSerializer
+
+        client = DBOSClient(system_database_url=url, serializer=DBOSPortableJSONSerializer())  # as the operators
+        try:
+            wid = _start(client, "s", 30, 0.02)
+        finally:
+            client.destroy()
+        caplog.set_level(logging.INFO)
+        trigger = DBOSStreamTrigger(
+            workflow_id=wid, key="s", dbos_conn_id="dbos_sqlite_streams", end_time=time.time() + 120
+        )
+
+        async def events() -> list[Any]:
+            return [e async for e in trigger.run()]
+
+        (event,) = asyncio.run(events())
+    finally:
+        worker.stop()
+    from dbos_orchestrator.waiting.waiter import running_waiters
+
+    assert running_waiters()["dbos_sqlite_streams"].listening is False  # it polled
+    assert event.payload["kind"] == "stream_ended" and event.payload["closed"], event.payload
+    assert _logged_offsets(_lines(caplog, capsys), "s") == list(range(30))
 
 
 def test_bad_input_fails_at_once_naming_it(dbos_conn: str, client: DBOSClient) -> None:
