@@ -90,8 +90,10 @@ async def test_200_waits_share_one_connection_and_one_statement_per_tick(
         await _until(lambda: waiter.probes >= probes0 + 10, "10 more probes")
         during = await asyncio.to_thread(_backend_pids, system_database_url)
         probes, sent = waiter.probes - probes0, statements.count - statements0
-        # One statement per probe for all 200 waits (not one per wait), all on one backend.
-        assert sent == probes, f"{sent} statements for {probes} probes of {WAITS} waits"
+        # One statement per probe for all 200 waits (not one per wait: that would be 2,000), all on one
+        # backend. The two counters are read while the polling thread runs (a probe counts itself after its
+        # statement ran), so each of the window's two ends may split one probe: +-1.
+        assert abs(sent - probes) <= 1, f"{sent} statements for {probes} probes of {WAITS} waits"
         assert len(during - before) <= 1, f"the waiter opened backends {during - before} for {WAITS} waits"
         assert not any(t.done() for t in tasks[:-1]), "a wait on an ENQUEUED workflow returned"
 
