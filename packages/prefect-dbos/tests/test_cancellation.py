@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import sqlalchemy as sa
 from conftest import PACKAGE, ChildProcess, workflow_rows
@@ -89,14 +90,17 @@ async def test_a_submitted_async_tasks_own_timeout_cancels_its_workflows(
 
 
 def test_a_crash_cancels_nothing(
-    database: object, rows: sa.Engine, system_database_url: str, prefect_server: str
+    database: object, rows: sa.Engine, system_database_url: str, prefect_server: str, tmp_path: Path
 ) -> None:
     """packages/prefect-dbos/README.md, "Cancellation": the flow's process gets SIGTERM (a crash): the workflow keeps running."""
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(TESTS)}
-    proc = ChildProcess("flow", [sys.executable, str(TESTS / "flows.py"), "crash", system_database_url], env)
+    # Its whole output is kept (a failure names the file): once in CI the id line had not come after 120 s,
+    # and the error's last 30 lines were only Prefect's idle DEBUG lines.
+    log = tmp_path / "crash-flow.log"
+    proc = ChildProcess("flow", [sys.executable, str(TESTS / "flows.py"), "crash", system_database_url], env, log)
     try:
         # A line of its own (the flow's logs and events also say ENQUEUED, before the id is printed).
-        proc.wait_for("CRASH-TEST-WORKFLOW ", 120)
+        proc.wait_for("CRASH-TEST-WORKFLOW ", 240)
         [wid] = [line.split()[1] for line in proc.lines if line.startswith("CRASH-TEST-WORKFLOW ")]
         assert _eventually(lambda: _status(rows, wid) == "PENDING", 30), (wid, _status(rows, wid), proc.lines[-30:])
         time.sleep(1)  # waiting on the shared waiter
