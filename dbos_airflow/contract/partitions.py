@@ -2,8 +2,8 @@
 
 Airflow 3.3 gives a task its DAG run's partition key as ``context["partition_key"]`` (None or
 absent for a run that has none). The one rule, for every enqueue operator
-(:meth:`~dbos_airflow.operators.dbos.DBOSBaseEnqueueOperator._options`; docs/observability.md,
-"Partitioned DAG runs"):
+(:meth:`~dbos_airflow.operators.dbos.DBOSBaseEnqueueOperator._options`; docs/operations.md,
+"Partitioned DAG runs and partitioned queues"):
 
 * a ``queue_partition_key`` given to the operator (non-empty once rendered) wins;
 * else, with ``partition_key_from_run`` (default True), the run's non-empty key is used;
@@ -30,7 +30,7 @@ __all__ = ["check_from_run", "queue_partition_key"]
 
 
 class _Log(Protocol):
-    def info(self, msg: str, *args: Any) -> Any: ...
+    def info(self, msg: Any, /, *args: Any) -> Any: ...
 
 
 def check_from_run(value: Any) -> bool:

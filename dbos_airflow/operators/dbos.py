@@ -59,7 +59,7 @@ class DBOSBaseEnqueueOperator(DBOSBaseOperator):
     :param delay_seconds: seconds before the workflow becomes eligible to run.
     :param queue_partition_key: partition of a partitioned queue (templated). Not given (or empty once
         rendered) in a partitioned DAG run: the run's partition key (``context["partition_key"]``), unless
-        the workflow has a ``deduplication_id`` (docs/observability.md, "Partitioned DAG runs").
+        the workflow has a ``deduplication_id`` (docs/operations.md, "Partitioned DAG runs and partitioned queues").
     :param partition_key_from_run: ``False``: never use the DAG run's partition key as the
         workflow's ``queue_partition_key`` (default ``True``).
     :param serialization: ``portable`` (JSON, default) or ``pickle``, for the arguments.
