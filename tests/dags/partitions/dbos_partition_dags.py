@@ -56,9 +56,13 @@ with DAG(
         wait_for_completion=True,
         timeout=60,
     )
-    # opted out: no key
+    # opted out: no key, so the partitioned queue never runs it (not waited for; the test cancels it)
     DBOSEnqueueOperator(
-        task_id="opted_out", workflow_name="wf_double", queue_name="q", workflow_args=[4], partition_key_from_run=False
+        task_id="opted_out",
+        workflow_name="wf_double",
+        queue_name="q_part",
+        workflow_args=[4],
+        partition_key_from_run=False,
     )
     # a bulk enqueue: every item gets the run's key
     DBOSBulkEnqueueOperator(
