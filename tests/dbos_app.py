@@ -18,6 +18,8 @@ import time
 from dbos import DBOS, DBOSConfig, WorkflowSerializationFormat
 
 QUEUES = ("q", "q_other")
+# A partitioned queue (tests/integration/test_partitions.py): DBOS dequeues only workflows with a partition key.
+PARTITIONED_QUEUE = "q_part"
 # Another version only in a system database of its own (tests/integration/test_operations.py):
 # a worker registering a new version makes it the latest, which moves version-less workflows to it.
 APP_VERSION = os.environ.get("DBOS_TEST_APP_VERSION", "test")
@@ -293,10 +295,11 @@ def main() -> None:
         config["otlp_traces_endpoints"] = [otlp]
     DBOS(config=config)
     crasher = bool(os.environ.get("DBOS_TEST_CRASH"))
-    DBOS.listen_queues(["q_crash"] if crasher else list(QUEUES))  # queues are shared DB rows
+    DBOS.listen_queues(["q_crash"] if crasher else [*QUEUES, PARTITIONED_QUEUE])  # queues are shared DB rows
     DBOS.launch()
     for name in QUEUES:
         DBOS.register_queue(name, polling_interval_sec=0.2)
+    DBOS.register_queue(PARTITIONED_QUEUE, partition_concurrency=2, polling_interval_sec=0.2)
     if crasher:
         DBOS.register_queue("q_crash", polling_interval_sec=0.2)
     print("WORKER READY", flush=True)

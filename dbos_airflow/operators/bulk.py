@@ -128,7 +128,7 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
             check_push_results(self.push_results, len(items))
         batch = normalize_items(items, default_id=lambda index: bulk_item_id(base, index))
         self.check_target()  # a mistyped queue or version: warned (or refused) before anything is written
-        options = with_owner(self._options(**self._identity(context)), context["ti"], self.dbos_conn_id)
+        options = with_owner(self._options(context, **self._identity(context)), context["ti"], self.dbos_conn_id)
         options = with_lineage(options, context["ti"])  # docs/observability.md, OpenLineage
         # The owner record once for the batch when it can (docs/batch.md, "Enqueue throughput and the owner record").
         ids = self.hook.enqueue_many(options, batch, serialization=self.serialization, record_once=OWNER_KEY)

@@ -10,6 +10,7 @@ from dbos_orchestrator.operations.preflight import check_on_unknown
 
 from dbos_airflow.contract.ids import check_id_from, work_id
 from dbos_airflow.contract.ownership import with_owner
+from dbos_airflow.contract.partitions import check_from_run, queue_partition_key
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.base import DBOSBaseOperator, dbos_template_fields
 from dbos_airflow.operators.lifecycle import DBOSLifecycleOperator
@@ -56,7 +57,11 @@ class DBOSBaseEnqueueOperator(DBOSBaseOperator):
     :param priority: queue priority, 1 (first) .. 2**31-1.
     :param workflow_timeout: seconds after dequeue before DBOS cancels the workflow.
     :param delay_seconds: seconds before the workflow becomes eligible to run.
-    :param queue_partition_key: partition of a partitioned queue.
+    :param queue_partition_key: partition of a partitioned queue (templated). Not given (or empty once
+        rendered) in a partitioned DAG run: the run's partition key (``context["partition_key"]``), unless
+        the workflow has a ``deduplication_id`` (docs/operations.md, "Partitioned DAG runs and partitioned queues").
+    :param partition_key_from_run: ``False``: never use the DAG run's partition key as the
+        workflow's ``queue_partition_key`` (default ``True``).
     :param serialization: ``portable`` (JSON, default) or ``pickle``, for the arguments.
     :param on_unknown_queue: before enqueueing, a ``queue_name`` no worker registered is ``warn``-ed
         about in the task log, naming the registered queues (default), ``fail``-s the task before
@@ -93,6 +98,7 @@ class DBOSBaseEnqueueOperator(DBOSBaseOperator):
         workflow_timeout: float | None = None,
         delay_seconds: float | None = None,
         queue_partition_key: str | None = None,
+        partition_key_from_run: bool = True,
         on_unknown_queue: str = "warn",
         on_unknown_version: str = "warn",
         authenticated_user: str | None = None,
@@ -114,6 +120,7 @@ class DBOSBaseEnqueueOperator(DBOSBaseOperator):
         self.workflow_timeout = workflow_timeout
         self.delay_seconds = delay_seconds
         self.queue_partition_key = queue_partition_key
+        self.partition_key_from_run = check_from_run(partition_key_from_run)
 
     def check_target(self) -> list[str]:
         """Warn about (or refuse) a queue or ``app_version`` no worker registered, before anything is written."""
@@ -137,7 +144,16 @@ class DBOSBaseEnqueueOperator(DBOSBaseOperator):
             attributes = as_json("attributes", attributes, dict) if attributes.strip() else None
         return {"authenticated_user": user, "authenticated_roles": roles, "attributes": attributes or None}
 
-    def _options(self, **per_workflow: Any) -> EnqueueOptions:
+    def _options(self, context: Context, **per_workflow: Any) -> EnqueueOptions:
+        """The enqueue options: the operator's, the workflow's own (``per_workflow``), and the DAG run's
+        partition key as ``queue_partition_key`` by :func:`~dbos_airflow.contract.partitions.queue_partition_key`."""
+        partition_key = queue_partition_key(
+            context,
+            given=self.queue_partition_key,
+            from_run=self.partition_key_from_run,
+            deduplication_id=per_workflow.get("deduplication_id"),
+            log=self.log,
+        )
         options: dict[str, Any] = {
             "workflow_name": self.workflow_name,
             "queue_name": self.queue_name,
@@ -146,7 +162,7 @@ class DBOSBaseEnqueueOperator(DBOSBaseOperator):
             "priority": self.priority,
             "workflow_timeout": self.workflow_timeout,
             "delay_seconds": self.delay_seconds,
-            "queue_partition_key": self.queue_partition_key,
+            "queue_partition_key": partition_key,
             **per_workflow,
         }
         # With render_template_as_native_obj a form's "2" or "123" arrives as an int.
@@ -202,7 +218,7 @@ class DBOSEnqueueOperator(DBOSLifecycleOperator, DBOSBaseEnqueueOperator):
         workflow that succeeded is never re-run.
 
     The workflow, queue, class, app_version, priority, workflow_timeout, delay_seconds,
-    queue_partition_key, serialization and dbos_conn_id parameters are those of
+    queue_partition_key, partition_key_from_run, serialization and dbos_conn_id parameters are those of
     :class:`DBOSBaseEnqueueOperator`.
     """
 
@@ -245,6 +261,7 @@ class DBOSEnqueueOperator(DBOSLifecycleOperator, DBOSBaseEnqueueOperator):
         args = as_json("workflow_args", self.workflow_args, list)
         kwargs = as_json("workflow_kwargs", self.workflow_kwargs or {}, dict)
         options = self._options(
+            self._context,
             workflow_id=workflow_id,
             deduplication_id=self.deduplication_id,
             duplication_policy=as_text(self.duplication_policy) or None,

@@ -448,3 +448,21 @@ def test_scheduler_kill_and_restart_cancels_nothing(stack: AirflowStack, client:
     log1 = stack.task_log("dbos_deploy_wait", runs["dbos_deploy_wait"], "run", 1)
     assert sync["try_number"] == 2, sync
     assert "left running: the task instance is" in log1 and "Airflow replaced this try" in log1, log1[-3000:]
+
+
+def test_a_partition_key_in_the_rest_apis_trigger_body_is_the_workflows(stack: AirflowStack, client: Any) -> None:
+    """docs/operations.md, "Partitioned DAG runs and partitioned queues": a run triggered through the REST
+    API with a partition key; its workflow gets the key and runs on the partitioned queue ``q_part``."""
+    dag_id, key = "dbos_deploy_partitioned", unique("region")
+    stack.wait_dag(dag_id, timeout=180)
+    body = {"logical_date": None, "partition_key": key}
+    run_id = str(stack.api("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"])
+    assert stack.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["partition_key"] == key
+    assert stack.wait_run(dag_id, run_id, {"success", "failed"}, timeout=180) == "success", stack.task_instances(
+        dag_id, run_id
+    )
+    (row,) = client.list_workflows(workflow_ids=[_wid(dag_id, run_id)], load_input=False)
+    assert (row.queue_name, row.queue_partition_key, row.status, row.output) == ("q_part", key, "SUCCESS", 42)
+    assert f"The workflow's queue_partition_key is the DAG run's partition key {key}" in stack.task_log(
+        dag_id, run_id, "run", 1
+    )

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG
+from airflow.sdk import DAG, PartitionedAtRuntime
 
 from dbos_airflow.contract.deferral import CHECK_IN_WORKER_SECONDS
 from dbos_airflow.operators.dbos import DBOSEnqueueOperator, DBOSSendOperator
@@ -133,4 +133,20 @@ with DAG("dbos_deploy_race", **COMMON):
     DBOSEnqueueOperator.partial(task_id="reattach", workflow_name="wf_double", **race).expand(workflow_id=quick.output)
     DBOSEnqueueOperator.partial(task_id="just_after", workflow_name="wf_sleep", **race).expand(
         workflow_args=[[RACE_LATE_SECONDS]] * RACE_LATE_ITEMS
+    )
+
+
+# Partitioned at runtime (docs/operations.md, "Partitioned DAG runs and partitioned queues"): the test
+# triggers it with a partition key in the REST API's body; the workflow goes to the worker's partitioned
+# queue ``q_part``, which runs it only with a key: the run's.
+with DAG("dbos_deploy_partitioned", **{**COMMON, "schedule": PartitionedAtRuntime()}):
+    DBOSEnqueueOperator(
+        task_id="run",
+        workflow_name="wf_double",
+        queue_name="q_part",
+        workflow_args=[21],
+        wait_for_completion=True,
+        poll_interval=0.5,
+        timeout=120,
+        retry_mode="fail",
     )
