@@ -114,9 +114,7 @@ class RunQueue:
         self._me = me.pid
         self._mine = mine
         workers = [p for p in me.children(recursive=True) if any("app.py" in a for a in p.cmdline())]
-        self.groups["DBOS worker"] = [
-            f"/proc/{p.pid}/task/{t.id}/schedstat" for p in workers for t in p.threads()
-        ]
+        self.groups["DBOS worker"] = [f"/proc/{p.pid}/task/{t.id}/schedstat" for p in workers for t in p.threads()]
         with waiter.client.system_database_engine.connect() as conn:
             pids = conn.execute(
                 sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
