@@ -82,7 +82,34 @@ def sleep_until_stamp(until: float) -> float:
     return time.time()
 
 
+def _stamp_notifies(path: str) -> None:
+    """Bench-only: after each of DBOS' coalesced NOTIFY flushes, append ``<time> <payload>`` lines
+    to ``path`` for the event payloads it sent (P4's split: set_event committed -> NOTIFY sent).
+
+    DBOS (3.x) does not NOTIFY in ``set_event``'s transaction: it queues the payload and a notifier
+    thread sends the queued ones every ``notification_coalesce_sec`` (0.01 s) in one transaction.
+    Payloads queued while a flush runs are stamped by the next one (or missed: a part of N).
+    """
+    from dbos._sys_db_postgres import PostgresSystemDatabase
+
+    flush = PostgresSystemDatabase._flush_notifications
+    out = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the worker
+
+    def stamped(self: PostgresSystemDatabase) -> None:
+        with self._notifier_lock:
+            payloads = sorted(self._pending_notifications.get("dbos_workflow_events_channel", ()))
+        flush(self)
+        if payloads:
+            now = time.time()
+            out.write("".join(f"{now} {p}\n" for p in payloads))
+            out.flush()
+
+    PostgresSystemDatabase._flush_notifications = stamped  # type: ignore[method-assign]
+
+
 def main() -> None:
+    if os.environ.get("BENCH_NOTIFY_STAMPS"):
+        _stamp_notifies(os.environ["BENCH_NOTIFY_STAMPS"])
     config: DBOSConfig = {
         "name": "dbos-airflow-bench",
         "system_database_url": os.environ["DBOS_SYSTEM_DATABASE_URL"],

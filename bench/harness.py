@@ -17,7 +17,7 @@ import secrets
 import statistics
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -197,11 +197,18 @@ def latency_figure(
     plain_what: str,
     ours_what: str,
     goal_q: int,
+    variant: str = "",
+    parts: Callable[[], tuple[list[Row], dict[str, Any]]] | None = None,
 ) -> None:
     """Run a plain-client phase and a dbos-airflow phase on one bench env; report p50/p99 rows.
 
     ``plain_phase(client)`` and ``ours_phase(client, conn_id)`` are coroutines returning latencies
     in seconds; the goal (<= 100 ms) applies to percentile ``goal_q``.
+
+    :param variant: the run's variant, appended to the N cell as its last ``; `` part (rows of
+        another variant stay in bench/results.md: bench/__main__.py ``merge_results``).
+    :param parts: called after the phases, inside the bench env: more rows (e.g. the latency's
+        split) and details for the JSON file.
     """
     import asyncio
 
@@ -212,6 +219,7 @@ def latency_figure(
         try:
             plain = asyncio.run(plain_phase(client))
             ours = asyncio.run(ours_phase(client, env.conn_id))
+            extra_rows, extra_details = parts() if parts is not None else ([], {})
         finally:
             client.destroy()
     rows = []
@@ -225,9 +233,9 @@ def latency_figure(
                 f"{fmt_s(p)} ({plain_what})",
                 f"{fmt_s(o)} ({ours_what})",
                 f"{o / p:.2f}",
-                str(len(ours)),
+                str(len(ours)) + (f"; {variant}" if variant else ""),
                 goal,
                 met,
             )
         )
-    report(name, rows, {"plain_s": plain, "ours_s": ours})
+    report(name, rows + extra_rows, {"plain_s": plain, "ours_s": ours, **extra_details})

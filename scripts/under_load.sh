@@ -8,6 +8,7 @@
 set -uo pipefail
 n=${1:?usage: under_load.sh N command...}
 shift
+export UNDER_LOAD="$n"  # the command may say it ran under load (bench/p4_event_latency.py does)
 pids=()
 stop() { [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; }
 trap stop EXIT INT TERM

@@ -147,3 +147,28 @@ async def test_many_triggers_share_one_waiter(strict_loop: Any, dbos_conn: str, 
     assert "dbos_default" in running_waiters()
     loops = [t for t in threading.enumerate() if t.name == "dbos-waiter-dbos_default"]
     assert len(loops) == 1
+
+
+async def test_event_wake_up_reads_only_the_value(
+    strict_loop: Any, dbos_conn: str, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event trigger makes its value reader (the hook's settings: the Airflow connection, read in
+    a thread) before it waits: once the event is published, only the value is read. Issue 28 (P4):
+    that thread hop after the wake-up was a part of the p99 on a busy machine (bench/p4_parts.py).
+    Here the connection disappears while the trigger waits: reading it after the wake-up would fail."""
+    from dbos_orchestrator.waiting.waiter import running_waiters
+
+    wid = (
+        await client.enqueue_async({"queue_name": "q", "workflow_name": "wf_set_event_later"}, "k", {"v": 7}, 3)
+    ).workflow_id
+    run = asyncio.create_task(collect(DBOSEventTrigger(workflow_id=wid, key="k", end_time=time.time() + 30)))
+    deadline = time.monotonic() + 10
+    while not any(w.progress(wid)[0] is not None for w in running_waiters().values()):
+        assert time.monotonic() < deadline and not run.done(), "the trigger never started waiting"
+        await asyncio.sleep(0.05)
+    assert not await client.get_event_async(wid, "k", 0)  # still waiting: the event comes later
+    monkeypatch.delenv("AIRFLOW_CONN_DBOS_DEFAULT")
+    events = await run
+    assert [e.payload for e in events] == [
+        {"kind": "event_published", "workflow_id": wid, "key": "k", "value": {"v": 7}}
+    ]
