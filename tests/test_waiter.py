@@ -149,3 +149,42 @@ async def test_waits_ending_together_reach_the_loop_in_one_callback_per_probe(db
     assert {o.status for o in observations} == {"CANCELLED"}
     assert sum(handoffs) == WAITS, f"{sum(handoffs)} resolutions handed over for {WAITS} waits"
     assert len(handoffs) <= probes, f"{len(handoffs)} loop callbacks for {probes} probes"
+
+
+async def test_a_watched_event_behind_another_notify_of_its_packet_ends_the_pause(
+    hook: DBOSHook, system_database_url: str
+) -> None:
+    """DBOS flushes its NOTIFYs in batches, so one packet may hold a NOTIFY nobody here waits for and then
+    an awaited one: the pause ends at once (psycopg yields the whole packet; leaving its generator after
+    the first dropped the rest, and the awaited event waited for the next tick)."""
+    from dbos_orchestrator.client import DBOSClient
+    from dbos_orchestrator.waiting.waiter import EVENTS_CHANNEL, DBOSWaiter
+
+    (wid,) = await asyncio.to_thread(hook.enqueue_many, {"workflow_name": "wf_double", "queue_name": UNPOLLED}, [[1]])
+    kwargs = {**(await hook.get_settings_async()).client_kwargs(), "use_listen_notify": False}
+    waiter = DBOSWaiter(unique("packet"), await asyncio.to_thread(DBOSClient, **kwargs), tick=5.0)
+    engine = sa.create_engine(system_database_url)
+    wait = asyncio.create_task(waiter.observe(wid, "k"))
+    try:
+        await _until(lambda: waiter.pending == 1 and waiter.probes >= 1, "the wait registered and probed")
+        assert waiter.listening, "the waiter does not LISTEN on this server"
+        probes = waiter.probes
+        await _until(lambda: waiter.probes > probes, "a probe (the 5 s pause starts after it)", limit=10)
+        probes = waiter.probes
+
+        def both_in_one_commit() -> None:
+            with engine.begin() as conn:  # delivered together, the unwatched one first
+                conn.execute(
+                    sa.text("SELECT pg_notify(:c, 'nobody-here::k'), pg_notify(:c, :p)"),
+                    {"c": EVENTS_CHANNEL, "p": f"{wid}::k"},
+                )
+
+        await asyncio.to_thread(both_in_one_commit)
+        # Woken by the packet's second NOTIFY: a probe well before the 5 s tick would have come.
+        await _until(lambda: waiter.probes > probes, "a probe woken by the awaited NOTIFY", limit=2.5)
+        assert not wait.done(), "the event does not exist: the wait goes on"
+    finally:
+        wait.cancel()
+        await asyncio.to_thread(waiter.stop)
+        engine.dispose()
+        await asyncio.to_thread(hook.get_client().cancel_workflows, [wid])

@@ -283,11 +283,12 @@ class DBOSWaiter:
             watched = {f"{w.workflow_id}::{w.key}" for w in self._waits if w.key is not None}
         deadline = time.monotonic() + self.tick
         while (left := deadline - time.monotonic()) > 0:
-            notified = None
-            for notify in driver.notifies(timeout=left, stop_after=1):  # type: ignore[union-attr]
-                notified = notify
-                break
-            if notified is None or self.streams.wakes(notified.channel, notified.payload, watched):
+            # The whole packet: psycopg yields every notification of the packet it read, and a generator left
+            # after its first drops the rest (DBOS flushes its NOTIFYs in batches, so a watched one often
+            # follows one nobody here waits for).
+            news = list(driver.notifies(timeout=left, stop_after=1))  # type: ignore[union-attr]
+            # Every one of them asked (not any()'s first): a stream's NOTIFY marks its waits due.
+            if not news or any([self.streams.wakes(n.channel, n.payload, watched) for n in news]):
                 return
 
     def _run(self) -> None:
