@@ -9,8 +9,7 @@ Two maintained DBOS interfaces do the writing; nothing here writes DBOS tables i
   ``DBOSClient.enqueue(..., serialization_type=PORTABLE)`` writes.
 * **pickle, SQLite, or options the SQL function cannot express** (``attributes``, e.g. an
   orchestrator's owner record; ``workflow_id_reuse_policy``, ``shard_key``, ...):
-  ``DBOSClient.enqueue_in_transaction`` for every item, in one transaction. (The SQL function
-  takes no ``attributes``, and nothing here writes DBOS tables itself to add them.)
+  ``DBOSClient.enqueue_in_transaction`` for every item, in one transaction.
 * **one attributes record for the whole batch** (``record_once``, e.g. an orchestrator's owner record,
   on a batch of ids ``<prefix>0`` .. ``<prefix><n-1>``): the SQL function for every item but the
   first, then the client for the first, its record extended with the batch's extent
@@ -44,7 +43,7 @@ from dbos_orchestrator.exceptions import (
 )
 from dbos_orchestrator.options import to_dbos_options
 from dbos_orchestrator.store.batch_record import EXTENT_FIELD, BatchExtent
-from dbos_orchestrator.store.existing import existing_ids
+from dbos_orchestrator.store.existing import existing_ids, indexed_prefix
 
 if TYPE_CHECKING:
     from dbos_orchestrator.client import DBOSClient
@@ -78,6 +77,7 @@ SQL_FUNCTION_OPTIONS = frozenset(
 )
 _PORTABLE = DBOSPortableJSONSerializer()
 MAX_FIXED_ARITY = 16  # positional arguments spelled out in the statement (_positional)
+FIRST_CHUNK = 100  # items of the first statement: the server's wait for the client's first encoding
 CHUNK = 1000  # items per statement: big enough to amortize a round trip, small enough to overlap encoding
 
 
@@ -250,10 +250,10 @@ def _enqueue_many(
     once = sql_ok and record_once is not None and set(mapped) - {"attributes"} <= SQL_FUNCTION_OPTIONS
     started = time.monotonic()
     with engine.begin() as conn:
-        shared_prefix = _shared_prefix(batch) if engine.dialect.name == "postgresql" else None
+        ids = [item.workflow_id for item in batch]
+        shared_prefix = indexed_prefix(ids) if engine.dialect.name == "postgresql" else None
         existing: dict[str, int] = {}
         if mapped.get("workflow_id_reuse_policy") != "reject":
-            ids = [item.workflow_id for item in batch]
             identity = (mapped["workflow_name"], mapped.get("class_name"))
             existing = existing_ids(conn, *identity, ids, prefix=shared_prefix, schema=client.schema or "dbos")
         todo = (
@@ -282,18 +282,6 @@ def _enqueue_many(
     return [item.workflow_id for item in batch]
 
 
-def _shared_prefix(batch: list[BulkItem]) -> str | None:
-    """``p`` when the batch's ids are ``p0`` .. ``p<n-1>`` (n >= 2, ``p`` not ending in a digit), else None."""
-    first = batch[0].workflow_id
-    if len(batch) < 2 or not first.endswith("0") or len(first) < 2 or first[-2].isdigit():
-        return None
-    prefix = first[:-1]
-    for i, item in enumerate(batch):
-        if item.workflow_id != f"{prefix}{i}":
-            return None
-    return prefix
-
-
 def _only_record(mapped: Mapping[str, Any], key: str) -> bool:
     """The attributes are exactly one record (a dict) under ``key``: nothing else would be lost on the other items."""
     attributes = mapped.get("attributes")
@@ -318,6 +306,12 @@ def _encode_portable(index: int, item: BulkItem) -> tuple[list[str], str]:
         for key, value in item.kwargs.items():  # name the culprit
             _portable(value, f"{where}: kwargs[{key!r}]")
         raise
+
+
+def _chunks(count: int) -> list[tuple[int, int]]:
+    """``[start, end)`` of each statement's items: ``FIRST_CHUNK``, then ``CHUNK`` at a time."""
+    bounds = [0, *range(min(FIRST_CHUNK, count), count, CHUNK), count]
+    return list(zip(bounds, bounds[1:], strict=False))
 
 
 def _positional(batch: list[BulkItem], todo: list[int]) -> Any:
@@ -376,8 +370,9 @@ def _enqueue_sql(
     def chunks() -> Iterator[tuple[str]]:
         # A generator: psycopg pipelines executemany, so one chunk is encoded while the server runs
         # the one before. An encoding error stops the batch; the rollback undoes what was sent.
-        for start in range(0, len(todo), CHUNK):
-            yield ("[" + ",".join([_encode_row(i, batch[i]) for i in todo[start : start + CHUNK]]) + "]",)
+        # The first chunk is small: the server starts while the next one is encoded.
+        for start, end in _chunks(len(todo)):
+            yield ("[" + ",".join([_encode_row(i, batch[i]) for i in todo[start:end]]) + "]",)
 
     driver = conn.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)

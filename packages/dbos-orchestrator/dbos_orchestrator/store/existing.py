@@ -26,7 +26,7 @@ from dbos_orchestrator.exceptions import DBOSBulkEnqueueError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["code_point_ordered", "existing_ids", "ids_sort_by_code_point", "probe_bounds"]
+__all__ = ["code_point_ordered", "existing_ids", "ids_sort_by_code_point", "indexed_prefix", "probe_bounds"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,21 @@ def code_point_ordered(collation: str, provider: str, db_collate: str | None, db
     if db_provider == "b":  # Postgres 17's builtin provider: C and C.UTF-8 sort by code point
         return True
     return db_provider in (None, "c") and db_collate in _CODE_POINT_LOCALES
+
+
+def indexed_prefix(ids: Sequence[str]) -> str | None:
+    """``p`` when ``ids`` are ``p0`` .. ``p<n-1>`` (n >= 2, ``p`` not ending in a digit), else None.
+
+    :param ids: a batch's ids, in item order.
+    """
+    first = ids[0] if ids else ""
+    if len(ids) < 2 or not first.endswith("0") or len(first) < 2 or first[-2].isdigit():
+        return None
+    prefix = first[:-1]
+    for i, workflow_id in enumerate(ids):
+        if workflow_id != f"{prefix}{i}":
+            return None
+    return prefix
 
 
 def probe_bounds(prefix: str) -> tuple[str, str]:

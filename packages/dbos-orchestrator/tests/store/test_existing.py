@@ -6,7 +6,7 @@ The probe and its fallback against Postgres are in tests/test_bulk.py (a real DB
 from __future__ import annotations
 
 import pytest
-from dbos_orchestrator.store.existing import code_point_ordered, probe_bounds
+from dbos_orchestrator.store.existing import code_point_ordered, indexed_prefix, probe_bounds
 
 
 @pytest.mark.parametrize(
@@ -44,3 +44,20 @@ def test_probe_bounds_hold_every_index_and_nothing_past_the_digits() -> None:
         "dag:run:task:-2:0",
     ):
         assert not low <= outside < high
+
+
+@pytest.mark.parametrize(
+    ("ids", "prefix"),
+    [
+        (["d:r:t:-1:0", "d:r:t:-1:1", "d:r:t:-1:2"], "d:r:t:-1:"),
+        (["a-0", "a-1"], "a-"),
+        (["a-0"], None),  # a batch of one: nothing to gain
+        (["a-0", "a-2"], None),  # a gap
+        (["a-1", "a-0"], None),  # not in item order
+        (["a10", "a11"], None),  # the prefix would end in a digit: a1 + 0 or a + 10?
+        (["a-0", "a-01"], None),  # not canonical
+        ([], None),
+    ],
+)
+def test_indexed_prefix(ids: list[str], prefix: str | None) -> None:
+    assert indexed_prefix(ids) == prefix
