@@ -124,7 +124,7 @@ def test_bulk_kwargs_and_list_items_reach_the_workflow(hook: DBOSHook) -> None:
 
 @pytest.mark.parametrize(
     "arguments",
-    [[[1, "a"], [2, 3]], [[], []], [[1], [2, {"b": [None]}], []]],
+    [[[1, "a"], [2, 3]], [[], []], [[1, 'q"\\é\n\u2028'], [2, {"b": [None]}, True, None, -(10**20)], []]],
     ids=["same-count", "none", "mixed-counts"],  # ARRAY[e->1->0, ...] / ARRAY[]::json[] / a subquery per item
 )
 def test_positional_arguments_reach_the_workflow_in_order(hook: DBOSHook, arguments: list[list[Any]]) -> None:

@@ -150,12 +150,17 @@ def normalize_items(
 # What DBOSPortableJSONSerializer.serialize does to a str/int/bool/None (it leaves them as they
 # are), with one encoder built once: json.dumps builds a new one per call when given options.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_FAST_TYPES = frozenset({str, int, bool, type(None)})  # exactly these types: no subclass' own encoding
+_ENCODE_STR = json.encoder.encode_basestring  # a JSON string, non-ASCII kept (as ensure_ascii=False)
 
 
 def _portable_text(value: Any) -> str:
     """``value`` as DBOS portable JSON text; TypeError/ValueError when it has none."""
-    if type(value) in _FAST_TYPES:
+    kind = type(value)
+    if kind is int:  # exactly int: what json writes for it (a bool or an IntEnum is not this type)
+        return int.__repr__(value)
+    if kind is str:
+        return _ENCODE_STR(value)
+    if kind is bool or value is None:
         return _ENCODE(value)
     text = _PORTABLE.serialize(value)
     if "NaN" in text or "Infinity" in text:  # json.dumps writes them; Postgres' json rejects them
