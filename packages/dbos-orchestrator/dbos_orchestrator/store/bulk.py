@@ -89,6 +89,21 @@ class BulkItem(NamedTuple):
     kwargs: dict[str, Any]
 
 
+@contextlib.contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """Hold the cyclic GC while a batch is built: it allocates tens of thousands of acyclic
+    objects, and in an Airflow process every full collection walks a very large heap (a
+    measured ~50 ms per 10,000 items). Reference counting still frees everything."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@_no_gc_pauses()  # items of a batch: tens of thousands of acyclic objects
 def normalize_items(
     items: Iterable[Any], default_id: Callable[[int], str] | None = None, *, id_prefix: str | None = None
 ) -> list[BulkItem]:
@@ -200,20 +215,6 @@ def _check_options(options: Mapping[str, Any]) -> None:
             f"bulk enqueue: option(s) {', '.join(given)} name a single workflow; give each item its own "
             "workflow_id instead (ids make a retried batch idempotent)"
         )
-
-
-@contextlib.contextmanager
-def _no_gc_pauses() -> Iterator[None]:
-    """Hold the cyclic GC while a batch is built: it allocates tens of thousands of acyclic
-    objects, and in an Airflow process every full collection walks a very large heap (a
-    measured ~50 ms per 10,000 items). Reference counting still frees everything."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def enqueue_many(
