@@ -123,6 +123,71 @@ def test_bulk_kwargs_and_list_items_reach_the_workflow(hook: DBOSHook) -> None:
 
 
 @pytest.mark.parametrize(
+    "arguments",
+    [[[1, "a"], [2, 3]], [[], []], [[1, 'q"\\é\n\u2028'], [2, {"b": [None]}, True, None, -(10**20)], []]],
+    ids=["same-count", "none", "mixed-counts"],  # ARRAY[e->1->0, ...] / ARRAY[]::json[] / a subquery per item
+)
+def test_positional_arguments_reach_the_workflow_in_order(hook: DBOSHook, arguments: list[list[Any]]) -> None:
+    prefix = unique("bulk-args")
+    items = [{"args": args, "workflow_id": f"{prefix}-{i}"} for i, args in enumerate(arguments)]
+    ids = hook.enqueue_many({"workflow_name": "wf_echo", "queue_name": "q"}, items)  # type: ignore[arg-type]
+    statuses = _wait_all_ended(hook, ids)
+    assert [statuses[wid]["output"] for wid in ids] == [{"args": args, "kwargs": {}} for args in arguments]
+
+
+def _reads_of_existing_ids(hook: DBOSHook, options: dict[str, Any], items: list[Any]) -> list[str]:
+    """The statements that look for existing ids while ``items`` are enqueued (the probe, the full check)."""
+    engine = hook.get_client().system_database_engine
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "workflow_status" in statement and statement.lstrip().upper().startswith("SELECT"):
+            kind = "full check" if "ANY" in statement else "range probe" if "LIMIT" in statement else statement
+            seen.append(kind)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        hook.enqueue_many(options, items)  # type: ignore[arg-type]
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_a_new_batch_of_prefixed_ids_is_checked_by_one_range_probe(hook: DBOSHook, system_database_url: str) -> None:
+    """store/existing.py: ids <prefix>0 .. <prefix><n-1> that none exists of cost one index probe, not a read
+    of every id; an id in the probe's range that is not the batch's (<prefix>77) means the full check, which
+    finds none of the batch and enqueues all of it; a retry's probe finds the batch, whose items stay as they are."""
+    from dbos_orchestrator.store.existing import ids_sort_by_code_point
+
+    with hook.get_client().system_database_engine.connect() as conn:
+        probing = ids_sort_by_code_point(conn, "dbos")  # else every batch gets the full check
+        collation = conn.execute(sa.text("SELECT datcollate FROM pg_database WHERE datname = current_database()"))
+        assert probing or collation.scalar_one() not in ("C", "C.UTF-8", "C.utf8", "POSIX")
+    probe, full = (["range probe"], ["range probe", "full check"]) if probing else (["full check"], ["full check"])
+    prefix = unique("bulk-probe") + ":"
+    options = {"workflow_name": "wf_double", "queue_name": NOBODY}
+    items = [{"args": [i], "workflow_id": f"{prefix}{i}"} for i in range(40)]
+    assert _reads_of_existing_ids(hook, options, items[:20]) == probe
+    before = {r.workflow_uuid: (r.xmin, r.created_at, r.updated_at) for r in _rows(system_database_url, _ids(items))}
+    assert _reads_of_existing_ids(hook, options, items) == full  # a retry, grown
+    rows = _rows(system_database_url, _ids(items))
+    assert len(rows) == 40
+    assert {r.workflow_uuid: (r.xmin, r.created_at, r.updated_at) for r in rows if r.workflow_uuid in before} == before
+
+    other = unique("bulk-probe") + ":"
+    hook.enqueue({"workflow_name": "wf_double", "queue_name": NOBODY, "workflow_id": f"{other}77"}, 1)
+    batch = [{"args": [i], "workflow_id": f"{other}{i}"} for i in range(5)]
+    assert _reads_of_existing_ids(hook, options, batch) == full
+    assert _count_prefix(system_database_url, other) == 6
+    # Ids without the shape (no shared prefix and index) are read in full at once.
+    assert _reads_of_existing_ids(hook, options, _items(unique("bulk-probe"), 3)[::-1]) == ["full check"]
+
+
+def _ids(items: list[dict[str, Any]]) -> list[str]:
+    return [item["workflow_id"] for item in items]
+
+
+@pytest.mark.parametrize(
     ("bad_item", "error", "message"),
     [
         ({"args": [float("nan")]}, DBOSSerializationError, "item 3 (PREFIX-3): args[0] cannot be encoded"),

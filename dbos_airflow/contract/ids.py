@@ -31,6 +31,7 @@ __all__ = [
     "ID_FROM",
     "MAX_ID_BYTES",
     "bulk_item_id",
+    "bulk_item_prefix",
     "check_id_from",
     "completion_id",
     "completion_key",
@@ -65,7 +66,12 @@ def derived_id(context: Any) -> str:
 
 def bulk_item_id(base: str, index: int) -> str:
     """The derived id of item ``index`` of a bulk enqueue: ``<task instance key>:<index>``."""
-    return f"{base}{SEPARATOR}{index}"
+    return f"{bulk_item_prefix(base)}{index}"
+
+
+def bulk_item_prefix(base: str) -> str:
+    """What every derived id of a bulk enqueue starts with, its index following: ``<task instance key>:``."""
+    return f"{base}{SEPARATOR}"
 
 
 # -- the identity of a DBOS completion, and of the work done for it downstream --------------

@@ -10,7 +10,7 @@ from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_orchestrator.forms import as_bool, as_json, as_timeout
 from dbos_orchestrator.retry import check_retry_mode
 
-from dbos_airflow.contract.ids import SEPARATOR, bulk_item_id, check_id_from
+from dbos_airflow.contract.ids import SEPARATOR, bulk_item_prefix, check_id_from
 from dbos_airflow.links import remember_workflow
 from dbos_airflow.operators.batch import DBOSBatchMixin, check_push_results
 from dbos_airflow.operators.dbos import DBOSBaseEnqueueOperator, derived_work_id
@@ -126,7 +126,7 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
             raise AirflowSkipException("items is empty: no DBOS workflow to enqueue")
         if self.wait_for_completion:
             check_push_results(self.push_results, len(items))
-        batch = normalize_items(items, default_id=lambda index: bulk_item_id(base, index))
+        batch = normalize_items(items, id_prefix=bulk_item_prefix(base))  # bulk_item_id(base, index)
         self.check_target()  # a mistyped queue or version: warned (or refused) before anything is written
         options = with_owner(self._options(context, **self._identity(context)), context["ti"], self.dbos_conn_id)
         options = with_lineage(options, context["ti"])  # docs/observability.md, OpenLineage

@@ -16,6 +16,7 @@ from dbos_orchestrator.exceptions import DBOSOptionsError
 from dbos_airflow.contract.ids import (
     MAX_ID_BYTES,
     bulk_item_id,
+    bulk_item_prefix,
     completion_id,
     completion_key,
     derived_id,
@@ -29,6 +30,7 @@ def test_derived_ids_have_no_try_number() -> None:
     ti = SimpleNamespace(dag_id="d", run_id="manual__1", task_id="t", map_index=-1, try_number=3)
     assert derived_id({"ti": ti}) == "d:manual__1:t:-1"
     assert bulk_item_id(derived_id({"ti": ti}), 7) == "d:manual__1:t:-1:7"
+    assert bulk_item_prefix(derived_id({"ti": ti})) == "d:manual__1:t:-1:"  # what the operator's items' ids share
 
 
 def event(key: str, **payload: Any) -> SimpleNamespace:

@@ -9,8 +9,7 @@ Two maintained DBOS interfaces do the writing; nothing here writes DBOS tables i
   ``DBOSClient.enqueue(..., serialization_type=PORTABLE)`` writes.
 * **pickle, SQLite, or options the SQL function cannot express** (``attributes``, e.g. an
   orchestrator's owner record; ``workflow_id_reuse_policy``, ``shard_key``, ...):
-  ``DBOSClient.enqueue_in_transaction`` for every item, in one transaction. (The SQL function
-  takes no ``attributes``, and nothing here writes DBOS tables itself to add them.)
+  ``DBOSClient.enqueue_in_transaction`` for every item, in one transaction.
 * **one attributes record for the whole batch** (``record_once``, e.g. an orchestrator's owner record,
   on a batch of ids ``<prefix>0`` .. ``<prefix><n-1>``): the SQL function for every item but the
   first, then the client for the first, its record extended with the batch's extent
@@ -18,7 +17,8 @@ Two maintained DBOS interfaces do the writing; nothing here writes DBOS tables i
 
 Every item gets a workflow id before anything is written (given, or generated), so a retry
 that passes the same ids enqueues nothing new: ids that already exist are looked up first
-(one read) and skipped, after checking that they hold the same workflow.
+(:mod:`dbos_orchestrator.store.existing`: one range probe for a new batch of derived ids) and
+skipped, after checking that they hold the same workflow.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 from dbos import DBOSPortableJSONSerializer, WorkflowSerializationFormat
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from dbos_orchestrator.exceptions import (
     DBOSBulkEnqueueError,
@@ -44,6 +43,7 @@ from dbos_orchestrator.exceptions import (
 )
 from dbos_orchestrator.options import to_dbos_options
 from dbos_orchestrator.store.batch_record import EXTENT_FIELD, BatchExtent
+from dbos_orchestrator.store.existing import existing_ids, indexed_prefix
 
 if TYPE_CHECKING:
     from dbos_orchestrator.client import DBOSClient
@@ -76,6 +76,8 @@ SQL_FUNCTION_OPTIONS = frozenset(
     }
 )
 _PORTABLE = DBOSPortableJSONSerializer()
+MAX_FIXED_ARITY = 16  # positional arguments spelled out in the statement (_positional)
+FIRST_CHUNK = 100  # items of the first statement: the server's wait for the client's first encoding
 CHUNK = 1000  # items per statement: big enough to amortize a round trip, small enough to overlap encoding
 
 
@@ -85,86 +87,6 @@ class BulkItem(NamedTuple):
     workflow_id: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-
-
-def normalize_items(items: Iterable[Any], default_id: Callable[[int], str] | None = None) -> list[BulkItem]:
-    """Check the shape of every item and give each one a workflow id.
-
-    An item is a mapping with the keys ``args`` (list), ``kwargs`` (dict with string keys)
-    and ``workflow_id`` (str), all optional, or a list/tuple meaning just ``args``. Items
-    without ``workflow_id`` get ``default_id(index)`` (a random UUID without it).
-    """
-    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
-        raise DBOSOptionsError(f"items must be a list of items, got {type(items).__name__}")
-    out: list[BulkItem] = []
-    seen: dict[str, int] = {}
-    for index, item in enumerate(items):
-        # Exact-type checks first: isinstance() against the abstract Mapping/Sequence is slow,
-        # and this loop runs once per workflow of batches of tens of thousands.
-        kind = type(item)
-        if kind is list or kind is tuple:
-            item = {"args": item}
-        elif kind is not dict and not isinstance(item, Mapping):
-            raise DBOSOptionsError(
-                f"item {index}: expected a dict with keys {ITEM_KEYS} or a list of arguments, got {type(item).__name__}"
-            )
-        elif not item.keys() <= _ITEM_KEY_SET:
-            unknown = sorted(str(k) for k in item if k not in _ITEM_KEY_SET)
-            raise DBOSOptionsError(f"item {index}: unknown key(s) {', '.join(unknown)}; valid keys are {ITEM_KEYS}")
-        args = item.get("args") or ()
-        kwargs = item.get("kwargs") or {}
-        if type(args) not in (list, tuple) and (
-            isinstance(args, (str, bytes, Mapping)) or not isinstance(args, Sequence)
-        ):
-            raise DBOSOptionsError(f"item {index}: args must be a list, got {type(args).__name__}")
-        if type(kwargs) is not dict and not isinstance(kwargs, Mapping):
-            raise DBOSOptionsError(f"item {index}: kwargs must be a dict, got {type(kwargs).__name__}")
-        workflow_id = item.get("workflow_id")
-        if workflow_id is None:
-            workflow_id = default_id(index) if default_id else str(uuid.uuid4())
-        elif type(workflow_id) is not str or not workflow_id:
-            raise DBOSOptionsError(f"item {index}: workflow_id must be a non-empty string, got {workflow_id!r}")
-        previous = seen.setdefault(workflow_id, index)
-        if previous != index:
-            raise DBOSOptionsError(f"item {index}: workflow_id {workflow_id!r} is also the id of item {previous}")
-        out.append(BulkItem(workflow_id, tuple(args), dict(kwargs)))
-    return out
-
-
-# What DBOSPortableJSONSerializer.serialize does to a str/int/bool/None (it leaves them as they
-# are), with one encoder built once: json.dumps builds a new one per call when given options.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_SCALARS = (str, int, type(None))  # bool is an int
-
-
-def _portable(value: Any, where: str) -> str:
-    """``value`` as DBOS portable JSON text, or an error naming ``where``."""
-    if isinstance(value, _SCALARS):
-        return _ENCODE(value)
-    if isinstance(value, dict) and not value:
-        return "{}"
-    try:
-        text = _PORTABLE.serialize(value)
-        if "NaN" in text or "Infinity" in text:  # json.dumps writes them; Postgres' json rejects them
-            json.loads(text, parse_constant=_reject_constant)
-    except (TypeError, ValueError) as exc:
-        raise DBOSSerializationError(
-            f"{where} cannot be encoded as portable JSON: {exc}; nothing of the batch was enqueued"
-        ) from None
-    return text
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _check_options(options: Mapping[str, Any]) -> None:
-    given = [k for k in PER_ITEM_OPTIONS if options.get(k) is not None]
-    if given:
-        raise DBOSOptionsError(
-            f"bulk enqueue: option(s) {', '.join(given)} name a single workflow; give each item its own "
-            "workflow_id instead (ids make a retried batch idempotent)"
-        )
 
 
 @contextlib.contextmanager
@@ -179,6 +101,120 @@ def _no_gc_pauses() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+@_no_gc_pauses()  # items of a batch: tens of thousands of acyclic objects
+def normalize_items(
+    items: Iterable[Any], default_id: Callable[[int], str] | None = None, *, id_prefix: str | None = None
+) -> list[BulkItem]:
+    """Check the shape of every item and give each one a workflow id.
+
+    An item is a mapping with the keys ``args`` (list), ``kwargs`` (dict with string keys)
+    and ``workflow_id`` (str), all optional, or a list/tuple meaning just ``args``. Items
+    without ``workflow_id`` get ``<id_prefix><index>``, else ``default_id(index)``, else a random UUID.
+
+    :param items: the batch's items.
+    :param default_id: the id of an item without one, by its index.
+    :param id_prefix: the ids of items without one are this prefix and their index (no call per item).
+    """
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+        raise DBOSOptionsError(f"items must be a list of items, got {type(items).__name__}")
+    out: list[BulkItem] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        # Exact-type checks first: isinstance() against the abstract Mapping/Sequence is slow,
+        # and this loop runs once per workflow of batches of tens of thousands.
+        kind = type(item)
+        if kind is list or kind is tuple:  # just the arguments: nothing else to check
+            args: Any = item
+            kwargs: Any = {}
+            workflow_id = None
+        else:
+            if kind is not dict and not isinstance(item, Mapping):
+                raise DBOSOptionsError(
+                    f"item {index}: expected a dict with keys {ITEM_KEYS} or a list of arguments, "
+                    f"got {type(item).__name__}"
+                )
+            if not item.keys() <= _ITEM_KEY_SET:
+                unknown = sorted(str(k) for k in item if k not in _ITEM_KEY_SET)
+                raise DBOSOptionsError(f"item {index}: unknown key(s) {', '.join(unknown)}; valid keys are {ITEM_KEYS}")
+            args = item.get("args") or ()
+            kwargs = item.get("kwargs") or {}
+            if type(args) not in (list, tuple) and (
+                isinstance(args, (str, bytes, Mapping)) or not isinstance(args, Sequence)
+            ):
+                raise DBOSOptionsError(f"item {index}: args must be a list, got {type(args).__name__}")
+            if type(kwargs) is not dict and not isinstance(kwargs, Mapping):
+                raise DBOSOptionsError(f"item {index}: kwargs must be a dict, got {type(kwargs).__name__}")
+            workflow_id = item.get("workflow_id")
+        if workflow_id is None:
+            if id_prefix is not None:
+                workflow_id = f"{id_prefix}{index}"
+            else:
+                workflow_id = default_id(index) if default_id else str(uuid.uuid4())
+        elif type(workflow_id) is not str or not workflow_id:
+            raise DBOSOptionsError(f"item {index}: workflow_id must be a non-empty string, got {workflow_id!r}")
+        if seen.setdefault(workflow_id, index) != index:
+            raise DBOSOptionsError(
+                f"item {index}: workflow_id {workflow_id!r} is also the id of item {seen[workflow_id]}"
+            )
+        out.append(BulkItem(workflow_id, tuple(args), dict(kwargs)))
+    return out
+
+
+# What DBOSPortableJSONSerializer.serialize does to a str/int/bool/None (it leaves them as they
+# are), with one encoder built once: json.dumps builds a new one per call when given options.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_ENCODE_STR = json.encoder.encode_basestring  # a JSON string, non-ASCII kept (as ensure_ascii=False)
+
+
+def _portable_text(value: Any) -> str:
+    """``value`` as DBOS portable JSON text; TypeError/ValueError when it has none."""
+    kind = type(value)
+    if kind is int:  # exactly int: what json writes for it (a bool or an IntEnum is not this type)
+        return int.__repr__(value)
+    if kind is str:
+        return _ENCODE_STR(value)
+    if kind is bool or value is None:
+        return _ENCODE(value)
+    text = _PORTABLE.serialize(value)
+    if "NaN" in text or "Infinity" in text:  # json.dumps writes them; Postgres' json rejects them
+        json.loads(text, parse_constant=_reject_constant)
+    return text
+
+
+def _portable(value: Any, where: str) -> str:
+    """``value`` as DBOS portable JSON text, or an error naming ``where``."""
+    try:
+        return _portable_text(value)
+    except (TypeError, ValueError) as exc:
+        raise DBOSSerializationError(
+            f"{where} cannot be encoded as portable JSON: {exc}; nothing of the batch was enqueued"
+        ) from None
+
+
+def _encode_row(index: int, item: BulkItem) -> str:
+    """One item's element of a statement's JSON array: ``[workflow id, [args...], kwargs]``."""
+    try:
+        args = ",".join([_portable_text(a) for a in item.args])
+        kwargs = _portable_text(item.kwargs) if item.kwargs else "{}"
+    except (TypeError, ValueError):
+        _encode_portable(index, item)  # again, naming the argument that cannot be encoded
+        raise
+    return f"[{_ENCODE(item.workflow_id)},[{args}],{kwargs}]"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _check_options(options: Mapping[str, Any]) -> None:
+    given = [k for k in PER_ITEM_OPTIONS if options.get(k) is not None]
+    if given:
+        raise DBOSOptionsError(
+            f"bulk enqueue: option(s) {', '.join(given)} name a single workflow; give each item its own "
+            "workflow_id instead (ids make a retried batch idempotent)"
+        )
 
 
 def enqueue_many(
@@ -220,9 +256,18 @@ def _enqueue_many(
     once = sql_ok and record_once is not None and set(mapped) - {"attributes"} <= SQL_FUNCTION_OPTIONS
     started = time.monotonic()
     with engine.begin() as conn:
-        existing = _existing(conn, mapped, batch) if mapped.get("workflow_id_reuse_policy") != "reject" else {}
-        todo = [i for i, item in enumerate(batch) if item.workflow_id not in existing]
-        prefix = _shared_prefix(batch) if once and not existing and record_once is not None else None
+        ids = [item.workflow_id for item in batch]
+        shared_prefix = indexed_prefix(ids) if engine.dialect.name == "postgresql" else None
+        existing: dict[str, int] = {}
+        if mapped.get("workflow_id_reuse_policy") != "reject":
+            identity = (mapped["workflow_name"], mapped.get("class_name"))
+            existing = existing_ids(conn, *identity, ids, prefix=shared_prefix, schema=client.schema or "dbos")
+        todo = (
+            [i for i, item in enumerate(batch) if item.workflow_id not in existing]
+            if existing
+            else list(range(len(batch)))
+        )
+        prefix = shared_prefix if once and not existing and record_once is not None else None
         if prefix is not None and record_once is not None and _only_record(mapped, record_once):
             _enqueue_sql(conn, client, mapped, batch, todo[1:])
             extent = BatchExtent(prefix, len(batch), _created_at(conn, batch[1].workflow_id))
@@ -241,18 +286,6 @@ def _enqueue_many(
         time.monotonic() - started,
     )
     return [item.workflow_id for item in batch]
-
-
-def _shared_prefix(batch: list[BulkItem]) -> str | None:
-    """``p`` when the batch's ids are ``p0`` .. ``p<n-1>`` (n >= 2, ``p`` not ending in a digit), else None."""
-    first = batch[0].workflow_id
-    if len(batch) < 2 or not first.endswith("0") or len(first) < 2 or first[-2].isdigit():
-        return None
-    prefix = first[:-1]
-    for i, item in enumerate(batch):
-        if item.workflow_id != f"{prefix}{i}":
-            return None
-    return prefix
 
 
 def _only_record(mapped: Mapping[str, Any], key: str) -> bool:
@@ -281,28 +314,22 @@ def _encode_portable(index: int, item: BulkItem) -> tuple[list[str], str]:
         raise
 
 
-def _existing(conn: sa.Connection, mapped: Mapping[str, Any], batch: list[BulkItem]) -> dict[str, int]:
-    """Ids of the batch that already exist (id -> item index); an id of another workflow is an error."""
-    from dbos._schemas.system_database import SystemSchema
+def _chunks(count: int) -> list[tuple[int, int]]:
+    """``[start, end)`` of each statement's items: ``FIRST_CHUNK``, then ``CHUNK`` at a time."""
+    bounds = [0, *range(min(FIRST_CHUNK, count), count, CHUNK), count]
+    return list(zip(bounds, bounds[1:], strict=False))
 
-    ws = SystemSchema.workflow_status
-    ids = [item.workflow_id for item in batch]
-    if conn.dialect.name == "postgresql":  # one array parameter instead of len(ids) bound parameters
-        match = ws.c.workflow_uuid == sa.any_(sa.bindparam("ids", ids, type_=ARRAY(sa.Text)))
-    else:
-        match = ws.c.workflow_uuid.in_(ids)
-    rows = conn.execute(sa.select(ws.c.workflow_uuid, ws.c.name, ws.c.class_name).where(match)).all()
-    if not rows:
-        return {}
-    index = {wid: i for i, wid in enumerate(ids)}
-    for wid, name, class_name in rows:
-        if name != mapped["workflow_name"] or class_name != mapped.get("class_name"):
-            raise DBOSBulkEnqueueError(
-                f"item {index[wid]}: workflow id {wid!r} already belongs to workflow "
-                f"{name!r}{f' of class {class_name!r}' if class_name else ''}, not {mapped['workflow_name']!r}; "
-                "nothing of the batch was enqueued"
-            )
-    return {wid: index[wid] for wid, _, _ in rows}
+
+def _positional(batch: list[BulkItem], todo: list[int]) -> Any:
+    """The SQL of an item's positional arguments from its element ``e``: ``ARRAY[e->1->0, ...]`` when every
+    item has the same number of them (a few), else a subquery per item (~10% more of the server's time)."""
+    from psycopg import sql
+
+    arities = {len(batch[i].args) for i in todo}
+    if len(arities) == 1 and (arity := arities.pop()) <= MAX_FIXED_ARITY:
+        elements = ", ".join(f"e->1->{n}" for n in range(arity))
+        return sql.SQL(f"ARRAY[{elements}]::json[]")
+    return sql.SQL("ARRAY(SELECT json_array_elements(e->1))")
 
 
 def _enqueue_sql(
@@ -342,19 +369,16 @@ def _enqueue_sql(
     # array of ``[workflow id, [positional args...], named args]`` (the items' portable JSON text,
     # joined, not re-encoded), so a chunk costs one round trip and one parse.
     statement = sql.SQL(
-        "SELECT count({}.enqueue_workflow({}, positional_args => ARRAY(SELECT json_array_elements(e->1)), "
+        "SELECT count({}.enqueue_workflow({}, positional_args => {}, "
         "named_args => e->2, workflow_id => e->>0)) FROM json_array_elements(%s::json) AS e"
-    ).format(sql.Identifier(client.schema or "dbos"), sql.SQL(", ").join(constants))
+    ).format(sql.Identifier(client.schema or "dbos"), sql.SQL(", ").join(constants), _positional(batch, todo))
 
     def chunks() -> Iterator[tuple[str]]:
         # A generator: psycopg pipelines executemany, so one chunk is encoded while the server runs
         # the one before. An encoding error stops the batch; the rollback undoes what was sent.
-        for start in range(0, len(todo), CHUNK):
-            rows = []
-            for i in todo[start : start + CHUNK]:
-                args, kwargs = _encode_portable(i, batch[i])
-                rows.append(f"[{json.dumps(batch[i].workflow_id)},[{','.join(args)}],{kwargs}]")
-            yield ("[" + ",".join(rows) + "]",)
+        # The first chunk is small: the server starts while the next one is encoded.
+        for start, end in _chunks(len(todo)):
+            yield ("[" + ",".join([_encode_row(i, batch[i]) for i in todo[start:end]]) + "]",)
 
     driver = conn.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
