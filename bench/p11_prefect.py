@@ -33,6 +33,7 @@ commit); goal p99 <= 0.2 s.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -207,6 +208,28 @@ async def _count_summaries(ids: list[str]) -> int:
     return found
 
 
+class _GcPauses:
+    """Python's garbage collections (each stops every thread) while the waits end: count and durations."""
+
+    def __init__(self) -> None:
+        self.seen: list[float] = []
+        self.count = 0
+        self._began = 0.0
+
+    def _on(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.count += 1
+            self.seen.append(time.perf_counter() - self._began)
+
+    def start(self) -> None:
+        gc.callbacks.append(self._on)
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._on)
+
+
 async def _prefect_waits(env: Env, database: Any, *, summary_artifact: bool = True) -> dict[str, Any]:
     import prefect_dbos.operations
     from prefect import flow
@@ -250,6 +273,7 @@ async def _prefect_waits(env: Env, database: Any, *, summary_artifact: bool = Tr
 
     waiter.observe = stamped_observe  # type: ignore[method-assign]
     prefect_dbos.operations.wait = stamped_wait
+    pauses = _GcPauses()  # a collection stops every thread: the longest ones explain the worst wake-ups
     t_start = time.monotonic()
     run = asyncio.create_task(many(database, ids))
     while waiter.pending < WAITS:
@@ -268,7 +292,9 @@ async def _prefect_waits(env: Env, database: Any, *, summary_artifact: bool = Tr
     if time.time() > until:
         raise RuntimeError("the prefect-dbos side's workflows ended before the quiet window")
     load = os.getloadavg()
+    pauses.start()
     returned = await run
+    pauses.stop()
     # The summary artifacts are written after the waits return (prefect_dbos.artifacts): how long
     # after the last wait returned the writer had written them all, and that each one is there.
     flushed = await aflush_artifacts(timeout=600)
@@ -295,6 +321,8 @@ async def _prefect_waits(env: Env, database: Any, *, summary_artifact: bool = Tr
         "baseline_xacts_per_s": baseline,
         "registered_after_s": registered_s,
         "load_before_completions": load,
+        "gc_pauses_while_ending_s": sorted(pauses.seen, reverse=True)[:10],
+        "gc_collections_while_ending": pauses.count,
         **_wakeups(returned, stamps),
     }
 
@@ -390,7 +418,7 @@ def rows_of(data: dict[str, Any]) -> list[Row]:
             f"{_pcts(ours['seen_to_body_returned'])}, -> Prefect's task returned "
             f"{_pcts(ours['body_to_task_returned'])}",
             "",
-            f"updated_at - stamp; stamps in this process; {spread}",
+            f"updated_at - stamp; stamps in this process; {spread}; {_gc(ours)}",
         ),
         *_quiet_rows(data, plain, spread),
     ]
@@ -409,11 +437,18 @@ def _quiet_rows(data: dict[str, Any], plain: dict[str, Any], spread: str) -> lis
             f"{_pcts(quiet['stamp_to_returned'])} (await_workflow task returns; committed -> waiter saw "
             f"{_pcts(quiet['committed_to_seen'])}); {quiet['statements_per_s']:.1f} statements/s while waiting",
             f"{p99 / p99_plain:.2f}",
-            f"{WAITS}; ratio of p99s; {spread}",
+            f"{WAITS}; ratio of p99s; {spread}; {_gc(quiet)}",
             "p99 <= 0.2 s",
             "met" if p99 <= 0.2 else "MISSED",
         )
     ]
+
+
+def _gc(side: dict[str, Any]) -> str:
+    pauses = side.get("gc_pauses_while_ending_s") or [0.0]
+    return (
+        f"{side.get('gc_collections_while_ending', 0)} GC collections while ending, longest {pauses[0] * 1000:.0f} ms"
+    )
 
 
 def main() -> None:

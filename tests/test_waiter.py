@@ -188,3 +188,36 @@ async def test_a_watched_event_behind_another_notify_of_its_packet_ends_the_paus
         await asyncio.to_thread(waiter.stop)
         engine.dispose()
         await asyncio.to_thread(hook.get_client().cancel_workflows, [wid])
+
+
+async def test_the_probe_returns_only_ended_and_missing_workflows(dbos_conn: str, hook: DBOSHook, client: Any) -> None:
+    """With 200 waits on ENQUEUED workflows a tick decodes no row for them (P11: 1,000 rows a tick
+    took the polling thread's GIL time from the loop); one that ended and one that does not exist
+    come back, and the progress lines still know the running ones' status (read every 10 s)."""
+    from dbos_orchestrator.waiting.probe import wait_probe_statement
+
+    ids = await asyncio.to_thread(
+        hook.enqueue_many, {"workflow_name": "wf_double", "queue_name": UNPOLLED}, [[i] for i in range(WAITS)]
+    )
+    ended = (await client.enqueue_async({"queue_name": "q", "workflow_name": "wf_double"}, 21)).workflow_id
+    assert await (await client.retrieve_workflow_async(ended)).get_result() == 42
+    missing = unique("missing")
+    waiter = await DBOSHook(dbos_conn).get_waiter_async()
+    statement = wait_probe_statement([*ids, ended, missing], [], postgres=True, ended_only=True)
+    with waiter.client.system_database_engine.connect() as conn:
+        rows = conn.execute(statement).all()
+    assert sorted((r[0], r[1]) for r in rows) == sorted([(ended, "SUCCESS"), (missing, None)])
+
+    tasks = [asyncio.create_task(waiter.observe(w)) for w in [*ids, ended, missing]]
+    try:
+        observations = await asyncio.wait_for(asyncio.gather(*tasks[-2:]), 30)
+        assert [o.status for o in observations] == [DBOSWorkflowStatus.SUCCESS, None]
+        await _until(lambda: waiter.progress(ids[0])[0] is not None, "the running waits' statuses read")
+        assert {waiter.progress(w)[0] for w in ids} == {DBOSWorkflowStatus.ENQUEUED}
+        assert not any(t.done() for t in tasks[:-2]), "a wait on an ENQUEUED workflow returned"
+        await asyncio.to_thread(hook.get_client().cancel_workflows, ids)
+        cancelled = await asyncio.wait_for(asyncio.gather(*tasks[:-2]), 30)
+        assert {o.status for o in cancelled} == {DBOSWorkflowStatus.CANCELLED}
+    finally:
+        for t in tasks:
+            t.cancel()

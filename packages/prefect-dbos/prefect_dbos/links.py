@@ -48,13 +48,15 @@ async def link_workflow(database: DBOSSystemDatabase, workflow_id: str) -> None:
 
 
 def summarize(
-    database: DBOSSystemDatabase, status: dict[str, Any], last_step: Callable[[], tuple[int, str] | None]
+    database: DBOSSystemDatabase,
+    status: dict[str, Any],
+    last_steps: Callable[[list[str]], dict[str, tuple[int, str]]],
 ) -> None:
     """Queue a markdown artifact with the workflow's id, queue, status, duration and last step.
 
     It is written after the task returns (:mod:`prefect_dbos.artifacts`): what the task's context
-    holds (the link, the trace id) is taken now, the last step (``last_step()``, a database read)
-    and the write happen in the writer's thread.
+    holds (the link, the trace id) is taken now, the last step and the write happen in the writer's
+    thread (``last_steps(ids)``: one database read for the writer's whole batch).
     """
     from dbos_orchestrator.tracing import trace_id_of
 
@@ -67,8 +69,7 @@ def summarize(
     shown = f"[{wid}]({link})" if link else f"`{wid}`"
     trace_id = trace_id_of()
 
-    def markdown() -> str:
-        step = last_step()
+    def markdown(step: tuple[int, str] | None) -> str:
         rows = [
             ("workflow", shown),
             ("name", f"`{status.get('name')}`"),
@@ -82,7 +83,13 @@ def summarize(
         table = "\n".join(f"| {name} | {value} |" for name, value in rows)
         return f"### DBOS workflow\n\n| | |\n|---|---|\n{table}\n"
 
-    write_later("markdown", artifact_key("summary", wid), "How the DBOS workflow ended.", markdown)
+    write_later(
+        "markdown",
+        artifact_key("summary", wid),
+        "How the DBOS workflow ended.",
+        markdown,
+        prefetch=(("last-steps", database.get_client()), last_steps, wid),
+    )
 
 
 async def summarize_batch(key: str, counts: dict[str, Any]) -> None:

@@ -117,15 +117,24 @@ async def wait(
     """
     started = time.time()
     deadline = own_deadline(started)
+    service = database.service(log=logger)
+
+    def output(status: dict[str, Any]) -> tuple[dict[str, Any], Any, Exception | None]:
+        """The output read in the thread that read the status: one hop back to the loop, not two."""
+        try:
+            return status, service.result(workflow_id, status=status, log=lambda line: logger.info("%s", line)), None
+        except Exception as exc:  # noqa: BLE001 - raised below, after the event and the artifact
+            return status, None, exc
+
     try:
-        status = await wait_until_ended(
-            database, workflow_id, timeout=within_own_timeout(timeout, deadline), logger=logger
+        ended = await wait_until_ended(
+            database, workflow_id, timeout=within_own_timeout(timeout, deadline), logger=logger, then=output
         )
     except (asyncio.CancelledError, TimeoutError):
         if cancel_on_timeout:
             _cancel_on_own_timeout(database, workflow_id, started, logger)
         raise
-    service = database.service(log=logger)
+    status = None if ended is None else ended[0]
     if status is None and own_timeout_passed(deadline):
         if cancel_on_timeout:
             logger.warning("Task timed out: cancelling DBOS workflow %s", workflow_id)
@@ -139,9 +148,11 @@ async def wait(
         raise error
     emit_task_event("completed", database.get_client().target, status, key=status.get("updated_at"))
     if summary_artifact:  # written after the task returns, off the wait's return path (prefect_dbos.artifacts)
-        reader = service.value_reader()
-        summarize(database, status, lambda: reader.last_step(workflow_id))
-    return await asyncio.to_thread(service.result, workflow_id, log=lambda line: logger.info("%s", line))
+        summarize(database, status, service.value_reader().last_steps)
+    _, value, error = ended
+    if error is not None:
+        raise error
+    return value
 
 
 def _batch_of(workflow_ids: Sequence[str]) -> BatchSpec:

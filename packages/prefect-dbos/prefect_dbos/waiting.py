@@ -65,7 +65,8 @@ async def wait_until_ended(
     timeout: float | None,
     logger: Any,
     key: str | None = None,
-) -> dict[str, Any] | None:
+    then: Callable[[dict[str, Any]], Any] | None = None,
+) -> Any:
     """Wait until the workflow ends (or, with ``key``, its event exists); return its status dict.
 
     Returns None when ``timeout`` seconds passed first. A workflow that does not exist raises
@@ -74,6 +75,8 @@ async def wait_until_ended(
     :param timeout: seconds to wait (None: as long as it takes).
     :param logger: receives the progress lines (status and last recorded step).
     :param key: also stop as soon as this event key exists.
+    :param then: given, ``then(status)`` is returned instead, called in the thread that read the
+        status (e.g. the output read too: one hop back to the event loop, not two).
     """
     waiter = await database.waiter()
 
@@ -88,8 +91,12 @@ async def wait_until_ended(
     )
     if seen is None:
         return None
-    # A missing workflow raises here, naming the id and the database.
-    return await asyncio.to_thread(database.service().require_workflow, workflow_id)
+
+    def ended() -> Any:
+        status = database.service().require_workflow(workflow_id)  # a missing workflow raises, naming it
+        return status if then is None else then(status)
+
+    return await asyncio.to_thread(ended)
 
 
 async def wait_until_batch_done(

@@ -110,9 +110,9 @@ async def test_summary_artifacts_are_written_after_the_waits_return(
     held = threading.Event()
     write = prefect_dbos.artifacts._write
 
-    def held_write(client: Any, item: Any) -> None:
+    def held_write(client: Any, item: Any, read: Any) -> None:
         assert held.wait(120), "the writer was never released"
-        write(client, item)
+        write(client, item, read)
 
     monkeypatch.setattr(prefect_dbos.artifacts, "_write", held_write)
 

@@ -157,6 +157,10 @@ class DBOSWaiter:
             rows = conn.execute(ValueReader.last_steps_statement(ids)).all()
             self.probes += 1
             self._last_steps = {str(wid): (int(fid), str(name)) for wid, fid, name in rows}
+            if conn.dialect.name == "postgresql":  # the probe returns only ended ones: the others' statuses here
+                found = conn.execute(wait_probe_statement(ids, [], postgres=True)).all()
+                self.probes += 1
+                self._statuses.update({str(wid): DBOSWorkflowStatus.parse(text) for wid, text, _ in found})
         keep = set(ids)
         self._statuses = {k: v for k, v in self._statuses.items() if k in keep}
 
@@ -195,9 +199,11 @@ class DBOSWaiter:
     # -- polling thread ------------------------------------------------------------------
 
     def _probe_statement(self, waits: list[_Wait], *, postgres: bool = False) -> sa.Executable:
+        """On Postgres only ended or missing workflows come back (running ones' statuses: every
+        ``PROGRESS_REFRESH_SECONDS``): a tick decodes a few rows, not one per pending wait."""
         ids = sorted({w.workflow_id for w in waits})
         pairs = sorted({(w.workflow_id, w.key) for w in waits if w.key is not None})
-        return wait_probe_statement(ids, pairs, postgres=postgres)
+        return wait_probe_statement(ids, pairs, postgres=postgres, ended_only=postgres)
 
     def _probe_feeds(self, conn: sa.Connection) -> None:
         """One statement for every served feed, every feed tick (at once after a full page)."""
@@ -228,9 +234,12 @@ class DBOSWaiter:
             waits = [w for w in self._waits if not w.resolved]
         if not waits:
             return
-        rows = conn.execute(self._probe_statement(waits, postgres=conn.dialect.name == "postgresql")).all()
+        postgres = conn.dialect.name == "postgresql"
+        rows = conn.execute(self._probe_statement(waits, postgres=postgres)).all()
         self.probes += 1
-        statuses: dict[str, str] = {}
+        # Postgres: rows only for ended (or missing: NULL status) workflows, the others keep their
+        # last known status; SQLite: a row for every existing workflow, none for a missing one.
+        statuses: dict[str, str | None] = {}
         present: set[tuple[str, str]] = set()
         for wid, status, key in rows:
             if key is None:
@@ -239,6 +248,14 @@ class DBOSWaiter:
                 present.add((wid, key))
         ready: list[tuple[_Wait, Observation]] = []
         for w in waits:
+            if postgres and w.workflow_id not in statuses:  # exists and has not ended
+                known = self._statuses.get(w.workflow_id)
+                if known is not None and known.is_terminal():  # ended once, resumed or forked since
+                    del self._statuses[w.workflow_id]
+                    known = None
+                if w.key is not None and (w.workflow_id, w.key) in present:  # published by a running workflow
+                    ready.append((w, Observation(known or DBOSWorkflowStatus.PENDING, event_present=True)))
+                continue
             text = statuses.get(w.workflow_id)
             status = None if text is None else DBOSWorkflowStatus.parse(text)
             self._statuses[w.workflow_id] = status
