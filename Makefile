@@ -109,8 +109,9 @@ airflow: $(STAMP)
 
 # Every figure runs the plain dbos.DBOSClient and dbos-airflow side by side against a real DBOS
 # worker on a fresh Postgres database (DBOS_BENCH_DATABASE_URL, default local); writes bench/results.md.
-# P11 (prefect-dbos) measures in a child process on the Prefect venv, hence both venvs.
-bench: $(STAMP) $(PSTAMP)
+# P11 (prefect-dbos) measures in a child process on the Prefect venv, hence both venvs; P3B runs a private
+# PgBouncer, hence the system packages.
+bench: $(STAMP) $(PSTAMP) system-packages
 	$(PY) -m bench all
 
 # ruff check, ruff format --check and mypy: what CI runs after the tests.
