@@ -161,9 +161,12 @@ async def test_event_wake_up_reads_only_the_value(
     wid = (
         await client.enqueue_async({"queue_name": "q", "workflow_name": "wf_set_event_later"}, "k", {"v": 7}, 3)
     ).workflow_id
+    # Waiting = its wait is registered with the shared waiter (not: the waiter knows the workflow's status,
+    # which a running workflow's gets only with the 10 s progress refresh, after the event is published).
+    base = sum(w.pending for w in running_waiters().values())
     run = asyncio.create_task(collect(DBOSEventTrigger(workflow_id=wid, key="k", end_time=time.time() + 30)))
     deadline = time.monotonic() + 10
-    while not any(w.progress(wid)[0] is not None for w in running_waiters().values()):
+    while sum(w.pending for w in running_waiters().values()) <= base:
         assert time.monotonic() < deadline and not run.done(), "the trigger never started waiting"
         await asyncio.sleep(0.05)
     assert not await client.get_event_async(wid, "k", 0)  # still waiting: the event comes later
