@@ -7,6 +7,7 @@ process holds) and from the waiter's own engine (statements sent), never from ti
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import psutil
@@ -149,6 +150,29 @@ async def test_waits_ending_together_reach_the_loop_in_one_callback_per_probe(db
     assert {o.status for o in observations} == {"CANCELLED"}
     assert sum(handoffs) == WAITS, f"{sum(handoffs)} resolutions handed over for {WAITS} waits"
     assert len(handoffs) <= probes, f"{len(handoffs)} loop callbacks for {probes} probes"
+
+
+async def test_a_waiter_whose_waits_read_nothing_holds_one_connection(hook: DBOSHook) -> None:
+    """The polling connection only: the LISTEN check notifies from a second connection, which is closed
+    afterwards instead of kept in the pool (bench P9 counted the triggerer's 1,000 workflow waits on 2)."""
+    from dbos_orchestrator.client import DBOSClient
+    from dbos_orchestrator.waiting.waiter import DBOSWaiter
+
+    kwargs = {**(await hook.get_settings_async()).client_kwargs(), "use_listen_notify": False}
+    client = await asyncio.to_thread(DBOSClient, **kwargs)
+    used: dict[int, Any] = {}  # the driver connections the waiter checked out of its pool
+    sa.event.listen(
+        client.system_database_engine, "checkout", lambda dbapi_conn, *_: used.setdefault(id(dbapi_conn), dbapi_conn)
+    )
+    waiter = DBOSWaiter(unique("one-connection"), client)
+    try:
+        observation = await waiter.observe(unique("missing"), deadline=time.time() + 30)
+        assert observation.status is None  # a probe ran, after the LISTEN check
+        assert waiter.listening, "the waiter does not LISTEN on this server"
+        assert len(used) == 2, "the polling connection and the LISTEN check's"
+        assert sum(not c.closed for c in used.values()) == 1, f"the waiter kept the LISTEN check's: {used}"
+    finally:
+        await asyncio.to_thread(waiter.stop)
 
 
 async def test_a_watched_event_behind_another_notify_of_its_packet_ends_the_pause(
