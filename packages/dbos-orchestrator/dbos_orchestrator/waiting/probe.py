@@ -171,6 +171,7 @@ def _postgres_probe(
             sa.select(wanted.c.id, status.c.status, sa.literal(None, sa.Text).label("key"))
             .select_from(wanted.outerjoin(status, status.c.workflow_uuid == wanted.c.id))
             .where(sa.or_(status.c.workflow_uuid.is_(None), status.c.status.not_in(active)))
+            .order_by(status.c.updated_at)  # the waiter hands them over oldest commit first (missing: last)
         )
     else:
         statuses = sa.select(status.c.workflow_uuid, status.c.status, sa.literal(None, sa.Text).label("key")).join_from(
