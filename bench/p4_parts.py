@@ -61,7 +61,7 @@ class Hops:
 
         def stamped_settle(batch: list[tuple[Any, Any]]) -> None:
             now = time.time()
-            for wait, _ in batch[: module.SETTLE_CHUNK]:
+            for wait, _ in batch:
                 self.settled.setdefault(wait.workflow_id, now)
             settle(batch)
 

@@ -20,7 +20,7 @@ from fakes import FakeTI
 def fast_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("dbos_airflow.hooks.dbos.PROGRESS_LOG_SECONDS", 1.0)
     monkeypatch.setattr("dbos_airflow.triggers.dbos.PROGRESS_LOG_SECONDS", 1.0)
-    monkeypatch.setattr("dbos_orchestrator.waiting.waiter.PROGRESS_REFRESH_SECONDS", 0.3)
+    monkeypatch.setattr("dbos_orchestrator.waiting.progress.PROGRESS_REFRESH_SECONDS", 0.3)
 
 
 def _lines(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str] | None = None) -> list[str]:

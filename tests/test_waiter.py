@@ -7,6 +7,7 @@ process holds) and from the waiter's own engine (statements sent), never from ti
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import psutil
@@ -149,6 +150,69 @@ async def test_waits_ending_together_reach_the_loop_in_one_callback_per_probe(db
     assert {o.status for o in observations} == {"CANCELLED"}
     assert sum(handoffs) == WAITS, f"{sum(handoffs)} resolutions handed over for {WAITS} waits"
     assert len(handoffs) <= probes, f"{len(handoffs)} loop callbacks for {probes} probes"
+
+
+async def test_waits_seen_ending_together_resume_oldest_end_first_in_one_loop_callback(hook: DBOSHook) -> None:
+    """Workflows that ended between two probes reach the loop in one callback (not 25 waits per callback)
+    and in the order they ended (in a burst the loop resumes them one after another: P9)."""
+    from dbos_orchestrator.client import DBOSClient
+    from dbos_orchestrator.waiting.waiter import DBOSWaiter
+
+    ids = await asyncio.to_thread(
+        hook.enqueue_many, {"workflow_name": "wf_double", "queue_name": UNPOLLED}, [[i] for i in range(40)]
+    )
+    kwargs = {**(await hook.get_settings_async()).client_kwargs(), "use_listen_notify": False}
+    waiter = DBOSWaiter(unique("order"), await asyncio.to_thread(DBOSClient, **kwargs), tick=3.0)
+    loop = asyncio.get_running_loop()
+    callbacks: list[int] = []
+    original = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        if args and isinstance(args[0], list):  # the waiter's batch
+            callbacks.append(len(args[0]))
+        return original(callback, *args, **kwargs)
+
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    resumed: list[str] = []
+    tasks = {wid: asyncio.create_task(waiter.observe(wid)) for wid in sorted(ids)}
+    for wid, task in tasks.items():
+        task.add_done_callback(lambda _, wid=wid: resumed.append(wid))  # type: ignore[misc]
+    try:
+        await _until(lambda: waiter.pending == len(ids) and waiter.probes >= 1, "the waits registered and probed")
+        probes = waiter.probes
+        ended = ids[::-1]  # not the order the waits were registered in, nor the ids' order
+        for wid in ended:  # one transaction each: status rows updated in this order
+            await asyncio.to_thread(hook.get_client().cancel_workflows, [wid])
+        await asyncio.wait_for(asyncio.gather(*tasks.values()), 30)
+    finally:
+        del loop.call_soon_threadsafe
+        await asyncio.to_thread(waiter.stop)
+    if waiter.probes - probes == 1:  # all ended within the 3 s tick: one batch (else the test proves less)
+        assert callbacks == [len(ids)]
+    assert resumed == [wid for wid in ended if wid in resumed], "not resumed in the order the workflows ended"
+
+
+async def test_a_waiter_whose_waits_read_nothing_holds_one_connection(hook: DBOSHook) -> None:
+    """The polling connection only: the LISTEN check notifies from a second connection, which is closed
+    afterwards instead of kept in the pool (bench P9 counted the triggerer's 1,000 workflow waits on 2)."""
+    from dbos_orchestrator.client import DBOSClient
+    from dbos_orchestrator.waiting.waiter import DBOSWaiter
+
+    kwargs = {**(await hook.get_settings_async()).client_kwargs(), "use_listen_notify": False}
+    client = await asyncio.to_thread(DBOSClient, **kwargs)
+    used: dict[int, Any] = {}  # the driver connections the waiter checked out of its pool
+    sa.event.listen(
+        client.system_database_engine, "checkout", lambda dbapi_conn, *_: used.setdefault(id(dbapi_conn), dbapi_conn)
+    )
+    waiter = DBOSWaiter(unique("one-connection"), client)
+    try:
+        observation = await waiter.observe(unique("missing"), deadline=time.time() + 30)
+        assert observation.status is None  # a probe ran, after the LISTEN check
+        assert waiter.listening, "the waiter does not LISTEN on this server"
+        assert len(used) == 2, "the polling connection and the LISTEN check's"
+        assert sum(not c.closed for c in used.values()) == 1, f"the waiter kept the LISTEN check's: {used}"
+    finally:
+        await asyncio.to_thread(waiter.stop)
 
 
 async def test_a_watched_event_behind_another_notify_of_its_packet_ends_the_pause(

@@ -101,7 +101,9 @@ class _DBOSTrigger(BaseTrigger):
             except DBOSWaitTimeoutError:
                 if self.end_time is not None and time.time() >= self.end_time:
                     return None
-                self.log.info(progress(time.time() - started))
+                # Off the loop: 1,000 waits log together, and a log socket the supervisor had not drained blocked
+                # the loop, which then could not read the supervisor's message it was blocked sending (P9 hung).
+                await asyncio.to_thread(self.log.info, progress(time.time() - started))
 
     async def _observe(self, key: str | None = None) -> Observation | None:
         """The waiter's observation, logging progress every ~30 s; None on timeout."""

@@ -81,6 +81,9 @@ def listen_round_trip(conn: sa.Connection, engine: sa.Engine, channel: str, conn
     with engine.connect() as other:
         other.execute(sa.text("SELECT pg_notify(:channel, :token)"), {"channel": CHECK_CHANNEL, "token": token})
         other.commit()
+        # Closed, not kept in the pool: a waiter whose waits read nothing (workflow ends) holds one
+        # connection; one that reads values opens its second when it first reads (bench P9 counts them).
+        other.invalidate()
     driver = conn.connection.driver_connection
     deadline = time.monotonic() + LISTEN_CHECK_SECONDS
     while (left := deadline - time.monotonic()) > 0:
@@ -168,6 +171,7 @@ def _postgres_probe(
             sa.select(wanted.c.id, status.c.status, sa.literal(None, sa.Text).label("key"))
             .select_from(wanted.outerjoin(status, status.c.workflow_uuid == wanted.c.id))
             .where(sa.or_(status.c.workflow_uuid.is_(None), status.c.status.not_in(active)))
+            .order_by(status.c.updated_at)  # the waiter hands them over oldest commit first (missing: last)
         )
     else:
         statuses = sa.select(status.c.workflow_uuid, status.c.status, sa.literal(None, sa.Text).label("key")).join_from(

@@ -42,6 +42,7 @@ from dbos_orchestrator.waiting.feed import (
 )
 from dbos_orchestrator.waiting.pending import PendingWait
 from dbos_orchestrator.waiting.probe import bounded_url, listen_round_trip, wait_probe_statement
+from dbos_orchestrator.waiting.progress import WaitProgress
 from dbos_orchestrator.waiting.streams import STREAMS_CHANNEL, StreamWaits
 
 if TYPE_CHECKING:
@@ -57,9 +58,7 @@ TICK_SECONDS = 0.1
 FEED_TICK_SECONDS = 0.2  # completion feeds: one statement per this, for every feed of the connection
 IDLE_SHUTDOWN_SECONDS = 30.0
 RECONNECT_MAX_SECONDS = 5.0
-PROGRESS_REFRESH_SECONDS = 10.0
 EVENTS_CHANNEL = "dbos_workflow_events_channel"
-SETTLE_CHUNK = 25  # waits completed per loop callback
 
 
 @dataclass(frozen=True)
@@ -89,13 +88,16 @@ class _Wait(PendingWait[Observation]):
 
 
 def _settle(batch: list[tuple[_Wait, Observation]]) -> None:
-    """On a waiting loop: complete the futures of one probe's batch, ``SETTLE_CHUNK`` per callback
-    (the rest in the next one), so that no callback holds the loop long, even in debug mode."""
-    for wait, obs in batch[:SETTLE_CHUNK]:
+    """On a waiting loop: complete the futures of one probe's batch, in its order, in one callback.
+
+    Completing a future only queues its task (microseconds each, 1,000 in a few ms); all the batch's
+    tasks are queued before whatever else reaches the loop meanwhile. In chunks (25 per callback, the
+    next chunk queued behind what had arrived), a burst's later waits queued behind the triggerer's
+    own follow-ups of the earlier ones (each fired event's log record, handed back from a pool thread).
+    """
+    for wait, obs in batch:
         if not wait.future.done():
             wait.future.set_result(obs)
-    if len(batch) > SETTLE_CHUNK:
-        asyncio.get_running_loop().call_soon(_settle, batch[SETTLE_CHUNK:])
 
 
 class DBOSWaiter:
@@ -114,15 +116,10 @@ class DBOSWaiter:
         self.batches = BatchWaits(wake=self._wake.set)  # batches, each awaited as one: batches.observe()
         self.streams = StreamWaits(wake=self._wake.set)  # stream reads: streams.observe()
         self._stopped = False
-        self.probes = 0  # statements run; read by tests and benchmarks
+        self._statements = 0  # run by this class (probes: all, the progress refresh's too)
         self.listening: bool | None = None  # LISTEN works on the polling connection (None: not checked yet)
         self.feed_probes = 0  # of which completion-feed statements
-        # Progress of pending waits, for their periodic log lines: statuses come free with every
-        # probe; the last recorded steps of all of them are read in one statement every
-        # PROGRESS_REFRESH_SECONDS.
-        self._statuses: dict[str, DBOSWorkflowStatus | None] = {}
-        self._last_steps: dict[str, tuple[int, str]] = {}
-        self._last_steps_at = 0.0
+        self._progress = WaitProgress()  # of pending waits, for their periodic log lines
         self._thread = threading.Thread(target=self._run, name=f"dbos-waiter-{conn_id}", daemon=True)
         self._thread.start()
 
@@ -144,25 +141,17 @@ class DBOSWaiter:
 
     def progress(self, workflow_id: str) -> tuple[DBOSWorkflowStatus | None, tuple[int, str] | None]:
         """What the polling thread last saw of a pending wait: its status and last recorded step."""
-        return self._statuses.get(workflow_id), self._last_steps.get(workflow_id)
+        return self._progress.get(workflow_id)
 
     def _refresh_progress(self, conn: sa.Connection) -> None:
-        """Read the last recorded step of every pending wait, in one statement on the polling connection."""
-        from dbos_orchestrator.store.values import ValueReader
-
         with self._lock:
-            ids = sorted({w.workflow_id for w in self._waits})
-        self._last_steps_at = time.monotonic()
-        if ids:
-            rows = conn.execute(ValueReader.last_steps_statement(ids)).all()
-            self.probes += 1
-            self._last_steps = {str(wid): (int(fid), str(name)) for wid, fid, name in rows}
-            if conn.dialect.name == "postgresql":  # the probe returns only ended ones: the others' statuses here
-                found = conn.execute(wait_probe_statement(ids, [], postgres=True)).all()
-                self.probes += 1
-                self._statuses.update({str(wid): DBOSWorkflowStatus.parse(text) for wid, text, _ in found})
-        keep = set(ids)
-        self._statuses = {k: v for k, v in self._statuses.items() if k in keep}
+            ids = {w.workflow_id for w in self._waits}
+        self._progress.refresh(conn, ids)
+
+    @property
+    def probes(self) -> int:
+        """Statements run, each counted once it ran; read by tests and benchmarks."""
+        return self._statements + self._progress.statements
 
     @property
     def pending(self) -> int:
@@ -199,8 +188,9 @@ class DBOSWaiter:
     # -- polling thread ------------------------------------------------------------------
 
     def _probe_statement(self, waits: list[_Wait], *, postgres: bool = False) -> sa.Executable:
-        """On Postgres only ended or missing workflows come back (running ones' statuses: every
-        ``PROGRESS_REFRESH_SECONDS``): a tick decodes a few rows, not one per pending wait."""
+        """On Postgres only ended or missing workflows come back (running ones' statuses come with the
+        progress refresh, :mod:`~dbos_orchestrator.waiting.progress`): a tick decodes a few rows, not one
+        per pending wait."""
         ids = sorted({w.workflow_id for w in waits})
         pairs = sorted({(w.workflow_id, w.key) for w in waits if w.key is not None})
         return wait_probe_statement(ids, pairs, postgres=postgres, ended_only=postgres)
@@ -220,7 +210,7 @@ class DBOSWaiter:
         rows = rows_to_completions(
             conn.execute(feed_statement(served, postgres=conn.dialect.name == "postgresql")).all()
         )
-        self.probes += 1
+        self._statements += 1
         self.feed_probes += 1
         self._feed_page_full = len(rows) >= PAGE_SIZE
         for feed in served:
@@ -236,7 +226,7 @@ class DBOSWaiter:
             return
         postgres = conn.dialect.name == "postgresql"
         rows = conn.execute(self._probe_statement(waits, postgres=postgres)).all()
-        self.probes += 1
+        self._statements += 1
         # Postgres: rows only for ended (or missing: NULL status) workflows, the others keep their
         # last known status; SQLite: a row for every existing workflow, none for a missing one.
         statuses: dict[str, str | None] = {}
@@ -249,21 +239,22 @@ class DBOSWaiter:
         ready: list[tuple[_Wait, Observation]] = []
         for w in waits:
             if postgres and w.workflow_id not in statuses:  # exists and has not ended
-                known = self._statuses.get(w.workflow_id)
-                if known is not None and known.is_terminal():  # ended once, resumed or forked since
-                    del self._statuses[w.workflow_id]
-                    known = None
+                known = self._progress.running(w.workflow_id)
                 if w.key is not None and (w.workflow_id, w.key) in present:  # published by a running workflow
                     ready.append((w, Observation(known or DBOSWorkflowStatus.PENDING, event_present=True)))
                 continue
             text = statuses.get(w.workflow_id)
             status = None if text is None else DBOSWorkflowStatus.parse(text)
-            self._statuses[w.workflow_id] = status
+            self._progress.saw(w.workflow_id, status)
             if w.key is not None and (w.workflow_id, w.key) in present:
                 ready.append((w, Observation(status, event_present=True)))
             elif status is None or status.is_terminal():
                 ready.append((w, Observation(status)))
         if ready:
+            # Oldest commit first (the Postgres probe returns ended rows in that order): in a burst the
+            # loop resumes the batch one wait after another, and the ones that ended first have waited longest.
+            rank = {wid: i for i, wid in enumerate(statuses)}
+            ready.sort(key=lambda item: rank.get(item[0].workflow_id, -1))
             self._resolve(ready)
 
     @staticmethod
@@ -283,22 +274,23 @@ class DBOSWaiter:
             except RuntimeError:  # that waiting loop is gone
                 pass
 
-    def _wait_for_news(self, conn: sa.Connection, listening: bool) -> None:
-        """Sleep one tick, or less when an event someone waits for is published.
+    def _wait_for_news(self, conn: sa.Connection, listening: bool, since: float) -> None:
+        """Sleep until one tick after ``since`` (the probe's start: a slow probe, as in a burst of ends on
+        a busy machine, does not stretch the period), or less when an event someone waits for is published.
 
         DBOS notifies ``<workflow_id>::<key>`` on every ``set_event`` (and ``write_stream``) of an application
         using LISTEN/NOTIFY; the ones nobody here waits for do not cut the tick short (nor make probes more often).
         """
         if self._feed_page_full:
             return
+        deadline = since + self.tick
         if not listening:
-            self._wake.wait(self.tick)
+            self._wake.wait(max(0.0, deadline - time.monotonic()))
             self._wake.clear()
             return
         driver = conn.connection.driver_connection
         with self._lock:
             watched = {f"{w.workflow_id}::{w.key}" for w in self._waits if w.key is not None}
-        deadline = time.monotonic() + self.tick
         while (left := deadline - time.monotonic()) > 0:
             # The whole packet: psycopg yields every notification of the packet it read, and a generator left
             # after its first drops the rest (DBOS flushes its NOTIFYs in batches, so a watched one often
@@ -326,9 +318,9 @@ class DBOSWaiter:
                         if self._busy():
                             idle_since = time.monotonic()
                             self._probe(conn)
-                            if time.monotonic() - self._last_steps_at >= PROGRESS_REFRESH_SECONDS:
+                            if self._progress.due():
                                 self._refresh_progress(conn)
-                            self._wait_for_news(conn, listening)
+                            self._wait_for_news(conn, listening, idle_since)
                         elif time.monotonic() - idle_since > IDLE_SHUTDOWN_SECONDS:
                             self._shutdown_if_idle()
                         else:
