@@ -152,7 +152,7 @@ def _enqueue_many(
         len(batch) - len(todo),
         time.monotonic() - started,
     )
-    return [item.workflow_id for item in batch]
+    return ids
 
 
 def _only_record(mapped: Mapping[str, Any], key: str) -> bool:
