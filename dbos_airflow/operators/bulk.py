@@ -112,7 +112,7 @@ class DBOSBulkEnqueueOperator(DBOSBaseEnqueueOperator, DBOSBatchMixin):
         self.completion_key = completion_key
 
     def execute_dbos(self, context: Context) -> list[str]:
-        from dbos_orchestrator.store.bulk import normalize_items
+        from dbos_orchestrator.store.bulk_items import normalize_items
         from dbos_orchestrator.waiting.batch import BatchSpec
 
         from dbos_airflow.contract.ownership import OWNER_KEY, with_owner

@@ -95,6 +95,8 @@ SIDEWAYS: set[tuple[str, str]] = {
     ("dbos_orchestrator.store.bulk", "dbos_orchestrator.store.values"),
     ("dbos_orchestrator.store.bulk", "dbos_orchestrator.store.batch_record"),
     ("dbos_orchestrator.store.bulk", "dbos_orchestrator.store.existing"),
+    ("dbos_orchestrator.store.bulk", "dbos_orchestrator.store.bulk_items"),
+    ("dbos_orchestrator.store.bulk_items", "dbos_orchestrator.store.existing"),
     ("dbos_orchestrator.store.codec", "dbos_orchestrator.store.superjson"),
     ("dbos_orchestrator.store.steps", "dbos_orchestrator.store.codec"),
     ("dbos_orchestrator.store.values", "dbos_orchestrator.store.codec"),

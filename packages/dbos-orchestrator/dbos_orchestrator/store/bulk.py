@@ -23,38 +23,30 @@ skipped, after checking that they hold the same workflow.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import logging
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from dbos import DBOSPortableJSONSerializer, WorkflowSerializationFormat
+from dbos import WorkflowSerializationFormat
 
-from dbos_orchestrator.exceptions import (
-    DBOSBulkEnqueueError,
-    DBOSOptionsError,
-    DBOSOrchestratorError,
-    DBOSSerializationError,
-)
+from dbos_orchestrator.exceptions import DBOSBulkEnqueueError, DBOSOptionsError, DBOSOrchestratorError
 from dbos_orchestrator.options import to_dbos_options
 from dbos_orchestrator.store.batch_record import EXTENT_FIELD, BatchExtent
+from dbos_orchestrator.store.bulk_items import BulkItem, BulkItems, encode_row, no_gc_pauses, normalize_items
 from dbos_orchestrator.store.existing import existing_ids, indexed_prefix
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+
     from dbos_orchestrator.client import DBOSClient
     from dbos_orchestrator.options import EnqueueOptions
 
-__all__ = ["BulkItem", "enqueue_many", "normalize_items"]
+__all__ = ["enqueue_many"]
 
 log = logging.getLogger(__name__)
 
-ITEM_KEYS = ("args", "kwargs", "workflow_id")
-_ITEM_KEY_SET = frozenset(ITEM_KEYS)
 # Options that name one workflow, not a batch: each item carries its own id.
 PER_ITEM_OPTIONS = ("workflow_id", "deduplication_id", "duplication_policy")
 # Options DBOS' enqueue_workflow SQL function takes; any other option means the client path.
@@ -75,137 +67,9 @@ SQL_FUNCTION_OPTIONS = frozenset(
         "serialization_type",
     }
 )
-_PORTABLE = DBOSPortableJSONSerializer()
 MAX_FIXED_ARITY = 16  # positional arguments spelled out in the statement (_positional)
 FIRST_CHUNK = 100  # items of the first statement: the server's wait for the client's first encoding
 CHUNK = 1000  # items per statement: big enough to amortize a round trip, small enough to overlap encoding
-
-
-class BulkItem(NamedTuple):
-    """One workflow of a batch: its workflow id and its arguments."""
-
-    workflow_id: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-
-
-@contextlib.contextmanager
-def _no_gc_pauses() -> Iterator[None]:
-    """Hold the cyclic GC while a batch is built: it allocates tens of thousands of acyclic
-    objects, and in an Airflow process every full collection walks a very large heap (a
-    measured ~50 ms per 10,000 items). Reference counting still frees everything."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-@_no_gc_pauses()  # items of a batch: tens of thousands of acyclic objects
-def normalize_items(
-    items: Iterable[Any], default_id: Callable[[int], str] | None = None, *, id_prefix: str | None = None
-) -> list[BulkItem]:
-    """Check the shape of every item and give each one a workflow id.
-
-    An item is a mapping with the keys ``args`` (list), ``kwargs`` (dict with string keys)
-    and ``workflow_id`` (str), all optional, or a list/tuple meaning just ``args``. Items
-    without ``workflow_id`` get ``<id_prefix><index>``, else ``default_id(index)``, else a random UUID.
-
-    :param items: the batch's items.
-    :param default_id: the id of an item without one, by its index.
-    :param id_prefix: the ids of items without one are this prefix and their index (no call per item).
-    """
-    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
-        raise DBOSOptionsError(f"items must be a list of items, got {type(items).__name__}")
-    out: list[BulkItem] = []
-    seen: dict[str, int] = {}
-    for index, item in enumerate(items):
-        # Exact-type checks first: isinstance() against the abstract Mapping/Sequence is slow,
-        # and this loop runs once per workflow of batches of tens of thousands.
-        kind = type(item)
-        if kind is list or kind is tuple:  # just the arguments: nothing else to check
-            args: Any = item
-            kwargs: Any = {}
-            workflow_id = None
-        else:
-            if kind is not dict and not isinstance(item, Mapping):
-                raise DBOSOptionsError(
-                    f"item {index}: expected a dict with keys {ITEM_KEYS} or a list of arguments, "
-                    f"got {type(item).__name__}"
-                )
-            if not item.keys() <= _ITEM_KEY_SET:
-                unknown = sorted(str(k) for k in item if k not in _ITEM_KEY_SET)
-                raise DBOSOptionsError(f"item {index}: unknown key(s) {', '.join(unknown)}; valid keys are {ITEM_KEYS}")
-            args = item.get("args") or ()
-            kwargs = item.get("kwargs") or {}
-            if type(args) not in (list, tuple) and (
-                isinstance(args, (str, bytes, Mapping)) or not isinstance(args, Sequence)
-            ):
-                raise DBOSOptionsError(f"item {index}: args must be a list, got {type(args).__name__}")
-            if type(kwargs) is not dict and not isinstance(kwargs, Mapping):
-                raise DBOSOptionsError(f"item {index}: kwargs must be a dict, got {type(kwargs).__name__}")
-            workflow_id = item.get("workflow_id")
-        if workflow_id is None:
-            if id_prefix is not None:
-                workflow_id = f"{id_prefix}{index}"
-            else:
-                workflow_id = default_id(index) if default_id else str(uuid.uuid4())
-        elif type(workflow_id) is not str or not workflow_id:
-            raise DBOSOptionsError(f"item {index}: workflow_id must be a non-empty string, got {workflow_id!r}")
-        if seen.setdefault(workflow_id, index) != index:
-            raise DBOSOptionsError(
-                f"item {index}: workflow_id {workflow_id!r} is also the id of item {seen[workflow_id]}"
-            )
-        out.append(BulkItem(workflow_id, tuple(args), dict(kwargs)))
-    return out
-
-
-# What DBOSPortableJSONSerializer.serialize does to a str/int/bool/None (it leaves them as they
-# are), with one encoder built once: json.dumps builds a new one per call when given options.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_ENCODE_STR = json.encoder.encode_basestring  # a JSON string, non-ASCII kept (as ensure_ascii=False)
-
-
-def _portable_text(value: Any) -> str:
-    """``value`` as DBOS portable JSON text; TypeError/ValueError when it has none."""
-    kind = type(value)
-    if kind is int:  # exactly int: what json writes for it (a bool or an IntEnum is not this type)
-        return int.__repr__(value)
-    if kind is str:
-        return _ENCODE_STR(value)
-    if kind is bool or value is None:
-        return _ENCODE(value)
-    text = _PORTABLE.serialize(value)
-    if "NaN" in text or "Infinity" in text:  # json.dumps writes them; Postgres' json rejects them
-        json.loads(text, parse_constant=_reject_constant)
-    return text
-
-
-def _portable(value: Any, where: str) -> str:
-    """``value`` as DBOS portable JSON text, or an error naming ``where``."""
-    try:
-        return _portable_text(value)
-    except (TypeError, ValueError) as exc:
-        raise DBOSSerializationError(
-            f"{where} cannot be encoded as portable JSON: {exc}; nothing of the batch was enqueued"
-        ) from None
-
-
-def _encode_row(index: int, item: BulkItem) -> str:
-    """One item's element of a statement's JSON array: ``[workflow id, [args...], kwargs]``."""
-    try:
-        args = ",".join([_portable_text(a) for a in item.args])
-        kwargs = _portable_text(item.kwargs) if item.kwargs else "{}"
-    except (TypeError, ValueError):
-        _encode_portable(index, item)  # again, naming the argument that cannot be encoded
-        raise
-    return f"[{_ENCODE(item.workflow_id)},[{args}],{kwargs}]"
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _check_options(options: Mapping[str, Any]) -> None:
@@ -232,7 +96,7 @@ def enqueue_many(
     (:mod:`dbos_orchestrator.store.batch_record`), and the other items carry no attributes;
     otherwise every item carries the attributes.
     """
-    with _no_gc_pauses():
+    with no_gc_pauses():
         return _enqueue_many(client, options, items, record_once)
 
 
@@ -242,7 +106,7 @@ def _enqueue_many(
     """See :func:`enqueue_many`."""
     _check_options(options)
     mapped: dict[str, Any] = dict(to_dbos_options(options))
-    if isinstance(items, list) and all(isinstance(i, BulkItem) for i in items):
+    if isinstance(items, BulkItems) or (isinstance(items, list) and all(isinstance(i, BulkItem) for i in items)):
         batch: list[BulkItem] = items
     else:
         batch = normalize_items(items)
@@ -257,7 +121,10 @@ def _enqueue_many(
     started = time.monotonic()
     with engine.begin() as conn:
         ids = [item.workflow_id for item in batch]
-        shared_prefix = indexed_prefix(ids) if engine.dialect.name == "postgresql" else None
+        shared_prefix = None
+        if engine.dialect.name == "postgresql":  # normalize_items knows it when it named every item
+            known = batch.id_prefix if isinstance(batch, BulkItems) else None
+            shared_prefix = known if known is not None else indexed_prefix(ids)
         existing: dict[str, int] = {}
         if mapped.get("workflow_id_reuse_policy") != "reject":
             identity = (mapped["workflow_name"], mapped.get("class_name"))
@@ -285,7 +152,7 @@ def _enqueue_many(
         len(batch) - len(todo),
         time.monotonic() - started,
     )
-    return [item.workflow_id for item in batch]
+    return ids
 
 
 def _only_record(mapped: Mapping[str, Any], key: str) -> bool:
@@ -300,18 +167,6 @@ def _created_at(conn: sa.Connection, workflow_id: str) -> int:
 
     ws = SystemSchema.workflow_status
     return int(conn.execute(sa.select(ws.c.created_at).where(ws.c.workflow_uuid == workflow_id)).scalar_one())
-
-
-def _encode_portable(index: int, item: BulkItem) -> tuple[list[str], str]:
-    """The portable JSON text of each positional argument and of the kwargs of one item."""
-    where = f"item {index} ({item.workflow_id})"
-    args = [_portable(a, f"{where}: args[{n}]") for n, a in enumerate(item.args)]
-    try:
-        return args, _portable(item.kwargs, f"{where}: kwargs")
-    except DBOSSerializationError:
-        for key, value in item.kwargs.items():  # name the culprit
-            _portable(value, f"{where}: kwargs[{key!r}]")
-        raise
 
 
 def _chunks(count: int) -> list[tuple[int, int]]:
@@ -378,7 +233,7 @@ def _enqueue_sql(
         # the one before. An encoding error stops the batch; the rollback undoes what was sent.
         # The first chunk is small: the server starts while the next one is encoded.
         for start, end in _chunks(len(todo)):
-            yield ("[" + ",".join([_encode_row(i, batch[i]) for i in todo[start:end]]) + "]",)
+            yield ("[" + ",".join([encode_row(i, batch[i]) for i in todo[start:end]]) + "]",)
 
     driver = conn.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)

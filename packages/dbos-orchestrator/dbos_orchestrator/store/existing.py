@@ -26,7 +26,14 @@ from dbos_orchestrator.exceptions import DBOSBulkEnqueueError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["code_point_ordered", "existing_ids", "ids_sort_by_code_point", "indexed_prefix", "probe_bounds"]
+__all__ = [
+    "code_point_ordered",
+    "existing_ids",
+    "ids_sort_by_code_point",
+    "indexable_prefix",
+    "indexed_prefix",
+    "probe_bounds",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +61,24 @@ def code_point_ordered(collation: str, provider: str, db_collate: str | None, db
     return db_provider in (None, "c") and db_collate in _CODE_POINT_LOCALES
 
 
+def indexable_prefix(prefix: str, count: int) -> bool:
+    """Whether a batch of ``count`` ids ``<prefix>0`` .. is named by ``prefix``: at least two ids, and a
+    non-empty prefix not ending in a digit (``a1`` + ``0`` or ``a`` + ``10``?).
+
+    :param prefix: the ids' shared prefix.
+    :param count: how many ids.
+    """
+    return count >= 2 and prefix != "" and not prefix[-1].isdigit()
+
+
 def indexed_prefix(ids: Sequence[str]) -> str | None:
-    """``p`` when ``ids`` are ``p0`` .. ``p<n-1>`` (n >= 2, ``p`` not ending in a digit), else None.
+    """``p`` when ``ids`` are ``p0`` .. ``p<n-1>`` (:func:`indexable_prefix`), else None.
 
     :param ids: a batch's ids, in item order.
     """
     first = ids[0] if ids else ""
-    if len(ids) < 2 or not first.endswith("0") or len(first) < 2 or first[-2].isdigit():
+    if not first.endswith("0") or not indexable_prefix(prefix := first[:-1], len(ids)):
         return None
-    prefix = first[:-1]
     for i, workflow_id in enumerate(ids):
         if workflow_id != f"{prefix}{i}":
             return None
