@@ -183,6 +183,7 @@ async def test_waits_seen_ending_together_resume_oldest_end_first_in_one_loop_ca
         ended = ids[::-1]  # not the order the waits were registered in, nor the ids' order
         for wid in ended:  # one transaction each: status rows updated in this order
             await asyncio.to_thread(hook.get_client().cancel_workflows, [wid])
+            await asyncio.sleep(0.003)  # updated_at is in ms: two cancels in one ms would tie (order undefined)
         await asyncio.wait_for(asyncio.gather(*tasks.values()), 30)
     finally:
         del loop.call_soon_threadsafe
