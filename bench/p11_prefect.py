@@ -418,7 +418,7 @@ def rows_of(data: dict[str, Any]) -> list[Row]:
             f"{_pcts(ours['seen_to_body_returned'])}, -> Prefect's task returned "
             f"{_pcts(ours['body_to_task_returned'])}",
             "",
-            f"updated_at - stamp; stamps in this process; {spread}; {_gc(ours)}",
+            f"updated_at - stamp; stamps in this process; {_gc(ours)}; {spread}",
         ),
         *_quiet_rows(data, plain, spread),
     ]
@@ -437,7 +437,7 @@ def _quiet_rows(data: dict[str, Any], plain: dict[str, Any], spread: str) -> lis
             f"{_pcts(quiet['stamp_to_returned'])} (await_workflow task returns; committed -> waiter saw "
             f"{_pcts(quiet['committed_to_seen'])}); {quiet['statements_per_s']:.1f} statements/s while waiting",
             f"{p99 / p99_plain:.2f}",
-            f"{WAITS}; ratio of p99s; {spread}; {_gc(quiet)}",
+            f"{WAITS}; ratio of p99s; {_gc(quiet)}; {spread}",
             "p99 <= 0.2 s",
             "met" if p99 <= 0.2 else "MISSED",
         )

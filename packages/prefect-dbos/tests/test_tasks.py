@@ -383,3 +383,33 @@ async def test_progress_lines_and_one_closing_line(database: Any, monkeypatch: p
     closing = [line for line in lines if line.startswith("DBOS workflow ended SUCCESS")]
     assert len(progress) >= 2, lines
     assert len(closing) == 1 and 'result: "slept"' in closing[0], lines
+
+
+async def test_a_wait_is_one_observation_across_its_progress_lines(
+    database: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wait registers once on the shared waiter for its whole life; its progress lines come from a
+    loop timer. (Each line used to end an observation with a DBOSWaitTimeoutError and start another:
+    with 1,000 waits, thousands of objects tied in cycles to old futures, left for the host's gen-2
+    collections, bench P11.)"""
+    import prefect_dbos.waiting
+
+    monkeypatch.setattr(prefect_dbos.waiting, "PROGRESS_SECONDS", 0.2)
+    waiter = await database.waiter()
+    registered: set[int] = set()
+    lines: list[str] = []
+
+    class Lines:
+        def info(self, fmt: str, *args: Any) -> None:
+            lines.append(fmt % args)
+
+    handle = await database.get_client().enqueue_async({"workflow_name": "wf_sleep", "queue_name": QUEUE}, 2)
+    wid = handle.workflow_id
+    waiting = asyncio.create_task(prefect_dbos.waiting.wait_until_ended(database, wid, timeout=None, logger=Lines()))
+    while not waiting.done():
+        with waiter._lock:
+            registered |= {id(w) for w in waiter._waits if getattr(w, "workflow_id", None) == wid}
+        await asyncio.sleep(0.05)
+    assert (await waiting)["status"] == "SUCCESS"
+    assert len(registered) == 1, registered
+    assert len(lines) >= 5 and all("DBOS workflow is" in line for line in lines), lines
